@@ -1,0 +1,462 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # globals here are read by the sourcing script
+# Reusable pieces of the kube-bundle end-to-end test: logging and assertions,
+# bounded waits, openssl certificates, etcd + kube-apiserver on loopback, and
+# systemd-nspawn "nodes" that boot this machine's /usr on a fresh tmpfs root.
+#
+# Source it from a script that runs with `set -euo pipefail`; everything the
+# functions start is recorded and removed again by e2e_cleanup (install it with
+# e2e_install_traps), also when an assertion fails or the run is interrupted.
+
+# ---------------------------------------------------------------- logging ---
+
+E2E_T0=${E2E_T0:-$(date +%s.%N)}
+
+log() { printf '[e2e %6.1fs] %s\n' "$(elapsed_since "$E2E_T0")" "$*" >&2; }
+warn() { printf '[e2e] WARN: %s\n' "$*" >&2; }
+
+# fail MESSAGE...: print a clear FAIL line and stop the run (the EXIT trap
+# cleans up). fail_with_details MSG DETAILS adds indented extra lines (journal
+# excerpts, command output). Both must run in the main shell, not in a pipeline
+# or $(...), or they only end that subshell.
+fail() {
+    printf 'FAIL: %s\n' "$*" >&2
+    E2E_FAILED=1
+    exit 1
+}
+
+fail_with_details() {
+    printf 'FAIL: %s\n' "$1" >&2
+    printf '%s\n' "${2:-}" | sed 's/^/    | /' >&2
+    E2E_FAILED=1
+    exit 1
+}
+
+pass() {
+    printf 'PASS: %s\n' "$*" >&2
+    E2E_PASSED+=("$*")
+}
+
+now() { date +%s.%N; }
+
+# elapsed_since T0 -> seconds (one decimal) since T0 (a `now` value)
+elapsed_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# wait_until TIMEOUT_S INTERVAL_S CMD... : run CMD until it succeeds; returns 1
+# when TIMEOUT_S passed without success. CMD's output is discarded.
+wait_until() {
+    local timeout=$1 interval=$2
+    shift 2
+    local deadline=$((SECONDS + timeout))
+    while true; do
+        if "$@" >/dev/null 2>&1; then
+            return 0
+        fi
+        if ((SECONDS >= deadline)); then
+            return 1
+        fi
+        nap "$interval"
+    done
+}
+
+# nap SECONDS: a sleep that a trapped signal interrupts at once (bash defers
+# traps until a foreground command ends; `wait` returns early instead)
+nap() {
+    sleep "$1" &
+    wait $! || true
+}
+
+require_cmd() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || fail "required command '$c' not found in PATH"
+    done
+}
+
+# ----------------------------------------------------- cleanup machinery ---
+
+E2E_FAILED=0
+E2E_PASSED=()
+E2E_PIDS=()      # background host processes (etcd, kube-apiserver), killed in reverse order
+E2E_NODES=()     # nspawn machine names booted by node_boot
+E2E_DIRS=()      # temp dirs to remove
+E2E_CLEANED=0
+declare -gA E2E_NSPAWN_PID=()   # machine name -> systemd-nspawn PID
+declare -gA E2E_NODE_LOG=()     # machine name -> console log
+declare -gA E2E_NODE_BOOT_S=()  # machine name -> seconds from nspawn start until booted
+declare -gA E2E_NODE_T0=()      # machine name -> when node_boot started it
+declare -gA E2E_PID_NAME=()     # host PID -> what it is
+
+# track_pid PID NAME
+track_pid() {
+    E2E_PIDS+=("$1")
+    E2E_PID_NAME[$1]=$2
+}
+
+# make_tempdir VAR: mktemp -d, registered for removal
+make_tempdir() {
+    local d
+    d=$(mktemp -d "${TMPDIR:-/tmp}/kube-bundle-e2e.XXXXXX")
+    E2E_DIRS+=("$d")
+    printf -v "$1" '%s' "$d"
+}
+
+# stop_pid PID [TIMEOUT_S]: TERM, wait, then KILL
+stop_pid() {
+    local pid=$1 timeout=${2:-15} i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < timeout * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    warn "pid $pid (${E2E_PID_NAME[$pid]:-?}) ignored SIGTERM for ${timeout}s, killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    warn "pid $pid survived SIGKILL"
+    return 1
+}
+
+# e2e_cleanup [RC]: RC defaults to $? (the exit status when run as EXIT trap)
+e2e_cleanup() {
+    local rc=${1:-$?}
+    set +e
+    ((E2E_CLEANED)) && return "$rc"
+    E2E_CLEANED=1
+    trap - INT TERM HUP
+    log "cleaning up (exit status $rc)"
+    if [[ $rc -ne 0 && -n ${E2E_DUMP_ON_FAIL:-} ]]; then
+        "$E2E_DUMP_ON_FAIL"
+    fi
+    local n i
+    for n in "${E2E_NODES[@]}"; do
+        node_stop "$n" 20
+    done
+    for ((i = ${#E2E_PIDS[@]} - 1; i >= 0; i--)); do
+        stop_pid "${E2E_PIDS[$i]}" 15
+    done
+    # nspawn leaves an empty propagation dir per machine when it can't remove it
+    for n in "${E2E_NODES[@]}"; do
+        rmdir "/run/systemd/nspawn/propagate/$n" 2>/dev/null
+        if findmnt -rn -o TARGET | grep -q -- "$n"; then
+            warn "mounts mentioning $n are left on the host:"
+            findmnt -rn -o TARGET | grep -- "$n" >&2
+        fi
+    done
+    if [[ -n ${E2E_KEEP:-} && $rc -ne 0 ]]; then
+        warn "E2E_KEEP set: leaving ${E2E_DIRS[*]}"
+    else
+        for ((i = ${#E2E_DIRS[@]} - 1; i >= 0; i--)); do
+            rm -rf --one-file-system -- "${E2E_DIRS[$i]}"
+        done
+    fi
+    log "cleanup done"
+    return "$rc"
+}
+
+e2e_install_traps() {
+    trap e2e_cleanup EXIT
+    trap 'warn "interrupted (SIGINT)"; exit 130' INT
+    trap 'warn "terminated (SIGTERM)"; exit 143' TERM
+    trap 'warn "hangup (SIGHUP)"; exit 129' HUP
+}
+
+# -------------------------------------------------------------- openssl ---
+
+# make_ca DIR NAME: throwaway self-signed CA -> DIR/NAME.pem, DIR/NAME-key.pem
+make_ca() {
+    local dir=$1 name=$2
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -sha256 \
+        -subj "/CN=$name" -keyout "$dir/$name-key.pem" -out "$dir/$name.pem" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+        >/dev/null 2>&1 || fail "openssl could not make CA $name"
+}
+
+# sign_cert CA_PEM CA_KEY OUT_PREFIX SUBJECT USAGE [SAN]
+#   USAGE: server | client; SAN e.g. "IP:127.0.0.1,DNS:localhost".
+#   Writes OUT_PREFIX.pem and OUT_PREFIX-key.pem (RSA 2048).
+sign_cert() {
+    local ca=$1 cakey=$2 out=$3 subj=$4 usage=$5 san=${6:-}
+    local ext
+    ext=$(mktemp)
+    {
+        echo "basicConstraints=critical,CA:FALSE"
+        echo "keyUsage=critical,digitalSignature,keyEncipherment"
+        if [[ $usage == server ]]; then
+            echo "extendedKeyUsage=serverAuth"
+        else
+            echo "extendedKeyUsage=clientAuth"
+        fi
+        [[ -z $san ]] || echo "subjectAltName=$san"
+    } >"$ext"
+    if ! openssl req -new -newkey rsa:2048 -nodes -subj "$subj" \
+        -keyout "$out-key.pem" -out "$out.csr" >/dev/null 2>&1 ||
+        ! openssl x509 -req -in "$out.csr" -CA "$ca" -CAkey "$cakey" -CAcreateserial \
+            -days 2 -sha256 -extfile "$ext" -out "$out.pem" >/dev/null 2>&1; then
+        rm -f "$ext"
+        fail "openssl could not sign $subj with $ca"
+    fi
+    rm -f "$ext" "$out.csr"
+    chmod 600 "$out-key.pem"
+}
+
+# ------------------------------------------------ etcd + kube-apiserver ---
+
+ETCD_CLIENT_URL=${ETCD_CLIENT_URL:-http://127.0.0.1:32379}
+ETCD_PEER_URL=${ETCD_PEER_URL:-http://127.0.0.1:32380}
+
+# start_etcd DATA_DIR LOG
+start_etcd() {
+    local data=$1 logf=$2
+    require_cmd etcd
+    mkdir -p "$data"
+    etcd --name e2e --data-dir "$data" \
+        --listen-client-urls "$ETCD_CLIENT_URL" --advertise-client-urls "$ETCD_CLIENT_URL" \
+        --listen-peer-urls "$ETCD_PEER_URL" --initial-advertise-peer-urls "$ETCD_PEER_URL" \
+        --initial-cluster "e2e=$ETCD_PEER_URL" --initial-cluster-state new \
+        --listen-metrics-urls "" \
+        </dev/null >"$logf" 2>&1 &
+    track_pid $! etcd
+    E2E_ETCD_PID=$!
+    if ! wait_until 30 0.3 curl -fsS "$ETCD_CLIENT_URL/health"; then
+        fail_with_details "etcd did not become healthy on $ETCD_CLIENT_URL within 30s (log $logf)" "$(tail -n 20 "$logf")"
+    fi
+    log "etcd up on $ETCD_CLIENT_URL (pid $E2E_ETCD_PID)"
+}
+
+# write_audit_policy FILE: metadata-level audit of writes to the objects the
+# controllers create, so the test can see which identity created them
+write_audit_policy() {
+    cat >"$1" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["create"]
+  resources:
+  - group: ""
+    resources: ["pods", "secrets", "serviceaccounts"]
+  - group: "apps"
+    resources: ["replicasets", "deployments"]
+- level: None
+POLICY
+}
+
+# start_apiserver BIN DIR LOG CLIENT_CA SA_PUB SERVING_PREFIX
+#   DIR gets the audit policy/log and the token-signing key the apiserver
+#   needs for its own TokenRequest tokens; SA_PUB (the bundle's key) verifies
+#   the tokens kube-controller-manager mints.
+start_apiserver() {
+    local bin=$1 dir=$2 logf=$3 client_ca=$4 sa_pub=$5 serving=$6
+    [[ -x $bin ]] || fail "kube-apiserver binary $bin missing"
+    openssl genrsa -out "$dir/apiserver-sa-signer-key.pem" 2048 >/dev/null 2>&1
+    openssl rsa -in "$dir/apiserver-sa-signer-key.pem" -pubout \
+        -out "$dir/apiserver-sa-signer.pub" >/dev/null 2>&1
+    write_audit_policy "$dir/audit-policy.yaml"
+    "$bin" \
+        --advertise-address=127.0.0.1 --bind-address=127.0.0.1 --secure-port=6443 \
+        --insecure-port=0 \
+        --etcd-servers="$ETCD_CLIENT_URL" \
+        --tls-cert-file="$serving.pem" --tls-private-key-file="$serving-key.pem" \
+        --client-ca-file="$client_ca" \
+        --service-account-key-file="$sa_pub" \
+        --service-account-key-file="$dir/apiserver-sa-signer.pub" \
+        --service-account-signing-key-file="$dir/apiserver-sa-signer-key.pem" \
+        --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+        --api-audiences=https://kubernetes.default.svc.cluster.local \
+        --service-cluster-ip-range=10.254.0.0/16 \
+        --authorization-mode=Node,RBAC \
+        --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,DefaultStorageClass,ResourceQuota \
+        --audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/audit.log" \
+        --audit-log-format=json \
+        --allow-privileged=true --event-ttl=1h --v=1 \
+        </dev/null >"$logf" 2>&1 &
+    track_pid $! kube-apiserver
+    E2E_APISERVER_PID=$!
+    E2E_AUDIT_LOG="$dir/audit.log"
+}
+
+# wait_apiserver CA ADMIN_PREFIX TIMEOUT LOG
+wait_apiserver() {
+    local ca=$1 admin=$2 timeout=$3 logf=$4
+    if ! wait_until "$timeout" 1 apiserver_ready "$ca" "$admin"; then
+        fail_with_details "kube-apiserver not ready on https://127.0.0.1:6443 within ${timeout}s (log $logf)" "$(tail -n 30 "$logf")"
+    fi
+    log "kube-apiserver ready (pid $E2E_APISERVER_PID)"
+}
+
+apiserver_ready() {
+    kill -0 "$E2E_APISERVER_PID" 2>/dev/null || return 1
+    [[ $(curl -sS --max-time 5 --cacert "$1" --cert "$2.pem" --key "$2-key.pem" \
+        https://127.0.0.1:6443/readyz) == ok ]]
+}
+
+# write_kubeconfig OUT CA ADMIN_PREFIX
+write_kubeconfig() {
+    local out=$1 ca=$2 admin=$3
+    KUBECONFIG=$out kubectl config set-cluster e2e --server=https://127.0.0.1:6443 \
+        --certificate-authority="$ca" --embed-certs=true >/dev/null
+    KUBECONFIG=$out kubectl config set-credentials admin \
+        --client-certificate="$admin.pem" --client-key="$admin-key.pem" --embed-certs=true >/dev/null
+    KUBECONFIG=$out kubectl config set-context e2e --cluster=e2e --user=admin >/dev/null
+    KUBECONFIG=$out kubectl config use-context e2e >/dev/null
+}
+
+# k ARGS...: kubectl against the test apiserver (needs E2E_KUBECONFIG)
+k() { kubectl --kubeconfig "$E2E_KUBECONFIG" --request-timeout=10s "$@"; }
+
+# --------------------------------------------------------- nspawn nodes ---
+
+# node_boot NAME BUNDLE_DIR LOG: boot a container from this machine's /usr
+# with a fresh tmpfs root; it shares the host network.
+node_boot() {
+    local name=$1 bundle=$2 logf=$3
+    require_cmd systemd-nspawn nsenter
+    systemd-nspawn --register=no --keep-unit --directory=/ --volatile=yes --boot \
+        --machine="$name" --bind-ro="$bundle:/bundle" --console=read-only \
+        -- systemd.firstboot=off </dev/null >"$logf" 2>&1 &
+    E2E_NSPAWN_PID[$name]=$!
+    E2E_NODE_LOG[$name]=$logf
+    E2E_NODE_T0[$name]=$(now)
+    E2E_NODES+=("$name")
+    E2E_PID_NAME[$!]="systemd-nspawn $name"
+    log "node $name: systemd-nspawn pid $!"
+}
+
+# node_pid NAME -> PID (host view) of the container's init (systemd), or fail
+node_pid() {
+    local name=$1 npid c
+    npid=${E2E_NSPAWN_PID[$name]:-}
+    [[ -n $npid ]] || return 1
+    for c in $(pgrep -P "$npid" 2>/dev/null); do
+        if [[ $(cat "/proc/$c/comm" 2>/dev/null) == systemd ]]; then
+            echo "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# node_exec NAME CMD...: run CMD inside the node (all its namespaces) with a
+# clean root environment, as an operator's root shell would have
+node_exec() {
+    local name=$1 pid
+    shift
+    pid=$(node_pid "$name") || { echo "node $name is not running" >&2; return 125; }
+    nsenter --target "$pid" --all -- \
+        env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        HOME=/root LANG=C.UTF-8 TERM=dumb SYSTEMD_PAGER= SYSTEMD_COLORS=0 "$@"
+}
+
+node_system_state() { node_exec "$1" systemctl is-system-running 2>/dev/null; }
+
+node_booted() {
+    local s
+    s=$(node_system_state "$1") || true
+    [[ $s == running || $s == degraded ]]
+}
+
+# node_wait_booted NAME TIMEOUT: until systemd inside reports running or
+# degraded (the host's own units, e.g. etcd.service, fail there: no users)
+node_wait_booted() {
+    local name=$1 timeout=$2
+    if ! wait_until "$timeout" 0.5 node_booted "$name"; then
+        local npid=${E2E_NSPAWN_PID[$name]}
+        kill -0 "$npid" 2>/dev/null || warn "systemd-nspawn for $name exited"
+        fail_with_details "node $name did not finish booting within ${timeout}s (state: $(node_system_state "$name" || echo unknown))" \
+            "$(tail -n 30 "${E2E_NODE_LOG[$name]:-/dev/null}" 2>/dev/null)"
+    fi
+    E2E_NODE_BOOT_S[$name]=$(elapsed_since "${E2E_NODE_T0[$name]}")
+    log "node $name booted ($(node_system_state "$name"), hostname $(node_exec "$name" hostname))"
+}
+
+# node_stop NAME [TIMEOUT]: clean poweroff (SIGRTMIN+4 to the container's
+# systemd), wait for systemd-nspawn to exit; SIGKILL the container after TIMEOUT
+node_stop() {
+    local name=$1 timeout=${2:-20} npid pid i
+    npid=${E2E_NSPAWN_PID[$name]:-}
+    [[ -n $npid ]] || return 0
+    kill -0 "$npid" 2>/dev/null || return 0
+    if pid=$(node_pid "$name"); then
+        kill -s SIGRTMIN+4 "$pid" 2>/dev/null || true
+    else
+        kill -TERM "$npid" 2>/dev/null || true
+    fi
+    for ((i = 0; i < timeout * 10; i++)); do
+        kill -0 "$npid" 2>/dev/null || { wait "$npid" 2>/dev/null; log "node $name stopped"; return 0; }
+        sleep 0.1
+    done
+    warn "node $name did not power off within ${timeout}s, killing it"
+    pid=$(node_pid "$name") && kill -KILL "$pid" 2>/dev/null
+    kill -KILL "$npid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$npid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    warn "systemd-nspawn for $name (pid $npid) survived SIGKILL"
+    return 1
+}
+
+# ----------------------------------------------- kube-controller-manager ---
+
+KCM_UNIT=kube-controller-manager.service
+
+# kcm_state NODE -> ActiveState/SubState, e.g. active/running
+kcm_state() {
+    node_exec "$1" systemctl show -p ActiveState -p SubState --value "$KCM_UNIT" 2>/dev/null |
+        paste -sd/ -
+}
+
+kcm_running() { [[ $(kcm_state "$1") == active/running ]]; }
+
+# kcm_journal NODE [LINES]
+kcm_journal() {
+    node_exec "$1" journalctl -u "$KCM_UNIT" --no-pager -o short -n "${2:-30}" 2>&1 | cut -c1-400 || true
+}
+
+# lease_holder -> holderIdentity of kube-system/kube-controller-manager ("" if none)
+lease_holder() {
+    k -n kube-system get lease kube-controller-manager \
+        -o 'jsonpath={.spec.holderIdentity}' 2>/dev/null
+}
+
+# lease_holder_node NODES... -> the node whose hostname prefixes the holder identity
+lease_holder_node() {
+    local holder n
+    holder=$(lease_holder) || return 1
+    [[ -n $holder ]] || return 1
+    for n in "$@"; do
+        if [[ $holder == "$n" || $holder == "${n}_"* ]]; then
+            echo "$n"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# lease_held_by_other OLD NODES...: succeeds when the lease names a node != OLD
+lease_held_by_other() {
+    local old=$1 h
+    shift
+    h=$(lease_holder_node "$@") || return 1
+    [[ $h != "$old" ]]
+}
+
+# https_code URL CA [CLIENT_PREFIX] -> HTTP status code ("000" on TLS/connect errors)
+https_code() {
+    local url=$1 ca=$2 client=${3:-}
+    local args=(-sS -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$ca")
+    [[ -z $client ]] || args+=(--cert "$client.pem" --key "$client-key.pem")
+    curl "${args[@]}" "$url" 2>/dev/null || true
+}
+
+# metric_value URL CA CLIENT_PREFIX METRIC_REGEX -> value of the first matching line
+metric_value() {
+    curl -sS --max-time 10 --cacert "$2" --cert "$3.pem" --key "$3-key.pem" "$1" 2>/dev/null |
+        awk -v re="$4" '$0 !~ /^#/ && $1 ~ re { print $2; exit }'
+}

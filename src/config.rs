@@ -1,0 +1,603 @@
+//! The inventory: raw serde types read from `cluster.toml`, and their validation into an
+//! [`Inventory`] that the rest of the pipeline can trust. Every rule about what a valid
+//! inventory is lives here; this module never touches `pki/` or `dist/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+use crate::version::KubeVersion;
+
+pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
+pub const DEFAULT_APISERVER: &str = "https://{{node.ip}}:6443";
+pub const DEFAULT_K8S_DIR: &str = "/data/k8s/k8s";
+pub const DEFAULT_SECURE_PORT: u16 = 10257;
+pub const NODE_IP_PLACEHOLDER: &str = "{{node.ip}}";
+
+// ---- raw, as written -------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    cluster: RawCluster,
+    #[serde(default)]
+    pki: RawPki,
+    #[serde(default)]
+    nodes: Vec<RawNode>,
+    #[serde(default, rename = "kube-controller-manager")]
+    kube_controller_manager: RawKcm,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCluster {
+    name: Option<Spanned<String>>,
+    kubernetes_version: Option<Spanned<String>>,
+    apiserver: Option<Spanned<String>>,
+    service_cidr: Option<Spanned<String>>,
+    cluster_cidr: Option<Spanned<String>>,
+    k8s_dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPki {
+    dir: Option<Spanned<String>>,
+    ca_cert: Option<Spanned<String>>,
+    ca_key: Option<Spanned<String>>,
+    key_algorithm: Option<Spanned<String>>,
+    cert_validity: Option<Spanned<String>>,
+    ca_validity: Option<Spanned<String>>,
+    service_account_key: Option<Spanned<String>>,
+    #[serde(rename = "C")]
+    country: Option<Spanned<String>>,
+    #[serde(rename = "ST")]
+    state: Option<Spanned<String>>,
+    #[serde(rename = "L")]
+    locality: Option<Spanned<String>>,
+    #[serde(rename = "OU")]
+    organizational_unit: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: Spanned<String>,
+    ip: Spanned<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawKcm {
+    binary: Option<Spanned<String>>,
+    secure_port: Option<Spanned<i64>>,
+    #[serde(default)]
+    extra_args: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+// ---- validated ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The inventory file, for messages.
+    pub path: PathBuf,
+    pub cluster: Cluster,
+    pub pki: PkiSettings,
+    pub nodes: Vec<Node>,
+    pub kcm: KcmSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub version: KubeVersion,
+    /// May contain `{{node.ip}}`; see [`Inventory::apiserver_for`].
+    pub apiserver: String,
+    pub service_cidr: IpNet,
+    pub cluster_cidr: Option<IpNet>,
+    pub k8s_dir: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    EcdsaP256,
+}
+
+impl KeyAlgorithm {
+    pub const NAMES: [&'static str; 4] = ["rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "rsa-2048" => Some(Self::Rsa2048),
+            "rsa-3072" => Some(Self::Rsa3072),
+            "rsa-4096" => Some(Self::Rsa4096),
+            "ecdsa-p256" => Some(Self::EcdsaP256),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rsa2048 => "rsa-2048",
+            Self::Rsa3072 => "rsa-3072",
+            Self::Rsa4096 => "rsa-4096",
+            Self::EcdsaP256 => "ecdsa-p256",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAccountKey {
+    /// A dedicated key pair in `pki/`, shared by every master.
+    Dedicated,
+    /// The CA key signs tokens, as in the tutorial.
+    Ca,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub country: Option<String>,
+    pub state: Option<String>,
+    pub locality: Option<String>,
+    pub organizational_unit: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PkiSettings {
+    /// Folder holding the saved PKI state.
+    pub dir: PathBuf,
+    /// An imported CA: (cert, key).
+    pub import_ca: Option<(PathBuf, PathBuf)>,
+    pub key_algorithm: KeyAlgorithm,
+    pub cert_validity: Duration,
+    pub ca_validity: Duration,
+    pub subject: Subject,
+    pub service_account_key: ServiceAccountKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub ip: IpAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct KcmSettings {
+    pub binary: Option<PathBuf>,
+    pub secure_port: u16,
+    /// Flag name (without dashes) → value, as rendered after `=`.
+    pub extra_args: BTreeMap<String, String>,
+}
+
+impl Inventory {
+    /// The apiserver URL one node's kubeconfig points at.
+    pub fn apiserver_for(&self, node: &Node) -> String {
+        let ip = match node.ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        self.cluster.apiserver.replace(NODE_IP_PLACEHOLDER, &ip)
+    }
+
+    /// The folder the inventory lives in; relative paths in it resolve against this.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// Reads and validates an inventory file.
+pub fn load(path: &Path) -> Result<Inventory> {
+    let text = fs_err::read_to_string(path).map_err(|e| {
+        Error::input(format!("`{}`", path.display()), e.to_string())
+            .with_hint("pass the inventory with `-c FILE`, or write one with `kube-bundle init`")
+    })?;
+    parse(path, &text)
+}
+
+/// Validates inventory text read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Inventory> {
+    let raw: RawInventory = toml::from_str(text).map_err(|e| Error::Toml {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    Validator { path, text }.inventory(raw)
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    /// `file:line:column: `field``, the location prefix of every validation error.
+    fn at(&self, span: Range<usize>, field: &str) -> String {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{}:{line}:{column}: `{field}`", self.path.display())
+    }
+
+    fn whole_file(&self, field: &str) -> String {
+        format!("{}: `{field}`", self.path.display())
+    }
+
+    fn err<T>(&self, value: &Spanned<T>, field: &str, message: impl Into<String>) -> Error {
+        Error::input(self.at(value.span(), field), message)
+    }
+
+    fn relative(&self, value: &str) -> PathBuf {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        base.join(value)
+    }
+
+    fn inventory(&self, raw: RawInventory) -> Result<Inventory> {
+        let cluster = self.cluster(raw.cluster)?;
+        let pki = self.pki(raw.pki)?;
+        let nodes = self.nodes(raw.nodes)?;
+        let kcm = self.kcm(raw.kube_controller_manager, &cluster.version)?;
+        Ok(Inventory {
+            path: self.path.to_path_buf(),
+            cluster,
+            pki,
+            nodes,
+            kcm,
+        })
+    }
+
+    fn cluster(&self, raw: RawCluster) -> Result<Cluster> {
+        let name = match raw.name {
+            None => DEFAULT_CLUSTER_NAME.to_string(),
+            Some(n) => {
+                if !is_host_name(n.get_ref()) {
+                    return Err(self.err(&n, "cluster.name", "must be a plain name of letters, digits, `-` and `.`"));
+                }
+                n.into_inner()
+            }
+        };
+        let Some(version_text) = raw.kubernetes_version else {
+            return Err(Error::input(self.whole_file("cluster.kubernetes-version"), "is required")
+                .with_hint("add `kubernetes-version = \"1.20.2\"` (the version of the kube-controller-manager you run) under [cluster]"));
+        };
+        let version = KubeVersion::parse(version_text.get_ref())
+            .map_err(|m| self.err(&version_text, "cluster.kubernetes-version", m))?;
+
+        let apiserver = match raw.apiserver {
+            None => DEFAULT_APISERVER.to_string(),
+            Some(a) => {
+                check_apiserver(a.get_ref())
+                    .map_err(|m| self.err(&a, "cluster.apiserver", m).with_hint("write it as `https://HOST:PORT`, with `{{node.ip}}` standing for each master's own IP"))?;
+                a.into_inner()
+            }
+        };
+
+        let Some(service_cidr) = raw.service_cidr else {
+            return Err(Error::input(self.whole_file("cluster.service-cidr"), "is required")
+                .with_hint("set it to the same range as kube-apiserver's `--service-cluster-ip-range`, e.g. `10.254.0.0/16`"));
+        };
+        let service_cidr = self.cidr(&service_cidr, "cluster.service-cidr")?;
+        let cluster_cidr = raw
+            .cluster_cidr
+            .map(|c| self.cidr(&c, "cluster.cluster-cidr"))
+            .transpose()?;
+
+        let k8s_dir = match raw.k8s_dir {
+            None => DEFAULT_K8S_DIR.to_string(),
+            Some(d) => {
+                let ok = d.get_ref().starts_with('/')
+                    && !d.get_ref().split('/').any(|part| part == "..")
+                    && !d.get_ref().chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\$%`".contains(c));
+                if !ok {
+                    return Err(self.err(&d, "cluster.k8s-dir", "must be an absolute path without `..`, spaces, quotes or `$`"));
+                }
+                d.get_ref().trim_end_matches('/').to_string()
+            }
+        };
+
+        Ok(Cluster { name, version, apiserver, service_cidr, cluster_cidr, k8s_dir })
+    }
+
+    fn cidr(&self, value: &Spanned<String>, field: &str) -> Result<IpNet> {
+        let net: IpNet = value
+            .get_ref()
+            .parse()
+            .map_err(|_| self.err(value, field, format!("`{}` is not a CIDR like `10.254.0.0/16`", value.get_ref())))?;
+        if net.trunc() != net {
+            return Err(self
+                .err(value, field, format!("`{}` has host bits set", value.get_ref()))
+                .with_hint(format!("did you mean `{}`?", net.trunc())));
+        }
+        Ok(net)
+    }
+
+    fn pki(&self, raw: RawPki) -> Result<PkiSettings> {
+        let dir = raw.dir.map_or_else(|| self.relative("pki"), |d| self.relative(d.get_ref()));
+        let import_ca = match (raw.ca_cert, raw.ca_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some((self.relative(cert.get_ref()), self.relative(key.get_ref()))),
+            (Some(cert), None) => {
+                return Err(self
+                    .err(&cert, "pki.ca-cert", "is set but `pki.ca-key` is not")
+                    .with_hint("an imported CA needs both its certificate and its key; remove both to let kube-bundle generate a CA"))
+            }
+            (None, Some(key)) => {
+                return Err(self
+                    .err(&key, "pki.ca-key", "is set but `pki.ca-cert` is not")
+                    .with_hint("an imported CA needs both its certificate and its key; remove both to let kube-bundle generate a CA"))
+            }
+        };
+        let key_algorithm = match raw.key_algorithm {
+            None => KeyAlgorithm::Rsa2048,
+            Some(a) => KeyAlgorithm::parse(a.get_ref()).ok_or_else(|| {
+                self.err(&a, "pki.key-algorithm", format!("unknown key algorithm `{}`", a.get_ref()))
+                    .with_hint(format!("use one of {}", KeyAlgorithm::NAMES.map(|n| format!("`{n}`")).join(", ")))
+            })?,
+        };
+        let duration = |value: Option<Spanned<String>>, field: &str, default: &str| -> Result<Duration> {
+            match value {
+                None => Ok(parse_duration(default).expect("default duration parses")),
+                Some(v) => parse_duration(v.get_ref()).map_err(|m| {
+                    self.err(&v, field, m).with_hint("write durations like `8760h` (hours), `365d` or `90d12h`")
+                }),
+            }
+        };
+        let cert_validity = duration(raw.cert_validity, "pki.cert-validity", "8760h")?;
+        let ca_validity = duration(raw.ca_validity, "pki.ca-validity", "87600h")?;
+        let service_account_key = match raw.service_account_key {
+            None => ServiceAccountKey::Dedicated,
+            Some(v) => match v.get_ref().as_str() {
+                "generate" => ServiceAccountKey::Dedicated,
+                "ca" => ServiceAccountKey::Ca,
+                other => {
+                    return Err(self
+                        .err(&v, "pki.service-account-key", format!("unknown value `{other}`"))
+                        .with_hint("use `generate` (a dedicated key pair in pki/, the default) or `ca` (sign tokens with the CA key, as the tutorial does)"))
+                }
+            },
+        };
+        let subject_field = |value: Option<Spanned<String>>, field: &str| -> Result<Option<String>> {
+            match value {
+                None => Ok(None),
+                Some(v) if v.get_ref().is_empty() || v.get_ref().chars().any(char::is_control) => {
+                    Err(self.err(&v, field, "must be non-empty text without control characters"))
+                }
+                Some(v) => Ok(Some(v.into_inner())),
+            }
+        };
+        let subject = Subject {
+            country: subject_field(raw.country, "pki.C")?,
+            state: subject_field(raw.state, "pki.ST")?,
+            locality: subject_field(raw.locality, "pki.L")?,
+            organizational_unit: subject_field(raw.organizational_unit, "pki.OU")?,
+        };
+        Ok(PkiSettings { dir, import_ca, key_algorithm, cert_validity, ca_validity, subject, service_account_key })
+    }
+
+    fn nodes(&self, raw: Vec<RawNode>) -> Result<Vec<Node>> {
+        if raw.is_empty() {
+            return Err(Error::input(self.whole_file("nodes"), "no masters are listed")
+                .with_hint("add one `[[nodes]]` table with `name` and `ip` per master"));
+        }
+        let mut names = BTreeSet::new();
+        let mut ips = BTreeSet::new();
+        let mut nodes = Vec::with_capacity(raw.len());
+        for (i, node) in raw.into_iter().enumerate() {
+            let name_field = format!("nodes[{i}].name");
+            let ip_field = format!("nodes[{i}].ip");
+            if !is_host_name(node.name.get_ref()) {
+                return Err(self
+                    .err(&node.name, &name_field, format!("`{}` is not a plain host name", node.name.get_ref()))
+                    .with_hint("use letters, digits, `-` and `.` only, as in `zhangjun-k8s-01`"));
+            }
+            let ip: IpAddr = node.ip.get_ref().parse().map_err(|_| {
+                self.err(&node.ip, &ip_field, format!("`{}` is not an IP address", node.ip.get_ref()))
+            })?;
+            if !names.insert(node.name.get_ref().clone()) {
+                return Err(self.err(&node.name, &name_field, format!("node name `{}` is listed twice", node.name.get_ref())));
+            }
+            if !ips.insert(ip) {
+                return Err(self.err(&node.ip, &ip_field, format!("node IP `{ip}` is listed twice")));
+            }
+            nodes.push(Node { name: node.name.into_inner(), ip });
+        }
+        Ok(nodes)
+    }
+
+    fn kcm(&self, raw: RawKcm, version: &KubeVersion) -> Result<KcmSettings> {
+        let binary = match raw.binary {
+            None => None,
+            Some(b) => {
+                let path = self.relative(b.get_ref());
+                check_executable(&path).map_err(|m| {
+                    self.err(&b, "kube-controller-manager.binary", format!("`{}` {m}", path.display()))
+                        .with_hint("point it at the kube-controller-manager executable to carry in the bundles, or remove the key")
+                })?;
+                Some(path)
+            }
+        };
+        let secure_port = match raw.secure_port {
+            None => DEFAULT_SECURE_PORT,
+            Some(p) => u16::try_from(*p.get_ref())
+                .ok()
+                .filter(|port| *port > 0)
+                .ok_or_else(|| self.err(&p, "kube-controller-manager.secure-port", "must be a port number from 1 to 65535"))?,
+        };
+        let mut extra_args = BTreeMap::new();
+        for (key, value) in raw.extra_args {
+            let field = format!("kube-controller-manager.extra-args.{key}");
+            let name = key.trim_start_matches('-').to_string();
+            crate::flags::check_extra_arg(&name, version).map_err(|(message, hint)| self.err(&value, &field, message).with_hint(hint))?;
+            let text = match value.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Array(items) => {
+                    let parts: Option<Vec<String>> = items.iter().map(|v| v.as_str().map(str::to_string)).collect();
+                    parts.ok_or_else(|| self.err(&value, &field, "a list must hold strings only"))?.join(",")
+                }
+                _ => return Err(self.err(&value, &field, "must be a string, number, boolean or list of strings")),
+            };
+            if text.chars().any(char::is_control) {
+                return Err(self.err(&value, &field, "must not contain control characters or line breaks"));
+            }
+            extra_args.insert(name, text);
+        }
+        Ok(KcmSettings { binary, secure_port, extra_args })
+    }
+}
+
+/// A host name as the node's `hostname` and a file name both accept: dot-separated labels of
+/// ASCII letters, digits and inner `-`.
+pub fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn check_apiserver(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return Err(format!("`{url}` is not an https URL"));
+    };
+    let host_port = rest.split('/').next().unwrap_or_default();
+    if host_port.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{url}` has no host"));
+    }
+    let probe = host_port.replace(NODE_IP_PLACEHOLDER, "127.0.0.1");
+    if probe.contains('{') || probe.contains('}') {
+        return Err(format!("`{url}`: the only placeholder allowed is `{NODE_IP_PLACEHOLDER}`"));
+    }
+    if let Some((_, port)) = probe.rsplit_once(':').filter(|_| !probe.ends_with(']')) {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("`{url}` has a bad port `{port}`"));
+        }
+    }
+    Ok(())
+}
+
+fn check_executable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs_err::metadata(path).map_err(|_| "does not exist".to_string())?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err("is not executable".into());
+    }
+    Ok(())
+}
+
+/// Parses Go-style durations made of `d`, `h`, `m` and `s` parts, like `8760h` or `90d12h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration like `8760h`");
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[cluster]
+kubernetes-version = "1.20.2"
+service-cidr = "10.254.0.0/16"
+
+[[nodes]]
+name = "m1"
+ip = "10.0.0.1"
+"#;
+
+    fn parse_str(text: &str) -> Result<Inventory> {
+        parse(Path::new("cluster.toml"), text)
+    }
+
+    #[test]
+    fn defaults_follow_the_tutorial() {
+        let inv = parse_str(MINIMAL).unwrap();
+        assert_eq!(inv.cluster.name, "kubernetes");
+        assert_eq!(inv.cluster.k8s_dir, "/data/k8s/k8s");
+        assert_eq!(inv.kcm.secure_port, 10257);
+        assert_eq!(inv.pki.key_algorithm, KeyAlgorithm::Rsa2048);
+        assert_eq!(inv.pki.cert_validity, Duration::from_secs(8760 * 3600));
+        assert_eq!(inv.pki.service_account_key, ServiceAccountKey::Dedicated);
+        assert_eq!(inv.apiserver_for(&inv.nodes[0]), "https://10.0.0.1:6443");
+        assert_eq!(inv.pki.dir, Path::new("pki"));
+    }
+
+    #[test]
+    fn errors_point_at_line_and_column() {
+        let text = MINIMAL.replace("10.0.0.1", "10.0.0.300");
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert_eq!(err, "cluster.toml:8:6: `nodes[0].ip`: `10.0.0.300` is not an IP address");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("8760h").unwrap().as_secs(), 8760 * 3600);
+        assert_eq!(parse_duration("1d2h3m4s").unwrap().as_secs(), 86400 + 7200 + 184);
+        for bad in ["", "h", "10", "10y", "-5h", "0h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_names() {
+        assert!(is_host_name("zhangjun-k8s-01"));
+        assert!(is_host_name("m1.example.com"));
+        for bad in ["", "a/b", "..", "a..b", "a b", "-a", "a-", "ä"] {
+            assert!(!is_host_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn apiserver_urls() {
+        assert!(check_apiserver("https://{{node.ip}}:6443").is_ok());
+        assert!(check_apiserver("https://[::1]:6443").is_ok());
+        assert!(check_apiserver("https://lb.example.com").is_ok());
+        for bad in ["http://a:6443", "https://", "https://a:0", "https://{{node.name}}:6443", "https://a b"] {
+            assert!(check_apiserver(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ipv6_nodes_are_bracketed_in_urls() {
+        let inv = parse_str(&MINIMAL.replace("10.0.0.1", "fd00::1")).unwrap();
+        assert_eq!(inv.apiserver_for(&inv.nodes[0]), "https://[fd00::1]:6443");
+    }
+}

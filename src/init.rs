@@ -1,0 +1,217 @@
+//! `kube-bundle init`: a commented starting inventory, optionally filled from the
+//! tutorial's environment.sh. The shell file is parsed as text and never executed; this
+//! module only produces inventory text and a report of what it used.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::config::{self, DEFAULT_APISERVER, DEFAULT_K8S_DIR};
+use crate::error::{Error, Result};
+
+/// The environment.sh variables `init` understands.
+pub const USED: [&str; 6] = ["NODE_NAMES", "NODE_IPS", "KUBE_APISERVER", "K8S_DIR", "SERVICE_CIDR", "CLUSTER_CIDR"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellValue {
+    Scalar(String),
+    Array(Vec<String>),
+    /// A value that would need the shell to run something (`$(...)`, `$VAR`, backticks).
+    Dynamic,
+}
+
+/// Variable assignments of a bash file, in the simple forms environment.sh uses:
+/// `[export] NAME=value`, `NAME="value"`, `NAME='value'` and `NAME=(a b c)`.
+pub fn parse_env(text: &str) -> BTreeMap<String, ShellValue> {
+    let mut vars = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        let Some((name, value)) = line.split_once('=') else { continue };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            continue;
+        }
+        vars.insert(name.to_string(), shell_value(value.trim()));
+    }
+    vars
+}
+
+fn shell_value(raw: &str) -> ShellValue {
+    if let Some(inner) = raw.strip_prefix('(') {
+        let Some(inner) = inner.split(')').next() else { return ShellValue::Dynamic };
+        let words: Vec<String> = inner.split_whitespace().map(|w| unquote(w)).collect();
+        if words.iter().any(|w| w.contains('$') || w.contains('`')) {
+            return ShellValue::Dynamic;
+        }
+        return ShellValue::Array(words);
+    }
+    let value = match raw.chars().next() {
+        Some(q @ ('"' | '\'')) => raw[1..].split(q).next().unwrap_or_default().to_string(),
+        // An unquoted word ends at white space (a trailing comment, say).
+        _ => raw.split_whitespace().next().unwrap_or_default().to_string(),
+    };
+    if value.contains('$') || value.contains('`') {
+        ShellValue::Dynamic
+    } else {
+        ShellValue::Scalar(value)
+    }
+}
+
+fn unquote(word: &str) -> String {
+    word.trim_matches(|c| c == '"' || c == '\'').to_string()
+}
+
+/// What `init` found in environment.sh.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub nodes: Vec<(String, String)>,
+    pub apiserver: Option<String>,
+    pub k8s_dir: Option<String>,
+    pub service_cidr: Option<String>,
+    pub cluster_cidr: Option<String>,
+    pub used: Vec<String>,
+    pub ignored: Vec<String>,
+}
+
+pub fn import_env(path: &Path) -> Result<Imported> {
+    let text = fs_err::read_to_string(path)?;
+    let vars = parse_env(&text);
+    let loc = |name: &str| format!("`{}`: `{name}`", path.display());
+    let scalar = |name: &str| -> Result<Option<String>> {
+        match vars.get(name) {
+            None => Ok(None),
+            Some(ShellValue::Scalar(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Error::input(loc(name), "must be a plain quoted or unquoted value")),
+        }
+    };
+    let array = |name: &str| -> Result<Vec<String>> {
+        match vars.get(name) {
+            Some(ShellValue::Array(a)) => Ok(a.clone()),
+            None => Err(Error::input(loc(name), "is not set").with_hint("environment.sh must define NODE_NAMES=(…) and NODE_IPS=(…)")),
+            Some(_) => Err(Error::input(loc(name), "must be a bash array like `(a b c)`")),
+        }
+    };
+    let names = array("NODE_NAMES")?;
+    let ips = array("NODE_IPS")?;
+    if names.len() != ips.len() {
+        return Err(Error::input(loc("NODE_IPS"), format!("has {} entries but NODE_NAMES has {}", ips.len(), names.len())));
+    }
+    let mut imported = Imported {
+        nodes: names.into_iter().zip(ips).collect(),
+        apiserver: scalar("KUBE_APISERVER")?,
+        k8s_dir: scalar("K8S_DIR")?,
+        service_cidr: scalar("SERVICE_CIDR")?,
+        cluster_cidr: scalar("CLUSTER_CIDR")?,
+        ..Default::default()
+    };
+    for name in vars.keys() {
+        if USED.contains(&name.as_str()) {
+            imported.used.push(name.clone());
+        } else {
+            imported.ignored.push(name.clone());
+        }
+    }
+    Ok(imported)
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// The inventory text `init` writes: every key present, optional ones commented.
+pub fn inventory_text(imported: &Imported, kubernetes_version: &str) -> String {
+    let nodes = if imported.nodes.is_empty() {
+        vec![
+            ("master-1".to_string(), "10.0.0.11".to_string()),
+            ("master-2".to_string(), "10.0.0.12".to_string()),
+            ("master-3".to_string(), "10.0.0.13".to_string()),
+        ]
+    } else {
+        imported.nodes.clone()
+    };
+    let mut out = String::new();
+    out.push_str(&format!(
+        r#"# kube-bundle inventory: one file describes every master of one cluster.
+# `kube-bundle build -c cluster.toml -o dist` turns it into one bundle per master.
+
+[cluster]
+# name = "kubernetes"                  # --cluster-name
+kubernetes-version = {version}         # the kube-controller-manager release you run (1.16 or newer)
+# URL the controller-manager talks to; {{{{node.ip}}}} is each master's own IP, for an
+# apiserver on the same host.
+apiserver = {apiserver}
+service-cidr = {service_cidr}          # must equal kube-apiserver's --service-cluster-ip-range
+{cluster_cidr}
+k8s-dir = {k8s_dir}                    # work dirs live under here
+
+[pki]
+# dir = "pki"                          # PKI state, beside this file; keep it safe and backed up
+# ca-cert = "ca.pem"                   # import an existing CA (both or neither);
+# ca-key = "ca-key.pem"                #   without them a CA is generated once in pki/
+key-algorithm = "rsa-2048"             # rsa-2048, rsa-3072, rsa-4096 or ecdsa-p256
+cert-validity = "8760h"
+ca-validity = "87600h"
+# service-account-key = "generate"     # or "ca": sign tokens with the CA key, as the tutorial does
+# C = "CN"
+# ST = "BeiJing"
+# L = "BeiJing"
+# OU = "opsnull"
+"#,
+        version = toml_str(kubernetes_version),
+        apiserver = toml_str(imported.apiserver.as_deref().unwrap_or(DEFAULT_APISERVER)),
+        service_cidr = toml_str(imported.service_cidr.as_deref().unwrap_or("10.254.0.0/16")),
+        cluster_cidr = match &imported.cluster_cidr {
+            Some(c) => format!("cluster-cidr = {}          # pod network, for --cluster-cidr", toml_str(c)),
+            None => "# cluster-cidr = \"172.30.0.0/16\"     # pod network, for --cluster-cidr".to_string(),
+        },
+        k8s_dir = toml_str(imported.k8s_dir.as_deref().unwrap_or(DEFAULT_K8S_DIR)),
+    ));
+    for (name, ip) in &nodes {
+        out.push_str(&format!("\n[[nodes]]\nname = {}\nip = {}\n", toml_str(name), toml_str(ip)));
+    }
+    out.push_str(
+        r#"
+[kube-controller-manager]
+# binary = "/opt/k8s/bin/kube-controller-manager"   # carried in each bundle when set
+secure-port = 10257
+# Flags appended to the unit, overriding kube-bundle's defaults; names without dashes.
+# A flag the target version does not have is refused.
+[kube-controller-manager.extra-args]
+# v = 4
+"#,
+    );
+    out
+}
+
+/// Checks generated text against the same validation `build` uses.
+pub fn validate(path: &Path, text: &str) -> Result<()> {
+    config::parse(path, text).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_tutorial_forms_without_running_anything() {
+        let vars = parse_env(
+            "export NODE_IPS=(172.27.138.251 172.27.137.229)\n\
+             # comment\nSERVICE_CIDR=\"10.254.0.0/16\"\n\
+             export ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)\n\
+             K8S_DIR='/data/k8s/k8s'\nPATH=/opt/k8s/bin:$PATH\n",
+        );
+        assert_eq!(vars["NODE_IPS"], ShellValue::Array(vec!["172.27.138.251".into(), "172.27.137.229".into()]));
+        assert_eq!(vars["SERVICE_CIDR"], ShellValue::Scalar("10.254.0.0/16".into()));
+        assert_eq!(vars["K8S_DIR"], ShellValue::Scalar("/data/k8s/k8s".into()));
+        assert_eq!(vars["ENCRYPTION_KEY"], ShellValue::Dynamic);
+        assert_eq!(vars["PATH"], ShellValue::Dynamic);
+    }
+
+    #[test]
+    fn the_default_inventory_is_valid() {
+        let text = inventory_text(&Imported::default(), "1.20.2");
+        validate(Path::new("cluster.toml"), &text).unwrap();
+    }
+}

@@ -1,0 +1,143 @@
+//! kube-bundle turns one inventory into one self-contained, reproducible bundle per
+//! Kubernetes master, each holding everything kube-controller-manager needs on that node
+//! and an install script. `build` is the whole pipeline:
+//!
+//! 1. load:   `config` reads `cluster.toml` and validates it into an `Inventory`
+//! 2. pki:    `pki` loads or creates the CA, the service-account key and per-node leaves
+//! 3. render: `render` fills the unit and install.sh templates (`flags` picks the flags,
+//!    `kubeconfig` writes the kubeconfig)
+//! 4. plan:   `plan` lists every file of each node's bundle with its mode and content
+//! 5. pack:   `bundle` writes deterministic tarballs into a staging folder, which then
+//!    replaces `dist/` in one rename
+//!
+//! `init` writes a starting inventory, optionally from the tutorial's environment.sh.
+
+pub mod bundle;
+pub mod config;
+pub mod error;
+pub mod flags;
+pub mod init;
+pub mod kubeconfig;
+pub mod pki;
+pub mod plan;
+pub mod render;
+pub mod version;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub struct BuildOptions {
+    pub config: PathBuf,
+    pub out: PathBuf,
+    pub templates: Option<PathBuf>,
+    /// mtime of every archive entry.
+    pub mtime: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct BuildReport {
+    /// Warnings and PKI changes, one line each, for the user.
+    pub notes: Vec<String>,
+    /// (tarball path, sha256) per node.
+    pub bundles: Vec<(PathBuf, String)>,
+}
+
+/// Files `build` writes into `dist/` besides the tarballs.
+const DIST_EXTRAS: [&str; 3] = ["SHA256SUMS", "ca.pem", "sa.pub"];
+
+pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
+    let mut report = BuildReport::default();
+    let inv = config::load(&opts.config)?;
+    if let Some(w) = inv.cluster.version.profile_warning() {
+        report.notes.push(format!("warning: {w}"));
+    }
+    let templates = render::Templates::load(opts.templates.as_deref())?;
+    check_dist(&opts.out)?;
+
+    let pki = pki::prepare(&inv, &mut |line| report.notes.push(line))?;
+    let plans = inv
+        .nodes
+        .iter()
+        .map(|node| plan::plan_node(&inv, node, &pki, &templates))
+        .collect::<Result<Vec<_>>>()?;
+
+    let staging = staging_dir(&opts.out)?;
+    let result = (|| -> Result<Vec<(String, String)>> {
+        let mut sums = Vec::new();
+        for plan in &plans {
+            let name = format!("{}.tar.gz", plan.top_dir());
+            let sha = bundle::pack_node(plan, &staging.join(&name), opts.mtime)?;
+            sums.push((name, sha));
+        }
+        let listing: std::collections::BTreeMap<String, String> = sums.iter().cloned().collect();
+        pki::write_public(&staging.join("SHA256SUMS"), bundle::sha256sums(&listing).as_bytes())?;
+        pki::write_public(&staging.join("ca.pem"), pki.ca_cert_pem.as_bytes())?;
+        if let Some(sa) = &pki.service_account {
+            pki::write_public(&staging.join("sa.pub"), sa.public_pem.as_bytes())?;
+        }
+        Ok(sums)
+    })();
+    let sums = match result.and_then(|sums| replace_dist(&staging, &opts.out).map(|()| sums)) {
+        Ok(sums) => sums,
+        Err(e) => {
+            let _ = fs_err::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    report.bundles = sums.into_iter().map(|(name, sha)| (opts.out.join(name), sha)).collect();
+    Ok(report)
+}
+
+/// `dist/` is replaced whole, so it must hold nothing but a previous build's output.
+fn check_dist(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    if !out.is_dir() {
+        return Err(Error::input(format!("`{}`", out.display()), "exists and is not a folder")
+            .with_hint("pass `-o` a new or earlier output folder"));
+    }
+    for entry in fs_err::read_dir(out)? {
+        let name = entry?.file_name().to_string_lossy().to_string();
+        let ours = DIST_EXTRAS.contains(&name.as_str())
+            || (name.starts_with(&format!("{}-", plan::COMPONENT)) && name.ends_with(".tar.gz"));
+        if !ours {
+            return Err(Error::input(format!("`{}`", out.display()), format!("holds `{name}`, which kube-bundle did not write"))
+                .with_hint("the output folder is replaced on every build: pass `-o` an empty or new folder"));
+        }
+    }
+    Ok(())
+}
+
+fn staging_dir(out: &Path) -> Result<PathBuf> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs_err::create_dir_all(&parent)?;
+    let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "dist".into());
+    let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if staging.exists() {
+        fs_err::remove_dir_all(&staging)?;
+    }
+    fs_err::create_dir(&staging)?;
+    Ok(staging)
+}
+
+/// Swaps the staging folder in for `out`; the old output is removed only once the new
+/// one is in place.
+fn replace_dist(staging: &Path, out: &Path) -> Result<()> {
+    if out.exists() {
+        let old = staging.with_extension("old");
+        fs_err::rename(out, &old)?;
+        if let Err(e) = fs_err::rename(staging, out) {
+            let _ = fs_err::rename(&old, out);
+            return Err(e.into());
+        }
+        fs_err::remove_dir_all(&old)?;
+    } else {
+        fs_err::rename(staging, out)?;
+    }
+    Ok(())
+}

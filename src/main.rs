@@ -1,0 +1,81 @@
+//! The `kube-bundle` binary: parses the command line, calls the library, prints
+//! `error: …` with a hint and picks the exit code (0 ok, 1 failure, 2 bad input).
+
+mod cli;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use kube_bundle::error::Error;
+use kube_bundle::{bundle, init, BuildOptions};
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            if let Some(hint) = err.hint() {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(err.exit_code() as u8)
+        }
+    }
+}
+
+fn run(command: cli::Command) -> Result<(), Error> {
+    match command {
+        cli::Command::Init { from_env, output, kubernetes_version, force } => {
+            let imported = match &from_env {
+                Some(path) => init::import_env(path)?,
+                None => init::Imported::default(),
+            };
+            let text = init::inventory_text(&imported, &kubernetes_version);
+            init::validate(&output, &text)?;
+            if output.as_os_str() == "-" {
+                std::io::stdout().write_all(text.as_bytes())?;
+            } else {
+                if output.exists() && !force {
+                    return Err(Error::input(format!("`{}`", output.display()), "already exists")
+                        .with_hint("pass --force to overwrite it, or -o another file"));
+                }
+                fs_err::write(&output, &text)?;
+                eprintln!("wrote `{}`", output.display());
+            }
+            if let Some(path) = from_env {
+                eprintln!("from `{}`: used {}", path.display(), list(&imported.used));
+                eprintln!("from `{}`: ignored {}", path.display(), list(&imported.ignored));
+            }
+            Ok(())
+        }
+        cli::Command::Build { config, output, templates } => {
+            let report = kube_bundle::build(&BuildOptions {
+                config,
+                out: output,
+                templates,
+                mtime: bundle::mtime_from_env(),
+            })?;
+            for note in &report.notes {
+                eprintln!("{note}");
+            }
+            for (path, sha) in &report.bundles {
+                println!("{sha}  {}", path.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "nothing".into()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,466 @@
+//! PKI state in `pki/`: the CA (imported or generated once), the service-account key pair
+//! and one controller-manager key and certificate per node. State is reused while it still
+//! fits the inventory and the CA; a leaf that no longer fits is reissued and reported. This
+//! module never regenerates a CA or a service-account key that already exists, and never
+//! touches `dist/`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use fs_err::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, PublicKeyData, RsaKeySize, SanType, SerialNumber,
+};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use crate::config::{Inventory, KeyAlgorithm, Node, ServiceAccountKey, Subject};
+use crate::error::{Error, Result};
+
+/// Subject CN and O of the controller-manager certificate: the built-in RBAC user and group.
+pub const KCM_USER: &str = "system:kube-controller-manager";
+/// Certificates start this long before they are made, so nodes with a slow clock accept them.
+const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
+#[derive(Debug, Clone)]
+pub struct Pki {
+    pub ca_cert_pem: String,
+    pub ca_key_pem: String,
+    /// `None` when the CA key signs service-account tokens.
+    pub service_account: Option<ServiceAccountPair>,
+    pub leaves: BTreeMap<String, Leaf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceAccountPair {
+    pub private_pem: String,
+    pub public_pem: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// Loads, checks and completes the PKI state for `inv`, calling `say` once for every
+/// file it creates or reissues.
+pub fn prepare(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Pki> {
+    let dir = &inv.pki.dir;
+    let ca = match &inv.pki.import_ca {
+        Some((cert, key)) => load_ca(cert, key)?,
+        None => saved_ca(inv, say)?,
+    };
+    let service_account = match inv.pki.service_account_key {
+        ServiceAccountKey::Ca => None,
+        ServiceAccountKey::Dedicated => Some(service_account_key(inv, say)?),
+    };
+    let mut leaves = BTreeMap::new();
+    for node in &inv.nodes {
+        leaves.insert(node.name.clone(), leaf(inv, node, &ca, say)?);
+    }
+    restrict_dir(dir)?;
+    Ok(Pki { ca_cert_pem: ca.cert_pem, ca_key_pem: ca.key_pem, service_account, leaves })
+}
+
+struct Ca {
+    cert_pem: String,
+    key_pem: String,
+    cert_der: Vec<u8>,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn parsed(&self) -> X509Certificate<'_> {
+        X509Certificate::from_der(&self.cert_der).expect("CA parsed when loaded").1
+    }
+
+    fn issuer(&self) -> Result<Issuer<'static, &KeyPair>> {
+        Issuer::from_ca_cert_der(&self.cert_der.clone().into(), &self.key).map_err(|e| Error::crypto("CA certificate", e))
+    }
+}
+
+fn loc(path: &Path) -> String {
+    format!("`{}`", path.display())
+}
+
+/// Reads the first PEM block of `label` from a file.
+fn read_pem(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
+    let text = fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))?;
+    let blocks = pem::parse_many(&text).map_err(|e| Error::pki(loc(path), format!("is not PEM: {e}")))?;
+    let block = blocks
+        .into_iter()
+        .find(|b| labels.contains(&b.tag()))
+        .ok_or_else(|| Error::pki(loc(path), format!("holds no {} PEM block", labels.join(" or "))))?;
+    Ok((text, block.into_contents()))
+}
+
+fn parse_key(path: &Path) -> Result<(String, KeyPair)> {
+    let text = fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))?;
+    let key = KeyPair::from_pem(&text).map_err(|e| {
+        Error::pki(loc(path), format!("is not a usable private key ({e})"))
+            .with_hint("PKCS#8, PKCS#1 (`RSA PRIVATE KEY`) and SEC1 (`EC PRIVATE KEY`) PEM keys are accepted")
+    })?;
+    Ok((text, key))
+}
+
+fn spki_matches(key: &KeyPair, cert: &X509Certificate<'_>) -> bool {
+    key.subject_public_key_info() == cert.tbs_certificate.subject_pki.raw
+}
+
+fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca> {
+    let (cert_text, cert_der) = read_pem(cert_path, &["CERTIFICATE"])?;
+    let (key_text, key) = parse_key(key_path)?;
+    let (_, cert) = X509Certificate::from_der(&cert_der)
+        .map_err(|e| Error::pki(loc(cert_path), format!("is not an X.509 certificate ({e})")))?;
+    let is_ca = cert.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca);
+    if !is_ca {
+        return Err(Error::pki(loc(cert_path), "is not a CA certificate (no basicConstraints CA:TRUE)")
+            .with_hint("`pki.ca-cert` must be the cluster's root CA, as made by `cfssl gencert -initca`"));
+    }
+    let now = OffsetDateTime::now_utc();
+    if cert.validity().not_after.to_datetime() <= now {
+        return Err(Error::pki(loc(cert_path), format!("the CA expired on {}", cert.validity().not_after))
+            .with_hint("renew the CA first; every certificate it signed must be reissued too"));
+    }
+    if !spki_matches(&key, &cert) {
+        return Err(Error::pki(loc(key_path), format!("does not match the CA certificate `{}`", cert_path.display()))
+            .with_hint("`pki.ca-key` must be the private key of `pki.ca-cert`"));
+    }
+    let pem_cert = pem::encode(&pem::Pem::new("CERTIFICATE", cert_der.clone()));
+    // Keep an imported CA's file as written; a generated one is already plain PEM.
+    let cert_pem = if pem::parse_many(&cert_text).map(|b| b.len()).unwrap_or(0) == 1 { cert_text } else { pem_cert };
+    Ok(Ca { cert_pem, key_pem: key_text, cert_der, key })
+}
+
+fn saved_ca(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Ca> {
+    let cert_path = inv.pki.dir.join("ca.pem");
+    let key_path = inv.pki.dir.join("ca-key.pem");
+    match (cert_path.exists(), key_path.exists()) {
+        (true, true) => load_ca(&cert_path, &key_path),
+        (false, false) => {
+            let ca = generate_ca(inv)?;
+            ensure_dir(&inv.pki.dir)?;
+            write_private(&key_path, ca.key_pem.as_bytes())?;
+            write_public(&cert_path, ca.cert_pem.as_bytes())?;
+            say(format!("generated a new CA in `{}`", cert_path.display()));
+            Ok(ca)
+        }
+        (true, false) => Err(Error::pki(loc(&cert_path), format!("exists but its key `{}` does not", key_path.display()))
+            .with_hint("restore the CA key from backup; kube-bundle never replaces a CA on its own")),
+        (false, true) => Err(Error::pki(loc(&key_path), format!("exists but its certificate `{}` does not", cert_path.display()))
+            .with_hint("restore the CA certificate from backup; kube-bundle never replaces a CA on its own")),
+    }
+}
+
+fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair> {
+    let rsa = |size| KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size);
+    match alg {
+        KeyAlgorithm::Rsa2048 => rsa(RsaKeySize::_2048),
+        KeyAlgorithm::Rsa3072 => rsa(RsaKeySize::_3072),
+        KeyAlgorithm::Rsa4096 => rsa(RsaKeySize::_4096),
+        KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+    }
+    .map_err(|e| Error::crypto(format!("generating a {} key", alg.name()), e))
+}
+
+/// What algorithm a certificate's public key uses, in inventory terms.
+fn key_algorithm_of(cert: &X509Certificate<'_>) -> Option<KeyAlgorithm> {
+    use x509_parser::public_key::PublicKey;
+    match cert.public_key().parsed().ok()? {
+        PublicKey::RSA(rsa) => match rsa.key_size() {
+            2048 => Some(KeyAlgorithm::Rsa2048),
+            3072 => Some(KeyAlgorithm::Rsa3072),
+            4096 => Some(KeyAlgorithm::Rsa4096),
+            _ => None,
+        },
+        PublicKey::EC(point) if point.key_size() == 256 => Some(KeyAlgorithm::EcdsaP256),
+        _ => None,
+    }
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes: [u8; 16] = rand::random();
+    // Positive and of full length, as RFC 5280 wants.
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    SerialNumber::from_slice(&bytes)
+}
+
+fn subject_dn(subject: &Subject, organization: Option<&str>, common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    let fields = [
+        (DnType::CountryName, subject.country.as_deref()),
+        (DnType::StateOrProvinceName, subject.state.as_deref()),
+        (DnType::LocalityName, subject.locality.as_deref()),
+        (DnType::OrganizationName, organization),
+        (DnType::OrganizationalUnitName, subject.organizational_unit.as_deref()),
+    ];
+    for (ty, value) in fields {
+        if let Some(v) = value {
+            dn.push(ty, v);
+        }
+    }
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+fn validity(params: &mut CertificateParams, lifetime: std::time::Duration) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - CLOCK_SKEW;
+    let lifetime = time::Duration::try_from(lifetime).map_err(|e| Error::crypto("certificate lifetime", e))?;
+    params.not_after = now + lifetime;
+    Ok(())
+}
+
+fn generate_ca(inv: &Inventory) -> Result<Ca> {
+    let key = generate_key(inv.pki.key_algorithm)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject_dn(&inv.pki.subject, None, &format!("{}-ca", inv.cluster.name));
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.serial_number = Some(random_serial());
+    validity(&mut params, inv.pki.ca_validity)?;
+    let cert = params.self_signed(&key).map_err(|e| Error::crypto("self-signing the CA", e))?;
+    Ok(Ca { cert_pem: cert.pem(), key_pem: key.serialize_pem(), cert_der: cert.der().to_vec(), key })
+}
+
+fn service_account_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<ServiceAccountPair> {
+    let key_path = inv.pki.dir.join("sa.key");
+    let pub_path = inv.pki.dir.join("sa.pub");
+    if key_path.exists() {
+        let (private_pem, key) = parse_key(&key_path)?;
+        let public_pem = key.public_key_pem();
+        if pub_path.exists() && fs_err::read_to_string(&pub_path)? != public_pem {
+            return Err(Error::pki(loc(&pub_path), format!("does not match `{}`", key_path.display()))
+                .with_hint("delete sa.pub to have it derived again from sa.key"));
+        }
+        if !pub_path.exists() {
+            write_public(&pub_path, public_pem.as_bytes())?;
+            say(format!("wrote `{}` from the existing key", pub_path.display()));
+        }
+        return Ok(ServiceAccountPair { private_pem, public_pem });
+    }
+    if pub_path.exists() {
+        return Err(Error::pki(loc(&pub_path), format!("exists but its private key `{}` does not", key_path.display()))
+            .with_hint("restore sa.key from backup: a new key would invalidate every service-account token; delete sa.pub only if that is intended"));
+    }
+    let key = generate_key(inv.pki.key_algorithm)?;
+    let pair = ServiceAccountPair { private_pem: key.serialize_pem(), public_pem: key.public_key_pem() };
+    ensure_dir(&inv.pki.dir)?;
+    write_private(&key_path, pair.private_pem.as_bytes())?;
+    write_public(&pub_path, pair.public_pem.as_bytes())?;
+    say(format!("generated the service-account key pair `{}`", key_path.display()));
+    Ok(pair)
+}
+
+/// The SANs a node's controller-manager certificate must carry.
+fn expected_sans(node: &Node) -> Vec<String> {
+    let mut sans = vec![format!("DNS:{}", node.name), "IP:127.0.0.1".to_string(), format!("IP:{}", node.ip)];
+    sans.sort();
+    sans.dedup();
+    sans
+}
+
+fn cert_sans(cert: &X509Certificate<'_>) -> Vec<String> {
+    let mut sans: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|ext| {
+            ext.value
+                .general_names
+                .iter()
+                .map(|name| match name {
+                    GeneralName::DNSName(d) => format!("DNS:{d}"),
+                    GeneralName::IPAddress(raw) => match raw.len() {
+                        4 => format!("IP:{}", IpAddr::from(<[u8; 4]>::try_from(*raw).unwrap())),
+                        16 => format!("IP:{}", IpAddr::from(<[u8; 16]>::try_from(*raw).unwrap())),
+                        _ => "IP:?".to_string(),
+                    },
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    sans.sort();
+    sans
+}
+
+fn attr(cert: &X509Certificate<'_>, oid: &x509_parser::der_parser::Oid<'_>) -> Option<String> {
+    cert.subject()
+        .iter_by_oid(oid)
+        .next()
+        .and_then(|a| a.as_str().ok().map(str::to_string))
+}
+
+fn subject_matches(cert: &X509Certificate<'_>, subject: &Subject) -> bool {
+    use x509_parser::oid_registry as oids;
+    attr(cert, &oids::OID_X509_COMMON_NAME).as_deref() == Some(KCM_USER)
+        && attr(cert, &oids::OID_X509_ORGANIZATION_NAME).as_deref() == Some(KCM_USER)
+        && attr(cert, &oids::OID_X509_COUNTRY_NAME) == subject.country
+        && attr(cert, &oids::OID_X509_STATE_OR_PROVINCE_NAME) == subject.state
+        && attr(cert, &oids::OID_X509_LOCALITY_NAME) == subject.locality
+        && attr(cert, &oids::OID_X509_ORGANIZATIONAL_UNIT) == subject.organizational_unit
+}
+
+/// Why a saved leaf cannot be reused, or `None` when it can.
+fn leaf_problem(inv: &Inventory, node: &Node, ca: &Ca, cert_der: &[u8], key: &KeyPair) -> Option<String> {
+    let Ok((_, cert)) = X509Certificate::from_der(cert_der) else {
+        return Some("the saved certificate is unreadable".into());
+    };
+    let ca_cert = ca.parsed();
+    if cert.issuer().as_raw() != ca_cert.subject().as_raw() || cert.verify_signature(Some(ca_cert.public_key())).is_err() {
+        return Some("its issuer is no longer the CA".into());
+    }
+    let (have, want) = (cert_sans(&cert), expected_sans(node));
+    if have != want {
+        return Some(format!("its SANs changed from {} to {}", have.join(","), want.join(",")));
+    }
+    if !subject_matches(&cert, &inv.pki.subject) {
+        return Some("its subject no longer matches the inventory".into());
+    }
+    if !spki_matches(key, &cert) {
+        return Some("the saved key does not match the certificate".into());
+    }
+    if key_algorithm_of(&cert) != Some(inv.pki.key_algorithm) {
+        return Some(format!("the key algorithm changed to {}", inv.pki.key_algorithm.name()));
+    }
+    if cert.validity().not_after.to_datetime() <= OffsetDateTime::now_utc() {
+        return Some(format!("it expired on {}", cert.validity().not_after));
+    }
+    None
+}
+
+fn leaf(inv: &Inventory, node: &Node, ca: &Ca, say: &mut dyn FnMut(String)) -> Result<Leaf> {
+    let dir = inv.pki.dir.join(&node.name);
+    let cert_path = dir.join("kube-controller-manager.pem");
+    let key_path = dir.join("kube-controller-manager-key.pem");
+
+    let saved_key = if key_path.exists() { Some(parse_key(&key_path)?) } else { None };
+    let reason = match (&saved_key, cert_path.exists()) {
+        (Some((key_pem, key)), true) => {
+            let (cert_pem, cert_der) = read_pem(&cert_path, &["CERTIFICATE"])?;
+            match leaf_problem(inv, node, ca, &cert_der, key) {
+                None => return Ok(Leaf { cert_pem, key_pem: key_pem.clone() }),
+                Some(reason) => Some(reason),
+            }
+        }
+        _ => None,
+    };
+
+    // Keep a saved key unless it is of the wrong algorithm.
+    let keep_key = saved_key.filter(|(_, k)| {
+        let probe_alg = match inv.pki.key_algorithm {
+            KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            _ => &rcgen::PKCS_RSA_SHA256,
+        };
+        k.algorithm() == probe_alg && reason.as_deref().is_none_or(|r| !r.contains("key algorithm") && !r.contains("does not match"))
+    });
+    let (key_pem, key) = match keep_key {
+        Some(pair) => pair,
+        None => {
+            let key = generate_key(inv.pki.key_algorithm)?;
+            (key.serialize_pem(), key)
+        }
+    };
+
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject_dn(&inv.pki.subject, Some(KCM_USER), KCM_USER);
+    params.subject_alt_names = vec![
+        SanType::IpAddress("127.0.0.1".parse().expect("loopback")),
+        SanType::IpAddress(node.ip),
+        SanType::DnsName(node.name.clone().try_into().map_err(|e| Error::crypto(format!("node name `{}`", node.name), e))?),
+    ];
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial());
+    validity(&mut params, inv.pki.cert_validity)?;
+    // A leaf must not outlive its CA.
+    let ca_end = ca.parsed().validity().not_after.to_datetime();
+    if params.not_after > ca_end {
+        params.not_after = ca_end;
+        say(format!("{}: certificate capped at the CA's expiry {ca_end}", node.name));
+    }
+    let cert = params
+        .signed_by(&key, &ca.issuer()?)
+        .map_err(|e| Error::crypto(format!("signing the certificate of `{}`", node.name), e))?;
+
+    ensure_dir(&dir)?;
+    write_private(&key_path, key_pem.as_bytes())?;
+    write_public(&cert_path, cert.pem().as_bytes())?;
+    match reason {
+        Some(reason) => say(format!("{}: reissued the kube-controller-manager certificate: {reason}", node.name)),
+        None => say(format!("{}: issued a kube-controller-manager certificate", node.name)),
+    }
+    Ok(Leaf { cert_pem: cert.pem(), key_pem })
+}
+
+fn ensure_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        fs_err::create_dir_all(dir)?;
+    }
+    restrict_dir(dir)
+}
+
+fn restrict_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes through a temporary file in the same folder and renames it into place, so a
+/// crash never leaves half a key.
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut file = fs_err::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs_err::rename(&tmp, path)?;
+    Ok(())
+}
+
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, bytes, 0o600)
+}
+
+pub fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, bytes, 0o644)
+}
+
+/// Subject, SANs, serial and validity of a PEM certificate, for manifests.
+pub fn describe(cert_pem: &str) -> Option<CertSummary> {
+    let block = pem::parse(cert_pem).ok()?;
+    let (_, cert) = X509Certificate::from_der(block.contents()).ok()?;
+    Some(CertSummary {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        sans: cert_sans(&cert),
+        serial: cert.raw_serial_as_string(),
+        not_before: rfc3339(cert.validity().not_before.to_datetime()),
+        not_after: rfc3339(cert.validity().not_after.to_datetime()),
+    })
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CertSummary {
+    pub subject: String,
+    pub issuer: String,
+    pub sans: Vec<String>,
+    pub serial: String,
+    #[serde(rename = "not-before")]
+    pub not_before: String,
+    #[serde(rename = "not-after")]
+    pub not_after: String,
+}
