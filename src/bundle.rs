@@ -3,9 +3,9 @@
 //! plan's bytes and the chosen mtime: entries sorted, every header field set by hand,
 //! gzip without time or name at a fixed level. This module makes no keys or certificates.
 
+use fs_err::os::unix::fs::OpenOptionsExt;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use fs_err::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use flate2::{Compression, GzBuilder};
@@ -21,7 +21,10 @@ const GZIP_LEVEL: u32 = 6;
 
 /// The mtime every entry carries: SOURCE_DATE_EPOCH when set, else 0.
 pub fn mtime_from_env() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -88,10 +91,18 @@ fn complete(plan: &NodePlan) -> Result<BTreeMap<String, PlannedFile>> {
     let mut certificates = Vec::new();
     for (path, file) in &files {
         let (sha, size) = digest(&file.content)?;
-        manifest_files.push(ManifestFile { path: path.clone(), mode: format!("{:04o}", file.mode), size, sha256: sha.clone() });
+        manifest_files.push(ManifestFile {
+            path: path.clone(),
+            mode: format!("{:04o}", file.mode),
+            size,
+            sha256: sha.clone(),
+        });
         if let (Kind::Certificate, Content::Bytes(b)) = (file.kind, &file.content) {
             if let Some(summary) = pki::describe(&String::from_utf8_lossy(b)) {
-                certificates.push(ManifestCert { path: path.clone(), summary });
+                certificates.push(ManifestCert {
+                    path: path.clone(),
+                    summary,
+                });
             }
         }
         sums.insert(path.clone(), sha);
@@ -108,7 +119,11 @@ fn complete(plan: &NodePlan) -> Result<BTreeMap<String, PlannedFile>> {
     let mut manifest_json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     manifest_json.push(b'\n');
     sums.insert("manifest.json".into(), sha256_hex(&manifest_json));
-    let bytes = |b: Vec<u8>| PlannedFile { mode: 0o644, kind: Kind::Other, content: Content::Bytes(b) };
+    let bytes = |b: Vec<u8>| PlannedFile {
+        mode: 0o644,
+        kind: Kind::Other,
+        content: Content::Bytes(b),
+    };
     files.insert("manifest.json".into(), bytes(manifest_json));
     files.insert("SHA256SUMS".into(), bytes(sha256sums(&sums).into_bytes()));
     Ok(files)
@@ -116,7 +131,9 @@ fn complete(plan: &NodePlan) -> Result<BTreeMap<String, PlannedFile>> {
 
 /// `sha256sum -c` format, sorted by path.
 pub fn sha256sums(sums: &BTreeMap<String, String>) -> String {
-    sums.iter().map(|(path, sha)| format!("{sha}  {path}\n")).collect()
+    sums.iter()
+        .map(|(path, sha)| format!("{sha}  {path}\n"))
+        .collect()
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
@@ -150,14 +167,25 @@ fn folders(top: &str, files: &BTreeMap<String, PlannedFile>) -> Vec<String> {
 pub fn pack_node(plan: &NodePlan, out: &Path, mtime: u64) -> Result<String> {
     let top = plan.top_dir();
     let files = complete(plan)?;
-    let file = fs_err::OpenOptions::new().write(true).create_new(true).mode(0o600).open(out)?;
-    let hashing = HashingWriter { inner: std::io::BufWriter::new(file), hasher: Sha256::new() };
-    let gz = GzBuilder::new().operating_system(3).write(hashing, Compression::new(GZIP_LEVEL));
+    let file = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)?;
+    let hashing = HashingWriter {
+        inner: std::io::BufWriter::new(file),
+        hasher: Sha256::new(),
+    };
+    let gz = GzBuilder::new()
+        .operating_system(3)
+        .write(hashing, Compression::new(GZIP_LEVEL));
     let mut tar = tar::Builder::new(gz);
 
     // Folders first: sorted order already puts each folder before what it holds.
-    let mut entries: BTreeMap<String, Option<&PlannedFile>> =
-        folders(&top, &files).into_iter().map(|d| (d, None)).collect();
+    let mut entries: BTreeMap<String, Option<&PlannedFile>> = folders(&top, &files)
+        .into_iter()
+        .map(|d| (d, None))
+        .collect();
     for (path, f) in &files {
         entries.insert(format!("{top}/{path}"), Some(f));
     }
@@ -185,7 +213,11 @@ pub fn pack_node(plan: &NodePlan, out: &Path, mtime: u64) -> Result<String> {
     let mut hashing = gz.finish()?;
     hashing.flush()?;
     let sha = hex::encode(hashing.hasher.finalize());
-    hashing.inner.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    hashing
+        .inner
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
     Ok(sha)
 }
 
@@ -213,10 +245,24 @@ mod tests {
 
     fn plan() -> NodePlan {
         let mut files = BTreeMap::new();
-        let f = |mode, b: &str| PlannedFile { mode, kind: Kind::Other, content: Content::Bytes(b.as_bytes().to_vec()) };
+        let f = |mode, b: &str| PlannedFile {
+            mode,
+            kind: Kind::Other,
+            content: Content::Bytes(b.as_bytes().to_vec()),
+        };
         files.insert("install.sh".to_string(), f(0o755, "#!/bin/sh\n"));
-        files.insert("rootfs/etc/kubernetes/cert/ca-key.pem".to_string(), f(0o600, "secret"));
-        NodePlan { node: Node { name: "m1".into(), ip: "10.0.0.1".parse().unwrap() }, kubernetes_version: "1.20.2".into(), files }
+        files.insert(
+            "rootfs/etc/kubernetes/cert/ca-key.pem".to_string(),
+            f(0o600, "secret"),
+        );
+        NodePlan {
+            node: Node {
+                name: "m1".into(),
+                ip: "10.0.0.1".parse().unwrap(),
+            },
+            kubernetes_version: "1.20.2".into(),
+            files,
+        }
     }
 
     fn entries(path: &Path) -> Vec<(String, u32, u64, u64, u64, String, String)> {
@@ -276,12 +322,19 @@ mod tests {
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         assert_eq!(sha_a, sha256_hex(&std::fs::read(&a).unwrap()));
         let c = dir.path().join("c.tar.gz");
-        assert_ne!(pack_node(&plan(), &c, 1).unwrap(), sha_a, "mtime is part of the bytes");
+        assert_ne!(
+            pack_node(&plan(), &c, 1).unwrap(),
+            sha_a,
+            "mtime is part of the bytes"
+        );
     }
 
     #[test]
     fn sha256sums_is_sorted_sha256sum_format() {
-        let sums = BTreeMap::from([("b".to_string(), "22".to_string()), ("a".to_string(), "11".to_string())]);
+        let sums = BTreeMap::from([
+            ("b".to_string(), "22".to_string()),
+            ("a".to_string(), "11".to_string()),
+        ]);
         assert_eq!(sha256sums(&sums), "11  a\n22  b\n");
     }
 }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "kube-bundle", version, about = "Builds self-contained per-node kube-controller-manager bundles from one inventory")]
+#[command(
+    name = "kube-bundle",
+    version,
+    about = "Builds self-contained per-node kube-controller-manager bundles from one inventory"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -259,7 +259,11 @@ impl Validator<'_> {
             None => DEFAULT_CLUSTER_NAME.to_string(),
             Some(n) => {
                 if !is_host_name(n.get_ref()) {
-                    return Err(self.err(&n, "cluster.name", "must be a plain name of letters, digits, `-` and `.`"));
+                    return Err(self.err(
+                        &n,
+                        "cluster.name",
+                        "must be a plain name of letters, digits, `-` and `.`",
+                    ));
                 }
                 n.into_inner()
             }
@@ -295,32 +299,55 @@ impl Validator<'_> {
             Some(d) => {
                 let ok = d.get_ref().starts_with('/')
                     && !d.get_ref().split('/').any(|part| part == "..")
-                    && !d.get_ref().chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\$%`".contains(c));
+                    && !d
+                        .get_ref()
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || "\"'\\$%`".contains(c));
                 if !ok {
-                    return Err(self.err(&d, "cluster.k8s-dir", "must be an absolute path without `..`, spaces, quotes or `$`"));
+                    return Err(self.err(
+                        &d,
+                        "cluster.k8s-dir",
+                        "must be an absolute path without `..`, spaces, quotes or `$`",
+                    ));
                 }
                 d.get_ref().trim_end_matches('/').to_string()
             }
         };
 
-        Ok(Cluster { name, version, apiserver, service_cidr, cluster_cidr, k8s_dir })
+        Ok(Cluster {
+            name,
+            version,
+            apiserver,
+            service_cidr,
+            cluster_cidr,
+            k8s_dir,
+        })
     }
 
     fn cidr(&self, value: &Spanned<String>, field: &str) -> Result<IpNet> {
-        let net: IpNet = value
-            .get_ref()
-            .parse()
-            .map_err(|_| self.err(value, field, format!("`{}` is not a CIDR like `10.254.0.0/16`", value.get_ref())))?;
+        let net: IpNet = value.get_ref().parse().map_err(|_| {
+            self.err(
+                value,
+                field,
+                format!("`{}` is not a CIDR like `10.254.0.0/16`", value.get_ref()),
+            )
+        })?;
         if net.trunc() != net {
             return Err(self
-                .err(value, field, format!("`{}` has host bits set", value.get_ref()))
+                .err(
+                    value,
+                    field,
+                    format!("`{}` has host bits set", value.get_ref()),
+                )
                 .with_hint(format!("did you mean `{}`?", net.trunc())));
         }
         Ok(net)
     }
 
     fn pki(&self, raw: RawPki) -> Result<PkiSettings> {
-        let dir = raw.dir.map_or_else(|| self.relative("pki"), |d| self.relative(d.get_ref()));
+        let dir = raw
+            .dir
+            .map_or_else(|| self.relative("pki"), |d| self.relative(d.get_ref()));
         let import_ca = match (raw.ca_cert, raw.ca_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some((self.relative(cert.get_ref()), self.relative(key.get_ref()))),
@@ -338,18 +365,27 @@ impl Validator<'_> {
         let key_algorithm = match raw.key_algorithm {
             None => KeyAlgorithm::Rsa2048,
             Some(a) => KeyAlgorithm::parse(a.get_ref()).ok_or_else(|| {
-                self.err(&a, "pki.key-algorithm", format!("unknown key algorithm `{}`", a.get_ref()))
-                    .with_hint(format!("use one of {}", KeyAlgorithm::NAMES.map(|n| format!("`{n}`")).join(", ")))
+                self.err(
+                    &a,
+                    "pki.key-algorithm",
+                    format!("unknown key algorithm `{}`", a.get_ref()),
+                )
+                .with_hint(format!(
+                    "use one of {}",
+                    KeyAlgorithm::NAMES.map(|n| format!("`{n}`")).join(", ")
+                ))
             })?,
         };
-        let duration = |value: Option<Spanned<String>>, field: &str, default: &str| -> Result<Duration> {
-            match value {
-                None => Ok(parse_duration(default).expect("default duration parses")),
-                Some(v) => parse_duration(v.get_ref()).map_err(|m| {
-                    self.err(&v, field, m).with_hint("write durations like `8760h` (hours), `365d` or `90d12h`")
-                }),
-            }
-        };
+        let duration =
+            |value: Option<Spanned<String>>, field: &str, default: &str| -> Result<Duration> {
+                match value {
+                    None => Ok(parse_duration(default).expect("default duration parses")),
+                    Some(v) => parse_duration(v.get_ref()).map_err(|m| {
+                        self.err(&v, field, m)
+                            .with_hint("write durations like `8760h` (hours), `365d` or `90d12h`")
+                    }),
+                }
+            };
         let cert_validity = duration(raw.cert_validity, "pki.cert-validity", "8760h")?;
         let ca_validity = duration(raw.ca_validity, "pki.ca-validity", "87600h")?;
         let service_account_key = match raw.service_account_key {
@@ -364,11 +400,17 @@ impl Validator<'_> {
                 }
             },
         };
-        let subject_field = |value: Option<Spanned<String>>, field: &str| -> Result<Option<String>> {
+        let subject_field = |value: Option<Spanned<String>>,
+                             field: &str|
+         -> Result<Option<String>> {
             match value {
                 None => Ok(None),
                 Some(v) if v.get_ref().is_empty() || v.get_ref().chars().any(char::is_control) => {
-                    Err(self.err(&v, field, "must be non-empty text without control characters"))
+                    Err(self.err(
+                        &v,
+                        field,
+                        "must be non-empty text without control characters",
+                    ))
                 }
                 Some(v) => Ok(Some(v.into_inner())),
             }
@@ -379,13 +421,23 @@ impl Validator<'_> {
             locality: subject_field(raw.locality, "pki.L")?,
             organizational_unit: subject_field(raw.organizational_unit, "pki.OU")?,
         };
-        Ok(PkiSettings { dir, import_ca, key_algorithm, cert_validity, ca_validity, subject, service_account_key })
+        Ok(PkiSettings {
+            dir,
+            import_ca,
+            key_algorithm,
+            cert_validity,
+            ca_validity,
+            subject,
+            service_account_key,
+        })
     }
 
     fn nodes(&self, raw: Vec<RawNode>) -> Result<Vec<Node>> {
         if raw.is_empty() {
-            return Err(Error::input(self.whole_file("nodes"), "no masters are listed")
-                .with_hint("add one `[[nodes]]` table with `name` and `ip` per master"));
+            return Err(
+                Error::input(self.whole_file("nodes"), "no masters are listed")
+                    .with_hint("add one `[[nodes]]` table with `name` and `ip` per master"),
+            );
         }
         let mut names = BTreeSet::new();
         let mut ips = BTreeSet::new();
@@ -395,19 +447,38 @@ impl Validator<'_> {
             let ip_field = format!("nodes[{i}].ip");
             if !is_host_name(node.name.get_ref()) {
                 return Err(self
-                    .err(&node.name, &name_field, format!("`{}` is not a plain host name", node.name.get_ref()))
+                    .err(
+                        &node.name,
+                        &name_field,
+                        format!("`{}` is not a plain host name", node.name.get_ref()),
+                    )
                     .with_hint("use letters, digits, `-` and `.` only, as in `zhangjun-k8s-01`"));
             }
             let ip: IpAddr = node.ip.get_ref().parse().map_err(|_| {
-                self.err(&node.ip, &ip_field, format!("`{}` is not an IP address", node.ip.get_ref()))
+                self.err(
+                    &node.ip,
+                    &ip_field,
+                    format!("`{}` is not an IP address", node.ip.get_ref()),
+                )
             })?;
             if !names.insert(node.name.get_ref().clone()) {
-                return Err(self.err(&node.name, &name_field, format!("node name `{}` is listed twice", node.name.get_ref())));
+                return Err(self.err(
+                    &node.name,
+                    &name_field,
+                    format!("node name `{}` is listed twice", node.name.get_ref()),
+                ));
             }
             if !ips.insert(ip) {
-                return Err(self.err(&node.ip, &ip_field, format!("node IP `{ip}` is listed twice")));
+                return Err(self.err(
+                    &node.ip,
+                    &ip_field,
+                    format!("node IP `{ip}` is listed twice"),
+                ));
             }
-            nodes.push(Node { name: node.name.into_inner(), ip });
+            nodes.push(Node {
+                name: node.name.into_inner(),
+                ip,
+            });
         }
         Ok(nodes)
     }
@@ -429,30 +500,56 @@ impl Validator<'_> {
             Some(p) => u16::try_from(*p.get_ref())
                 .ok()
                 .filter(|port| *port > 0)
-                .ok_or_else(|| self.err(&p, "kube-controller-manager.secure-port", "must be a port number from 1 to 65535"))?,
+                .ok_or_else(|| {
+                    self.err(
+                        &p,
+                        "kube-controller-manager.secure-port",
+                        "must be a port number from 1 to 65535",
+                    )
+                })?,
         };
         let mut extra_args = BTreeMap::new();
         for (key, value) in raw.extra_args {
             let field = format!("kube-controller-manager.extra-args.{key}");
             let name = key.trim_start_matches('-').to_string();
-            crate::flags::check_extra_arg(&name, version).map_err(|(message, hint)| self.err(&value, &field, message).with_hint(hint))?;
+            crate::flags::check_extra_arg(&name, version)
+                .map_err(|(message, hint)| self.err(&value, &field, message).with_hint(hint))?;
             let text = match value.get_ref() {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Float(f) => f.to_string(),
                 toml::Value::Array(items) => {
-                    let parts: Option<Vec<String>> = items.iter().map(|v| v.as_str().map(str::to_string)).collect();
-                    parts.ok_or_else(|| self.err(&value, &field, "a list must hold strings only"))?.join(",")
+                    let parts: Option<Vec<String>> = items
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_string))
+                        .collect();
+                    parts
+                        .ok_or_else(|| self.err(&value, &field, "a list must hold strings only"))?
+                        .join(",")
                 }
-                _ => return Err(self.err(&value, &field, "must be a string, number, boolean or list of strings")),
+                _ => {
+                    return Err(self.err(
+                        &value,
+                        &field,
+                        "must be a string, number, boolean or list of strings",
+                    ))
+                }
             };
             if text.chars().any(char::is_control) {
-                return Err(self.err(&value, &field, "must not contain control characters or line breaks"));
+                return Err(self.err(
+                    &value,
+                    &field,
+                    "must not contain control characters or line breaks",
+                ));
             }
             extra_args.insert(name, text);
         }
-        Ok(KcmSettings { binary, secure_port, extra_args })
+        Ok(KcmSettings {
+            binary,
+            secure_port,
+            extra_args,
+        })
     }
 }
 
@@ -464,7 +561,9 @@ pub fn is_host_name(name: &str) -> bool {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -480,7 +579,9 @@ fn check_apiserver(url: &str) -> Result<(), String> {
     }
     let probe = host_port.replace(NODE_IP_PLACEHOLDER, "127.0.0.1");
     if probe.contains('{') || probe.contains('}') {
-        return Err(format!("`{url}`: the only placeholder allowed is `{NODE_IP_PLACEHOLDER}`"));
+        return Err(format!(
+            "`{url}`: the only placeholder allowed is `{NODE_IP_PLACEHOLDER}`"
+        ));
     }
     if let Some((_, port)) = probe.rsplit_once(':').filter(|_| !probe.ends_with(']')) {
         if port.parse::<u16>().map_or(true, |p| p == 0) {
@@ -520,7 +621,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             _ => return Err(bad()),
         };
         let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
         digits.clear();
     }
     if !digits.is_empty() || total == 0 {
@@ -564,13 +668,19 @@ ip = "10.0.0.1"
     fn errors_point_at_line_and_column() {
         let text = MINIMAL.replace("10.0.0.1", "10.0.0.300");
         let err = parse_str(&text).unwrap_err().to_string();
-        assert_eq!(err, "cluster.toml:8:6: `nodes[0].ip`: `10.0.0.300` is not an IP address");
+        assert_eq!(
+            err,
+            "cluster.toml:8:6: `nodes[0].ip`: `10.0.0.300` is not an IP address"
+        );
     }
 
     #[test]
     fn durations() {
         assert_eq!(parse_duration("8760h").unwrap().as_secs(), 8760 * 3600);
-        assert_eq!(parse_duration("1d2h3m4s").unwrap().as_secs(), 86400 + 7200 + 184);
+        assert_eq!(
+            parse_duration("1d2h3m4s").unwrap().as_secs(),
+            86400 + 7200 + 184
+        );
         for bad in ["", "h", "10", "10y", "-5h", "0h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
@@ -590,7 +700,13 @@ ip = "10.0.0.1"
         assert!(check_apiserver("https://{{node.ip}}:6443").is_ok());
         assert!(check_apiserver("https://[::1]:6443").is_ok());
         assert!(check_apiserver("https://lb.example.com").is_ok());
-        for bad in ["http://a:6443", "https://", "https://a:0", "https://{{node.name}}:6443", "https://a b"] {
+        for bad in [
+            "http://a:6443",
+            "https://",
+            "https://a:0",
+            "https://{{node.name}}:6443",
+            "https://a b",
+        ] {
             assert!(check_apiserver(bad).is_err(), "{bad}");
         }
     }

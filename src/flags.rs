@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::{Inventory, Node, ServiceAccountKey};
 use crate::plan::paths;
-use crate::version::{KubeVersion, NEWEST_MINOR, OLDEST_MINOR};
+use crate::version::{KubeVersion, OLDEST_MINOR};
 
 /// One flag as it appears on the command line: `--name` or `--name=value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +20,17 @@ pub struct Flag {
 
 impl Flag {
     fn on(name: &str) -> Self {
-        Flag { name: name.into(), value: None }
+        Flag {
+            name: name.into(),
+            value: None,
+        }
     }
 
     fn set(name: &str, value: impl Into<String>) -> Self {
-        Flag { name: name.into(), value: Some(value.into()) }
+        Flag {
+            name: name.into(),
+            value: Some(value.into()),
+        }
     }
 }
 
@@ -49,8 +55,14 @@ pub fn kcm_flags(inv: &Inventory, node: &Node) -> Vec<Flag> {
         Flag::set("concurrent-service-syncs", "2"),
         Flag::set("bind-address", node.ip.to_string()),
         Flag::set("secure-port", inv.kcm.secure_port.to_string()),
-        Flag::set("tls-cert-file", format!("{}/kube-controller-manager.pem", paths::CERT_DIR)),
-        Flag::set("tls-private-key-file", format!("{}/kube-controller-manager-key.pem", paths::CERT_DIR)),
+        Flag::set(
+            "tls-cert-file",
+            format!("{}/kube-controller-manager.pem", paths::CERT_DIR),
+        ),
+        Flag::set(
+            "tls-private-key-file",
+            format!("{}/kube-controller-manager-key.pem", paths::CERT_DIR),
+        ),
     ];
     // Below 1.22 the insecure HTTP port 10252 is on unless explicitly disabled; from 1.24
     // the flag is gone and its presence stops the binary.
@@ -70,7 +82,11 @@ pub fn kcm_flags(inv: &Inventory, node: &Node) -> Vec<Flag> {
         Flag::set("cluster-signing-key-file", &ca_key),
     ]);
     // The experimental spelling is the only one before 1.19 and is removed in 1.25.
-    let signing = if minor < 19 { "experimental-cluster-signing-duration" } else { "cluster-signing-duration" };
+    let signing = if minor < 19 {
+        "experimental-cluster-signing-duration"
+    } else {
+        "cluster-signing-duration"
+    };
     flags.push(Flag::set(signing, go_duration(inv.pki.cert_validity)));
     flags.extend([
         Flag::set("horizontal-pod-autoscaler-sync-period", "10s"),
@@ -82,7 +98,10 @@ pub fn kcm_flags(inv: &Inventory, node: &Node) -> Vec<Flag> {
     }
     flags.extend([
         Flag::set("node-cidr-mask-size", "24"),
-        Flag::set("service-cluster-ip-range", inv.cluster.service_cidr.to_string()),
+        Flag::set(
+            "service-cluster-ip-range",
+            inv.cluster.service_cidr.to_string(),
+        ),
     ]);
     // Removed in 1.27 together with the non-taint eviction path.
     if minor < 27 {
@@ -141,7 +160,10 @@ fn catalogue() -> &'static BTreeMap<&'static str, Lifetime> {
             .map(|line| {
                 let mut cols = line.split('\t');
                 let name = cols.next().expect("flag column");
-                let first = cols.next().and_then(|c| c.parse().ok()).unwrap_or(OLDEST_MINOR);
+                let first = cols
+                    .next()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(OLDEST_MINOR);
                 let last = cols.next().and_then(|c| c.parse().ok());
                 (name, Lifetime { first, last })
             })
@@ -188,13 +210,11 @@ pub fn known_in(minor: u32) -> impl Iterator<Item = &'static str> {
         .map(|(name, _)| *name)
 }
 
-#[allow(dead_code)]
-const _: () = assert!(OLDEST_MINOR < NEWEST_MINOR);
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config;
+    use crate::version::NEWEST_MINOR;
     use std::path::Path;
 
     fn inventory(version: &str, extra: &str) -> Inventory {
@@ -207,7 +227,10 @@ mod tests {
 
     fn names(version: &str) -> Vec<String> {
         let inv = inventory(version, "");
-        kcm_flags(&inv, &inv.nodes[0]).into_iter().map(|f| f.name).collect()
+        kcm_flags(&inv, &inv.nodes[0])
+            .into_iter()
+            .map(|f| f.name)
+            .collect()
     }
 
     #[test]
@@ -215,9 +238,16 @@ mod tests {
         let has = |v: &str, f: &str| names(v).iter().any(|n| n == f);
         assert!(has("1.16", "port") && has("1.21", "port") && !has("1.22", "port"));
         assert!(has("1.18", "experimental-cluster-signing-duration"));
-        assert!(!has("1.19", "experimental-cluster-signing-duration") && has("1.19", "cluster-signing-duration"));
+        assert!(
+            !has("1.19", "experimental-cluster-signing-duration")
+                && has("1.19", "cluster-signing-duration")
+        );
         assert!(has("1.26", "pod-eviction-timeout") && !has("1.27", "pod-eviction-timeout"));
-        assert!(has("1.22", "logtostderr") && !has("1.23", "logtostderr") && !has("1.34", "logtostderr"));
+        assert!(
+            has("1.22", "logtostderr")
+                && !has("1.23", "logtostderr")
+                && !has("1.34", "logtostderr")
+        );
     }
 
     #[test]
@@ -226,27 +256,56 @@ mod tests {
             let version = format!("1.{minor}");
             let known: Vec<&str> = known_in(minor).collect();
             for name in names(&version) {
-                assert!(known.contains(&name.as_str()), "1.{minor} renders unknown --{name}");
+                assert!(
+                    known.contains(&name.as_str()),
+                    "1.{minor} renders unknown --{name}"
+                );
             }
         }
     }
 
     #[test]
     fn extra_args_override_in_place_and_append() {
-        let inv = inventory("1.20.2", "extra-args = { v = 4, \"--allocate-node-cidrs\" = true }");
+        let inv = inventory(
+            "1.20.2",
+            "extra-args = { v = 4, \"--allocate-node-cidrs\" = true }",
+        );
         let flags = kcm_flags(&inv, &inv.nodes[0]);
         assert_eq!(flags.iter().filter(|f| f.name == "v").count(), 1);
-        assert_eq!(flags.iter().find(|f| f.name == "v").unwrap().value.as_deref(), Some("4"));
-        assert_eq!(flags.last().unwrap(), &Flag::set("allocate-node-cidrs", "true"));
+        assert_eq!(
+            flags
+                .iter()
+                .find(|f| f.name == "v")
+                .unwrap()
+                .value
+                .as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            flags.last().unwrap(),
+            &Flag::set("allocate-node-cidrs", "true")
+        );
     }
 
     #[test]
     fn extra_args_the_version_lacks_are_refused() {
         let v = |s| KubeVersion::parse(s).unwrap();
         assert!(check_extra_arg("port", &v("1.21")).is_ok());
-        assert!(check_extra_arg("port", &v("1.24")).unwrap_err().0.contains("removed after 1.23"));
-        assert!(check_extra_arg("cluster-signing-duration", &v("1.18")).unwrap_err().0.contains("added in 1.19"));
-        assert!(check_extra_arg("no-such-flag", &v("1.20")).unwrap_err().0.contains("no flag"));
-        assert!(check_extra_arg("secure-port", &v("1.20")).unwrap_err().1.contains("secure-port"));
+        assert!(check_extra_arg("port", &v("1.24"))
+            .unwrap_err()
+            .0
+            .contains("removed after 1.23"));
+        assert!(check_extra_arg("cluster-signing-duration", &v("1.18"))
+            .unwrap_err()
+            .0
+            .contains("added in 1.19"));
+        assert!(check_extra_arg("no-such-flag", &v("1.20"))
+            .unwrap_err()
+            .0
+            .contains("no flag"));
+        assert!(check_extra_arg("secure-port", &v("1.20"))
+            .unwrap_err()
+            .1
+            .contains("secure-port"));
     }
 }

@@ -9,7 +9,14 @@ use crate::config::{self, DEFAULT_APISERVER, DEFAULT_K8S_DIR};
 use crate::error::{Error, Result};
 
 /// The environment.sh variables `init` understands.
-pub const USED: [&str; 6] = ["NODE_NAMES", "NODE_IPS", "KUBE_APISERVER", "K8S_DIR", "SERVICE_CIDR", "CLUSTER_CIDR"];
+pub const USED: [&str; 6] = [
+    "NODE_NAMES",
+    "NODE_IPS",
+    "KUBE_APISERVER",
+    "K8S_DIR",
+    "SERVICE_CIDR",
+    "CLUSTER_CIDR",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShellValue {
@@ -29,7 +36,9 @@ pub fn parse_env(text: &str) -> BTreeMap<String, ShellValue> {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
-        let Some((name, value)) = line.split_once('=') else { continue };
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             continue;
         }
@@ -40,8 +49,10 @@ pub fn parse_env(text: &str) -> BTreeMap<String, ShellValue> {
 
 fn shell_value(raw: &str) -> ShellValue {
     if let Some(inner) = raw.strip_prefix('(') {
-        let Some(inner) = inner.split(')').next() else { return ShellValue::Dynamic };
-        let words: Vec<String> = inner.split_whitespace().map(|w| unquote(w)).collect();
+        let Some(inner) = inner.split(')').next() else {
+            return ShellValue::Dynamic;
+        };
+        let words: Vec<String> = inner.split_whitespace().map(unquote).collect();
         if words.iter().any(|w| w.contains('$') || w.contains('`')) {
             return ShellValue::Dynamic;
         }
@@ -50,7 +61,11 @@ fn shell_value(raw: &str) -> ShellValue {
     let value = match raw.chars().next() {
         Some(q @ ('"' | '\'')) => raw[1..].split(q).next().unwrap_or_default().to_string(),
         // An unquoted word ends at white space (a trailing comment, say).
-        _ => raw.split_whitespace().next().unwrap_or_default().to_string(),
+        _ => raw
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     };
     if value.contains('$') || value.contains('`') {
         ShellValue::Dynamic
@@ -83,20 +98,34 @@ pub fn import_env(path: &Path) -> Result<Imported> {
         match vars.get(name) {
             None => Ok(None),
             Some(ShellValue::Scalar(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Error::input(loc(name), "must be a plain quoted or unquoted value")),
+            Some(_) => Err(Error::input(
+                loc(name),
+                "must be a plain quoted or unquoted value",
+            )),
         }
     };
     let array = |name: &str| -> Result<Vec<String>> {
         match vars.get(name) {
             Some(ShellValue::Array(a)) => Ok(a.clone()),
-            None => Err(Error::input(loc(name), "is not set").with_hint("environment.sh must define NODE_NAMES=(…) and NODE_IPS=(…)")),
-            Some(_) => Err(Error::input(loc(name), "must be a bash array like `(a b c)`")),
+            None => Err(Error::input(loc(name), "is not set")
+                .with_hint("environment.sh must define NODE_NAMES=(…) and NODE_IPS=(…)")),
+            Some(_) => Err(Error::input(
+                loc(name),
+                "must be a bash array like `(a b c)`",
+            )),
         }
     };
     let names = array("NODE_NAMES")?;
     let ips = array("NODE_IPS")?;
     if names.len() != ips.len() {
-        return Err(Error::input(loc("NODE_IPS"), format!("has {} entries but NODE_NAMES has {}", ips.len(), names.len())));
+        return Err(Error::input(
+            loc("NODE_IPS"),
+            format!(
+                "has {} entries but NODE_NAMES has {}",
+                ips.len(),
+                names.len()
+            ),
+        ));
     }
     let mut imported = Imported {
         nodes: names.into_iter().zip(ips).collect(),
@@ -163,13 +192,21 @@ ca-validity = "87600h"
         apiserver = toml_str(imported.apiserver.as_deref().unwrap_or(DEFAULT_APISERVER)),
         service_cidr = toml_str(imported.service_cidr.as_deref().unwrap_or("10.254.0.0/16")),
         cluster_cidr = match &imported.cluster_cidr {
-            Some(c) => format!("cluster-cidr = {}          # pod network, for --cluster-cidr", toml_str(c)),
-            None => "# cluster-cidr = \"172.30.0.0/16\"     # pod network, for --cluster-cidr".to_string(),
+            Some(c) => format!(
+                "cluster-cidr = {}          # pod network, for --cluster-cidr",
+                toml_str(c)
+            ),
+            None => "# cluster-cidr = \"172.30.0.0/16\"     # pod network, for --cluster-cidr"
+                .to_string(),
         },
         k8s_dir = toml_str(imported.k8s_dir.as_deref().unwrap_or(DEFAULT_K8S_DIR)),
     ));
     for (name, ip) in &nodes {
-        out.push_str(&format!("\n[[nodes]]\nname = {}\nip = {}\n", toml_str(name), toml_str(ip)));
+        out.push_str(&format!(
+            "\n[[nodes]]\nname = {}\nip = {}\n",
+            toml_str(name),
+            toml_str(ip)
+        ));
     }
     out.push_str(
         r#"
@@ -202,8 +239,14 @@ mod tests {
              export ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)\n\
              K8S_DIR='/data/k8s/k8s'\nPATH=/opt/k8s/bin:$PATH\n",
         );
-        assert_eq!(vars["NODE_IPS"], ShellValue::Array(vec!["172.27.138.251".into(), "172.27.137.229".into()]));
-        assert_eq!(vars["SERVICE_CIDR"], ShellValue::Scalar("10.254.0.0/16".into()));
+        assert_eq!(
+            vars["NODE_IPS"],
+            ShellValue::Array(vec!["172.27.138.251".into(), "172.27.137.229".into()])
+        );
+        assert_eq!(
+            vars["SERVICE_CIDR"],
+            ShellValue::Scalar("10.254.0.0/16".into())
+        );
         assert_eq!(vars["K8S_DIR"], ShellValue::Scalar("/data/k8s/k8s".into()));
         assert_eq!(vars["ENCRYPTION_KEY"], ShellValue::Dynamic);
         assert_eq!(vars["PATH"], ShellValue::Dynamic);

@@ -71,7 +71,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             sums.push((name, sha));
         }
         let listing: std::collections::BTreeMap<String, String> = sums.iter().cloned().collect();
-        pki::write_public(&staging.join("SHA256SUMS"), bundle::sha256sums(&listing).as_bytes())?;
+        pki::write_public(
+            &staging.join("SHA256SUMS"),
+            bundle::sha256sums(&listing).as_bytes(),
+        )?;
         pki::write_public(&staging.join("ca.pem"), pki.ca_cert_pem.as_bytes())?;
         if let Some(sa) = &pki.service_account {
             pki::write_public(&staging.join("sa.pub"), sa.public_pem.as_bytes())?;
@@ -85,7 +88,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             return Err(e);
         }
     };
-    report.bundles = sums.into_iter().map(|(name, sha)| (opts.out.join(name), sha)).collect();
+    report.bundles = sums
+        .into_iter()
+        .map(|(name, sha)| (opts.out.join(name), sha))
+        .collect();
     Ok(report)
 }
 
@@ -95,16 +101,23 @@ fn check_dist(out: &Path) -> Result<()> {
         return Ok(());
     }
     if !out.is_dir() {
-        return Err(Error::input(format!("`{}`", out.display()), "exists and is not a folder")
-            .with_hint("pass `-o` a new or earlier output folder"));
+        return Err(
+            Error::input(format!("`{}`", out.display()), "exists and is not a folder")
+                .with_hint("pass `-o` a new or earlier output folder"),
+        );
     }
     for entry in fs_err::read_dir(out)? {
         let name = entry?.file_name().to_string_lossy().to_string();
         let ours = DIST_EXTRAS.contains(&name.as_str())
             || (name.starts_with(&format!("{}-", plan::COMPONENT)) && name.ends_with(".tar.gz"));
         if !ours {
-            return Err(Error::input(format!("`{}`", out.display()), format!("holds `{name}`, which kube-bundle did not write"))
-                .with_hint("the output folder is replaced on every build: pass `-o` an empty or new folder"));
+            return Err(Error::input(
+                format!("`{}`", out.display()),
+                format!("holds `{name}`, which kube-bundle did not write"),
+            )
+            .with_hint(
+                "the output folder is replaced on every build: pass `-o` an empty or new folder",
+            ));
         }
     }
     Ok(())
@@ -116,7 +129,10 @@ fn staging_dir(out: &Path) -> Result<PathBuf> {
         _ => PathBuf::from("."),
     };
     fs_err::create_dir_all(&parent)?;
-    let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "dist".into());
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "dist".into());
     let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     if staging.exists() {
         fs_err::remove_dir_all(&staging)?;

@@ -31,7 +31,12 @@ fn main() -> ExitCode {
 
 fn run(command: cli::Command) -> Result<(), Error> {
     match command {
-        cli::Command::Init { from_env, output, kubernetes_version, force } => {
+        cli::Command::Init {
+            from_env,
+            output,
+            kubernetes_version,
+            force,
+        } => {
             let imported = match &from_env {
                 Some(path) => init::import_env(path)?,
                 None => init::Imported::default(),
@@ -42,19 +47,29 @@ fn run(command: cli::Command) -> Result<(), Error> {
                 std::io::stdout().write_all(text.as_bytes())?;
             } else {
                 if output.exists() && !force {
-                    return Err(Error::input(format!("`{}`", output.display()), "already exists")
-                        .with_hint("pass --force to overwrite it, or -o another file"));
+                    return Err(
+                        Error::input(format!("`{}`", output.display()), "already exists")
+                            .with_hint("pass --force to overwrite it, or -o another file"),
+                    );
                 }
                 fs_err::write(&output, &text)?;
                 eprintln!("wrote `{}`", output.display());
             }
             if let Some(path) = from_env {
                 eprintln!("from `{}`: used {}", path.display(), list(&imported.used));
-                eprintln!("from `{}`: ignored {}", path.display(), list(&imported.ignored));
+                eprintln!(
+                    "from `{}`: ignored {}",
+                    path.display(),
+                    list(&imported.ignored)
+                );
             }
             Ok(())
         }
-        cli::Command::Build { config, output, templates } => {
+        cli::Command::Build {
+            config,
+            output,
+            templates,
+        } => {
             let report = kube_bundle::build(&BuildOptions {
                 config,
                 out: output,

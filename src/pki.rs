@@ -4,15 +4,15 @@
 //! module never regenerates a CA or a service-account key that already exists, and never
 //! touches `dist/`.
 
+use fs_err::os::unix::fs::OpenOptionsExt;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use fs_err::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, PublicKeyData, RsaKeySize, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, RsaKeySize, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -63,7 +63,12 @@ pub fn prepare(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Pki> {
         leaves.insert(node.name.clone(), leaf(inv, node, &ca, say)?);
     }
     restrict_dir(dir)?;
-    Ok(Pki { ca_cert_pem: ca.cert_pem, ca_key_pem: ca.key_pem, service_account, leaves })
+    Ok(Pki {
+        ca_cert_pem: ca.cert_pem,
+        ca_key_pem: ca.key_pem,
+        service_account,
+        leaves,
+    })
 }
 
 struct Ca {
@@ -75,11 +80,14 @@ struct Ca {
 
 impl Ca {
     fn parsed(&self) -> X509Certificate<'_> {
-        X509Certificate::from_der(&self.cert_der).expect("CA parsed when loaded").1
+        X509Certificate::from_der(&self.cert_der)
+            .expect("CA parsed when loaded")
+            .1
     }
 
     fn issuer(&self) -> Result<Issuer<'static, &KeyPair>> {
-        Issuer::from_ca_cert_der(&self.cert_der.clone().into(), &self.key).map_err(|e| Error::crypto("CA certificate", e))
+        Issuer::from_ca_cert_der(&self.cert_der.clone().into(), &self.key)
+            .map_err(|e| Error::crypto("CA certificate", e))
     }
 }
 
@@ -90,19 +98,26 @@ fn loc(path: &Path) -> String {
 /// Reads the first PEM block of `label` from a file.
 fn read_pem(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
     let text = fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))?;
-    let blocks = pem::parse_many(&text).map_err(|e| Error::pki(loc(path), format!("is not PEM: {e}")))?;
+    let blocks =
+        pem::parse_many(&text).map_err(|e| Error::pki(loc(path), format!("is not PEM: {e}")))?;
     let block = blocks
         .into_iter()
         .find(|b| labels.contains(&b.tag()))
-        .ok_or_else(|| Error::pki(loc(path), format!("holds no {} PEM block", labels.join(" or "))))?;
+        .ok_or_else(|| {
+            Error::pki(
+                loc(path),
+                format!("holds no {} PEM block", labels.join(" or ")),
+            )
+        })?;
     Ok((text, block.into_contents()))
 }
 
 fn parse_key(path: &Path) -> Result<(String, KeyPair)> {
     let text = fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))?;
     let key = KeyPair::from_pem(&text).map_err(|e| {
-        Error::pki(loc(path), format!("is not a usable private key ({e})"))
-            .with_hint("PKCS#8, PKCS#1 (`RSA PRIVATE KEY`) and SEC1 (`EC PRIVATE KEY`) PEM keys are accepted")
+        Error::pki(loc(path), format!("is not a usable private key ({e})")).with_hint(
+            "PKCS#8, PKCS#1 (`RSA PRIVATE KEY`) and SEC1 (`EC PRIVATE KEY`) PEM keys are accepted",
+        )
     })?;
     Ok((text, key))
 }
@@ -116,24 +131,51 @@ fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca> {
     let (key_text, key) = parse_key(key_path)?;
     let (_, cert) = X509Certificate::from_der(&cert_der)
         .map_err(|e| Error::pki(loc(cert_path), format!("is not an X.509 certificate ({e})")))?;
-    let is_ca = cert.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca);
+    let is_ca = cert
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.ca);
     if !is_ca {
-        return Err(Error::pki(loc(cert_path), "is not a CA certificate (no basicConstraints CA:TRUE)")
-            .with_hint("`pki.ca-cert` must be the cluster's root CA, as made by `cfssl gencert -initca`"));
+        return Err(Error::pki(
+            loc(cert_path),
+            "is not a CA certificate (no basicConstraints CA:TRUE)",
+        )
+        .with_hint(
+            "`pki.ca-cert` must be the cluster's root CA, as made by `cfssl gencert -initca`",
+        ));
     }
     let now = OffsetDateTime::now_utc();
     if cert.validity().not_after.to_datetime() <= now {
-        return Err(Error::pki(loc(cert_path), format!("the CA expired on {}", cert.validity().not_after))
-            .with_hint("renew the CA first; every certificate it signed must be reissued too"));
+        return Err(Error::pki(
+            loc(cert_path),
+            format!("the CA expired on {}", cert.validity().not_after),
+        )
+        .with_hint("renew the CA first; every certificate it signed must be reissued too"));
     }
     if !spki_matches(&key, &cert) {
-        return Err(Error::pki(loc(key_path), format!("does not match the CA certificate `{}`", cert_path.display()))
-            .with_hint("`pki.ca-key` must be the private key of `pki.ca-cert`"));
+        return Err(Error::pki(
+            loc(key_path),
+            format!(
+                "does not match the CA certificate `{}`",
+                cert_path.display()
+            ),
+        )
+        .with_hint("`pki.ca-key` must be the private key of `pki.ca-cert`"));
     }
     let pem_cert = pem::encode(&pem::Pem::new("CERTIFICATE", cert_der.clone()));
     // Keep an imported CA's file as written; a generated one is already plain PEM.
-    let cert_pem = if pem::parse_many(&cert_text).map(|b| b.len()).unwrap_or(0) == 1 { cert_text } else { pem_cert };
-    Ok(Ca { cert_pem, key_pem: key_text, cert_der, key })
+    let cert_pem = if pem::parse_many(&cert_text).map(|b| b.len()).unwrap_or(0) == 1 {
+        cert_text
+    } else {
+        pem_cert
+    };
+    Ok(Ca {
+        cert_pem,
+        key_pem: key_text,
+        cert_der,
+        key,
+    })
 }
 
 fn saved_ca(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Ca> {
@@ -149,10 +191,21 @@ fn saved_ca(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Ca> {
             say(format!("generated a new CA in `{}`", cert_path.display()));
             Ok(ca)
         }
-        (true, false) => Err(Error::pki(loc(&cert_path), format!("exists but its key `{}` does not", key_path.display()))
-            .with_hint("restore the CA key from backup; kube-bundle never replaces a CA on its own")),
-        (false, true) => Err(Error::pki(loc(&key_path), format!("exists but its certificate `{}` does not", cert_path.display()))
-            .with_hint("restore the CA certificate from backup; kube-bundle never replaces a CA on its own")),
+        (true, false) => Err(Error::pki(
+            loc(&cert_path),
+            format!("exists but its key `{}` does not", key_path.display()),
+        )
+        .with_hint("restore the CA key from backup; kube-bundle never replaces a CA on its own")),
+        (false, true) => Err(Error::pki(
+            loc(&key_path),
+            format!(
+                "exists but its certificate `{}` does not",
+                cert_path.display()
+            ),
+        )
+        .with_hint(
+            "restore the CA certificate from backup; kube-bundle never replaces a CA on its own",
+        )),
     }
 }
 
@@ -189,14 +242,21 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
-fn subject_dn(subject: &Subject, organization: Option<&str>, common_name: &str) -> DistinguishedName {
+fn subject_dn(
+    subject: &Subject,
+    organization: Option<&str>,
+    common_name: &str,
+) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     let fields = [
         (DnType::CountryName, subject.country.as_deref()),
         (DnType::StateOrProvinceName, subject.state.as_deref()),
         (DnType::LocalityName, subject.locality.as_deref()),
         (DnType::OrganizationName, organization),
-        (DnType::OrganizationalUnitName, subject.organizational_unit.as_deref()),
+        (
+            DnType::OrganizationalUnitName,
+            subject.organizational_unit.as_deref(),
+        ),
     ];
     for (ty, value) in fields {
         if let Some(v) = value {
@@ -210,7 +270,8 @@ fn subject_dn(subject: &Subject, organization: Option<&str>, common_name: &str) 
 fn validity(params: &mut CertificateParams, lifetime: std::time::Duration) -> Result<()> {
     let now = OffsetDateTime::now_utc();
     params.not_before = now - CLOCK_SKEW;
-    let lifetime = time::Duration::try_from(lifetime).map_err(|e| Error::crypto("certificate lifetime", e))?;
+    let lifetime =
+        time::Duration::try_from(lifetime).map_err(|e| Error::crypto("certificate lifetime", e))?;
     params.not_after = now + lifetime;
     Ok(())
 }
@@ -218,13 +279,25 @@ fn validity(params: &mut CertificateParams, lifetime: std::time::Duration) -> Re
 fn generate_ca(inv: &Inventory) -> Result<Ca> {
     let key = generate_key(inv.pki.key_algorithm)?;
     let mut params = CertificateParams::default();
-    params.distinguished_name = subject_dn(&inv.pki.subject, None, &format!("{}-ca", inv.cluster.name));
+    params.distinguished_name =
+        subject_dn(&inv.pki.subject, None, &format!("{}-ca", inv.cluster.name));
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.serial_number = Some(random_serial());
     validity(&mut params, inv.pki.ca_validity)?;
-    let cert = params.self_signed(&key).map_err(|e| Error::crypto("self-signing the CA", e))?;
-    Ok(Ca { cert_pem: cert.pem(), key_pem: key.serialize_pem(), cert_der: cert.der().to_vec(), key })
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| Error::crypto("self-signing the CA", e))?;
+    Ok(Ca {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        cert_der: cert.der().to_vec(),
+        key,
+    })
 }
 
 fn service_account_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<ServiceAccountPair> {
@@ -234,31 +307,50 @@ fn service_account_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<S
         let (private_pem, key) = parse_key(&key_path)?;
         let public_pem = key.public_key_pem();
         if pub_path.exists() && fs_err::read_to_string(&pub_path)? != public_pem {
-            return Err(Error::pki(loc(&pub_path), format!("does not match `{}`", key_path.display()))
-                .with_hint("delete sa.pub to have it derived again from sa.key"));
+            return Err(Error::pki(
+                loc(&pub_path),
+                format!("does not match `{}`", key_path.display()),
+            )
+            .with_hint("delete sa.pub to have it derived again from sa.key"));
         }
         if !pub_path.exists() {
             write_public(&pub_path, public_pem.as_bytes())?;
-            say(format!("wrote `{}` from the existing key", pub_path.display()));
+            say(format!(
+                "wrote `{}` from the existing key",
+                pub_path.display()
+            ));
         }
-        return Ok(ServiceAccountPair { private_pem, public_pem });
+        return Ok(ServiceAccountPair {
+            private_pem,
+            public_pem,
+        });
     }
     if pub_path.exists() {
         return Err(Error::pki(loc(&pub_path), format!("exists but its private key `{}` does not", key_path.display()))
             .with_hint("restore sa.key from backup: a new key would invalidate every service-account token; delete sa.pub only if that is intended"));
     }
     let key = generate_key(inv.pki.key_algorithm)?;
-    let pair = ServiceAccountPair { private_pem: key.serialize_pem(), public_pem: key.public_key_pem() };
+    let pair = ServiceAccountPair {
+        private_pem: key.serialize_pem(),
+        public_pem: key.public_key_pem(),
+    };
     ensure_dir(&inv.pki.dir)?;
     write_private(&key_path, pair.private_pem.as_bytes())?;
     write_public(&pub_path, pair.public_pem.as_bytes())?;
-    say(format!("generated the service-account key pair `{}`", key_path.display()));
+    say(format!(
+        "generated the service-account key pair `{}`",
+        key_path.display()
+    ));
     Ok(pair)
 }
 
 /// The SANs a node's controller-manager certificate must carry.
 fn expected_sans(node: &Node) -> Vec<String> {
-    let mut sans = vec![format!("DNS:{}", node.name), "IP:127.0.0.1".to_string(), format!("IP:{}", node.ip)];
+    let mut sans = vec![
+        format!("DNS:{}", node.name),
+        "IP:127.0.0.1".to_string(),
+        format!("IP:{}", node.ip),
+    ];
     sans.sort();
     sans.dedup();
     sans
@@ -307,17 +399,29 @@ fn subject_matches(cert: &X509Certificate<'_>, subject: &Subject) -> bool {
 }
 
 /// Why a saved leaf cannot be reused, or `None` when it can.
-fn leaf_problem(inv: &Inventory, node: &Node, ca: &Ca, cert_der: &[u8], key: &KeyPair) -> Option<String> {
+fn leaf_problem(
+    inv: &Inventory,
+    node: &Node,
+    ca: &Ca,
+    cert_der: &[u8],
+    key: &KeyPair,
+) -> Option<String> {
     let Ok((_, cert)) = X509Certificate::from_der(cert_der) else {
         return Some("the saved certificate is unreadable".into());
     };
     let ca_cert = ca.parsed();
-    if cert.issuer().as_raw() != ca_cert.subject().as_raw() || cert.verify_signature(Some(ca_cert.public_key())).is_err() {
+    if cert.issuer().as_raw() != ca_cert.subject().as_raw()
+        || cert.verify_signature(Some(ca_cert.public_key())).is_err()
+    {
         return Some("its issuer is no longer the CA".into());
     }
     let (have, want) = (cert_sans(&cert), expected_sans(node));
     if have != want {
-        return Some(format!("its SANs changed from {} to {}", have.join(","), want.join(",")));
+        return Some(format!(
+            "its SANs changed from {} to {}",
+            have.join(","),
+            want.join(",")
+        ));
     }
     if !subject_matches(&cert, &inv.pki.subject) {
         return Some("its subject no longer matches the inventory".into());
@@ -326,7 +430,10 @@ fn leaf_problem(inv: &Inventory, node: &Node, ca: &Ca, cert_der: &[u8], key: &Ke
         return Some("the saved key does not match the certificate".into());
     }
     if key_algorithm_of(&cert) != Some(inv.pki.key_algorithm) {
-        return Some(format!("the key algorithm changed to {}", inv.pki.key_algorithm.name()));
+        return Some(format!(
+            "the key algorithm changed to {}",
+            inv.pki.key_algorithm.name()
+        ));
     }
     if cert.validity().not_after.to_datetime() <= OffsetDateTime::now_utc() {
         return Some(format!("it expired on {}", cert.validity().not_after));
@@ -339,12 +446,21 @@ fn leaf(inv: &Inventory, node: &Node, ca: &Ca, say: &mut dyn FnMut(String)) -> R
     let cert_path = dir.join("kube-controller-manager.pem");
     let key_path = dir.join("kube-controller-manager-key.pem");
 
-    let saved_key = if key_path.exists() { Some(parse_key(&key_path)?) } else { None };
+    let saved_key = if key_path.exists() {
+        Some(parse_key(&key_path)?)
+    } else {
+        None
+    };
     let reason = match (&saved_key, cert_path.exists()) {
         (Some((key_pem, key)), true) => {
             let (cert_pem, cert_der) = read_pem(&cert_path, &["CERTIFICATE"])?;
             match leaf_problem(inv, node, ca, &cert_der, key) {
-                None => return Ok(Leaf { cert_pem, key_pem: key_pem.clone() }),
+                None => {
+                    return Ok(Leaf {
+                        cert_pem,
+                        key_pem: key_pem.clone(),
+                    })
+                }
                 Some(reason) => Some(reason),
             }
         }
@@ -357,7 +473,10 @@ fn leaf(inv: &Inventory, node: &Node, ca: &Ca, say: &mut dyn FnMut(String)) -> R
             KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             _ => &rcgen::PKCS_RSA_SHA256,
         };
-        k.algorithm() == probe_alg && reason.as_deref().is_none_or(|r| !r.contains("key algorithm") && !r.contains("does not match"))
+        k.algorithm() == probe_alg
+            && reason
+                .as_deref()
+                .is_none_or(|r| !r.contains("key algorithm") && !r.contains("does not match"))
     });
     let (key_pem, key) = match keep_key {
         Some(pair) => pair,
@@ -372,19 +491,36 @@ fn leaf(inv: &Inventory, node: &Node, ca: &Ca, say: &mut dyn FnMut(String)) -> R
     params.subject_alt_names = vec![
         SanType::IpAddress("127.0.0.1".parse().expect("loopback")),
         SanType::IpAddress(node.ip),
-        SanType::DnsName(node.name.clone().try_into().map_err(|e| Error::crypto(format!("node name `{}`", node.name), e))?),
+        SanType::DnsName(
+            node.name
+                .clone()
+                .try_into()
+                .map_err(|e| Error::crypto(format!("node name `{}`", node.name), e))?,
+        ),
     ];
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     params.use_authority_key_identifier_extension = true;
     params.serial_number = Some(random_serial());
     validity(&mut params, inv.pki.cert_validity)?;
     // A leaf must not outlive its CA.
     let ca_end = ca.parsed().validity().not_after.to_datetime();
     if params.not_after > ca_end {
+        if params.not_after - ca_end > time::Duration::days(1) {
+            say(format!(
+                "{}: certificate ends with the CA on {}",
+                node.name,
+                rfc3339(ca_end)
+            ));
+        }
         params.not_after = ca_end;
-        say(format!("{}: certificate capped at the CA's expiry {ca_end}", node.name));
     }
     let cert = params
         .signed_by(&key, &ca.issuer()?)
@@ -394,10 +530,19 @@ fn leaf(inv: &Inventory, node: &Node, ca: &Ca, say: &mut dyn FnMut(String)) -> R
     write_private(&key_path, key_pem.as_bytes())?;
     write_public(&cert_path, cert.pem().as_bytes())?;
     match reason {
-        Some(reason) => say(format!("{}: reissued the kube-controller-manager certificate: {reason}", node.name)),
-        None => say(format!("{}: issued a kube-controller-manager certificate", node.name)),
+        Some(reason) => say(format!(
+            "{}: reissued the kube-controller-manager certificate: {reason}",
+            node.name
+        )),
+        None => say(format!(
+            "{}: issued a kube-controller-manager certificate",
+            node.name
+        )),
     }
-    Ok(Leaf { cert_pem: cert.pem(), key_pem })
+    Ok(Leaf {
+        cert_pem: cert.pem(),
+        key_pem,
+    })
 }
 
 fn ensure_dir(dir: &Path) -> Result<()> {
@@ -419,7 +564,11 @@ fn restrict_dir(dir: &Path) -> Result<()> {
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
     let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut file = fs_err::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+    let mut file = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
@@ -450,7 +599,8 @@ pub fn describe(cert_pem: &str) -> Option<CertSummary> {
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -68,34 +68,101 @@ pub struct Installed {
     pub mode: String,
 }
 
-pub fn plan_node(inv: &Inventory, node: &Node, pki: &Pki, templates: &Templates) -> Result<NodePlan> {
+pub fn plan_node(
+    inv: &Inventory,
+    node: &Node,
+    pki: &Pki,
+    templates: &Templates,
+) -> Result<NodePlan> {
     let leaf = &pki.leaves[&node.name];
     let mut rootfs: BTreeMap<String, PlannedFile> = BTreeMap::new();
     let mut put = |path: &str, mode: u32, kind: Kind, content: Content| {
-        rootfs.insert(path.to_string(), PlannedFile { mode, kind, content });
+        rootfs.insert(
+            path.to_string(),
+            PlannedFile {
+                mode,
+                kind,
+                content,
+            },
+        );
     };
     let cert = |name: &str| format!("{}/{name}", paths::CERT_DIR);
 
-    put(&cert("ca.pem"), 0o644, Kind::Certificate, Content::Bytes(pki.ca_cert_pem.clone().into_bytes()));
+    put(
+        &cert("ca.pem"),
+        0o644,
+        Kind::Certificate,
+        Content::Bytes(pki.ca_cert_pem.clone().into_bytes()),
+    );
     // The CA key signs kubelet CSRs (--cluster-signing-key-file), as in the tutorial.
-    put(&cert("ca-key.pem"), 0o600, Kind::PrivateKey, Content::Bytes(pki.ca_key_pem.clone().into_bytes()));
-    put(&cert("kube-controller-manager.pem"), 0o644, Kind::Certificate, Content::Bytes(leaf.cert_pem.clone().into_bytes()));
-    put(&cert("kube-controller-manager-key.pem"), 0o600, Kind::PrivateKey, Content::Bytes(leaf.key_pem.clone().into_bytes()));
-    if let (ServiceAccountKey::Dedicated, Some(sa)) = (inv.pki.service_account_key, &pki.service_account) {
-        put(&cert("sa.key"), 0o600, Kind::PrivateKey, Content::Bytes(sa.private_pem.clone().into_bytes()));
-        put(&cert("sa.pub"), 0o644, Kind::Other, Content::Bytes(sa.public_pem.clone().into_bytes()));
+    put(
+        &cert("ca-key.pem"),
+        0o600,
+        Kind::PrivateKey,
+        Content::Bytes(pki.ca_key_pem.clone().into_bytes()),
+    );
+    put(
+        &cert("kube-controller-manager.pem"),
+        0o644,
+        Kind::Certificate,
+        Content::Bytes(leaf.cert_pem.clone().into_bytes()),
+    );
+    put(
+        &cert("kube-controller-manager-key.pem"),
+        0o600,
+        Kind::PrivateKey,
+        Content::Bytes(leaf.key_pem.clone().into_bytes()),
+    );
+    if let (ServiceAccountKey::Dedicated, Some(sa)) =
+        (inv.pki.service_account_key, &pki.service_account)
+    {
+        put(
+            &cert("sa.key"),
+            0o600,
+            Kind::PrivateKey,
+            Content::Bytes(sa.private_pem.clone().into_bytes()),
+        );
+        put(
+            &cert("sa.pub"),
+            0o644,
+            Kind::Other,
+            Content::Bytes(sa.public_pem.clone().into_bytes()),
+        );
     }
-    let kubeconfig = kubeconfig::render(&inv.apiserver_for(node), &pki.ca_cert_pem, &leaf.cert_pem, &leaf.key_pem);
-    put(paths::KUBECONFIG, 0o600, Kind::Other, Content::Bytes(kubeconfig.into_bytes()));
+    let kubeconfig = kubeconfig::render(
+        &inv.apiserver_for(node),
+        &pki.ca_cert_pem,
+        &leaf.cert_pem,
+        &leaf.key_pem,
+    );
+    put(
+        paths::KUBECONFIG,
+        0o600,
+        Kind::Other,
+        Content::Bytes(kubeconfig.into_bytes()),
+    );
     let unit = templates.render_unit(inv, node)?;
-    put(paths::UNIT, 0o644, Kind::Other, Content::Bytes(unit.into_bytes()));
+    put(
+        paths::UNIT,
+        0o644,
+        Kind::Other,
+        Content::Bytes(unit.into_bytes()),
+    );
     if let Some(binary) = &inv.kcm.binary {
-        put(paths::BINARY, 0o755, Kind::Other, Content::File(binary.clone()));
+        put(
+            paths::BINARY,
+            0o755,
+            Kind::Other,
+            Content::File(binary.clone()),
+        );
     }
 
     let installed: Vec<Installed> = rootfs
         .iter()
-        .map(|(path, f)| Installed { path: path.clone(), mode: format!("{:04o}", f.mode) })
+        .map(|(path, f)| Installed {
+            path: path.clone(),
+            mode: format!("{:04o}", f.mode),
+        })
         .collect();
     let install_sh = templates.render_install(inv, node, &installed)?;
 
@@ -105,7 +172,15 @@ pub fn plan_node(inv: &Inventory, node: &Node, pki: &Pki, templates: &Templates)
         .collect();
     files.insert(
         "install.sh".into(),
-        PlannedFile { mode: 0o755, kind: Kind::Other, content: Content::Bytes(install_sh.into_bytes()) },
+        PlannedFile {
+            mode: 0o755,
+            kind: Kind::Other,
+            content: Content::Bytes(install_sh.into_bytes()),
+        },
     );
-    Ok(NodePlan { node: node.clone(), kubernetes_version: inv.cluster.version.to_string(), files })
+    Ok(NodePlan {
+        node: node.clone(),
+        kubernetes_version: inv.cluster.version.to_string(),
+        files,
+    })
 }

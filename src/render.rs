@@ -17,8 +17,14 @@ pub const UNIT_TEMPLATE: &str = "kube-controller-manager.service";
 pub const INSTALL_TEMPLATE: &str = "install.sh";
 
 const EMBEDDED: [(&str, &str); 2] = [
-    (UNIT_TEMPLATE, include_str!("../bundle-templates/kube-controller-manager.service.hbs")),
-    (INSTALL_TEMPLATE, include_str!("../bundle-templates/install.sh.hbs")),
+    (
+        UNIT_TEMPLATE,
+        include_str!("../bundle-templates/kube-controller-manager.service.hbs"),
+    ),
+    (
+        INSTALL_TEMPLATE,
+        include_str!("../bundle-templates/install.sh.hbs"),
+    ),
 ];
 
 pub struct Templates {
@@ -36,14 +42,31 @@ impl Templates {
         }
         if let Some(dir) = overrides {
             if !dir.is_dir() {
-                return Err(Error::input(format!("`{}`", dir.display()), "is not a folder of templates"));
+                return Err(Error::input(
+                    format!("`{}`", dir.display()),
+                    "is not a folder of templates",
+                ));
             }
-            for entry in walkdir::WalkDir::new(dir).min_depth(1).max_depth(1).sort_by_file_name() {
-                let entry = entry.map_err(|e| Error::input(format!("`{}`", dir.display()), e.to_string()))?;
+            for entry in walkdir::WalkDir::new(dir)
+                .min_depth(1)
+                .max_depth(1)
+                .sort_by_file_name()
+            {
+                let entry = entry
+                    .map_err(|e| Error::input(format!("`{}`", dir.display()), e.to_string()))?;
                 let file_name = entry.file_name().to_string_lossy().to_string();
-                let Some(name) = file_name.strip_suffix(".hbs").filter(|n| EMBEDDED.iter().any(|(e, _)| e == n)) else {
-                    return Err(Error::input(format!("`{}`", entry.path().display()), "is not a known template")
-                        .with_hint(format!("template overrides are named {}", EMBEDDED.map(|(n, _)| format!("`{n}.hbs`")).join(" or "))));
+                let Some(name) = file_name
+                    .strip_suffix(".hbs")
+                    .filter(|n| EMBEDDED.iter().any(|(e, _)| e == n))
+                else {
+                    return Err(Error::input(
+                        format!("`{}`", entry.path().display()),
+                        "is not a known template",
+                    )
+                    .with_hint(format!(
+                        "template overrides are named {}",
+                        EMBEDDED.map(|(n, _)| format!("`{n}.hbs`")).join(" or ")
+                    )));
                 };
                 let text = fs_err::read_to_string(entry.path())?;
                 register(&mut registry, name, &text)?;
@@ -55,7 +78,10 @@ impl Templates {
     fn render(&self, name: &str, data: &serde_json::Value) -> Result<String> {
         self.registry
             .render(name, data)
-            .map_err(|e| Error::Template { name: name.into(), message: e.to_string() })
+            .map_err(|e| Error::Template {
+                name: name.into(),
+                message: e.to_string(),
+            })
     }
 
     pub fn render_unit(&self, inv: &Inventory, node: &Node) -> Result<String> {
@@ -71,7 +97,12 @@ impl Templates {
         )
     }
 
-    pub fn render_install(&self, inv: &Inventory, node: &Node, files: &[Installed]) -> Result<String> {
+    pub fn render_install(
+        &self,
+        inv: &Inventory,
+        node: &Node,
+        files: &[Installed],
+    ) -> Result<String> {
         self.render(
             INSTALL_TEMPLATE,
             &json!({
@@ -93,7 +124,10 @@ impl Templates {
 fn register(registry: &mut Handlebars<'static>, name: &str, text: &str) -> Result<()> {
     registry
         .register_template_string(name, text)
-        .map_err(|e| Error::Template { name: name.into(), message: e.to_string() })
+        .map_err(|e| Error::Template {
+            name: name.into(),
+            message: e.to_string(),
+        })
 }
 
 fn work_dir(inv: &Inventory) -> String {
@@ -108,7 +142,10 @@ fn exec_arg(flag: &Flag) -> String {
         Some(v) => format!("--{}={v}", flag.name),
     };
     let word = word.replace('%', "%%").replace('$', "$$");
-    if word.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | ';')) {
+    if word
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | ';'))
+    {
         format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         word
@@ -120,17 +157,26 @@ mod tests {
     use super::*;
 
     fn flag(name: &str, value: Option<&str>) -> Flag {
-        Flag { name: name.into(), value: value.map(str::to_string) }
+        Flag {
+            name: name.into(),
+            value: value.map(str::to_string),
+        }
     }
 
     #[test]
     fn exec_words_are_escaped_for_systemd() {
         assert_eq!(exec_arg(&flag("leader-elect", None)), "--leader-elect");
-        assert_eq!(exec_arg(&flag("controllers", Some("*,bootstrapsigner"))), "--controllers=*,bootstrapsigner");
+        assert_eq!(
+            exec_arg(&flag("controllers", Some("*,bootstrapsigner"))),
+            "--controllers=*,bootstrapsigner"
+        );
         assert_eq!(exec_arg(&flag("x", Some("50%"))), "--x=50%%");
         assert_eq!(exec_arg(&flag("x", Some("$HOME"))), "--x=$$HOME");
         assert_eq!(exec_arg(&flag("x", Some("a b"))), "\"--x=a b\"");
-        assert_eq!(exec_arg(&flag("x", Some("say \"hi\""))), "\"--x=say \\\"hi\\\"\"");
+        assert_eq!(
+            exec_arg(&flag("x", Some("say \"hi\""))),
+            "\"--x=say \\\"hi\\\"\""
+        );
     }
 
     #[test]

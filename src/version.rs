@@ -30,13 +30,17 @@ impl KubeVersion {
             _ => (None, None, None),
         };
         let (Some(major), Some(minor)) = (major, minor) else {
-            return Err(format!("`{text}` is not a Kubernetes version like `1.20.2`"));
+            return Err(format!(
+                "`{text}` is not a Kubernetes version like `1.20.2`"
+            ));
         };
         let patch = match patch {
             None => None,
             Some(Some(p)) => Some(p),
             Some(None) => {
-                return Err(format!("`{text}` is not a Kubernetes version like `1.20.2`"))
+                return Err(format!(
+                    "`{text}` is not a Kubernetes version like `1.20.2`"
+                ))
             }
         };
         if major != 1 {
@@ -82,7 +86,10 @@ mod tests {
     fn parses_the_usual_spellings() {
         assert_eq!(
             KubeVersion::parse("1.20.2").unwrap(),
-            KubeVersion { minor: 20, patch: Some(2) }
+            KubeVersion {
+                minor: 20,
+                patch: Some(2)
+            }
         );
         assert_eq!(KubeVersion::parse("v1.34").unwrap().minor, 34);
         assert_eq!(KubeVersion::parse("1.16.0").unwrap().to_string(), "1.16.0");
@@ -90,7 +97,9 @@ mod tests {
 
     #[test]
     fn rejects_old_and_malformed_versions() {
-        assert!(KubeVersion::parse("1.15.3").unwrap_err().contains("older than 1.16"));
+        assert!(KubeVersion::parse("1.15.3")
+            .unwrap_err()
+            .contains("older than 1.16"));
         for bad in ["", "1", "1.x", "2.0", "1.20.2.1", "1..2", "1.20.-1"] {
             assert!(KubeVersion::parse(bad).is_err(), "{bad} parsed");
         }
@@ -101,6 +110,9 @@ mod tests {
         let v = KubeVersion::parse("1.36.1").unwrap();
         assert_eq!(v.profile_minor(), 34);
         assert!(v.profile_warning().unwrap().contains("1.34 profile"));
-        assert!(KubeVersion::parse("1.34.0").unwrap().profile_warning().is_none());
+        assert!(KubeVersion::parse("1.34.0")
+            .unwrap()
+            .profile_warning()
+            .is_none());
     }
 }

@@ -205,6 +205,9 @@ sign_cert() {
 }
 
 # ------------------------------------------------ etcd + kube-apiserver ---
+# Background services run under `setsid` (same PID, own session), so a Ctrl-C
+# on the terminal reaches only the test script, whose trap then stops them in
+# order, instead of every process at once.
 
 ETCD_CLIENT_URL=${ETCD_CLIENT_URL:-http://127.0.0.1:32379}
 ETCD_PEER_URL=${ETCD_PEER_URL:-http://127.0.0.1:32380}
@@ -214,7 +217,7 @@ start_etcd() {
     local data=$1 logf=$2
     require_cmd etcd
     mkdir -p "$data"
-    etcd --name e2e --data-dir "$data" \
+    setsid etcd --name e2e --data-dir "$data" \
         --listen-client-urls "$ETCD_CLIENT_URL" --advertise-client-urls "$ETCD_CLIENT_URL" \
         --listen-peer-urls "$ETCD_PEER_URL" --initial-advertise-peer-urls "$ETCD_PEER_URL" \
         --initial-cluster "e2e=$ETCD_PEER_URL" --initial-cluster-state new \
@@ -258,7 +261,7 @@ start_apiserver() {
     openssl rsa -in "$dir/apiserver-sa-signer-key.pem" -pubout \
         -out "$dir/apiserver-sa-signer.pub" >/dev/null 2>&1
     write_audit_policy "$dir/audit-policy.yaml"
-    "$bin" \
+    setsid "$bin" \
         --advertise-address=127.0.0.1 --bind-address=127.0.0.1 --secure-port=6443 \
         --insecure-port=0 \
         --etcd-servers="$ETCD_CLIENT_URL" \
@@ -317,7 +320,7 @@ k() { kubectl --kubeconfig "$E2E_KUBECONFIG" --request-timeout=10s "$@"; }
 node_boot() {
     local name=$1 bundle=$2 logf=$3
     require_cmd systemd-nspawn nsenter
-    systemd-nspawn --register=no --keep-unit --directory=/ --volatile=yes --boot \
+    setsid systemd-nspawn --register=no --keep-unit --directory=/ --volatile=yes --boot \
         --machine="$name" --bind-ro="$bundle:/bundle" --console=read-only \
         -- systemd.firstboot=off </dev/null >"$logf" 2>&1 &
     E2E_NSPAWN_PID[$name]=$!

@@ -1,0 +1,32 @@
+# kube-bundle. `make bundle` builds bundles from the example inventory; `make test` runs
+# the test suite (installing the Debian packages it needs when run as root); `make ci` is
+# exactly what CI runs.
+
+CONFIG ?= examples/cluster.toml
+OUT ?= dist
+CARGO ?= cargo
+
+.PHONY: bundle test lint e2e ci deps deps-e2e
+
+bundle:
+	$(CARGO) run --release --locked --quiet -- build -c $(CONFIG) -o $(OUT)
+
+deps:
+	bash scripts/deps.sh
+
+deps-e2e:
+	bash scripts/deps.sh e2e
+
+test: deps
+	$(CARGO) test --locked
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+	shellcheck scripts/*.sh scripts/e2e/*.sh
+
+e2e: deps-e2e
+	bash scripts/e2e/build-k8s.sh
+	bash scripts/e2e/run.sh
+
+ci: lint test e2e

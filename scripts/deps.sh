@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests need, when they are missing. As root it runs
+# apt-get; otherwise it names what to install and fails.
+#   scripts/deps.sh        tools for `make test`
+#   scripts/deps.sh e2e    also what the end-to-end run needs
+set -euo pipefail
+
+# command → Debian package
+declare -A NEEDED=(
+    [openssl]=openssl
+    [shellcheck]=shellcheck
+    [systemd-analyze]=systemd
+    [cfssl]=golang-cfssl
+    [cfssljson]=golang-cfssl
+    [tar]=tar
+    [sha256sum]=coreutils
+    [setpriv]=util-linux
+    [curl]=curl
+)
+if [[ ${1:-} == e2e ]]; then
+    NEEDED+=(
+        [etcd]=etcd-server
+        [systemd-nspawn]=systemd-container
+        [nsenter]=util-linux
+        [go]=golang-go
+        [rsync]=rsync
+        [dpkg-source]=dpkg-dev
+        [ip]=iproute2
+    )
+fi
+
+missing=()
+for cmd in "${!NEEDED[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
+done
+# kubectl may come from anywhere; Debian's is kubernetes-client.
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    exit 0
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+if [[ $EUID -ne 0 ]]; then
+    printf 'deps: missing Debian packages: %s\n' "${missing[*]}" >&2
+    printf 'deps: install them with: sudo apt-get install %s\n' "${missing[*]}" >&2
+    exit 1
+fi
+printf 'deps: installing %s\n' "${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,359 @@
+//! Every kind of bad input gets one clear error naming the file or field, exit status 2,
+//! and nothing written to dist/.
+
+use std::process::Command;
+
+use crate::common::*;
+
+/// Builds `inventory` (after `setup`) and expects a refusal whose message holds `needles`.
+fn refused(inventory: &str, setup: impl FnOnce(&Project), needles: &[&str]) {
+    let project = Project::new(inventory);
+    setup(&project);
+    let out = project.build();
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit 2 for {needles:?}, got:\n{err}"
+    );
+    assert_eq!(err.matches("error:").count(), 1, "one error:\n{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "`{needle}` not in:\n{err}");
+    }
+    assert!(
+        !project.path("dist").exists(),
+        "dist/ written despite:\n{err}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(project.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+}
+
+fn no_setup(_: &Project) {}
+
+fn with(find: &str, replace: &str) -> String {
+    assert!(INVENTORY.contains(find), "{find}");
+    INVENTORY.replacen(find, replace, 1)
+}
+
+#[test]
+fn duplicate_node_names_and_ips() {
+    refused(
+        &with("name = \"m2\"", "name = \"m1\""),
+        no_setup,
+        &["cluster.toml:18:8: `nodes[1].name`", "listed twice"],
+    );
+    refused(
+        &with("ip = \"127.0.1.2\"", "ip = \"127.0.1.1\""),
+        no_setup,
+        &["`nodes[1].ip`", "node IP `127.0.1.1` is listed twice"],
+    );
+}
+
+#[test]
+fn malformed_ips_and_cidrs() {
+    refused(
+        &with("127.0.1.3", "127.0.1.300"),
+        no_setup,
+        &[
+            "cluster.toml:23:6: `nodes[2].ip`",
+            "`127.0.1.300` is not an IP address",
+        ],
+    );
+    refused(
+        &with("10.254.0.0/16", "10.254.0.0/33"),
+        no_setup,
+        &["`cluster.service-cidr`", "is not a CIDR"],
+    );
+    refused(
+        &with("172.30.0.0/16", "172.30.1.0/16"),
+        no_setup,
+        &[
+            "`cluster.cluster-cidr`",
+            "host bits",
+            "hint: did you mean `172.30.0.0/16`?",
+        ],
+    );
+}
+
+#[test]
+fn bad_versions() {
+    refused(
+        &with("1.20.2", "1.15.12"),
+        no_setup,
+        &[
+            "cluster.toml:2:22: `cluster.kubernetes-version`",
+            "older than 1.16",
+        ],
+    );
+    refused(
+        &with("1.20.2", "latest"),
+        no_setup,
+        &[
+            "`cluster.kubernetes-version`",
+            "`latest` is not a Kubernetes version",
+        ],
+    );
+    refused(
+        &with("kubernetes-version = \"1.20.2\"\n", ""),
+        no_setup,
+        &["`cluster.kubernetes-version`", "is required"],
+    );
+}
+
+#[test]
+fn unknown_key_algorithm() {
+    refused(
+        &with("[pki]\n", "[pki]\nkey-algorithm = \"dsa-1024\"\n"),
+        no_setup,
+        &[
+            "`pki.key-algorithm`",
+            "unknown key algorithm `dsa-1024`",
+            "rsa-2048",
+        ],
+    );
+}
+
+#[test]
+fn half_an_imported_ca() {
+    refused(
+        &with("[pki]\n", "[pki]\nca-cert = \"ca.pem\"\n"),
+        no_setup,
+        &["`pki.ca-cert`", "`pki.ca-key` is not"],
+    );
+    refused(
+        &with("[pki]\n", "[pki]\nca-key = \"ca-key.pem\"\n"),
+        no_setup,
+        &["`pki.ca-key`", "`pki.ca-cert` is not"],
+    );
+}
+
+fn openssl(project: &Project, args: &[&str]) {
+    run_ok(
+        Command::new(tool("openssl"))
+            .args(args)
+            .current_dir(project.dir.path()),
+    );
+}
+
+const IMPORT: &str = "[pki]\nca-cert = \"ca.pem\"\nca-key = \"ca-key.pem\"\n";
+
+#[test]
+fn ca_key_not_matching_the_ca_cert() {
+    refused(
+        &with("[pki]\n", IMPORT),
+        |p| {
+            openssl(
+                p,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "ca-key.pem",
+                    "-subj",
+                    "/CN=ca",
+                    "-days",
+                    "30",
+                    "-out",
+                    "ca.pem",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                ],
+            );
+            openssl(p, &["genrsa", "-out", "ca-key.pem", "2048"]);
+        },
+        &["ca-key.pem`: does not match the CA certificate"],
+    );
+}
+
+#[test]
+fn ca_cert_that_is_not_a_ca() {
+    refused(
+        &with("[pki]\n", IMPORT),
+        |p| {
+            openssl(
+                p,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "ca-key.pem",
+                    "-subj",
+                    "/CN=leaf",
+                    "-days",
+                    "30",
+                    "-out",
+                    "ca.pem",
+                    "-addext",
+                    "basicConstraints=critical,CA:FALSE",
+                ],
+            );
+        },
+        &["ca.pem`: is not a CA certificate"],
+    );
+}
+
+#[test]
+fn expired_ca() {
+    refused(
+        &with("[pki]\n", IMPORT),
+        |p| {
+            // openssl 3.0 cannot backdate notAfter, so rcgen signs the expired CA.
+            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            let cert = params.self_signed(&key).unwrap();
+            p.write("ca.pem", &cert.pem());
+            p.write("ca-key.pem", &key.serialize_pem());
+        },
+        &["ca.pem`: the CA expired on"],
+    );
+}
+
+#[test]
+fn node_names_that_are_not_host_names() {
+    for bad in ["m/1", "..", "m 1", "../m1"] {
+        refused(
+            &with("name = \"m1\"", &format!("name = \"{bad}\"")),
+            no_setup,
+            &["`nodes[0].name`", "is not a plain host name"],
+        );
+    }
+}
+
+#[test]
+fn no_nodes() {
+    let inventory = INVENTORY.split("[[nodes]]").next().unwrap().to_string();
+    refused(&inventory, no_setup, &["`nodes`", "no masters are listed"]);
+}
+
+#[test]
+fn missing_or_non_executable_binary() {
+    let inventory = format!("{INVENTORY}\n[kube-controller-manager]\nbinary = \"bin/kcm\"\n");
+    refused(
+        &inventory,
+        no_setup,
+        &[
+            "`kube-controller-manager.binary`",
+            "bin/kcm` does not exist",
+        ],
+    );
+    refused(
+        &inventory,
+        |p| p.write("bin/kcm", "data"),
+        &["`kube-controller-manager.binary`", "is not executable"],
+    );
+}
+
+#[test]
+fn unknown_keys_anywhere() {
+    refused(
+        &with("[cluster]\n", "[cluster]\nnmae = \"x\"\n"),
+        no_setup,
+        &["cluster.toml", "line 2", "unknown field `nmae`"],
+    );
+    refused(
+        &with("ip = \"127.0.1.1\"", "ip = \"127.0.1.1\"\nipp = \"x\""),
+        no_setup,
+        &["unknown field `ipp`"],
+    );
+    refused(
+        &format!("{INVENTORY}\n[extra]\nx = 1\n"),
+        no_setup,
+        &["unknown field `extra`"],
+    );
+    refused(
+        &format!("{INVENTORY}\n[kube-controller-manager]\nport = 1\n"),
+        no_setup,
+        &["unknown field `port`"],
+    );
+    refused(
+        &with("[pki]\n", "[pki]\nO = \"x\"\n"),
+        no_setup,
+        &["unknown field `O`"],
+    );
+}
+
+#[test]
+fn apiserver_that_is_not_https() {
+    refused(
+        &with("https://{{node.ip}}:6443", "http://{{node.ip}}:8080"),
+        no_setup,
+        &["`cluster.apiserver`", "is not an https URL"],
+    );
+}
+
+#[test]
+fn extra_args_the_version_does_not_have() {
+    let inventory = format!(
+        "{}\n[kube-controller-manager.extra-args]\npod-eviction-timeout = \"5m\"\n",
+        with("1.20.2", "1.27.0")
+    );
+    refused(
+        &inventory,
+        no_setup,
+        &[
+            "`kube-controller-manager.extra-args.pod-eviction-timeout`",
+            "does not exist in kube-controller-manager 1.27.0",
+            "removed after 1.26",
+        ],
+    );
+    let inventory =
+        format!("{INVENTORY}\n[kube-controller-manager.extra-args]\nleader-elekt = true\n");
+    refused(&inventory, no_setup, &["has no flag `--leader-elekt`"]);
+}
+
+#[test]
+fn a_refused_build_leaves_an_existing_dist_untouched() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    let before = snapshot(&project.path("dist"));
+    project.write("cluster.toml", &with("127.0.1.3", "not-an-ip"));
+    let out = project.build();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(snapshot(&project.path("dist")), before);
+}
+
+#[test]
+fn a_foreign_output_folder_is_not_replaced() {
+    let project = Project::new(INVENTORY);
+    project.write("dist/notes.txt", "mine");
+    let out = project.build();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("holds `notes.txt`, which kube-bundle did not write"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(project.path("dist/notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(
+        !project.path("pki").exists(),
+        "nothing generated before the output folder is checked"
+    );
+}
+
+#[test]
+fn toml_syntax_errors_keep_line_and_column() {
+    refused(
+        &with(
+            "service-cidr = \"10.254.0.0/16\"",
+            "service-cidr = 10.254.0.0/16",
+        ),
+        no_setup,
+        &["cluster.toml", "line 4, column"],
+    );
+}

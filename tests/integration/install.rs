@@ -1,0 +1,240 @@
+//! install.sh run for real with `--root` into a scratch folder: modes, atomic replace with
+//! backups, a second run, dry runs, and refusals (tampered, extra or missing files, no
+//! sha256 tool, not root) that leave the target untouched.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::*;
+
+fn built() -> (Project, PathBuf) {
+    let project = Project::new(&format!(
+        "{INVENTORY}\n[kube-controller-manager]\nbinary = \"fake-kcm\"\n"
+    ));
+    project.write("fake-kcm", "#!/bin/sh\necho fake\n");
+    std::fs::set_permissions(
+        project.path("fake-kcm"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    project.build_ok();
+    let bundle = project.unpack("m1");
+    (project, bundle)
+}
+
+fn install(bundle: &Path, args: &[&str]) -> Output {
+    Command::new(tool("bash"))
+        .arg(bundle.join("install.sh"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+const INSTALLED: [(&str, u32); 9] = [
+    ("etc/kubernetes/cert/ca.pem", 0o644),
+    ("etc/kubernetes/cert/ca-key.pem", 0o600),
+    ("etc/kubernetes/cert/kube-controller-manager.pem", 0o644),
+    ("etc/kubernetes/cert/kube-controller-manager-key.pem", 0o600),
+    ("etc/kubernetes/cert/sa.key", 0o600),
+    ("etc/kubernetes/cert/sa.pub", 0o644),
+    ("etc/kubernetes/kube-controller-manager.kubeconfig", 0o600),
+    ("etc/systemd/system/kube-controller-manager.service", 0o644),
+    ("opt/k8s/bin/kube-controller-manager", 0o755),
+];
+
+#[test]
+fn installs_every_file_with_its_mode_and_is_safe_to_rerun() {
+    let (project, bundle) = built();
+    let root = project.path("target-root");
+    let out = install(&bundle, &["--root", root.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    for (rel, mode) in INSTALLED {
+        let dest = root.join(rel);
+        assert_eq!(
+            std::fs::read(&dest).unwrap(),
+            std::fs::read(bundle.join("rootfs").join(rel)).unwrap(),
+            "{rel}"
+        );
+        assert_eq!(mode_of(&dest), mode, "{rel}");
+    }
+    assert!(
+        root.join("data/k8s/k8s/kube-controller-manager").is_dir(),
+        "work dir exists before the service starts"
+    );
+    assert!(stdout(&out).contains("systemctl was not run"));
+    let no_temp_left = walkdir::WalkDir::new(&root)
+        .into_iter()
+        .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.'));
+    assert!(no_temp_left, "no temporary files remain");
+
+    // A second run changes nothing and succeeds.
+    let before = snapshot(&root);
+    let out = install(&bundle, &["--root", root.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("unchanged /etc/kubernetes/cert/ca-key.pem"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(snapshot(&root), before);
+
+    // A changed file on the node is replaced, and the old copy kept for root only.
+    let unit = root.join("etc/systemd/system/kube-controller-manager.service");
+    std::fs::write(&unit, "edited by hand\n").unwrap();
+    let key = root.join("etc/kubernetes/cert/sa.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = install(&bundle, &["--root", root.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&unit).unwrap(),
+        std::fs::read(bundle.join("rootfs/etc/systemd/system/kube-controller-manager.service"))
+            .unwrap()
+    );
+    assert_eq!(mode_of(&key), 0o600, "a loosened key mode is put right");
+    let backups: Vec<PathBuf> = std::fs::read_dir(root.join("var/backups/kube-bundle"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(mode_of(&backups[0]), 0o700);
+    assert_eq!(
+        std::fs::read_to_string(
+            backups[0].join("etc/systemd/system/kube-controller-manager.service")
+        )
+        .unwrap(),
+        "edited by hand\n"
+    );
+    assert!(backups[0].join("etc/kubernetes/cert/sa.key").exists());
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let (project, bundle) = built();
+    let root = project.path("target-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let out = install(&bundle, &["--dry-run", "--root", root.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("would install /etc/kubernetes/cert/ca-key.pem (mode 0600)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("would create /data/k8s/k8s/kube-controller-manager"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        snapshot(&root),
+        vec![(String::new(), String::new(), mode_of(&root))]
+    );
+}
+
+fn assert_refused(bundle: &Path, root: &Path, needle: &str) {
+    let out = install(bundle, &["--root", root.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(needle) && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        !root.exists() || snapshot(root).len() <= 1,
+        "target touched: {:?}",
+        snapshot(root)
+    );
+}
+
+#[test]
+fn a_changed_byte_is_refused() {
+    let (project, bundle) = built();
+    let kubeconfig = bundle.join("rootfs/etc/kubernetes/kube-controller-manager.kubeconfig");
+    let mut bytes = std::fs::read(&kubeconfig).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&kubeconfig, bytes).unwrap();
+    assert_refused(
+        &bundle,
+        &project.path("target-root"),
+        "rootfs/etc/kubernetes/kube-controller-manager.kubeconfig does not match its checksum",
+    );
+}
+
+#[test]
+fn an_extra_file_is_refused() {
+    let (project, bundle) = built();
+    std::fs::write(bundle.join("rootfs/etc/kubernetes/cert/evil.pem"), "x").unwrap();
+    assert_refused(
+        &bundle,
+        &project.path("target-root"),
+        "rootfs/etc/kubernetes/cert/evil.pem is in the bundle but not in SHA256SUMS",
+    );
+}
+
+#[test]
+fn a_missing_file_is_refused() {
+    let (project, bundle) = built();
+    std::fs::remove_file(bundle.join("rootfs/etc/kubernetes/cert/sa.pub")).unwrap();
+    assert_refused(
+        &bundle,
+        &project.path("target-root"),
+        "rootfs/etc/kubernetes/cert/sa.pub is listed in SHA256SUMS but missing",
+    );
+}
+
+#[test]
+fn no_sha256_tool_is_refused() {
+    let (project, bundle) = built();
+    // A PATH with only what install.sh needs before it looks for a checksum tool.
+    let bin = project.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for t in ["bash", "dirname"] {
+        std::os::unix::fs::symlink(tool(t), bin.join(t)).unwrap();
+    }
+    let root = project.path("target-root");
+    let out = Command::new(bin.join("bash"))
+        .arg(bundle.join("install.sh"))
+        .args(["--root", root.to_str().unwrap()])
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no sha256 tool (sha256sum or shasum) found"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!root.exists());
+}
+
+#[test]
+fn non_root_is_refused_without_root_option() {
+    let (project, bundle) = built();
+    // Let an unprivileged user reach install.sh (keys stay unreadable to it).
+    let mut p = bundle.clone();
+    while p != project.dir.path().parent().unwrap() {
+        let mode = mode_of(&p) | 0o755;
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        p = p.parent().unwrap().to_path_buf();
+    }
+    let out = Command::new(tool("setpriv"))
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "bash"])
+        .arg(bundle.join("install.sh"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("must run as root"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (_project, bundle) = built();
+    let out = install(&bundle, &["--bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown option '--bogus'"));
+    let help = install(&bundle, &["--help"]);
+    assert!(help.status.success() && stdout(&help).contains("--dry-run"));
+}

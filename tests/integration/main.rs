@@ -1,0 +1,10 @@
+//! Integration tests through the built `kube-bundle` binary and the real tools an operator
+//! would use: openssl, kubectl, systemd-analyze, shellcheck, GNU tar, sha256sum, cfssl.
+
+mod bad_input;
+mod certs;
+mod common;
+mod init;
+mod install;
+mod outputs;
+mod reproducible;
