@@ -139,6 +139,32 @@ fn openssl(project: &Project, args: &[&str]) {
     );
 }
 
+/// A self-signed certificate and key made by openssl, with the given basicConstraints.
+fn self_signed(p: &Project, cn: &str, constraints: &str) {
+    let subject = format!("/CN={cn}");
+    let ext = format!("basicConstraints=critical,{constraints}");
+    openssl(
+        p,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca-key.pem",
+            "-subj",
+            &subject,
+            "-days",
+            "30",
+            "-out",
+            "ca.pem",
+            "-addext",
+            &ext,
+        ],
+    );
+}
+
 const IMPORT: &str = "[pki]\nca-cert = \"ca.pem\"\nca-key = \"ca-key.pem\"\n";
 
 #[test]
@@ -146,26 +172,7 @@ fn ca_key_not_matching_the_ca_cert() {
     refused(
         &with("[pki]\n", IMPORT),
         |p| {
-            openssl(
-                p,
-                &[
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-keyout",
-                    "ca-key.pem",
-                    "-subj",
-                    "/CN=ca",
-                    "-days",
-                    "30",
-                    "-out",
-                    "ca.pem",
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE",
-                ],
-            );
+            self_signed(p, "ca", "CA:TRUE");
             openssl(p, &["genrsa", "-out", "ca-key.pem", "2048"]);
         },
         &["ca-key.pem`: does not match the CA certificate"],
@@ -177,26 +184,7 @@ fn ca_cert_that_is_not_a_ca() {
     refused(
         &with("[pki]\n", IMPORT),
         |p| {
-            openssl(
-                p,
-                &[
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-keyout",
-                    "ca-key.pem",
-                    "-subj",
-                    "/CN=leaf",
-                    "-days",
-                    "30",
-                    "-out",
-                    "ca.pem",
-                    "-addext",
-                    "basicConstraints=critical,CA:FALSE",
-                ],
-            );
+            self_signed(p, "leaf", "CA:FALSE");
         },
         &["ca.pem`: is not a CA certificate"],
     );

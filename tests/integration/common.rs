@@ -30,6 +30,8 @@ name = "m3"
 ip = "127.0.1.3"
 "#;
 
+pub const FAKE_BINARY: &str = "#!/bin/sh\necho fake\n";
+
 pub const NODES: [(&str, &str); 3] = [
     ("m1", "127.0.1.1"),
     ("m2", "127.0.1.2"),
@@ -46,6 +48,20 @@ impl Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cluster.toml"), inventory).unwrap();
         Project { dir }
+    }
+
+    /// The test inventory carrying a small executable as the kube-controller-manager binary.
+    pub fn with_fake_binary() -> Self {
+        let project = Project::new(&format!(
+            "{INVENTORY}\n[kube-controller-manager]\nbinary = \"fake-kcm\"\n"
+        ));
+        project.write("fake-kcm", FAKE_BINARY);
+        std::fs::set_permissions(
+            project.path("fake-kcm"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        project
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

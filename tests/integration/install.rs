@@ -8,15 +8,7 @@ use std::process::{Command, Output};
 use crate::common::*;
 
 fn built() -> (Project, PathBuf) {
-    let project = Project::new(&format!(
-        "{INVENTORY}\n[kube-controller-manager]\nbinary = \"fake-kcm\"\n"
-    ));
-    project.write("fake-kcm", "#!/bin/sh\necho fake\n");
-    std::fs::set_permissions(
-        project.path("fake-kcm"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let project = Project::with_fake_binary();
     project.build_ok();
     let bundle = project.unpack("m1");
     (project, bundle)

@@ -190,15 +190,7 @@ fn install_sh_passes_shellcheck() {
 
 #[test]
 fn archive_layout_modes_and_checksums() {
-    let project = Project::new(&format!(
-        "{INVENTORY}\n[kube-controller-manager]\nbinary = \"fake-kcm\"\n"
-    ));
-    project.write("fake-kcm", "#!/bin/sh\necho fake\n");
-    std::fs::set_permissions(
-        project.path("fake-kcm"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let project = Project::with_fake_binary();
     project.build_ok();
 
     // dist/SHA256SUMS checks with the real sha256sum; tarballs are 0600.
@@ -330,7 +322,7 @@ fn archive_layout_modes_and_checksums() {
     assert!(leaf["not-after"].as_str().unwrap() > leaf["not-before"].as_str().unwrap());
     assert_eq!(
         std::fs::read(bundle.join("rootfs/opt/k8s/bin/kube-controller-manager")).unwrap(),
-        b"#!/bin/sh\necho fake\n"
+        FAKE_BINARY.as_bytes()
     );
 }
 
