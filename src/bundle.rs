@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::error::Result;
 use crate::pki;
 use crate::plan::{Content, Kind, NodePlan, PlannedFile, COMPONENT};
+use crate::signature::{self, Signer};
 
 /// gzip level: fixed, because the compressed bytes depend on it.
 const GZIP_LEVEL: u32 = 6;
@@ -66,6 +67,8 @@ struct Manifest<'a> {
     kube_bundle_version: &'a str,
     files: Vec<ManifestFile>,
     certificates: Vec<ManifestCert>,
+    /// Files the unit names that the bundle does not carry (the binary, when none is given).
+    external: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -83,9 +86,27 @@ struct ManifestCert {
     summary: pki::CertSummary,
 }
 
+/// What a build adds to every bundle besides the plan: signature and pinned signers.
+#[derive(Default, Clone, Copy)]
+pub struct Extras<'a> {
+    pub signer: Option<&'a Signer>,
+    pub pinned_signers: Option<&'a str>,
+}
+
 /// The files of a finished bundle, SHA256SUMS and manifest.json included.
-fn complete(plan: &NodePlan) -> Result<BTreeMap<String, PlannedFile>> {
+fn complete(plan: &NodePlan, extras: &Extras<'_>) -> Result<BTreeMap<String, PlannedFile>> {
+    let bytes = |b: Vec<u8>| PlannedFile {
+        mode: 0o644,
+        kind: Kind::Other,
+        content: Content::Bytes(b),
+    };
     let mut files = plan.files.clone();
+    if let Some(pinned) = extras.pinned_signers {
+        files.insert(
+            signature::PINNED_FILE.into(),
+            bytes(pinned.as_bytes().to_vec()),
+        );
+    }
     let mut sums = BTreeMap::new();
     let mut manifest_files = Vec::new();
     let mut certificates = Vec::new();
@@ -115,17 +136,18 @@ fn complete(plan: &NodePlan) -> Result<BTreeMap<String, PlannedFile>> {
         kube_bundle_version: env!("CARGO_PKG_VERSION"),
         files: manifest_files,
         certificates,
+        external: plan.external.clone(),
     };
     let mut manifest_json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     manifest_json.push(b'\n');
     sums.insert("manifest.json".into(), sha256_hex(&manifest_json));
-    let bytes = |b: Vec<u8>| PlannedFile {
-        mode: 0o644,
-        kind: Kind::Other,
-        content: Content::Bytes(b),
-    };
     files.insert("manifest.json".into(), bytes(manifest_json));
-    files.insert("SHA256SUMS".into(), bytes(sha256sums(&sums).into_bytes()));
+    let sums = sha256sums(&sums);
+    if let Some(signer) = extras.signer {
+        let sig = signer.sign(sums.as_bytes())?;
+        files.insert(signature::SIG_FILE.into(), bytes(sig.into_bytes()));
+    }
+    files.insert("SHA256SUMS".into(), bytes(sums.into_bytes()));
     Ok(files)
 }
 
@@ -164,9 +186,9 @@ fn folders(top: &str, files: &BTreeMap<String, PlannedFile>) -> Vec<String> {
 }
 
 /// Writes one node's tarball to `out` (mode 0600) and returns its sha256.
-pub fn pack_node(plan: &NodePlan, out: &Path, mtime: u64) -> Result<String> {
+pub fn pack_node(plan: &NodePlan, out: &Path, mtime: u64, extras: &Extras<'_>) -> Result<String> {
     let top = plan.top_dir();
-    let files = complete(plan)?;
+    let files = complete(plan, extras)?;
     let file = fs_err::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -262,6 +284,7 @@ mod tests {
             },
             kubernetes_version: "1.20.2".into(),
             files,
+            external: vec![],
         }
     }
 
@@ -291,7 +314,7 @@ mod tests {
     fn every_header_is_fixed_and_keys_stay_private() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("b.tar.gz");
-        pack_node(&plan(), &out, 1_700_000_000).unwrap();
+        pack_node(&plan(), &out, 1_700_000_000, &Extras::default()).unwrap();
         let all = entries(&out);
         let paths: Vec<&str> = all.iter().map(|e| e.0.as_str()).collect();
         let mut sorted = paths.clone();
@@ -316,14 +339,14 @@ mod tests {
     fn the_same_plan_packs_to_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a.tar.gz"), dir.path().join("b.tar.gz"));
-        let sha_a = pack_node(&plan(), &a, 0).unwrap();
-        let sha_b = pack_node(&plan(), &b, 0).unwrap();
+        let sha_a = pack_node(&plan(), &a, 0, &Extras::default()).unwrap();
+        let sha_b = pack_node(&plan(), &b, 0, &Extras::default()).unwrap();
         assert_eq!(sha_a, sha_b);
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         assert_eq!(sha_a, sha256_hex(&std::fs::read(&a).unwrap()));
         let c = dir.path().join("c.tar.gz");
         assert_ne!(
-            pack_node(&plan(), &c, 1).unwrap(),
+            pack_node(&plan(), &c, 1, &Extras::default()).unwrap(),
             sha_a,
             "mtime is part of the bytes"
         );

@@ -2,7 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,5 +50,45 @@ pub enum Command {
         /// Folder with template overrides (`kube-controller-manager.service.hbs`, `install.sh.hbs`)
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
+        /// Reissue the controller-manager certificates of these nodes (all when none are
+        /// named) under the same CA, keeping their names and keys
+        #[arg(long, num_args = 0.., value_name = "NODE")]
+        renew: Option<Vec<String>>,
+        /// With --renew: generate new keys too
+        #[arg(long, requires = "renew")]
+        rotate_keys: bool,
+        /// Sign each bundle's SHA256SUMS with this Ed25519 OpenSSH private key
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+        /// Pin this allowed-signers file into every bundle: install.sh then refuses
+        /// bundles without a valid signature from one of its keys
+        #[arg(long, value_name = "FILE", requires = "sign")]
+        pin_signers: Option<PathBuf>,
+    },
+    /// Check finished bundles offline: checksums, manifest, certificate chains, keys,
+    /// kubeconfig, unit, shared CA and service-account key, expiry
+    Verify {
+        /// The bundles (`kube-controller-manager-<node>.tar.gz`)
+        #[arg(required = true, value_name = "BUNDLE")]
+        bundles: Vec<PathBuf>,
+        /// Report certificates that expire within this long (`30d`, `720h`)
+        #[arg(long, default_value = "30d", value_name = "DURATION")]
+        warn_within: String,
+        /// Allowed-signers file (ssh-keygen format) the bundles' signatures must match
+        #[arg(long, value_name = "FILE")]
+        trust: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// List the CA, the service-account key and every certificate in pki/ with its expiry
+    Certs {
+        /// The inventory
+        #[arg(short, long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// Exit 1 when anything expires within this long
+        #[arg(long, default_value = "30d", value_name = "DURATION")]
+        warn_within: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
     },
 }

@@ -13,6 +13,7 @@
 //! `init` writes a starting inventory, optionally from the tutorial's environment.sh.
 
 pub mod bundle;
+pub mod certs;
 pub mod config;
 pub mod error;
 pub mod flags;
@@ -21,6 +22,8 @@ pub mod kubeconfig;
 pub mod pki;
 pub mod plan;
 pub mod render;
+pub mod signature;
+pub mod verify;
 pub mod version;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +36,11 @@ pub struct BuildOptions {
     pub templates: Option<PathBuf>,
     /// mtime of every archive entry.
     pub mtime: u64,
+    pub renew: pki::Renewal,
+    /// Ed25519 OpenSSH key that signs each bundle's SHA256SUMS.
+    pub sign: Option<PathBuf>,
+    /// Allowed-signers file pinned into each bundle: install.sh then requires a signature.
+    pub pin_signers: Option<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +49,8 @@ pub struct BuildReport {
     pub notes: Vec<String>,
     /// (tarball path, sha256) per node.
     pub bundles: Vec<(PathBuf, String)>,
+    /// File names of the tarballs whose bytes differ from the previous build's.
+    pub changed: Vec<String>,
 }
 
 /// Files `build` writes into `dist/` besides the tarballs.
@@ -53,9 +63,26 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         report.notes.push(format!("warning: {w}"));
     }
     let templates = render::Templates::load(opts.templates.as_deref())?;
+    let signer = opts
+        .sign
+        .as_deref()
+        .map(signature::Signer::load)
+        .transpose()?;
+    let pinned = match &opts.pin_signers {
+        Some(path) => {
+            signature::AllowedSigners::load(path)?;
+            Some(fs_err::read_to_string(path)?)
+        }
+        None => None,
+    };
+    let extras = bundle::Extras {
+        signer: signer.as_ref(),
+        pinned_signers: pinned.as_deref(),
+    };
     check_dist(&opts.out)?;
+    let previous = previous_sums(&opts.out);
 
-    let pki = pki::prepare(&inv, &mut |line| report.notes.push(line))?;
+    let pki = pki::prepare(&inv, &opts.renew, &mut |line| report.notes.push(line))?;
     let plans = inv
         .nodes
         .iter()
@@ -67,7 +94,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         let mut sums = Vec::new();
         for plan in &plans {
             let name = format!("{}.tar.gz", plan.top_dir());
-            let sha = bundle::pack_node(plan, &staging.join(&name), opts.mtime)?;
+            let sha = bundle::pack_node(plan, &staging.join(&name), opts.mtime, &extras)?;
             sums.push((name, sha));
         }
         let listing: std::collections::BTreeMap<String, String> = sums.iter().cloned().collect();
@@ -88,11 +115,25 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             return Err(e);
         }
     };
+    report.changed = sums
+        .iter()
+        .filter(|(name, sha)| previous.get(name) != Some(sha))
+        .map(|(name, _)| name.clone())
+        .collect();
     report.bundles = sums
         .into_iter()
         .map(|(name, sha)| (opts.out.join(name), sha))
         .collect();
     Ok(report)
+}
+
+/// Tarball name → sha256 from the previous build's `dist/SHA256SUMS`, if any.
+fn previous_sums(out: &Path) -> std::collections::BTreeMap<String, String> {
+    let text = fs_err::read_to_string(out.join("SHA256SUMS")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(sha, name)| (name.to_string(), sha.to_string()))
+        .collect()
 }
 
 /// `dist/` is replaced whole, so it must hold nothing but a previous build's output.

@@ -8,12 +8,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kube_bundle::error::Error;
-use kube_bundle::{bundle, init, BuildOptions};
+use kube_bundle::{bundle, certs, config, init, pki, verify, BuildOptions};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err}");
             let mut source = std::error::Error::source(&err);
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: cli::Command) -> Result<(), Error> {
+fn run(command: cli::Command) -> Result<ExitCode, Error> {
     match command {
         cli::Command::Init {
             from_env,
@@ -63,18 +63,28 @@ fn run(command: cli::Command) -> Result<(), Error> {
                     list(&imported.ignored)
                 );
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         cli::Command::Build {
             config,
             output,
             templates,
+            renew,
+            rotate_keys,
+            sign,
+            pin_signers,
         } => {
             let report = kube_bundle::build(&BuildOptions {
                 config,
                 out: output,
                 templates,
                 mtime: bundle::mtime_from_env(),
+                renew: pki::Renewal {
+                    nodes: renew.map(|n| n.into_iter().collect()),
+                    rotate_keys,
+                },
+                sign,
+                pin_signers,
             })?;
             for note in &report.notes {
                 eprintln!("{note}");
@@ -82,9 +92,81 @@ fn run(command: cli::Command) -> Result<(), Error> {
             for (path, sha) in &report.bundles {
                 println!("{sha}  {}", path.display());
             }
-            Ok(())
+            for name in &report.changed {
+                eprintln!("changed: {name}");
+            }
+            if report.changed.is_empty() {
+                eprintln!("no bundle changed");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Verify {
+            bundles,
+            warn_within,
+            trust,
+            output,
+        } => {
+            let warn_within = duration_arg("--warn-within", &warn_within)?;
+            let report = verify::verify(&verify::VerifyOptions {
+                bundles,
+                warn_within,
+                trust,
+            })?;
+            match output {
+                cli::Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serializes")
+                ),
+                cli::Output::Text => {
+                    for f in &report.findings {
+                        println!("{}: {}: {}", f.bundle, f.file, f.message);
+                    }
+                    let signed = report.bundles.iter().filter(|b| b.signed).count();
+                    eprintln!(
+                        "{} bundle(s) checked ({signed} signed), {} finding(s)",
+                        report.bundles.len(),
+                        report.findings.len()
+                    );
+                }
+            }
+            Ok(if report.findings.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        cli::Command::Certs {
+            config,
+            warn_within,
+            output,
+        } => {
+            let warn_within = duration_arg("--warn-within", &warn_within)?;
+            let inv = config::load(&config)?;
+            let rows = certs::list(&inv, warn_within)?;
+            match output {
+                cli::Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).expect("rows serialize")
+                ),
+                cli::Output::Text => print!("{}", certs::table(&rows)),
+            }
+            let attention: Vec<&str> = rows
+                .iter()
+                .filter(|r| r.attention)
+                .map(|r| r.path.as_str())
+                .collect();
+            if attention.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("expiring, expired or missing: {}", attention.join(", "));
+                Ok(ExitCode::from(1))
+            }
         }
     }
+}
+
+fn duration_arg(flag: &str, text: &str) -> Result<std::time::Duration, Error> {
+    config::parse_duration(text).map_err(|m| Error::input(flag, m))
 }
 
 fn list(names: &[String]) -> String {

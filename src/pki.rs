@@ -46,9 +46,37 @@ pub struct Leaf {
     pub key_pem: String,
 }
 
+/// Which leaves to reissue under the same CA although they are still valid.
+#[derive(Debug, Clone, Default)]
+pub struct Renewal {
+    /// `None`: no renewal; `Some(empty)`: every node; otherwise these nodes.
+    pub nodes: Option<std::collections::BTreeSet<String>>,
+    /// Generate new keys for the renewed certificates instead of keeping theirs.
+    pub rotate_keys: bool,
+}
+
+impl Renewal {
+    fn covers(&self, node: &str) -> bool {
+        self.nodes
+            .as_ref()
+            .is_some_and(|n| n.is_empty() || n.contains(node))
+    }
+}
+
 /// Loads, checks and completes the PKI state for `inv`, calling `say` once for every
 /// file it creates or reissues.
-pub fn prepare(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Pki> {
+pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) -> Result<Pki> {
+    if let Some(unknown) = renew
+        .nodes
+        .iter()
+        .flatten()
+        .find(|n| !inv.nodes.iter().any(|node| &&node.name == n))
+    {
+        return Err(Error::input(
+            format!("--renew {unknown}"),
+            format!("`{unknown}` is not a node of `{}`", inv.path.display()),
+        ));
+    }
     let dir = &inv.pki.dir;
     let ca = match &inv.pki.import_ca {
         Some((cert, key)) => load_ca(cert, key)?,
@@ -60,7 +88,7 @@ pub fn prepare(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Pki> {
     };
     let mut leaves = BTreeMap::new();
     for node in &inv.nodes {
-        leaves.insert(node.name.clone(), leaf(inv, node, &ca, say)?);
+        leaves.insert(node.name.clone(), leaf(inv, node, &ca, renew, say)?);
     }
     restrict_dir(dir)?;
     Ok(Pki {
@@ -122,7 +150,7 @@ fn parse_key(path: &Path) -> Result<(String, KeyPair)> {
     Ok((text, key))
 }
 
-fn spki_matches(key: &KeyPair, cert: &X509Certificate<'_>) -> bool {
+pub(crate) fn spki_matches(key: &KeyPair, cert: &X509Certificate<'_>) -> bool {
     key.subject_public_key_info() == cert.tbs_certificate.subject_pki.raw
 }
 
@@ -221,7 +249,7 @@ fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair> {
 }
 
 /// What algorithm a certificate's public key uses, in inventory terms.
-fn key_algorithm_of(cert: &X509Certificate<'_>) -> Option<KeyAlgorithm> {
+pub(crate) fn key_algorithm_of(cert: &X509Certificate<'_>) -> Option<KeyAlgorithm> {
     use x509_parser::public_key::PublicKey;
     match cert.public_key().parsed().ok()? {
         PublicKey::RSA(rsa) => match rsa.key_size() {
@@ -356,7 +384,7 @@ fn expected_sans(node: &Node) -> Vec<String> {
     sans
 }
 
-fn cert_sans(cert: &X509Certificate<'_>) -> Vec<String> {
+pub(crate) fn cert_sans(cert: &X509Certificate<'_>) -> Vec<String> {
     let mut sans: Vec<String> = cert
         .subject_alternative_name()
         .ok()
@@ -381,9 +409,18 @@ fn cert_sans(cert: &X509Certificate<'_>) -> Vec<String> {
     sans
 }
 
-fn attr(cert: &X509Certificate<'_>, oid: &x509_parser::der_parser::Oid<'_>) -> Option<String> {
-    cert.subject()
-        .iter_by_oid(oid)
+pub(crate) fn attr(
+    cert: &X509Certificate<'_>,
+    oid: &x509_parser::der_parser::Oid<'_>,
+) -> Option<String> {
+    attr_of(cert.subject(), oid)
+}
+
+pub(crate) fn attr_of(
+    name: &x509_parser::x509::X509Name<'_>,
+    oid: &x509_parser::der_parser::Oid<'_>,
+) -> Option<String> {
+    name.iter_by_oid(oid)
         .next()
         .and_then(|a| a.as_str().ok().map(str::to_string))
 }
@@ -398,6 +435,52 @@ fn subject_matches(cert: &X509Certificate<'_>, subject: &Subject) -> bool {
         && attr(cert, &oids::OID_X509_ORGANIZATIONAL_UNIT) == subject.organizational_unit
 }
 
+/// Why a saved leaf certificate cannot be reused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LeafProblem {
+    Unreadable,
+    Issuer,
+    Sans {
+        have: Vec<String>,
+        want: Vec<String>,
+    },
+    Subject,
+    KeyMismatch,
+    Algorithm(KeyAlgorithm),
+    Expired(String),
+    Renewal,
+}
+
+impl std::fmt::Display for LeafProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeafProblem::Unreadable => write!(f, "the saved certificate is unreadable"),
+            LeafProblem::Issuer => write!(f, "its issuer is no longer the CA"),
+            LeafProblem::Sans { have, want } => write!(
+                f,
+                "its SANs changed from {} to {}",
+                have.join(","),
+                want.join(",")
+            ),
+            LeafProblem::Subject => write!(f, "its subject no longer matches the inventory"),
+            LeafProblem::KeyMismatch => write!(f, "the saved key does not match the certificate"),
+            LeafProblem::Algorithm(a) => write!(f, "the key algorithm changed to {}", a.name()),
+            LeafProblem::Expired(when) => write!(f, "it expired on {when}"),
+            LeafProblem::Renewal => write!(f, "renewal was asked for"),
+        }
+    }
+}
+
+impl LeafProblem {
+    /// Whether the saved key can sign the new certificate.
+    fn keeps_key(&self) -> bool {
+        !matches!(
+            self,
+            LeafProblem::KeyMismatch | LeafProblem::Algorithm(_) | LeafProblem::Unreadable
+        )
+    }
+}
+
 /// Why a saved leaf cannot be reused, or `None` when it can.
 fn leaf_problem(
     inv: &Inventory,
@@ -405,43 +488,44 @@ fn leaf_problem(
     ca: &Ca,
     cert_der: &[u8],
     key: &KeyPair,
-) -> Option<String> {
+) -> Option<LeafProblem> {
     let Ok((_, cert)) = X509Certificate::from_der(cert_der) else {
-        return Some("the saved certificate is unreadable".into());
+        return Some(LeafProblem::Unreadable);
     };
     let ca_cert = ca.parsed();
     if cert.issuer().as_raw() != ca_cert.subject().as_raw()
         || cert.verify_signature(Some(ca_cert.public_key())).is_err()
     {
-        return Some("its issuer is no longer the CA".into());
+        return Some(LeafProblem::Issuer);
     }
     let (have, want) = (cert_sans(&cert), expected_sans(node));
     if have != want {
-        return Some(format!(
-            "its SANs changed from {} to {}",
-            have.join(","),
-            want.join(",")
-        ));
+        return Some(LeafProblem::Sans { have, want });
     }
     if !subject_matches(&cert, &inv.pki.subject) {
-        return Some("its subject no longer matches the inventory".into());
+        return Some(LeafProblem::Subject);
     }
     if !spki_matches(key, &cert) {
-        return Some("the saved key does not match the certificate".into());
+        return Some(LeafProblem::KeyMismatch);
     }
     if key_algorithm_of(&cert) != Some(inv.pki.key_algorithm) {
-        return Some(format!(
-            "the key algorithm changed to {}",
-            inv.pki.key_algorithm.name()
-        ));
+        return Some(LeafProblem::Algorithm(inv.pki.key_algorithm));
     }
     if cert.validity().not_after.to_datetime() <= OffsetDateTime::now_utc() {
-        return Some(format!("it expired on {}", cert.validity().not_after));
+        return Some(LeafProblem::Expired(rfc3339(
+            cert.validity().not_after.to_datetime(),
+        )));
     }
     None
 }
 
-fn leaf(inv: &Inventory, node: &Node, ca: &Ca, say: &mut dyn FnMut(String)) -> Result<Leaf> {
+fn leaf(
+    inv: &Inventory,
+    node: &Node,
+    ca: &Ca,
+    renew: &Renewal,
+    say: &mut dyn FnMut(String),
+) -> Result<Leaf> {
     let dir = inv.pki.dir.join(&node.name);
     let cert_path = dir.join("kube-controller-manager.pem");
     let key_path = dir.join("kube-controller-manager-key.pem");
@@ -451,33 +535,30 @@ fn leaf(inv: &Inventory, node: &Node, ca: &Ca, say: &mut dyn FnMut(String)) -> R
     } else {
         None
     };
-    let reason = match (&saved_key, cert_path.exists()) {
+    let problem = match (&saved_key, cert_path.exists()) {
         (Some((key_pem, key)), true) => {
             let (cert_pem, cert_der) = read_pem(&cert_path, &["CERTIFICATE"])?;
-            match leaf_problem(inv, node, ca, &cert_der, key) {
-                None => {
-                    return Ok(Leaf {
-                        cert_pem,
-                        key_pem: key_pem.clone(),
-                    })
+            match (leaf_problem(inv, node, ca, &cert_der, key), renew.covers(&node.name)) {
+                (None, false) => return Ok(Leaf { cert_pem, key_pem: key_pem.clone() }),
+                (None, true) => Some(LeafProblem::Renewal),
+                (Some(LeafProblem::Sans { have, want }), true) => {
+                    return Err(Error::input(
+                        format!("`{}`", cert_path.display()),
+                        format!("renewing `{}` would change its SANs from {} to {}", node.name, have.join(","), want.join(",")),
+                    )
+                    .with_hint("renewal keeps a certificate's names; build without --renew to reissue it with the inventory's names"))
                 }
-                Some(reason) => Some(reason),
+                (Some(problem), _) => Some(problem),
             }
         }
         _ => None,
     };
 
-    // Keep a saved key unless it is of the wrong algorithm.
-    let keep_key = saved_key.filter(|(_, k)| {
-        let probe_alg = match inv.pki.key_algorithm {
-            KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-            _ => &rcgen::PKCS_RSA_SHA256,
-        };
-        k.algorithm() == probe_alg
-            && reason
-                .as_deref()
-                .is_none_or(|r| !r.contains("key algorithm") && !r.contains("does not match"))
+    let keep_key = saved_key.filter(|_| {
+        !(renew.rotate_keys && renew.covers(&node.name))
+            && problem.as_ref().is_none_or(LeafProblem::keeps_key)
     });
+    let kept_key = keep_key.is_some();
     let (key_pem, key) = match keep_key {
         Some(pair) => pair,
         None => {
@@ -529,11 +610,14 @@ fn leaf(inv: &Inventory, node: &Node, ca: &Ca, say: &mut dyn FnMut(String)) -> R
     ensure_dir(&dir)?;
     write_private(&key_path, key_pem.as_bytes())?;
     write_public(&cert_path, cert.pem().as_bytes())?;
-    match reason {
-        Some(reason) => say(format!(
-            "{}: reissued the kube-controller-manager certificate: {reason}",
-            node.name
-        )),
+    match problem {
+        Some(problem) => {
+            let key_note = if kept_key { "" } else { " (new key)" };
+            say(format!(
+                "{}: reissued the kube-controller-manager certificate{key_note}: {problem}",
+                node.name
+            ))
+        }
         None => say(format!(
             "{}: issued a kube-controller-manager certificate",
             node.name
@@ -598,7 +682,7 @@ pub fn describe(cert_pem: &str) -> Option<CertSummary> {
     })
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }

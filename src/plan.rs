@@ -50,6 +50,8 @@ pub struct NodePlan {
     pub node: Node,
     pub kubernetes_version: String,
     pub files: BTreeMap<String, PlannedFile>,
+    /// Node paths the unit names that the bundle does not carry.
+    pub external: Vec<String>,
 }
 
 impl NodePlan {
@@ -178,9 +180,14 @@ pub fn plan_node(
             content: Content::Bytes(install_sh.into_bytes()),
         },
     );
+    let external = match inv.kcm.binary {
+        None => vec![paths::BINARY.to_string()],
+        Some(_) => Vec::new(),
+    };
     Ok(NodePlan {
         node: node.clone(),
         kubernetes_version: inv.cluster.version.to_string(),
         files,
+        external,
     })
 }

@@ -58,11 +58,11 @@ fn fixture_keys_give_the_pinned_hashes() {
         "the fixture pki/ is reused as is: {log}"
     );
     // These change whenever a template, a default flag or the archive format changes:
-    // review the difference, then pin the new values printed below.
+    // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "1be75aaf4de11668a30ba3380abcf5ff567b123574be3e17de09e0e182279e59",
-        "873a4dc8d1688c6dc227098f72c5342e6901a2a355b536d6a81c78d6eb50747b",
-        "e2c6914fd6a66434e1fd398a47b8d79287ba39d34f9dd4ff58ec477ee5178410",
+        "06151bf66777c53e999c438dffbdae4d14fade1a79ac4266b4ccf3707ddff09c",
+        "697ea21130beb9f9c35def8a1fdcdbae7a011a43ae4b15806ae04547ac5c6859",
+        "7470b53a1b1f2b0c53c4fac9d1d562978421cfe2600ab7b81d2ee41b9346892b",
     ];
     assert_eq!(
         hashes(&project),
