@@ -16,6 +16,7 @@ declare -A NEEDED=(
     [sha256sum]=coreutils
     [setpriv]=util-linux
     [curl]=curl
+    [ssh-keygen]=openssh-client
 )
 if [[ ${1:-} == e2e ]]; then
     NEEDED+=(

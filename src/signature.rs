@@ -113,7 +113,9 @@ impl AllowedSigners {
                 if opts.contains("cert-authority") {
                     continue;
                 }
-                let namespaces = split_options(opts).into_iter().find_map(|o| o.strip_prefix("namespaces=").map(str::to_string));
+                let namespaces = split_options(opts)
+                    .into_iter()
+                    .find_map(|o| o.strip_prefix("namespaces=").map(str::to_string));
                 if namespaces
                     .is_some_and(|ns| !ns.trim_matches('"').split(',').any(|n| n == NAMESPACE))
                 {

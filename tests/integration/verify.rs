@@ -1,0 +1,803 @@
+//! `kube-bundle verify`, `certs`, `build --renew` and signed bundles. Broken bundles are
+//! made with the real tools (openssl for certificates, GNU tar and sha256sum for the
+//! archive) and kept internally consistent, so each test sees only the fault it plants.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::*;
+
+fn verify(project: &Project, args: &[&str]) -> Output {
+    project.kube_bundle(&[&["verify"], args].concat())
+}
+
+fn tarballs(project: &Project) -> Vec<String> {
+    NODES
+        .iter()
+        .map(|(n, _)| project.tarball(n).display().to_string())
+        .collect()
+}
+
+/// Unpacks `tarball`, lets `change` edit the bundle folder, then brings SHA256SUMS and
+/// manifest.json up to date and packs it again in place.
+fn rewrite(tarball: &Path, change: impl FnOnce(&Path)) {
+    let work = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new(tool("tar"))
+            .arg("-xzf")
+            .arg(tarball)
+            .arg("-C")
+            .arg(work.path()),
+    );
+    let top = std::fs::read_dir(work.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    change(&top);
+    let manifest_path = top.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    for f in manifest["files"].as_array_mut().unwrap() {
+        let path = top.join(f["path"].as_str().unwrap());
+        f["sha256"] = serde_json::Value::String(sha256_file(&path));
+    }
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let listed: Vec<String> = std::fs::read_to_string(top.join("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split_once("  ").unwrap().1.to_string())
+        .collect();
+    let sums = run_ok(
+        Command::new(tool("sha256sum"))
+            .args(&listed)
+            .current_dir(&top),
+    );
+    std::fs::write(top.join("SHA256SUMS"), sums).unwrap();
+    run_ok(
+        Command::new(tool("tar"))
+            .arg("-czf")
+            .arg(tarball)
+            .arg("-C")
+            .arg(work.path())
+            .arg(top.file_name().unwrap()),
+    );
+}
+
+const LEAF: &str = "rootfs/etc/kubernetes/cert/kube-controller-manager.pem";
+const LEAF_KEY: &str = "rootfs/etc/kubernetes/cert/kube-controller-manager-key.pem";
+
+/// A controller-manager certificate for m1 signed by `ca` with openssl, valid from
+/// `start` to `end` (openssl `YYYYMMDDHHMMSSZ`), with `sans`; writes cert and key.
+fn openssl_leaf(
+    dir: &Path,
+    ca: &Path,
+    ca_key: &Path,
+    start: &str,
+    end: &str,
+    sans: &str,
+) -> (PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| run_ok(Command::new(tool("openssl")).args(args).current_dir(dir));
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("serial"), "1000\n").unwrap();
+    std::fs::write(
+        dir.join("ca.cnf"),
+        format!(
+            "[ca]\ndefault_ca = kb\n[kb]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ndefault_md = sha256\n\
+             policy = any\nunique_subject = no\n[any]\ncommonName = supplied\norganizationName = optional\n\
+             [leaf]\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature, keyEncipherment\n\
+             extendedKeyUsage = serverAuth, clientAuth\nsubjectAltName = {sans}\n"
+        ),
+    )
+    .unwrap();
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf-key.pem",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/O=system:kube-controller-manager/CN=system:kube-controller-manager",
+    ]);
+    openssl(&[
+        "ca",
+        "-batch",
+        "-config",
+        "ca.cnf",
+        "-cert",
+        ca.to_str().unwrap(),
+        "-keyfile",
+        ca_key.to_str().unwrap(),
+        "-in",
+        "leaf.csr",
+        "-out",
+        "leaf.pem",
+        "-startdate",
+        start,
+        "-enddate",
+        end,
+        "-extensions",
+        "leaf",
+        "-notext",
+    ]);
+    (dir.join("leaf.pem"), dir.join("leaf-key.pem"))
+}
+
+/// Puts an openssl-made leaf (and its key) into m1's bundle.
+fn plant_leaf(project: &Project, start: &str, end: &str, sans: &str, other_ca: bool) {
+    let dir = project.path("openssl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, ca_key) = if other_ca {
+        run_ok(
+            Command::new(tool("openssl"))
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "other-ca-key.pem",
+                    "-out",
+                    "other-ca.pem",
+                    "-subj",
+                    "/CN=other-ca",
+                    "-days",
+                    "30",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                ])
+                .current_dir(&dir),
+        );
+        (dir.join("other-ca.pem"), dir.join("other-ca-key.pem"))
+    } else {
+        (project.path("pki/ca.pem"), project.path("pki/ca-key.pem"))
+    };
+    let (cert, key) = openssl_leaf(&dir, &ca, &ca_key, start, end, sans);
+    rewrite(&project.tarball("m1"), |top| {
+        std::fs::copy(&cert, top.join(LEAF)).unwrap();
+        std::fs::copy(&key, top.join(LEAF_KEY)).unwrap();
+        // Keep the kubeconfig consistent with the planted pair.
+        let kc = top.join("rootfs/etc/kubernetes/kube-controller-manager.kubeconfig");
+        let b64 = |p: &Path| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(std::fs::read(p).unwrap())
+        };
+        let text = std::fs::read_to_string(&kc).unwrap();
+        let text: String = text
+            .lines()
+            .map(|l| match l.trim_start() {
+                t if t.starts_with("client-certificate-data:") => {
+                    format!("    client-certificate-data: {}", b64(&cert))
+                }
+                t if t.starts_with("client-key-data:") => {
+                    format!("    client-key-data: {}", b64(&key))
+                }
+                _ => l.to_string(),
+            })
+            .map(|l| l + "\n")
+            .collect();
+        std::fs::write(&kc, text).unwrap();
+    });
+}
+
+fn findings(out: &Output) -> String {
+    stdout(out)
+}
+
+const SANS_OK: &str = "IP:127.0.0.1,IP:127.0.1.1,DNS:m1";
+
+#[test]
+fn clean_bundles_verify_and_the_openssl_fixture_path_is_sound() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    let out = verify(
+        &project,
+        &tarballs(&project)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("3 bundle(s) checked (0 signed), 0 finding(s)"));
+    // A valid openssl-made leaf from the same CA passes: the fixtures below differ from it
+    // in one respect each.
+    plant_leaf(
+        &project,
+        "20200101000000Z",
+        "20991231000000Z",
+        SANS_OK,
+        false,
+    );
+    let out = verify(&project, &[&tarballs(&project)[0]]);
+    assert_eq!(out.status.code(), Some(0), "{}", findings(&out));
+}
+
+#[test]
+fn a_tampered_file_is_found() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    let tarball = project.tarball("m2");
+    let work = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new(tool("tar"))
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(work.path()),
+    );
+    let unit = work.path().join(
+        "kube-controller-manager-m2/rootfs/etc/systemd/system/kube-controller-manager.service",
+    );
+    let text = std::fs::read_to_string(&unit)
+        .unwrap()
+        .replace("--v=2", "--v=9");
+    std::fs::write(&unit, text).unwrap();
+    run_ok(
+        Command::new(tool("tar"))
+            .arg("-czf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(work.path())
+            .arg("kube-controller-manager-m2"),
+    );
+    let out = verify(&project, &[tarball.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let f = findings(&out);
+    assert!(f.contains("kube-controller-manager-m2.tar.gz: rootfs/etc/systemd/system/kube-controller-manager.service: does not match its checksum in SHA256SUMS"), "{f}");
+}
+
+#[test]
+fn a_truncated_tarball_is_unusable_input() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    let tarball = project.tarball("m1");
+    let bytes = std::fs::read(&tarball).unwrap();
+    std::fs::write(&tarball, &bytes[..bytes.len() / 2]).unwrap();
+    let out = verify(&project, &[tarball.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("kube-controller-manager-m1.tar.gz`: is not a readable .tar.gz"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_cert_from_another_ca_is_found() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    plant_leaf(
+        &project,
+        "20200101000000Z",
+        "20991231000000Z",
+        SANS_OK,
+        true,
+    );
+    let out = verify(&project, &[&tarballs(&project)[0]]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        findings(&out),
+        format!("kube-controller-manager-m1.tar.gz: {LEAF}: does not chain to the bundled CA\n")
+    );
+}
+
+#[test]
+fn a_key_for_another_cert_is_found() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    rewrite(&project.tarball("m1"), |top| {
+        std::fs::copy(
+            project.path("pki/m2/kube-controller-manager-key.pem"),
+            top.join(LEAF_KEY),
+        )
+        .unwrap();
+    });
+    let out = verify(&project, &[&tarballs(&project)[0]]);
+    let f = findings(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        f.contains(&format!(
+            "{LEAF_KEY}: does not match kube-controller-manager.pem"
+        )),
+        "{f}"
+    );
+    assert!(
+        f.contains("client-key-data is not the bundled kube-controller-manager-key.pem"),
+        "{f}"
+    );
+}
+
+#[test]
+fn expired_and_not_yet_valid_certs_are_found() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    plant_leaf(
+        &project,
+        "20200101000000Z",
+        "20210101000000Z",
+        SANS_OK,
+        false,
+    );
+    let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
+    assert_eq!(
+        f,
+        format!("kube-controller-manager-m1.tar.gz: {LEAF}: expired on 2021-01-01T00:00:00Z\n")
+    );
+
+    plant_leaf(
+        &project,
+        "20990101000000Z",
+        "20991231000000Z",
+        SANS_OK,
+        false,
+    );
+    let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
+    assert_eq!(
+        f,
+        format!(
+            "kube-controller-manager-m1.tar.gz: {LEAF}: is not valid until 2099-01-01T00:00:00Z\n"
+        )
+    );
+}
+
+#[test]
+fn certificates_expiring_soon_are_found() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    // Leaves last a year: a 400-day window catches them, the default 30 days does not.
+    let out = verify(&project, &["--warn-within", "400d", &tarballs(&project)[0]]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        findings(&out).contains(&format!("{LEAF}: expires on"))
+            && findings(&out).contains("within 400d"),
+        "{}",
+        findings(&out)
+    );
+}
+
+#[test]
+fn a_san_missing_the_node_ip_is_found() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    plant_leaf(
+        &project,
+        "20200101000000Z",
+        "20991231000000Z",
+        "IP:127.0.0.1,DNS:m1",
+        false,
+    );
+    let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
+    assert_eq!(f, format!("kube-controller-manager-m1.tar.gz: {LEAF}: SANs lack IP:127.0.1.1 (has DNS:m1,IP:127.0.0.1)\n"));
+}
+
+#[test]
+fn bundles_with_different_cas_are_found() {
+    let a = Project::new(INVENTORY);
+    a.build_ok();
+    let b = Project::new(INVENTORY);
+    b.build_ok();
+    let out = verify(&a, &[&tarballs(&a)[0], &tarballs(&b)[1]]);
+    assert_eq!(out.status.code(), Some(1));
+    let f = findings(&out);
+    assert!(f.contains("kube-controller-manager-m2.tar.gz: rootfs/etc/kubernetes/cert/ca.pem: the CA differs from kube-controller-manager-m1.tar.gz's: every master must share it"), "{f}");
+    assert!(f.contains("sa.key: the service-account key differs"), "{f}");
+}
+
+#[test]
+fn json_output_lists_bundles_and_findings() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    let out = verify(
+        &project,
+        &[
+            "--output",
+            "json",
+            "--warn-within",
+            "400d",
+            &tarballs(&project)[0],
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["bundles"][0]["node"], "m1");
+    assert_eq!(
+        report["findings"][0]["bundle"],
+        "kube-controller-manager-m1.tar.gz"
+    );
+    assert_eq!(
+        report["findings"][0]["file"],
+        "rootfs/etc/kubernetes/cert/kube-controller-manager.pem"
+    );
+}
+
+/// An Ed25519 key made by ssh-keygen, and an allowed-signers line for it.
+fn ssh_key(dir: &Path, name: &str, principal: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(name);
+    run_ok(
+        Command::new(tool("ssh-keygen"))
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", principal, "-f"])
+            .arg(&key),
+    );
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let allowed = dir.join(format!("{name}.allowed"));
+    let words: Vec<&str> = public.split_whitespace().collect();
+    std::fs::write(
+        &allowed,
+        format!(
+            "{principal} namespaces=\"kube-bundle\" {} {}\n",
+            words[0], words[1]
+        ),
+    )
+    .unwrap();
+    (key, allowed)
+}
+
+fn build_signed(project: &Project, key: &Path, pin: Option<&Path>) {
+    let mut args = vec![
+        "build",
+        "-c",
+        "cluster.toml",
+        "-o",
+        "dist",
+        "--sign",
+        key.to_str().unwrap(),
+    ];
+    if let Some(pin) = pin {
+        args.extend(["--pin-signers", pin.to_str().unwrap()]);
+    }
+    let out = project.kube_bundle(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn signatures_are_checked_by_verify() {
+    let project = Project::new(INVENTORY);
+    let (key, allowed) = ssh_key(project.dir.path(), "signer", "ops@site");
+    let (_, stranger) = ssh_key(project.dir.path(), "stranger", "eve@elsewhere");
+    build_signed(&project, &key, None);
+    let all = tarballs(&project);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+
+    let out = verify(
+        &project,
+        &[&["--trust", allowed.to_str().unwrap()], &all[..]].concat(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", findings(&out));
+    assert!(stderr(&out).contains("(3 signed)"));
+    // ssh-keygen itself accepts the signature kube-bundle made.
+    let bundle = project.unpack("m1");
+    let mut child = Command::new(tool("ssh-keygen"))
+        .args([
+            "-Y",
+            "verify",
+            "-f",
+            allowed.to_str().unwrap(),
+            "-I",
+            "ops@site",
+            "-n",
+            "kube-bundle",
+            "-s",
+        ])
+        .arg(bundle.join("SHA256SUMS.sig"))
+        .stdin(std::fs::File::open(bundle.join("SHA256SUMS")).unwrap())
+        .output()
+        .unwrap();
+    assert!(child.status.success(), "{}", stderr(&child));
+    child.stdout.clear();
+
+    let out = verify(&project, &["--trust", stranger.to_str().unwrap(), all[0]]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        findings(&out).contains("SHA256SUMS.sig: is signed by SHA256:")
+            && findings(&out).contains("which is not an allowed signer"),
+        "{}",
+        findings(&out)
+    );
+
+    // SHA256SUMS rewritten consistently after signing: only the signature can tell.
+    rewrite(&project.tarball("m1"), |top| {
+        let unit = top.join("rootfs/etc/systemd/system/kube-controller-manager.service");
+        let text = std::fs::read_to_string(&unit)
+            .unwrap()
+            .replace("--v=2", "--v=9");
+        std::fs::write(unit, text).unwrap();
+    });
+    let out = verify(&project, &["--trust", allowed.to_str().unwrap(), all[0]]);
+    assert_eq!(
+        findings(&out),
+        "kube-controller-manager-m1.tar.gz: SHA256SUMS.sig: does not verify: SHA256SUMS was altered or the signature is damaged (key of `ops@site`)\n"
+    );
+}
+
+fn install(bundle: &Path, root: &Path, args: &[&str]) -> Output {
+    Command::new(tool("bash"))
+        .arg(bundle.join("install.sh"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn install_sh_checks_signatures_with_ssh_keygen() {
+    let project = Project::new(INVENTORY);
+    let (key, allowed) = ssh_key(project.dir.path(), "signer", "ops@site");
+    let (_, stranger) = ssh_key(project.dir.path(), "stranger", "eve@elsewhere");
+    build_signed(&project, &key, None);
+    let bundle = project.unpack("m1");
+    let root = project.path("root");
+
+    let out = install(&bundle, &root, &["--trust", allowed.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("SHA256SUMS is signed by ops@site"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = install(
+        &bundle,
+        &project.path("root2"),
+        &["--trust", stranger.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("SHA256SUMS.sig is not signed by a key in"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!project.path("root2").exists());
+
+    // An altered SHA256SUMS (made consistent with an altered file) fails the signature.
+    let unit = bundle.join("rootfs/etc/systemd/system/kube-controller-manager.service");
+    std::fs::write(&unit, "[Service]\nExecStart=/bin/sh -c 'evil'\n").unwrap();
+    let sums = run_ok(
+        Command::new(tool("sha256sum"))
+            .args(["rootfs/etc/systemd/system/kube-controller-manager.service"])
+            .current_dir(&bundle),
+    );
+    let all = std::fs::read_to_string(bundle.join("SHA256SUMS")).unwrap();
+    let all: String = all
+        .lines()
+        .map(|l| {
+            if l.ends_with("kube-controller-manager.service") {
+                sums.clone()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(bundle.join("SHA256SUMS"), all).unwrap();
+    let out = install(
+        &bundle,
+        &project.path("root3"),
+        &["--trust", allowed.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("SHA256SUMS.sig does not verify for ops@site"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!project.path("root3").exists());
+}
+
+#[test]
+fn unsigned_bundles_install_unless_a_signature_is_required() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    let bundle = project.unpack("m1");
+    let (_, allowed) = ssh_key(project.dir.path(), "signer", "ops@site");
+    assert!(install(&bundle, &project.path("root"), &[])
+        .status
+        .success());
+    let out = install(&bundle, &project.path("root2"), &["--require-signature"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--require-signature needs --trust FILE"),
+        "{}",
+        stderr(&out)
+    );
+    let out = install(
+        &bundle,
+        &project.path("root3"),
+        &["--trust", allowed.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out)
+            .contains("the bundle is not signed (no SHA256SUMS.sig) but a signature is required"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn pinned_signers_make_the_signature_mandatory() {
+    let project = Project::new(INVENTORY);
+    let (key, allowed) = ssh_key(project.dir.path(), "signer", "ops@site");
+    build_signed(&project, &key, Some(&allowed));
+    let bundle = project.unpack("m1");
+    let out = install(&bundle, &project.path("root"), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("SHA256SUMS is signed by ops@site"),
+        "{}",
+        stdout(&out)
+    );
+    // Without its signature the same bundle is refused.
+    std::fs::remove_file(bundle.join("SHA256SUMS.sig")).unwrap();
+    let out = install(&bundle, &project.path("root2"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("a signature is required"),
+        "{}",
+        stderr(&out)
+    );
+    // verify uses the pinned signers when no --trust is given.
+    let out = verify(&project, &[&tarballs(&project)[0]]);
+    assert_eq!(out.status.code(), Some(0), "{}", findings(&out));
+}
+
+#[test]
+fn certs_lists_expiry_and_fails_within_the_window() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    let out = project.kube_bundle(&["certs", "-c", "cluster.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("CERTIFICATE") && lines[0].contains("RESIDUAL TIME"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("ca ") && lines[1].contains("3649d") && lines[1].contains("rsa-2048"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("service-account key") && lines[2].contains("rsa-2048"),
+        "{table}"
+    );
+    for (i, (node, _)) in NODES.iter().enumerate() {
+        let l = lines[3 + i];
+        assert!(
+            l.starts_with("kube-controller-manager")
+                && l.contains(node)
+                && l.contains("364d")
+                && l.contains("kubernetes-ca"),
+            "{table}"
+        );
+    }
+    let out = project.kube_bundle(&[
+        "certs",
+        "-c",
+        "cluster.toml",
+        "--warn-within",
+        "400d",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flagged: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["attention"] == true)
+        .map(|r| r["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(flagged, ["m1", "m2", "m3"]);
+}
+
+fn serial(path: &Path) -> String {
+    run_ok(
+        Command::new(tool("openssl"))
+            .args(["x509", "-noout", "-serial", "-in"])
+            .arg(path),
+    )
+}
+
+fn public_key(path: &Path) -> String {
+    run_ok(
+        Command::new(tool("openssl"))
+            .args(["pkey", "-pubout", "-in"])
+            .arg(path),
+    )
+}
+
+#[test]
+fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    let leaf = |n: &str| project.path(&format!("pki/{n}/kube-controller-manager.pem"));
+    let key = |n: &str| project.path(&format!("pki/{n}/kube-controller-manager-key.pem"));
+    let (serial1, key1, ca) = (
+        serial(&leaf("m1")),
+        public_key(&key("m1")),
+        sha256_file(&project.path("pki/ca.pem")),
+    );
+    let serial2 = serial(&leaf("m2"));
+
+    let out = project.kube_bundle(&["build", "-c", "cluster.toml", "-o", "dist", "--renew", "m1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(
+        log.contains("m1: reissued the kube-controller-manager certificate: renewal was asked for"),
+        "{log}"
+    );
+    assert!(
+        log.contains("changed: kube-controller-manager-m1.tar.gz")
+            && !log.contains("changed: kube-controller-manager-m2"),
+        "{log}"
+    );
+    assert_ne!(serial(&leaf("m1")), serial1);
+    assert_eq!(public_key(&key("m1")), key1, "the key is kept");
+    assert_eq!(serial(&leaf("m2")), serial2);
+    assert_eq!(
+        sha256_file(&project.path("pki/ca.pem")),
+        ca,
+        "the CA is never renewed"
+    );
+    run_ok(
+        Command::new(tool("openssl"))
+            .args(["verify", "-CAfile"])
+            .arg(project.path("pki/ca.pem"))
+            .arg(leaf("m1")),
+    );
+
+    let out = project.kube_bundle(&[
+        "build",
+        "-c",
+        "cluster.toml",
+        "-o",
+        "dist",
+        "--renew",
+        "--rotate-keys",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "m3: reissued the kube-controller-manager certificate (new key): renewal was asked for"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_ne!(public_key(&key("m1")), key1, "--rotate-keys makes new keys");
+
+    // Renewal keeps names: a changed IP is refused, not slipped in.
+    project.write(
+        "cluster.toml",
+        &INVENTORY.replace("127.0.1.2", "127.0.1.22"),
+    );
+    let out = project.kube_bundle(&["build", "-c", "cluster.toml", "-o", "dist", "--renew", "m2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("renewing `m2` would change its SANs"),
+        "{}",
+        stderr(&out)
+    );
+    let out = project.kube_bundle(&["build", "-c", "cluster.toml", "-o", "dist", "--renew", "m9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("`m9` is not a node"),
+        "{}",
+        stderr(&out)
+    );
+}
