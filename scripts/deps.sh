@@ -27,6 +27,7 @@ if [[ ${1:-} == e2e ]]; then
         [rsync]=rsync
         [dpkg-source]=dpkg-dev
         [ip]=iproute2
+        [pgrep]=procps
     )
 fi
 

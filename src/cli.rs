@@ -80,6 +80,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// Print the order to update the masters in: non-leaders first, the leader last
+    RolloutPlan {
+        /// The inventory
+        #[arg(short, long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// Admin kubeconfig to read the current leader with kubectl
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
     /// List the CA, the service-account key and every certificate in pki/ with its expiry
     Certs {
         /// The inventory

@@ -22,6 +22,7 @@ pub mod kubeconfig;
 pub mod pki;
 pub mod plan;
 pub mod render;
+pub mod rollout;
 pub mod signature;
 pub mod verify;
 pub mod version;
@@ -54,7 +55,7 @@ pub struct BuildReport {
 }
 
 /// Files `build` writes into `dist/` besides the tarballs.
-const DIST_EXTRAS: [&str; 3] = ["SHA256SUMS", "ca.pem", "sa.pub"];
+const DIST_EXTRAS: [&str; 4] = ["SHA256SUMS", "ca.pem", "sa.pub", "rollout.sh"];
 
 pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let mut report = BuildReport::default();
@@ -89,6 +90,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         .map(|node| plan::plan_node(&inv, node, &pki, &templates))
         .collect::<Result<Vec<_>>>()?;
 
+    let rollout = templates.render_rollout(&inv)?;
     let staging = staging_dir(&opts.out)?;
     let result = (|| -> Result<Vec<(String, String)>> {
         let mut sums = Vec::new();
@@ -106,6 +108,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         if let Some(sa) = &pki.service_account {
             pki::write_public(&staging.join("sa.pub"), sa.public_pem.as_bytes())?;
         }
+        pki::write_atomic(&staging.join("rollout.sh"), rollout.as_bytes(), 0o755)?;
         Ok(sums)
     })();
     let sums = match result.and_then(|sums| replace_dist(&staging, &opts.out).map(|()| sums)) {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kube_bundle::error::Error;
-use kube_bundle::{bundle, certs, config, init, pki, verify, BuildOptions};
+use kube_bundle::{bundle, certs, config, init, pki, rollout, verify, BuildOptions};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -134,6 +134,53 @@ fn run(command: cli::Command) -> Result<ExitCode, Error> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        cli::Command::RolloutPlan {
+            config,
+            kubeconfig,
+            output,
+        } => {
+            let inv = config::load(&config)?;
+            let (leader, source) = match &kubeconfig {
+                None => (
+                    None,
+                    rollout::LeaderSource::Unknown("no --kubeconfig given".into()),
+                ),
+                Some(kc) => match rollout::read_leader(&inv, kc) {
+                    Ok((identity, source)) => {
+                        match rollout::node_of_identity(&inv.nodes, &identity) {
+                            Some(node) => (Some(node.to_string()), source),
+                            None => (
+                                None,
+                                rollout::LeaderSource::Unknown(format!(
+                                    "the leader `{identity}` is not in the inventory"
+                                )),
+                            ),
+                        }
+                    }
+                    Err(e) => (None, rollout::LeaderSource::Unknown(e.to_string())),
+                },
+            };
+            let steps = rollout::order(&inv.nodes, leader.as_deref());
+            match output {
+                cli::Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "leader": leader, "source": source, "steps": steps })
+                    )
+                    .expect("plan serializes")
+                ),
+                cli::Output::Text => {
+                    if let rollout::LeaderSource::Unknown(why) = &source {
+                        eprintln!("cannot tell the leader ({why}): any order will do, one master at a time");
+                    }
+                    for (i, step) in steps.iter().enumerate() {
+                        let mark = if step.leader { "  (leader: last)" } else { "" };
+                        println!("{}. {} {}{mark}", i + 1, step.node, step.ip);
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         cli::Command::Certs {
             config,

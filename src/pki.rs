@@ -645,7 +645,7 @@ fn restrict_dir(dir: &Path) -> Result<()> {
 
 /// Writes through a temporary file in the same folder and renames it into place, so a
 /// crash never leaves half a key.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
     let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut file = fs_err::OpenOptions::new()

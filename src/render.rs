@@ -15,8 +15,9 @@ use crate::plan::{paths, Installed, COMPONENT};
 
 pub const UNIT_TEMPLATE: &str = "kube-controller-manager.service";
 pub const INSTALL_TEMPLATE: &str = "install.sh";
+pub const ROLLOUT_TEMPLATE: &str = "rollout.sh";
 
-const EMBEDDED: [(&str, &str); 2] = [
+const EMBEDDED: [(&str, &str); 3] = [
     (
         UNIT_TEMPLATE,
         include_str!("../bundle-templates/kube-controller-manager.service.hbs"),
@@ -24,6 +25,10 @@ const EMBEDDED: [(&str, &str); 2] = [
     (
         INSTALL_TEMPLATE,
         include_str!("../bundle-templates/install.sh.hbs"),
+    ),
+    (
+        ROLLOUT_TEMPLATE,
+        include_str!("../bundle-templates/rollout.sh.hbs"),
     ),
 ];
 
@@ -116,6 +121,23 @@ impl Templates {
                 "unit_path": paths::UNIT,
                 "backup_dir": paths::BACKUP_DIR,
                 "files": files,
+            }),
+        )
+    }
+
+    /// dist/rollout.sh: every master in inventory order; the leader is read at run time.
+    pub fn render_rollout(&self, inv: &Inventory) -> Result<String> {
+        let nodes: Vec<serde_json::Value> = inv
+            .nodes
+            .iter()
+            .map(|n| json!({ "name": n.name, "ip": n.ip.to_string() }))
+            .collect();
+        self.render(
+            ROLLOUT_TEMPLATE,
+            &json!({
+                "component": COMPONENT,
+                "nodes": nodes,
+                "endpoints_lock": inv.cluster.version.minor < 17,
             }),
         )
     }

@@ -56,15 +56,21 @@ fn installs_every_file_with_its_mode_and_is_safe_to_rerun() {
     assert!(stdout(&out).contains("systemctl was not run"));
     let no_temp_left = walkdir::WalkDir::new(&root)
         .into_iter()
+        .filter_entry(|e| !e.path().ends_with("var/backups"))
         .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.'));
     assert!(no_temp_left, "no temporary files remain");
+    assert_eq!(
+        releases(&root).len(),
+        1,
+        "the empty node is kept as a release to go back to"
+    );
 
     // A second run changes nothing and succeeds.
     let before = snapshot(&root);
     let out = install(&bundle, &["--root", root.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("unchanged /etc/kubernetes/cert/ca-key.pem"),
+        stdout(&out).contains("nothing changed: every file is up to date"),
         "{}",
         stdout(&out)
     );
@@ -77,26 +83,191 @@ fn installs_every_file_with_its_mode_and_is_safe_to_rerun() {
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let out = install(&bundle, &["--root", root.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let log = stdout(&out);
+    assert!(
+        log.contains("installed /etc/systemd/system/kube-controller-manager.service")
+            && log.contains("installed /etc/kubernetes/cert/sa.key"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("installed /etc/kubernetes/cert/ca.pem"),
+        "only what changed is installed: {log}"
+    );
     assert_eq!(
         std::fs::read(&unit).unwrap(),
         std::fs::read(bundle.join("rootfs/etc/systemd/system/kube-controller-manager.service"))
             .unwrap()
     );
     assert_eq!(mode_of(&key), 0o600, "a loosened key mode is put right");
-    let backups: Vec<PathBuf> = std::fs::read_dir(root.join("var/backups/kube-bundle"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(backups.len(), 1, "{backups:?}");
-    assert_eq!(mode_of(&backups[0]), 0o700);
+    let kept = releases(&root);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(mode_of(&kept[1]), 0o700);
     assert_eq!(
-        std::fs::read_to_string(
-            backups[0].join("etc/systemd/system/kube-controller-manager.service")
-        )
-        .unwrap(),
+        std::fs::read_to_string(kept[1].join("etc/systemd/system/kube-controller-manager.service"))
+            .unwrap(),
         "edited by hand\n"
     );
-    assert!(backups[0].join("etc/kubernetes/cert/sa.key").exists());
+    assert_eq!(mode_of(&kept[1].join("etc/kubernetes/cert/sa.key")), 0o644);
+
+    // --rollback goes back one release at a time: to the hand-edited files, then to nothing.
+    let out = install(&bundle, &["--root", root.to_str().unwrap(), "--rollback"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), "edited by hand\n");
+    assert_eq!(mode_of(&key), 0o644);
+    let out = install(&bundle, &["--root", root.to_str().unwrap(), "--rollback"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (rel, _) in INSTALLED {
+        assert!(
+            !root.join(rel).exists(),
+            "{rel} removed: the first release had no files"
+        );
+    }
+    let out = install(&bundle, &["--root", root.to_str().unwrap(), "--rollback"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no release to roll back to"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn releases(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("var/backups/kube-bundle"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn check_reports_drift_and_nothing_else() {
+    let (project, bundle) = built();
+    let root = project.path("target-root");
+    let root_arg = root.to_str().unwrap();
+    assert!(install(&bundle, &["--root", root_arg]).status.success());
+    let out = install(&bundle, &["--root", root_arg, "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no drift"), "{}", stdout(&out));
+
+    let before = snapshot(&root);
+    std::fs::write(
+        root.join("etc/systemd/system/kube-controller-manager.service"),
+        "[Service]\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        root.join("etc/kubernetes/cert/ca-key.pem"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::remove_dir(root.join("data/k8s/k8s/kube-controller-manager")).unwrap();
+    let edited = snapshot(&root);
+    let out = install(&bundle, &["--root", root_arg, "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let log = stdout(&out);
+    let drift: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("drift:"))
+        .map(|l| l.trim_start_matches("install.sh: "))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        drift,
+        [
+            "drift: /etc/kubernetes/cert/ca-key.pem has mode 644, the bundle says 0600",
+            "drift: /etc/systemd/system/kube-controller-manager.service differs from the bundle",
+            "drift: the work dir /data/k8s/k8s/kube-controller-manager is missing",
+        ]
+    );
+    assert_eq!(snapshot(&root), edited, "--check changes nothing");
+    assert_ne!(before, edited);
+}
+
+#[test]
+fn uninstall_then_install_again() {
+    let (project, bundle) = built();
+    let root = project.path("target-root");
+    let root_arg = root.to_str().unwrap();
+    assert!(install(&bundle, &["--root", root_arg]).status.success());
+    std::fs::write(root.join("data/k8s/k8s/kube-controller-manager/state"), "x").unwrap();
+    let out = install(&bundle, &["--root", root_arg, "--uninstall"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (rel, _) in INSTALLED {
+        assert!(!root.join(rel).exists(), "{rel} removed");
+    }
+    assert!(
+        root.join("data/k8s/k8s/kube-controller-manager/state")
+            .exists(),
+        "work dir data kept without --purge"
+    );
+    let kept = releases(&root);
+    assert!(
+        kept.last()
+            .unwrap()
+            .join("etc/kubernetes/cert/ca-key.pem")
+            .exists(),
+        "uninstall keeps a release"
+    );
+    assert!(install(&bundle, &["--root", root_arg]).status.success());
+    for (rel, mode) in INSTALLED {
+        assert_eq!(mode_of(&root.join(rel)), mode, "{rel}");
+    }
+    let out = install(&bundle, &["--root", root_arg, "--uninstall", "--purge"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!root.join("data/k8s/k8s/kube-controller-manager").exists());
+}
+
+#[test]
+fn an_interrupted_install_is_recovered_by_the_next_run() {
+    let (project, bundle) = built();
+    let root = project.path("target-root");
+    let root_arg = root.to_str().unwrap();
+    // An older install on the node.
+    let unit = root.join("etc/systemd/system/kube-controller-manager.service");
+    std::fs::create_dir_all(root.join("etc/kubernetes/cert")).unwrap();
+    std::fs::write(root.join("etc/kubernetes/cert/ca.pem"), "old ca\n").unwrap();
+    // The install dies half-way: the unit's folder is blocked by a file, after the
+    // certificates are in.
+    std::fs::write(root.join("etc/systemd"), "blocker").unwrap();
+    let out = install(&bundle, &["--root", root_arg]);
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read(root.join("etc/kubernetes/cert/ca.pem")).unwrap(),
+        std::fs::read(bundle.join("rootfs/etc/kubernetes/cert/ca.pem")).unwrap(),
+        "died after installing some files"
+    );
+    assert!(root
+        .join("var/backups/kube-bundle/.pending-kube-controller-manager")
+        .exists());
+
+    std::fs::remove_file(root.join("etc/systemd")).unwrap();
+    let out = install(&bundle, &["--root", root_arg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("an earlier install was interrupted; restoring the release it took"),
+        "{}",
+        stdout(&out)
+    );
+    for (rel, mode) in INSTALLED {
+        assert_eq!(mode_of(&root.join(rel)), mode, "{rel}");
+        assert_eq!(
+            std::fs::read(root.join(rel)).unwrap(),
+            std::fs::read(bundle.join("rootfs").join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    assert!(!root
+        .join("var/backups/kube-bundle/.pending-kube-controller-manager")
+        .exists());
+    // The release to go back to is the node as it was before the interrupted install.
+    let out = install(&bundle, &["--root", root_arg, "--rollback"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/kubernetes/cert/ca.pem")).unwrap(),
+        "old ca\n"
+    );
+    assert!(!unit.exists());
 }
 
 #[test]

@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "06151bf66777c53e999c438dffbdae4d14fade1a79ac4266b4ccf3707ddff09c",
-        "697ea21130beb9f9c35def8a1fdcdbae7a011a43ae4b15806ae04547ac5c6859",
-        "7470b53a1b1f2b0c53c4fac9d1d562978421cfe2600ab7b81d2ee41b9346892b",
+        "9c1a9138f98ee7bad2427e57a5d31e2f7385b0896c326fb4012a5513d85e6c7e",
+        "cf80071bcc04eb75eecc468a4b7eaa47420cd4931f5392d1975db0752767213a",
+        "77c2b5bcfd8fdff8e378251b01dbe0267ff6699e1fa5cb3ddacb7682ff0fc2a0",
     ];
     assert_eq!(
         hashes(&project),
