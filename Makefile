@@ -26,6 +26,7 @@ lint: deps
 	shellcheck scripts/*.sh scripts/e2e/*.sh
 
 e2e: deps-e2e
+	$(CARGO) build --release --locked
 	bash scripts/e2e/build-k8s.sh
 	bash scripts/e2e/run.sh
 

@@ -244,6 +244,27 @@ install_on() {
     log "install.sh on $n ok in ${INSTALL_S[$n]}s"
 }
 
+# run_install NODE VARIANT [INSTALL_ARGS...]: unpack /bundle/VARIANT's tarball for NODE
+# (VARIANT "" is the first build) in the node and run its install.sh; sets INSTALL_OUT
+# and INSTALL_RC and succeeds when install.sh did.
+run_install() {
+    local n=$1 variant=$2
+    shift 2
+    INSTALL_RC=0
+    # shellcheck disable=SC2016  # expanded by the node's sh
+    INSTALL_OUT=$(node_exec "$n" timeout "$INSTALL_TIMEOUT" sh -c '
+            set -e
+            n=$1 variant=$2
+            shift 2
+            mkdir -p "/root/install/$variant" && cd "/root/install/$variant"
+            rm -rf "kube-controller-manager-$n"
+            tar -xzf "/bundle/$variant/kube-controller-manager-$n.tar.gz"
+            exec "./kube-controller-manager-$n/install.sh" "$@"
+        ' sh "$n" "$variant" "$@" 2>&1) || INSTALL_RC=$?
+    printf '%s\n' "$INSTALL_OUT" >>"$WORK/install-$n.log"
+    return "$INSTALL_RC"
+}
+
 for n in "${NODES[@]}"; do
     install_on "$n"
 done
@@ -382,45 +403,135 @@ lc=$(leader_count)
 [[ -z $lc || $lc == 1 ]] || fail "$lc nodes report leader_election_master_status 1 after the restarts, expected exactly 1"
 pass "restarted $LEADER and $SECOND: all 3 active (running), $THIRD still the only leader"
 
-# ----- re-running install.sh on a node (the current leader, the harder case)
+# ----- re-running install.sh on a node (the current leader, the harder case): nothing
+# changed, so nothing restarts and the leader keeps its lease
 RERUN=$THIRD
-snapshot_files() {
-    node_exec "$1" sh -c 'find /etc/kubernetes /opt/k8s /etc/systemd/system/kube-controller-manager.service -type f -print0 2>/dev/null | sort -z | xargs -0 sha256sum'
-}
-before=$(snapshot_files "$RERUN" || true)
+main_pid_since() { node_exec "$1" systemctl show -p ExecMainStartTimestampMonotonic -p MainPID --value "$KCM_UNIT" | paste -sd/ -; }
+before=$(main_pid_since "$RERUN")
 old_identity=$(lease_holder || true)
 log "re-running install.sh on $RERUN"
 t0=$(now)
-t_reinstall=$t0
-rc=0
-# shellcheck disable=SC2016  # expanded by the node's sh
-out=$(node_exec "$RERUN" timeout "$INSTALL_TIMEOUT" sh -c 'cd "/root/install/kube-controller-manager-$1" && ./install.sh' sh "$RERUN" 2>&1) || rc=$?
-printf '%s\n' "$out" >"$WORK/install-$RERUN-again.log"
-((rc == 0)) || fail_with_details "re-running install.sh on $RERUN exited $rc" "$(tail -n 40 <<<"$out")"
+run_install "$RERUN" "" ||
+    fail_with_details "re-running install.sh on $RERUN exited $INSTALL_RC" "$(tail -n 40 <<<"$INSTALL_OUT")"
 REINSTALL_S=$(elapsed_since "$t0")
-SUMMARY_NOTES+=("re-running install.sh on $RERUN took ${REINSTALL_S}s")
-after=$(snapshot_files "$RERUN" || true)
-if [[ $before == "$after" ]]; then
-    SUMMARY_NOTES+=("re-install on $RERUN left all installed files byte-identical")
-else
-    SUMMARY_NOTES+=("re-install on $RERUN changed installed files: $(diff <(echo "$before") <(echo "$after") | grep '^[<>]' | awk '{print $1, $3}' | sort -u | tr '\n' ' ')")
-fi
+grep -q "no restart" <<<"$INSTALL_OUT" || fail_with_details "re-running an unchanged bundle on $RERUN did not say 'no restart'" "$INSTALL_OUT"
+after=$(main_pid_since "$RERUN")
+[[ $before == "$after" ]] || fail "re-running an unchanged bundle restarted $KCM_UNIT on $RERUN (start/pid $before -> $after)"
 assert_all_running "after re-running install.sh on $RERUN"
 healthz_ok "$RERUN" || fail "healthz on $RERUN not ok after re-install"
-code=$(https_code "$(node_url "$RERUN" /metrics)" "$CA" "$ADMIN")
-[[ $code == 200 ]] || fail "/metrics on $RERUN answered $code after re-install, expected 200"
-# RERUN led, so its restart gives up leadership: some node (RERUN's new
-# process or another) must take the lease over, with a new identity
-lease_retaken() {
-    local h
-    h=$(lease_holder) || return 1
-    [[ $h != "$old_identity" ]] && lease_holder_node "${NODES[@]}" >/dev/null
+[[ $(lease_holder || true) == "$old_identity" ]] || fail "the lease moved from $old_identity to $(lease_holder || true) after an install that changed nothing"
+pass "re-running the unchanged bundle on $RERUN (leader) in ${REINSTALL_S}s: no restart (same start time and pid), lease kept"
+
+# ------------------------------------------------------ 5. node lifecycle ---
+
+# Bundles that differ from the installed ones: v2 changes one flag (a restart), bad
+# adds a flag the binary rejects (a rollback). Both reuse the cluster's pki/.
+build_variant() { # build_variant NAME EXTRA_TOML [BUILD_ARGS...]
+    local name=$1 extra=$2 out
+    shift 2
+    { cat "$CLUSTER/cluster.toml"; printf '%s\n' "$extra"; } >"$CLUSTER/cluster-$name.toml"
+    out=$("$KUBE_BUNDLE" build -c "$CLUSTER/cluster-$name.toml" -o "$WORK/dist-$name" "$@" 2>&1) ||
+        fail_with_details "kube-bundle build of the $name variant failed" "$out"
+    mkdir -p "$DIST/$name"
+    cp "$WORK/dist-$name"/kube-controller-manager-*.tar.gz "$WORK/dist-$name/rollout.sh" "$DIST/$name/"
 }
-wait_until "$FAILOVER_TIMEOUT" 0.5 lease_retaken ||
-    fail "no node took the lease over within ${FAILOVER_TIMEOUT}s after re-installing on the leader $RERUN (holderIdentity still '$(lease_holder || true)')"
-FAILOVER_S[re-install]="$RERUN restarted by install.sh -> $(lease_holder_node "${NODES[@]}") in $(elapsed_since "$t_reinstall")s (from the start of install.sh)"
-lc=$(leader_count)
-[[ -z $lc || $lc == 1 ]] || fail "$lc nodes report leader_election_master_status 1 after the re-install, expected exactly 1"
-pass "re-running install.sh on $RERUN succeeded in ${REINSTALL_S}s; all 3 active, lease held by $(lease_holder_node "${NODES[@]}")"
+build_variant v2 $'[kube-controller-manager.extra-args]\nv = 3'
+mkdir -p "$WORK/bad-templates"
+sed 's|^ExecStart={{binary}}|ExecStart={{binary}} --no-such-flag|' "$ROOT/bundle-templates/kube-controller-manager.service.hbs" \
+    >"$WORK/bad-templates/kube-controller-manager.service.hbs"
+build_variant bad "" --templates "$WORK/bad-templates"
+unit_sum() { node_exec "$1" sha256sum /etc/systemd/system/kube-controller-manager.service | cut -d' ' -f1; }
+bundle_unit_sum() { tar -xzOf "$DIST/$2/kube-controller-manager-$1.tar.gz" "kube-controller-manager-$1/rootfs/etc/systemd/system/kube-controller-manager.service" | sha256sum | cut -d' ' -f1; }
+FOLLOWER=$(others_than "$(lease_holder_node "${NODES[@]}")" | head -n 1)
+
+# ----- a flag the binary rejects: the previous release comes back, healthy
+good_unit=$(unit_sum "$FOLLOWER")
+t0=$(now)
+if run_install "$FOLLOWER" bad --timeout 20; then
+    fail_with_details "install.sh of a unit with a flag the binary rejects succeeded on $FOLLOWER" "$INSTALL_OUT"
+fi
+grep -q "rolled back to the previous release, which is running and healthy" <<<"$INSTALL_OUT" ||
+    fail_with_details "install.sh on $FOLLOWER did not report a healthy rollback" "$(tail -n 30 <<<"$INSTALL_OUT")"
+[[ $(unit_sum "$FOLLOWER") == "$good_unit" ]] || fail "after the rollback $FOLLOWER does not have its previous unit back"
+assert_all_running "after the rollback on $FOLLOWER"
+healthz_ok "$FOLLOWER" || fail "healthz on $FOLLOWER not ok after the rollback"
+lease_holder_node "${NODES[@]}" >/dev/null || fail "no leader in the cluster after the rollback on $FOLLOWER"
+pass "a unit the binary rejects on $FOLLOWER: rolled back to the previous release in $(elapsed_since "$t0")s, running and healthy, leader still present"
+
+# ----- an install killed half-way is recovered by the next run
+log "starting install.sh of v2 on $FOLLOWER and killing it once it has begun replacing files"
+# shellcheck disable=SC2016  # expanded by the node's sh
+node_exec "$FOLLOWER" sh -c 'mkdir -p /root/v2 && cd /root/v2 && tar -xzf "/bundle/v2/kube-controller-manager-$1.tar.gz" &&
+    exec "./kube-controller-manager-$1/install.sh" >/root/v2/killed.log 2>&1' sh "$FOLLOWER" &
+installer=$!
+pending_exists() { node_exec "$FOLLOWER" test -f /var/backups/kube-bundle/.pending-kube-controller-manager; }
+wait_until 30 0.05 pending_exists || fail "install.sh of v2 on $FOLLOWER never started replacing files"
+node_exec "$FOLLOWER" pkill -KILL -f "kube-controller-manager-$FOLLOWER/install.sh" || fail "could not kill install.sh on $FOLLOWER"
+wait "$installer" 2>/dev/null || true
+pending_exists || fail "the killed install left no pending marker on $FOLLOWER"
+run_install "$FOLLOWER" v2 || fail_with_details "install.sh of v2 after the killed run failed on $FOLLOWER" "$(tail -n 30 <<<"$INSTALL_OUT")"
+grep -q "an earlier install was interrupted" <<<"$INSTALL_OUT" ||
+    fail_with_details "the run after the killed install on $FOLLOWER did not recover it" "$INSTALL_OUT"
+[[ $(unit_sum "$FOLLOWER") == "$(bundle_unit_sum "$FOLLOWER" v2)" ]] || fail "$FOLLOWER does not run the v2 unit after recovering"
+node_exec "$FOLLOWER" grep -q -- '--v=3' /etc/systemd/system/kube-controller-manager.service || fail "$FOLLOWER's unit lacks --v=3"
+pending_exists && fail "the pending marker is still on $FOLLOWER after a successful install"
+assert_all_running "after recovering the killed install on $FOLLOWER"
+healthz_ok "$FOLLOWER" || fail "healthz on $FOLLOWER not ok after recovering"
+pass "install.sh killed half-way on $FOLLOWER: the next run restored the release it took, installed v2, healthy"
+
+# ----- --check: drift in content and mode
+run_install "$FOLLOWER" v2 --check || fail_with_details "install.sh --check on a clean $FOLLOWER reported drift" "$INSTALL_OUT"
+node_exec "$FOLLOWER" sh -c 'echo "# edited by hand" >>/etc/systemd/system/kube-controller-manager.service &&
+    chmod 0644 /etc/kubernetes/cert/kube-controller-manager-key.pem'
+if run_install "$FOLLOWER" v2 --check; then
+    fail_with_details "install.sh --check missed an edited unit and a chmod'ed key on $FOLLOWER" "$INSTALL_OUT"
+fi
+((INSTALL_RC == 1)) || fail "install.sh --check exited $INSTALL_RC on drift, expected 1"
+grep -q "drift: /etc/systemd/system/kube-controller-manager.service differs from the bundle" <<<"$INSTALL_OUT" ||
+    fail_with_details "--check did not name the edited unit" "$INSTALL_OUT"
+grep -q "drift: /etc/kubernetes/cert/kube-controller-manager-key.pem has mode 644, the bundle says 0600" <<<"$INSTALL_OUT" ||
+    fail_with_details "--check did not name the chmod'ed key" "$INSTALL_OUT"
+run_install "$FOLLOWER" v2 || fail_with_details "re-installing v2 over the drift on $FOLLOWER failed" "$INSTALL_OUT"
+run_install "$FOLLOWER" v2 --check || fail_with_details "drift remains on $FOLLOWER after re-installing" "$INSTALL_OUT"
+pass "install.sh --check on $FOLLOWER: clean 0, an edited unit and a chmod'ed key found (exit 1), fixed by installing again"
+
+# ----- uninstall, then install again
+run_install "$FOLLOWER" v2 --uninstall || fail_with_details "install.sh --uninstall on $FOLLOWER failed" "$INSTALL_OUT"
+[[ $(kcm_state "$FOLLOWER") != active/running ]] || fail "$KCM_UNIT still runs on $FOLLOWER after --uninstall"
+node_exec "$FOLLOWER" test ! -e /etc/kubernetes/kube-controller-manager.kubeconfig || fail "--uninstall left the kubeconfig on $FOLLOWER"
+node_exec "$FOLLOWER" test -d /data/k8s/k8s/kube-controller-manager || fail "--uninstall without --purge removed the work dir on $FOLLOWER"
+run_install "$FOLLOWER" v2 || fail_with_details "install.sh after --uninstall on $FOLLOWER failed" "$INSTALL_OUT"
+assert_all_running "after uninstalling and installing again on $FOLLOWER"
+pass "install.sh --uninstall on $FOLLOWER stopped and removed it; installing again brought it back healthy"
+
+# ----- rollout: non-leaders first, the leader last, through rollout.sh
+leader_now=$(lease_holder_node "${NODES[@]}") || fail "no leader before the rollout"
+plan=$("$KUBE_BUNDLE" rollout-plan -c "$CLUSTER/cluster-v2.toml" --kubeconfig "$E2E_KUBECONFIG" 2>&1) ||
+    fail_with_details "kube-bundle rollout-plan failed" "$plan"
+[[ $(tail -n 1 <<<"$plan") == "3. $leader_now ${NODE_IP[$leader_now]}  (leader: last)" ]] ||
+    fail_with_details "rollout-plan does not put the leader $leader_now last" "$plan"
+node_pids=""
+for n in "${NODES[@]}"; do node_pids+="${NODE_IP[$n]}=$(node_pid "$n") "; done
+t0=$(now)
+out=$(E2E_NODE_PIDS=$node_pids SSH="$HERE/node-ssh.sh" SCP="$HERE/node-scp.sh" \
+    "$DIST/v2/rollout.sh" --kubeconfig "$E2E_KUBECONFIG" 2>&1) || fail_with_details "rollout.sh of v2 failed" "$out"
+printf '%s\n' "$out" >"$WORK/rollout.log"
+last_step=$(grep -o '\[3/3\] [^ ]*' <<<"$out" | head -n 1)
+[[ $last_step == "[3/3] $leader_now" ]] || fail_with_details "rollout.sh did not update the leader $leader_now last" "$out"
+grep -q "all 3 masters updated" <<<"$out" || fail_with_details "rollout.sh did not finish" "$out"
+for n in "${NODES[@]}"; do
+    [[ $(unit_sum "$n") == "$(bundle_unit_sum "$n" v2)" ]] || fail "$n does not run the v2 unit after the rollout"
+done
+assert_all_running "after the rollout"
+# The leader restarted last: its lease runs out and one node takes it.
+one_leader() {
+    local lc
+    lease_holder_node "${NODES[@]}" >/dev/null || return 1
+    lc=$(leader_count)
+    [[ -z $lc || $lc == 1 ]]
+}
+wait_until "$FAILOVER_TIMEOUT" 1 one_leader ||
+    fail "no single leader ${FAILOVER_TIMEOUT}s after the rollout (holder '$(lease_holder || true)', $(leader_count) nodes report leader_election_master_status 1)"
+pass "rollout-plan and rollout.sh updated all masters to v2 one at a time, leader $leader_now last, in $(elapsed_since "$t0")s"
 
 log "all checks passed"

@@ -401,3 +401,98 @@ fn usage_errors_exit_2() {
     let help = install(&bundle, &["--help"]);
     assert!(help.status.success() && stdout(&help).contains("--dry-run"));
 }
+
+fn rollout(project: &Project, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(tool("bash"));
+    cmd.arg(project.path("dist/rollout.sh")).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn rollout_sh_goes_one_master_at_a_time_and_stops_at_a_failure() {
+    let (project, _) = built();
+    let remote = project.path("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    // Stand-ins for ssh and scp that act on this machine; the real ones are used
+    // against the end-to-end nodes.
+    project.write("ssh", "#!/bin/sh\nshift\nexec sh -c \"$*\"\n");
+    project.write("scp", "#!/bin/sh\nexec cp \"$1\" \"${2#*:}\"\n");
+    for f in ["ssh", "scp"] {
+        std::fs::set_permissions(
+            project.path(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let ssh = project.path("ssh").display().to_string();
+    let scp = project.path("scp").display().to_string();
+    let env = [("SSH", ssh.as_str()), ("SCP", scp.as_str())];
+    let root = project.path("target-root");
+    let args = [
+        "--remote-dir",
+        remote.to_str().unwrap(),
+        "--",
+        "--root",
+        root.to_str().unwrap(),
+    ];
+
+    let out = rollout(&project, &env, &[&["--dry-run"], &args[..]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stdout(&out);
+    let steps: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("would copy"))
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["m1", "m2", "m3"],
+        "inventory order without a leader"
+    );
+    assert!(!root.exists(), "--dry-run changes nothing");
+
+    let out = rollout(&project, &env, &args);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("[3/3] m3 (127.0.1.3): healthy")
+            && stdout(&out).contains("all 3 masters updated"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(root
+        .join("etc/kubernetes/kube-controller-manager.kubeconfig")
+        .exists());
+
+    // m2's install fails: m3 is not touched.
+    std::fs::remove_dir_all(&root).unwrap();
+    let bundle = project.path("dist/kube-controller-manager-m2.tar.gz");
+    let work = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new(tool("tar"))
+            .arg("-xzf")
+            .arg(&bundle)
+            .arg("-C")
+            .arg(work.path()),
+    );
+    std::fs::write(
+        work.path()
+            .join("kube-controller-manager-m2/rootfs/etc/kubernetes/cert/extra.pem"),
+        "x",
+    )
+    .unwrap();
+    run_ok(
+        Command::new(tool("tar"))
+            .arg("-czf")
+            .arg(&bundle)
+            .arg("-C")
+            .arg(work.path())
+            .arg("kube-controller-manager-m2"),
+    );
+    let out = rollout(&project, &env, &args);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("m2: install.sh failed (it has put the previous release back); stopping the rollout, 1 master(s) not updated"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("[3/3]"), "{}", stdout(&out));
+}
