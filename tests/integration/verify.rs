@@ -801,3 +801,43 @@ fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
         stderr(&out)
     );
 }
+
+#[test]
+fn multi_member_gzip_is_read_whole() {
+    let project = Project::with_fake_binary();
+    project.build_ok();
+    // Re-compress m1's tarball as two gzip members split mid-archive, as gzip -c a b does.
+    let tarball = project.tarball("m1");
+    let tar = run_ok_bytes(Command::new(tool("gzip")).args(["-dc"]).arg(&tarball));
+    let half = tar.len() / 2;
+    let mut joined = Vec::new();
+    for part in [&tar[..half], &tar[half..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("part");
+        std::fs::write(&p, part).unwrap();
+        joined.extend(run_ok_bytes(
+            Command::new(tool("gzip")).args(["-nc"]).arg(&p),
+        ));
+    }
+    std::fs::write(&tarball, joined).unwrap();
+    let out = verify(&project, &[tarball.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        findings(&out),
+        stderr(&out)
+    );
+    let report = verify(&project, &["--output", "json", tarball.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(
+        report["bundles"][0]["files"], 12,
+        "every file of both members"
+    );
+}
+
+fn run_ok_bytes(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+    out.stdout
+}
