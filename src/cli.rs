@@ -47,7 +47,7 @@ pub enum Command {
         /// Output folder; replaced as a whole once every bundle is built
         #[arg(short, long, default_value = "dist")]
         output: PathBuf,
-        /// Folder with template overrides (`kube-controller-manager.service.hbs`, `install.sh.hbs`)
+        /// Folder with template overrides (`kube-controller-manager.service.hbs`, `install.sh.hbs`, `rollout.sh.hbs`)
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
         /// Reissue the controller-manager certificates of these nodes (all when none are
