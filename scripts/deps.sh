@@ -3,6 +3,7 @@
 # apt-get; otherwise it names what to install and fails.
 #   scripts/deps.sh        tools for `make test`
 #   scripts/deps.sh e2e    also what the end-to-end run needs
+#   scripts/deps.sh bench  also what `make bench` needs
 set -euo pipefail
 
 # command → Debian package
@@ -16,6 +17,9 @@ declare -A NEEDED=(
     [sha256sum]=coreutils
     [setpriv]=util-linux
     [curl]=curl
+    [gzip]=gzip
+    [busybox]=busybox
+    [python3]=python3
 )
 if [[ ${1:-} == e2e ]]; then
     NEEDED+=(
@@ -27,6 +31,10 @@ if [[ ${1:-} == e2e ]]; then
         [dpkg-source]=dpkg-dev
         [ip]=iproute2
     )
+fi
+if [[ ${1:-} == bench ]]; then
+    # GNU time for the peak memory of each run.
+    NEEDED+=([/usr/bin/time]=time)
 fi
 
 missing=()

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,10 +39,23 @@ pub enum Command {
         #[arg(short, long, default_value = "cluster.toml")]
         config: PathBuf,
         /// Output folder; replaced as a whole once every bundle is built
-        #[arg(short, long, default_value = "dist")]
-        output: PathBuf,
+        #[arg(short = 'o', long = "out", value_name = "DIR", default_value = "dist")]
+        out: PathBuf,
         /// Folder with template overrides (`kube-controller-manager.service.hbs`, `install.sh.hbs`)
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
+        /// What to print on standard output: `sha256  path` lines, or a JSON summary
+        /// (node, path, size and sha256 of every bundle) for pipelines
+        #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+        output: OutputFormat,
+        /// No progress line and no notes; warnings and errors still go to standard error
+        #[arg(short, long)]
+        quiet: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }

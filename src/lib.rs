@@ -7,8 +7,9 @@
 //! 3. render: `render` fills the unit and install.sh templates (`flags` picks the flags,
 //!    `kubeconfig` writes the kubeconfig)
 //! 4. plan:   `plan` lists every file of each node's bundle with its mode and content
-//! 5. pack:   `bundle` writes deterministic tarballs into a staging folder, which then
-//!    replaces `dist/` in one rename
+//! 5. pack:   `bundle` compresses the binary once (`member`, on every core) and writes
+//!    the nodes' deterministic tarballs in parallel (`parallel`) into a staging folder,
+//!    which then replaces `dist/` in one rename
 //!
 //! `init` writes a starting inventory, optionally from the tutorial's environment.sh.
 
@@ -18,6 +19,8 @@ pub mod error;
 pub mod flags;
 pub mod init;
 pub mod kubeconfig;
+pub mod member;
+pub mod parallel;
 pub mod pki;
 pub mod plan;
 pub mod render;
@@ -39,14 +42,31 @@ pub struct BuildOptions {
 pub struct BuildReport {
     /// Warnings and PKI changes, one line each, for the user.
     pub notes: Vec<String>,
-    /// (tarball path, sha256) per node.
-    pub bundles: Vec<(PathBuf, String)>,
+    /// One per node, in inventory order.
+    pub bundles: Vec<BuiltBundle>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuiltBundle {
+    pub node: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// How far a build is, for a progress display. Sent from any thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Compressing the shared binary: bytes done of all.
+    Compressing { done: u64, total: u64 },
+    /// Tarballs written of all.
+    Packing { done: usize, total: usize },
 }
 
 /// Files `build` writes into `dist/` besides the tarballs.
 const DIST_EXTRAS: [&str; 3] = ["SHA256SUMS", "ca.pem", "sa.pub"];
 
-pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
+pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport> {
     let mut report = BuildReport::default();
     let inv = config::load(&opts.config)?;
     if let Some(w) = inv.cluster.version.profile_warning() {
@@ -63,14 +83,29 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         .collect::<Result<Vec<_>>>()?;
 
     let staging = staging_dir(&opts.out)?;
-    let result = (|| -> Result<Vec<(String, String)>> {
-        let mut sums = Vec::new();
-        for plan in &plans {
-            let name = format!("{}.tar.gz", plan.top_dir());
-            let sha = bundle::pack_node(plan, &staging.join(&name), opts.mtime)?;
-            sums.push((name, sha));
-        }
-        let listing: std::collections::BTreeMap<String, String> = sums.iter().cloned().collect();
+    let threads = parallel::threads();
+    let result = (|| -> Result<Vec<bundle::Packed>> {
+        let shared = bundle::compress_shared(&plans, &staging, threads, &mut |done, total| {
+            progress(Progress::Compressing { done, total })
+        })?;
+        let packed_count = std::sync::atomic::AtomicUsize::new(0);
+        let packed = parallel::map(&plans, threads, |_, plan| {
+            let out = staging.join(bundle_name(plan));
+            let packed = bundle::pack_node(plan, &out, opts.mtime, &shared);
+            let done = packed_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(Progress::Packing {
+                done,
+                total: plans.len(),
+            });
+            packed
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        let listing: std::collections::BTreeMap<String, String> = plans
+            .iter()
+            .zip(&packed)
+            .map(|(plan, p)| (bundle_name(plan), p.sha256.clone()))
+            .collect();
         pki::write_public(
             &staging.join("SHA256SUMS"),
             bundle::sha256sums(&listing).as_bytes(),
@@ -79,20 +114,30 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         if let Some(sa) = &pki.service_account {
             pki::write_public(&staging.join("sa.pub"), sa.public_pem.as_bytes())?;
         }
-        Ok(sums)
+        Ok(packed)
     })();
-    let sums = match result.and_then(|sums| replace_dist(&staging, &opts.out).map(|()| sums)) {
-        Ok(sums) => sums,
+    let packed = match result.and_then(|p| replace_dist(&staging, &opts.out).map(|()| p)) {
+        Ok(packed) => packed,
         Err(e) => {
             let _ = fs_err::remove_dir_all(&staging);
             return Err(e);
         }
     };
-    report.bundles = sums
-        .into_iter()
-        .map(|(name, sha)| (opts.out.join(name), sha))
+    report.bundles = plans
+        .iter()
+        .zip(packed)
+        .map(|(plan, p)| BuiltBundle {
+            node: plan.node.name.clone(),
+            path: opts.out.join(bundle_name(plan)),
+            size: p.size,
+            sha256: p.sha256,
+        })
         .collect();
     Ok(report)
+}
+
+fn bundle_name(plan: &plan::NodePlan) -> String {
+    format!("{}.tar.gz", plan.top_dir())
 }
 
 /// `dist/` is replaced whole, so it must hold nothing but a previous build's output.

@@ -8,3 +8,4 @@ mod init;
 mod install;
 mod outputs;
 mod reproducible;
+mod shared_member;
