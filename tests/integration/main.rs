@@ -2,6 +2,7 @@
 //! would use: openssl, kubectl, systemd-analyze, shellcheck, GNU tar, sha256sum, cfssl.
 
 mod bad_input;
+mod bench;
 mod certs;
 mod common;
 mod init;
