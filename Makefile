@@ -30,8 +30,7 @@ e2e: deps-e2e
 	bash scripts/e2e/build-k8s.sh
 	bash scripts/e2e/run.sh
 
-bench:
-	bash scripts/deps.sh bench
+bench: deps
 	$(CARGO) build --release --locked
 	bash scripts/bench.sh
 

@@ -120,26 +120,21 @@ inventory() {
     } >"$dir/cluster.toml"
 }
 
-# kube_bundle DIR fresh|rebuild
-kube_bundle() {
-    local dir=$1 mode=$2
-    cd "$dir"
-    [[ $mode == fresh && -e pki ]] && die "a fresh build needs an empty pki/"
-    "$KUBE_BUNDLE" build -c cluster.toml -o dist --quiet >/dev/null
-}
 
 # --- measuring ------------------------------------------------------------------------
 
-# measure OUT_PREFIX FUNCTION ARGS...: appends milliseconds and peak KiB to OUT_PREFIX.{ms,kib}
+# measure OUT_PREFIX DIR fresh|rebuild COMMAND...: runs COMMAND and appends its
+# milliseconds and peak KiB to OUT_PREFIX.{ms,kib}. Each flow runs as a user would run
+# it: kube-bundle as one command, the tutorial's flow as a shell script.
 measure() {
-    local out=$1 start end
-    shift
+    local out=$1 dir=$2 mode=$3 start end
+    shift 3
     # Outside the timed part: a fresh build starts from an empty folder.
-    if [[ ${*: -1} == fresh ]]; then
-        find "${2:?}" -mindepth 1 -maxdepth 1 ! -name cluster.toml -exec rm -rf {} +
+    if [[ $mode == fresh ]]; then
+        find "${dir:?}" -mindepth 1 -maxdepth 1 ! -name cluster.toml -exec rm -rf {} +
     fi
     start=$EPOCHREALTIME
-    /usr/bin/time -f %M -o "$out.rss" bash "$SELF" __run "$@" || die "run failed: $*"
+    /usr/bin/time -f %M -o "$out.rss" "$@" >/dev/null || die "run failed: $*"
     end=$EPOCHREALTIME
     awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f\n", (e - s) * 1000 }' >>"$out.ms"
     tail -n 1 "$out.rss" >>"$out.kib"
@@ -159,7 +154,7 @@ target() {
     esac
 }
 
-# Each timed run is this script again, so /usr/bin/time sees the whole run.
+# The tutorial's flow runs as this script again, so /usr/bin/time sees the whole run.
 if [[ ${1:-} == __run ]]; then
     shift
     "$@"
@@ -210,18 +205,20 @@ for n in $NODES; do
             rec=$case_dir/$mode
             rm -f "$rec".*
             # A rebuild starts from a finished build.
+            kb=("$KUBE_BUNDLE" build -c "$case_dir/kb/cluster.toml" -o "$case_dir/kb/dist" --quiet)
+            tut=(bash "$SELF" __run tutorial "$case_dir/tut" "$n" "$bin")
             if [[ $mode == rebuild ]]; then
-                measure "$WORK/warm-up" kube_bundle "$case_dir/kb" fresh
-                measure "$WORK/warm-up" tutorial "$case_dir/tut" "$n" "$bin" fresh
+                measure "$WORK/warm-up" "$case_dir/kb" fresh "${kb[@]}"
+                measure "$WORK/warm-up" "$case_dir/tut" fresh "${tut[@]}" fresh
             fi
             for ((run = 1; run <= RUNS; run++)); do
                 printf 'bench: N=%s binary=%s %s run %s/%s\r' "$n" "$with" "$mode" "$run" "$RUNS" >&2
                 if ((run % 2)); then
-                    measure "$rec.kb" kube_bundle "$case_dir/kb" "$mode"
-                    measure "$rec.tut" tutorial "$case_dir/tut" "$n" "$bin" "$mode"
+                    measure "$rec.kb" "$case_dir/kb" "$mode" "${kb[@]}"
+                    measure "$rec.tut" "$case_dir/tut" "$mode" "${tut[@]}" "$mode"
                 else
-                    measure "$rec.tut" tutorial "$case_dir/tut" "$n" "$bin" "$mode"
-                    measure "$rec.kb" kube_bundle "$case_dir/kb" "$mode"
+                    measure "$rec.tut" "$case_dir/tut" "$mode" "${tut[@]}" "$mode"
+                    measure "$rec.kb" "$case_dir/kb" "$mode" "${kb[@]}"
                 fi
             done
             results+=("$n $with $mode $(median "$rec.kb.ms") $(median "$rec.tut.ms") $(peak "$rec.kb.kib") $(peak "$rec.tut.kib") $(target "$n" "$with" "$mode")")

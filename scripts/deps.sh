@@ -3,7 +3,6 @@
 # apt-get; otherwise it names what to install and fails.
 #   scripts/deps.sh        tools for `make test`
 #   scripts/deps.sh e2e    also what the end-to-end run needs
-#   scripts/deps.sh bench  also what `make bench` needs
 set -euo pipefail
 
 # command → Debian package
@@ -20,6 +19,8 @@ declare -A NEEDED=(
     [gzip]=gzip
     [busybox]=busybox
     [python3]=python3
+    # GNU time: the bench script (and its test) reads each run's peak memory from it.
+    [/usr/bin/time]=time
 )
 if [[ ${1:-} == e2e ]]; then
     NEEDED+=(
@@ -32,10 +33,7 @@ if [[ ${1:-} == e2e ]]; then
         [ip]=iproute2
     )
 fi
-if [[ ${1:-} == bench ]]; then
-    # GNU time for the peak memory of each run.
-    NEEDED+=([/usr/bin/time]=time)
-fi
+
 
 missing=()
 for cmd in "${!NEEDED[@]}"; do
