@@ -1,12 +1,12 @@
 # kube-bundle. `make bundle` builds bundles from the example inventory; `make test` runs
 # the test suite (installing the Debian packages it needs when run as root); `make ci` is
-# exactly what CI runs.
+# exactly what CI runs. `make bench` compares kube-bundle with the tutorial's flow (not in CI).
 
 CONFIG ?= examples/cluster.toml
 OUT ?= dist
 CARGO ?= cargo
 
-.PHONY: bundle test lint e2e ci deps deps-e2e
+.PHONY: bundle test lint e2e ci deps deps-e2e bench
 
 bundle:
 	$(CARGO) run --release --locked --quiet -- build -c $(CONFIG) -o $(OUT)
@@ -23,11 +23,16 @@ test: deps
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+	bash -n scripts/bench.sh
 	shellcheck scripts/*.sh scripts/e2e/*.sh
 
 e2e: deps-e2e
 	$(CARGO) build --release --locked
 	bash scripts/e2e/build-k8s.sh
 	bash scripts/e2e/run.sh
+
+bench: deps
+	$(CARGO) build --release --locked
+	bash scripts/bench.sh
 
 ci: lint test e2e

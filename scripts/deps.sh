@@ -17,6 +17,11 @@ declare -A NEEDED=(
     [setpriv]=util-linux
     [curl]=curl
     [ssh-keygen]=openssh-client
+    [gzip]=gzip
+    [busybox]=busybox
+    [python3]=python3
+    # GNU time: the bench script (and its test) reads each run's peak memory from it.
+    [/usr/bin/time]=time
 )
 if [[ ${1:-} == e2e ]]; then
     NEEDED+=(
@@ -30,6 +35,7 @@ if [[ ${1:-} == e2e ]]; then
         [pgrep]=procps
     )
 fi
+
 
 missing=()
 for cmd in "${!NEEDED[@]}"; do

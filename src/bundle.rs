@@ -1,18 +1,22 @@
 //! Packing: one deterministic `.tar.gz` per node plan, with SHA256SUMS and manifest.json
 //! inside, and `dist/SHA256SUMS` over the tarballs. The output is a pure function of the
 //! plan's bytes and the chosen mtime: entries sorted, every header field set by hand,
-//! gzip without time or name at a fixed level. This module makes no keys or certificates.
+//! gzip without time or name at a fixed level. A file read from disk (the binary) is
+//! compressed once per build by [`compress_shared`] and spliced into every tarball as its
+//! own gzip member (see `member`). This module makes no keys or certificates.
 
 use fs_err::os::unix::fs::OpenOptionsExt;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
+use crate::member;
 use crate::pki;
 use crate::plan::{Content, Kind, NodePlan, PlannedFile, COMPONENT};
 use crate::signature::{self, Signer};
@@ -48,11 +52,90 @@ fn sha256_file(path: &Path) -> Result<(String, u64)> {
     Ok((hex::encode(hasher.finalize()), len))
 }
 
-fn digest(content: &Content) -> Result<(String, u64)> {
+fn digest(content: &Content, shared: &SharedFiles) -> Result<(String, u64)> {
     match content {
         Content::Bytes(b) => Ok((sha256_hex(b), b.len() as u64)),
-        Content::File(p) => sha256_file(p),
+        Content::File(p) => match shared.files.get(p) {
+            Some(f) => Ok((f.compressed.sha256.clone(), f.compressed.size)),
+            None => sha256_file(p),
+        },
     }
+}
+
+/// Files from disk that every bundle carries, each compressed once into a gzip member.
+#[derive(Default)]
+pub struct SharedFiles {
+    files: BTreeMap<PathBuf, SharedFile>,
+}
+
+struct SharedFile {
+    compressed: member::Compressed,
+    /// The gzip member: the file's bytes and their tar padding. Unnamed, so it vanishes
+    /// with the process.
+    member: std::fs::File,
+}
+
+/// Zero bytes that follow `len` bytes of entry data in a tar stream.
+fn tar_padding(len: u64) -> usize {
+    ((512 - len % 512) % 512) as usize
+}
+
+/// Compresses every file from disk that the plans name, once, on `threads` threads, into
+/// unnamed files under `scratch`. `progress` gets (bytes done, bytes in all).
+pub fn compress_shared(
+    plans: &[NodePlan],
+    scratch: &Path,
+    threads: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<SharedFiles> {
+    let mut paths = std::collections::BTreeSet::new();
+    for plan in plans {
+        for file in plan.files.values() {
+            if let Content::File(p) = &file.content {
+                paths.insert(p.clone());
+            }
+        }
+    }
+    let mut sizes = Vec::new();
+    for p in &paths {
+        sizes.push(fs_err::metadata(p)?.len());
+    }
+    let total: u64 = sizes.iter().sum();
+    let mut before = 0u64;
+    let mut shared = SharedFiles::default();
+    for (path, size) in paths.into_iter().zip(sizes) {
+        let mut src = std::io::BufReader::with_capacity(1 << 16, fs_err::File::open(&path)?);
+        let file = tempfile::tempfile_in(scratch).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("scratch file in `{}`: {e}", scratch.display()),
+            )
+        })?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
+        let compressed = member::compress(
+            &mut src,
+            size,
+            tar_padding(size),
+            &mut out,
+            GZIP_LEVEL,
+            threads,
+            &mut |done| progress(before + done, total),
+        )
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("compressing `{}`: {e}", path.display()))
+        })?;
+        out.flush()?;
+        drop(out);
+        before += size;
+        shared.files.insert(
+            path,
+            SharedFile {
+                compressed,
+                member: file,
+            },
+        );
+    }
+    Ok(shared)
 }
 
 #[derive(Serialize)]
@@ -94,7 +177,11 @@ pub struct Extras<'a> {
 }
 
 /// The files of a finished bundle, SHA256SUMS and manifest.json included.
-fn complete(plan: &NodePlan, extras: &Extras<'_>) -> Result<BTreeMap<String, PlannedFile>> {
+fn complete(
+    plan: &NodePlan,
+    shared: &SharedFiles,
+    extras: &Extras<'_>,
+) -> Result<BTreeMap<String, PlannedFile>> {
     let bytes = |b: Vec<u8>| PlannedFile {
         mode: 0o644,
         kind: Kind::Other,
@@ -111,7 +198,7 @@ fn complete(plan: &NodePlan, extras: &Extras<'_>) -> Result<BTreeMap<String, Pla
     let mut manifest_files = Vec::new();
     let mut certificates = Vec::new();
     for (path, file) in &files {
-        let (sha, size) = digest(&file.content)?;
+        let (sha, size) = digest(&file.content, shared)?;
         manifest_files.push(ManifestFile {
             path: path.clone(),
             mode: format!("{:04o}", file.mode),
@@ -185,23 +272,100 @@ fn folders(top: &str, files: &BTreeMap<String, PlannedFile>) -> Vec<String> {
     dirs.into_iter().collect()
 }
 
-/// Writes one node's tarball to `out` (mode 0600) and returns its sha256.
-pub fn pack_node(plan: &NodePlan, out: &Path, mtime: u64, extras: &Extras<'_>) -> Result<String> {
-    let top = plan.top_dir();
-    let files = complete(plan, extras)?;
+/// A finished tarball.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    pub sha256: String,
+    pub size: u64,
+}
+
+fn gzip_member<W: Write>(w: W) -> GzEncoder<W> {
+    GzBuilder::new()
+        .operating_system(3)
+        .write(w, Compression::new(GZIP_LEVEL))
+}
+
+/// The tarball's gzip stream: members written here, with shared members copied in
+/// between.
+struct Members<W: Write> {
+    current: Option<GzEncoder<W>>,
+}
+
+impl<W: Write> Members<W> {
+    /// Ends the current member, copies `member` as is and starts a new one.
+    fn splice(&mut self, member: &mut dyn Read) -> std::io::Result<()> {
+        let mut inner = self.current.take().expect("a member is open").finish()?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = member.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            inner.write_all(&buf[..n])?;
+        }
+        self.current = Some(gzip_member(inner));
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<W> {
+        self.current.take().expect("a member is open").finish()
+    }
+}
+
+impl<W: Write> Write for Members<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.current.as_mut().expect("a member is open").write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.current.as_mut().expect("a member is open").flush()
+    }
+}
+
+/// Writes one node's tarball to `out` (mode 0600). Files in `shared` are spliced in as
+/// their compressed member; any other file from disk is compressed in line.
+pub fn pack_node(
+    plan: &NodePlan,
+    out: &Path,
+    mtime: u64,
+    shared: &SharedFiles,
+    extras: &Extras<'_>,
+) -> Result<Packed> {
     let file = fs_err::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(out)?;
     let hashing = HashingWriter {
-        inner: std::io::BufWriter::new(file),
+        inner: std::io::BufWriter::with_capacity(1 << 16, file),
         hasher: Sha256::new(),
+        len: 0,
     };
-    let gz = GzBuilder::new()
-        .operating_system(3)
-        .write(hashing, Compression::new(GZIP_LEVEL));
-    let mut tar = tar::Builder::new(gz);
+    let members = write_tar(plan, hashing, mtime, shared, extras)?;
+    let mut hashing = members.finish()?;
+    hashing.flush()?;
+    let packed = Packed {
+        sha256: hex::encode(hashing.hasher.finalize()),
+        size: hashing.len,
+    };
+    // No fsync: a bundle is rebuilt byte for byte from pki/ (which is synced), and
+    // dist/SHA256SUMS shows a tarball a crash cut short.
+    hashing.inner.into_inner().map_err(|e| e.into_error())?;
+    Ok(packed)
+}
+
+fn write_tar<W: Write>(
+    plan: &NodePlan,
+    w: W,
+    mtime: u64,
+    shared: &SharedFiles,
+    extras: &Extras<'_>,
+) -> Result<Members<W>> {
+    let top = plan.top_dir();
+    let files = complete(plan, shared, extras)?;
+    let mut tar = tar::Builder::new(Members {
+        current: Some(gzip_member(w)),
+    });
 
     // Folders first: sorted order already puts each folder before what it holds.
     let mut entries: BTreeMap<String, Option<&PlannedFile>> = folders(&top, &files)
@@ -222,36 +386,40 @@ pub fn pack_node(plan: &NodePlan, out: &Path, mtime: u64, extras: &Extras<'_>) -
                     let mut h = header(tar::EntryType::Regular, f.mode, b.len() as u64, mtime);
                     tar.append_data(&mut h, &path, &b[..])?;
                 }
-                Content::File(p) => {
-                    let src = fs_err::File::open(p)?;
-                    let len = src.metadata()?.len();
-                    let mut h = header(tar::EntryType::Regular, f.mode, len, mtime);
-                    tar.append_data(&mut h, &path, src)?;
-                }
+                Content::File(p) => match shared.files.get(p) {
+                    Some(s) => {
+                        // The header alone: tar pads by the bytes it copied, here none.
+                        // The data and its padding follow as the shared member.
+                        let size = s.compressed.size;
+                        let mut h = header(tar::EntryType::Regular, f.mode, size, mtime);
+                        tar.append_data(&mut h, &path, std::io::empty())?;
+                        let mut member = member::ReadAt::new(&s.member, s.compressed.member_len);
+                        tar.get_mut().splice(&mut member)?;
+                    }
+                    None => {
+                        let src = fs_err::File::open(p)?;
+                        let len = src.metadata()?.len();
+                        let mut h = header(tar::EntryType::Regular, f.mode, len, mtime);
+                        tar.append_data(&mut h, &path, src)?;
+                    }
+                },
             },
         }
     }
-    let gz = tar.into_inner()?;
-    let mut hashing = gz.finish()?;
-    hashing.flush()?;
-    let sha = hex::encode(hashing.hasher.finalize());
-    hashing
-        .inner
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
-    Ok(sha)
+    Ok(tar.into_inner()?)
 }
 
 struct HashingWriter<W: Write> {
     inner: W,
     hasher: Sha256,
+    len: u64,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
+        self.len += n as u64;
         Ok(n)
     }
 
@@ -314,7 +482,14 @@ mod tests {
     fn every_header_is_fixed_and_keys_stay_private() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("b.tar.gz");
-        pack_node(&plan(), &out, 1_700_000_000, &Extras::default()).unwrap();
+        pack_node(
+            &plan(),
+            &out,
+            1_700_000_000,
+            &SharedFiles::default(),
+            &Extras::default(),
+        )
+        .unwrap();
         let all = entries(&out);
         let paths: Vec<&str> = all.iter().map(|e| e.0.as_str()).collect();
         let mut sorted = paths.clone();
@@ -339,16 +514,128 @@ mod tests {
     fn the_same_plan_packs_to_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a.tar.gz"), dir.path().join("b.tar.gz"));
-        let sha_a = pack_node(&plan(), &a, 0, &Extras::default()).unwrap();
-        let sha_b = pack_node(&plan(), &b, 0, &Extras::default()).unwrap();
+        let none = SharedFiles::default();
+        let sha_a = pack_node(&plan(), &a, 0, &none, &Extras::default())
+            .unwrap()
+            .sha256;
+        let sha_b = pack_node(&plan(), &b, 0, &none, &Extras::default())
+            .unwrap()
+            .sha256;
         assert_eq!(sha_a, sha_b);
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         assert_eq!(sha_a, sha256_hex(&std::fs::read(&a).unwrap()));
         let c = dir.path().join("c.tar.gz");
         assert_ne!(
-            pack_node(&plan(), &c, 1, &Extras::default()).unwrap(),
+            pack_node(&plan(), &c, 1, &none, &Extras::default())
+                .unwrap()
+                .sha256,
             sha_a,
             "mtime is part of the bytes"
+        );
+    }
+
+    /// The plan with a binary of `len` bytes read from disk.
+    fn plan_with_binary(dir: &Path, len: usize) -> NodePlan {
+        let bin = dir.join("kcm");
+        let data: Vec<u8> = (0..len)
+            .map(|i| (((i * 7919) % 251) ^ (i / 4096)) as u8)
+            .collect();
+        std::fs::write(&bin, data).unwrap();
+        let mut p = plan();
+        p.files.insert(
+            "rootfs/opt/k8s/bin/kube-controller-manager".into(),
+            PlannedFile {
+                mode: 0o755,
+                kind: Kind::Other,
+                content: Content::File(bin),
+            },
+        );
+        p
+    }
+
+    fn gunzip(path: &Path) -> Vec<u8> {
+        let mut plain = Vec::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+            .read_to_end(&mut plain)
+            .unwrap();
+        plain
+    }
+
+    fn gzip_members(path: &Path) -> usize {
+        let bytes = std::fs::read(path).unwrap();
+        let mut reader = &bytes[..];
+        let mut members = 0;
+        while !reader.is_empty() {
+            let mut d = flate2::bufread::GzDecoder::new(reader);
+            std::io::copy(&mut d, &mut std::io::sink()).unwrap();
+            reader = d.into_inner();
+            members += 1;
+        }
+        members
+    }
+
+    #[test]
+    fn a_spliced_member_gives_the_same_tar_stream_as_compressing_in_line() {
+        let dir = tempfile::tempdir().unwrap();
+        // Not a multiple of 512 nor of the deflate block: the padding lives in the member.
+        for len in [0, 100, member::BLOCK * 2 + 1000] {
+            let plan = plan_with_binary(dir.path(), len);
+            let shared =
+                compress_shared(std::slice::from_ref(&plan), dir.path(), 2, &mut |_, _| {})
+                    .unwrap();
+            let (spliced, inline) = (dir.path().join("s.tar.gz"), dir.path().join("i.tar.gz"));
+            let _ = (
+                std::fs::remove_file(&spliced),
+                std::fs::remove_file(&inline),
+            );
+            let s = pack_node(&plan, &spliced, 0, &shared, &Extras::default()).unwrap();
+            pack_node(
+                &plan,
+                &inline,
+                0,
+                &SharedFiles::default(),
+                &Extras::default(),
+            )
+            .unwrap();
+            assert!(
+                gunzip(&spliced) == gunzip(&inline),
+                "len {len}: tar streams differ"
+            );
+            assert_eq!(
+                gzip_members(&spliced),
+                3,
+                "len {len}: before, binary, after"
+            );
+            assert_eq!(gzip_members(&inline), 1);
+            assert_eq!(s.size, std::fs::metadata(&spliced).unwrap().len());
+            assert_eq!(s.sha256, sha256_hex(&std::fs::read(&spliced).unwrap()));
+        }
+    }
+
+    #[test]
+    fn the_shared_binary_is_hashed_once_and_listed_like_any_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_with_binary(dir.path(), 5000);
+        let shared =
+            compress_shared(std::slice::from_ref(&plan), dir.path(), 1, &mut |_, _| {}).unwrap();
+        let out = dir.path().join("b.tar.gz");
+        pack_node(&plan, &out, 0, &shared, &Extras::default()).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
+            std::fs::File::open(&out).unwrap(),
+        ));
+        let mut sums = String::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().ends_with("SHA256SUMS") {
+                e.read_to_string(&mut sums).unwrap();
+            }
+        }
+        let want = sha256_hex(&std::fs::read(dir.path().join("kcm")).unwrap());
+        assert!(
+            sums.contains(&format!(
+                "{want}  rootfs/opt/k8s/bin/kube-controller-manager\n"
+            )),
+            "{sums}"
         );
     }
 

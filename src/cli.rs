@@ -45,8 +45,8 @@ pub enum Command {
         #[arg(short, long, default_value = "cluster.toml")]
         config: PathBuf,
         /// Output folder; replaced as a whole once every bundle is built
-        #[arg(short, long, default_value = "dist")]
-        output: PathBuf,
+        #[arg(short = 'o', long = "out", value_name = "DIR", default_value = "dist")]
+        out: PathBuf,
         /// Folder with template overrides (`kube-controller-manager.service.hbs`, `install.sh.hbs`, `rollout.sh.hbs`)
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
@@ -64,6 +64,13 @@ pub enum Command {
         /// bundles without a valid signature from one of its keys
         #[arg(long, value_name = "FILE", requires = "sign")]
         pin_signers: Option<PathBuf>,
+        /// What to print on standard output: `sha256  path` lines, or a JSON summary
+        /// (node, path, size and sha256 of every bundle) for pipelines
+        #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+        output: Output,
+        /// No progress line and no notes; warnings and errors still go to standard error
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Check finished bundles offline: checksums, manifest, certificate chains, keys,
     /// kubeconfig, unit, shared CA and service-account key, expiry

@@ -7,8 +7,9 @@
 //! 3. render: `render` fills the unit and install.sh templates (`flags` picks the flags,
 //!    `kubeconfig` writes the kubeconfig)
 //! 4. plan:   `plan` lists every file of each node's bundle with its mode and content
-//! 5. pack:   `bundle` writes deterministic tarballs into a staging folder, which then
-//!    replaces `dist/` in one rename
+//! 5. pack:   `bundle` compresses the binary once (`member`, on every core) and writes
+//!    the nodes' deterministic tarballs in parallel (`parallel`) into a staging folder,
+//!    which then replaces `dist/` in one rename
 //!
 //! `init` writes a starting inventory, optionally from the tutorial's environment.sh.
 
@@ -19,6 +20,8 @@ pub mod error;
 pub mod flags;
 pub mod init;
 pub mod kubeconfig;
+pub mod member;
+pub mod parallel;
 pub mod pki;
 pub mod plan;
 pub mod render;
@@ -48,16 +51,33 @@ pub struct BuildOptions {
 pub struct BuildReport {
     /// Warnings and PKI changes, one line each, for the user.
     pub notes: Vec<String>,
-    /// (tarball path, sha256) per node.
-    pub bundles: Vec<(PathBuf, String)>,
+    /// One per node, in inventory order.
+    pub bundles: Vec<BuiltBundle>,
     /// File names of the tarballs whose bytes differ from the previous build's.
     pub changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuiltBundle {
+    pub node: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// How far a build is, for a progress display. Sent from any thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Compressing the shared binary: bytes done of all.
+    Compressing { done: u64, total: u64 },
+    /// Tarballs written of all.
+    Packing { done: usize, total: usize },
 }
 
 /// Files `build` writes into `dist/` besides the tarballs.
 const DIST_EXTRAS: [&str; 4] = ["SHA256SUMS", "ca.pem", "sa.pub", "rollout.sh"];
 
-pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
+pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport> {
     let mut report = BuildReport::default();
     let inv = config::load(&opts.config)?;
     if let Some(w) = inv.cluster.version.profile_warning() {
@@ -92,14 +112,29 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
 
     let rollout = templates.render_rollout(&inv)?;
     let staging = staging_dir(&opts.out)?;
-    let result = (|| -> Result<Vec<(String, String)>> {
-        let mut sums = Vec::new();
-        for plan in &plans {
-            let name = format!("{}.tar.gz", plan.top_dir());
-            let sha = bundle::pack_node(plan, &staging.join(&name), opts.mtime, &extras)?;
-            sums.push((name, sha));
-        }
-        let listing: std::collections::BTreeMap<String, String> = sums.iter().cloned().collect();
+    let threads = parallel::threads();
+    let result = (|| -> Result<Vec<bundle::Packed>> {
+        let shared = bundle::compress_shared(&plans, &staging, threads, &mut |done, total| {
+            progress(Progress::Compressing { done, total })
+        })?;
+        let packed_count = std::sync::atomic::AtomicUsize::new(0);
+        let packed = parallel::map(&plans, threads, |_, plan| {
+            let out = staging.join(bundle_name(plan));
+            let packed = bundle::pack_node(plan, &out, opts.mtime, &shared, &extras);
+            let done = packed_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(Progress::Packing {
+                done,
+                total: plans.len(),
+            });
+            packed
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        let listing: std::collections::BTreeMap<String, String> = plans
+            .iter()
+            .zip(&packed)
+            .map(|(plan, p)| (bundle_name(plan), p.sha256.clone()))
+            .collect();
         pki::write_public(
             &staging.join("SHA256SUMS"),
             bundle::sha256sums(&listing).as_bytes(),
@@ -109,23 +144,31 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             pki::write_public(&staging.join("sa.pub"), sa.public_pem.as_bytes())?;
         }
         pki::write_atomic(&staging.join("rollout.sh"), rollout.as_bytes(), 0o755)?;
-        Ok(sums)
+        Ok(packed)
     })();
-    let sums = match result.and_then(|sums| replace_dist(&staging, &opts.out).map(|()| sums)) {
-        Ok(sums) => sums,
+    let packed = match result.and_then(|p| replace_dist(&staging, &opts.out).map(|()| p)) {
+        Ok(packed) => packed,
         Err(e) => {
             let _ = fs_err::remove_dir_all(&staging);
             return Err(e);
         }
     };
-    report.changed = sums
+    report.changed = plans
         .iter()
-        .filter(|(name, sha)| previous.get(name) != Some(sha))
-        .map(|(name, _)| name.clone())
+        .zip(&packed)
+        .map(|(plan, p)| (bundle_name(plan), &p.sha256))
+        .filter(|(name, sha)| previous.get(name) != Some(*sha))
+        .map(|(name, _)| name)
         .collect();
-    report.bundles = sums
-        .into_iter()
-        .map(|(name, sha)| (opts.out.join(name), sha))
+    report.bundles = plans
+        .iter()
+        .zip(packed)
+        .map(|(plan, p)| BuiltBundle {
+            node: plan.node.name.clone(),
+            path: opts.out.join(bundle_name(plan)),
+            size: p.size,
+            sha256: p.sha256,
+        })
         .collect();
     Ok(report)
 }
@@ -137,6 +180,10 @@ fn previous_sums(out: &Path) -> std::collections::BTreeMap<String, String> {
         .filter_map(|l| l.split_once("  "))
         .map(|(sha, name)| (name.to_string(), sha.to_string()))
         .collect()
+}
+
+fn bundle_name(plan: &plan::NodePlan) -> String {
+    format!("{}.tar.gz", plan.top_dir())
 }
 
 /// `dist/` is replaced whole, so it must hold nothing but a previous build's output.

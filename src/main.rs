@@ -2,8 +2,9 @@
 //! `error: …` with a hint and picks the exit code (0 ok, 1 failure, 2 bad input).
 
 mod cli;
+mod progress;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -67,16 +68,19 @@ fn run(command: cli::Command) -> Result<ExitCode, Error> {
         }
         cli::Command::Build {
             config,
-            output,
+            out,
             templates,
             renew,
             rotate_keys,
             sign,
             pin_signers,
+            output,
+            quiet,
         } => {
-            let report = kube_bundle::build(&BuildOptions {
+            let line = progress::Line::new(!quiet && std::io::stderr().is_terminal());
+            let opts = BuildOptions {
                 config,
-                out: output,
+                out: out.clone(),
                 templates,
                 mtime: bundle::mtime_from_env(),
                 renew: pki::Renewal {
@@ -85,18 +89,38 @@ fn run(command: cli::Command) -> Result<ExitCode, Error> {
                 },
                 sign,
                 pin_signers,
-            })?;
+            };
+            let report = kube_bundle::build(&opts, &|p| line.show(p));
+            line.clear();
+            let report = report?;
             for note in &report.notes {
-                eprintln!("{note}");
+                if !quiet || note.starts_with("warning:") {
+                    eprintln!("{note}");
+                }
             }
-            for (path, sha) in &report.bundles {
-                println!("{sha}  {}", path.display());
+            match output {
+                cli::Output::Text => {
+                    for b in &report.bundles {
+                        println!("{}  {}", b.sha256, b.path.display());
+                    }
+                }
+                cli::Output::Json => {
+                    let summary = serde_json::json!({
+                        "bundles": report.bundles,
+                        "sha256sums": out.join("SHA256SUMS"),
+                        "notes": report.notes,
+                    });
+                    let text = serde_json::to_string_pretty(&summary).expect("summary serializes");
+                    println!("{text}");
+                }
             }
-            for name in &report.changed {
-                eprintln!("changed: {name}");
-            }
-            if report.changed.is_empty() {
-                eprintln!("no bundle changed");
+            if !quiet {
+                for name in &report.changed {
+                    eprintln!("changed: {name}");
+                }
+                if report.changed.is_empty() {
+                    eprintln!("no bundle changed");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -19,6 +19,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config::{Inventory, KeyAlgorithm, Node, ServiceAccountKey, Subject};
 use crate::error::{Error, Result};
+use crate::parallel;
 
 /// Subject CN and O of the controller-manager certificate: the built-in RBAC user and group.
 pub const KCM_USER: &str = "system:kube-controller-manager";
@@ -78,17 +79,45 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         ));
     }
     let dir = &inv.pki.dir;
-    let ca = match &inv.pki.import_ca {
-        Some((cert, key)) => load_ca(cert, key)?,
-        None => saved_ca(inv, say)?,
+    // Key generation is most of a fresh build: a new CA and the service-account key are
+    // made side by side, then the leaves on every core. An existing CA is checked first,
+    // so a bad one stops the build before anything is written. Notes keep the order of
+    // a sequential run.
+    let (mut ca_notes, mut sa_notes) = (Vec::new(), Vec::new());
+    let new_ca = inv.pki.import_ca.is_none()
+        && !dir.join("ca.pem").exists()
+        && !dir.join("ca-key.pem").exists();
+    let load_ca = |notes: &mut Vec<String>| match &inv.pki.import_ca {
+        Some((cert, key)) => load_ca(cert, key),
+        None => saved_ca(inv, &mut |line| notes.push(line)),
     };
-    let service_account = match inv.pki.service_account_key {
-        ServiceAccountKey::Ca => None,
-        ServiceAccountKey::Dedicated => Some(service_account_key(inv, say)?),
+    let sa_key = |notes: &mut Vec<String>| match inv.pki.service_account_key {
+        ServiceAccountKey::Ca => Ok(None),
+        ServiceAccountKey::Dedicated => {
+            service_account_key(inv, &mut |line| notes.push(line)).map(Some)
+        }
     };
+    let (ca, service_account) = if new_ca {
+        std::thread::scope(|s| {
+            let sa = s.spawn(|| sa_key(&mut sa_notes));
+            let ca = load_ca(&mut ca_notes);
+            (ca, sa.join().expect("service-account key thread"))
+        })
+    } else {
+        let ca = load_ca(&mut ca_notes)?;
+        (Ok(ca), sa_key(&mut sa_notes))
+    };
+    ca_notes.into_iter().chain(sa_notes).for_each(&mut *say);
+    let (ca, service_account) = (ca?, service_account?);
+    let issued = parallel::map(&inv.nodes, parallel::threads(), |_, node| {
+        let mut notes = Vec::new();
+        let leaf = leaf(inv, node, &ca, renew, &mut |line| notes.push(line));
+        (leaf, notes)
+    });
     let mut leaves = BTreeMap::new();
-    for node in &inv.nodes {
-        leaves.insert(node.name.clone(), leaf(inv, node, &ca, renew, say)?);
+    for (node, (leaf, notes)) in inv.nodes.iter().zip(issued) {
+        notes.into_iter().for_each(&mut *say);
+        leaves.insert(node.name.clone(), leaf?);
     }
     restrict_dir(dir)?;
     Ok(Pki {

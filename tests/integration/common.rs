@@ -84,7 +84,14 @@ impl Project {
     }
 
     pub fn build(&self) -> Output {
-        self.kube_bundle(&["build", "-c", "cluster.toml", "-o", "dist"])
+        self.build_with(&[])
+    }
+
+    /// `build -c cluster.toml -o dist` followed by `extra`.
+    pub fn build_with(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["build", "-c", "cluster.toml", "-o", "dist"];
+        args.extend_from_slice(extra);
+        self.kube_bundle(&args)
     }
 
     pub fn build_ok(&self) -> String {

@@ -2,10 +2,12 @@
 //! would use: openssl, kubectl, systemd-analyze, shellcheck, GNU tar, sha256sum, cfssl.
 
 mod bad_input;
+mod bench;
 mod certs;
 mod common;
 mod init;
 mod install;
 mod outputs;
 mod reproducible;
+mod shared_member;
 mod verify;

@@ -361,15 +361,7 @@ fn templates_can_be_overridden_from_a_folder() {
         "tpl/kube-controller-manager.service.hbs",
         &default.replace("[Service]\n", "[Service]\nNice=-5\n"),
     );
-    let out = project.kube_bundle(&[
-        "build",
-        "-c",
-        "cluster.toml",
-        "-o",
-        "dist",
-        "--templates",
-        "tpl",
-    ]);
+    let out = project.build_with(&["--templates", "tpl"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let unit = std::fs::read_to_string(project.unpack("m1").join(UNIT)).unwrap();
     assert!(unit.contains("[Service]\nNice=-5\n"), "{unit}");

@@ -1,0 +1,46 @@
+//! `make bench` is not part of CI (it takes minutes), so this runs the same script on a
+//! tiny case to catch it breaking: one run, two masters, a 2 MiB stand-in binary.
+
+use std::process::Command;
+
+use crate::common::*;
+
+#[test]
+fn the_bench_script_runs_both_flows_and_prints_the_table() {
+    let scratch = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench.sh");
+    let out = Command::new(tool("bash"))
+        .arg(script)
+        .env("KUBE_BUNDLE", env!("CARGO_BIN_EXE_kube-bundle"))
+        .env("BENCH_RUNS", "1")
+        .env("BENCH_NODES", "2")
+        .env("BENCH_BINARY_MB", "2")
+        .env("BENCH_DIR", scratch.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let table = stdout(&out);
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 2 |")).collect();
+    assert_eq!(rows.len(), 4, "none/binary × fresh/rebuild:\n{table}");
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert!(
+            cells[4].ends_with(" ms") && cells[5].ends_with(" ms"),
+            "{row}"
+        );
+        assert!(
+            cells[6].ends_with('x') && cells[8].ends_with("MiB"),
+            "{row}"
+        );
+    }
+    // Both flows really produced bundles.
+    let tut = scratch
+        .path()
+        .join("n2-binary/tut/out/kube-controller-manager-m2.tar.gz");
+    let listing = run_ok(Command::new(tool("tar")).arg("-tzf").arg(&tut));
+    assert!(listing.contains("generated-binary"), "{listing}");
+    assert!(scratch
+        .path()
+        .join("n2-binary/kb/dist/kube-controller-manager-m2.tar.gz")
+        .exists());
+}

@@ -1,0 +1,175 @@
+//! Bundles carrying a binary: the binary is compressed once and spliced into every tarball
+//! as its own gzip member. Each tarball must still unpack to the same files with GNU tar,
+//! busybox tar and Python's tarfile, build to the same bytes twice, and be summarised by
+//! `--output json`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+
+/// Larger than two deflate blocks and not a multiple of 512, so the member holds several
+/// blocks and the entry's tar padding.
+const BINARY_LEN: usize = (5 << 20) / 2 + 333;
+
+/// Executable-like bytes: structured runs and noise, reproducible.
+fn binary_bytes() -> Vec<u8> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..BINARY_LEN)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 5 < 3 {
+                (i / 100) as u8
+            } else {
+                x as u8
+            }
+        })
+        .collect()
+}
+
+fn project_with_binary() -> Project {
+    let project = Project::new(&format!(
+        "{INVENTORY}\n[kube-controller-manager]\nbinary = \"kcm\"\n"
+    ));
+    std::fs::write(project.path("kcm"), binary_bytes()).unwrap();
+    std::fs::set_permissions(
+        project.path("kcm"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    project
+}
+
+/// Every entry under `root`: relative path, mode, sha256 (files) or "dir".
+fn tree(root: &Path) -> Vec<(String, String, u32)> {
+    snapshot(root)
+        .into_iter()
+        .map(|(p, sha, mode)| (p, if sha.is_empty() { "dir".into() } else { sha }, mode))
+        .collect()
+}
+
+/// Python's tarfile as a pipeline would use it; the `tar` filter where this Python has it.
+const PYTHON_UNPACK: &str = "import sys, tarfile
+kw = {'filter': 'tar'} if hasattr(tarfile, 'tar_filter') else {}
+with tarfile.open(sys.argv[1], 'r:gz') as t:
+    t.extractall(sys.argv[2], **kw)
+";
+
+fn unpack_with(project: &Project, node: &str, how: &str) -> PathBuf {
+    let into = project.path(&format!("{how}-{node}"));
+    std::fs::create_dir_all(&into).unwrap();
+    let tarball = project.tarball(node);
+    match how {
+        "gnu-tar" => run_ok(
+            Command::new(tool("tar"))
+                .arg("-xzf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&into),
+        ),
+        "busybox" => run_ok(
+            Command::new(tool("busybox"))
+                .args(["tar", "-xzf"])
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&into),
+        ),
+        "python" => run_ok(
+            Command::new(tool("python3"))
+                .arg("-c")
+                .arg(PYTHON_UNPACK)
+                .arg(&tarball)
+                .arg(&into),
+        ),
+        _ => unreachable!(),
+    };
+    into
+}
+
+#[test]
+fn gnu_tar_busybox_and_python_unpack_the_same_files() {
+    let project = project_with_binary();
+    project.build_ok();
+    for (node, _) in NODES {
+        let gnu = tree(&unpack_with(&project, node, "gnu-tar"));
+        assert!(gnu.len() > 10, "{gnu:?}");
+        let bin =
+            format!("kube-controller-manager-{node}/rootfs/opt/k8s/bin/kube-controller-manager");
+        let want_sha = sha256_file(&project.path("kcm"));
+        assert!(
+            gnu.contains(&(bin.clone(), want_sha, 0o755)),
+            "{node}: the binary comes out whole and executable"
+        );
+        for how in ["busybox", "python"] {
+            assert_eq!(
+                tree(&unpack_with(&project, node, how)),
+                gnu,
+                "{node}: {how} unpacks other files than GNU tar"
+            );
+        }
+        // And the bundle's own checksums hold.
+        run_ok(
+            Command::new(tool("sha256sum"))
+                .args(["-c", "--quiet", "SHA256SUMS"])
+                .current_dir(
+                    project.path(&format!("gnu-tar-{node}/kube-controller-manager-{node}")),
+                ),
+        );
+        run_ok(
+            Command::new(tool("gzip"))
+                .arg("-t")
+                .arg(project.tarball(node)),
+        );
+    }
+}
+
+#[test]
+fn builds_with_a_binary_are_reproducible() {
+    let a = project_with_binary();
+    a.build_ok();
+    let first: Vec<String> = NODES
+        .iter()
+        .map(|(n, _)| sha256_file(&a.tarball(n)))
+        .collect();
+    std::fs::remove_dir_all(a.path("dist")).unwrap();
+    a.build_ok();
+    let second: Vec<String> = NODES
+        .iter()
+        .map(|(n, _)| sha256_file(&a.tarball(n)))
+        .collect();
+    assert_eq!(first, second);
+    assert_ne!(first[0], first[1], "each node has its own bundle");
+}
+
+#[test]
+fn json_output_lists_every_bundle_with_size_and_sha256() {
+    let project = project_with_binary();
+    let out = project.build_with(&["--output", "json", "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "--quiet prints nothing but warnings");
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let bundles = summary["bundles"].as_array().unwrap();
+    assert_eq!(bundles.len(), NODES.len());
+    for (b, (node, _)) in bundles.iter().zip(NODES) {
+        let path = project.path(b["path"].as_str().unwrap());
+        assert_eq!(path, project.tarball(node));
+        assert_eq!(b["node"], node);
+        assert_eq!(b["sha256"], sha256_file(&path));
+        assert_eq!(b["size"], std::fs::metadata(&path).unwrap().len());
+    }
+    assert_eq!(summary["sha256sums"], "dist/SHA256SUMS");
+    assert!(summary["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("generated a new CA")));
+}
+
+#[test]
+fn no_progress_line_when_standard_error_is_not_a_terminal() {
+    let project = project_with_binary();
+    let log = project.build_ok();
+    assert!(!log.contains('\r') && !log.contains("compressing"), "{log}");
+}
