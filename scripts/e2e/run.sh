@@ -188,6 +188,9 @@ cmp -s "$DIST/ca.pem" "$CLUSTER/pki/ca.pem" || fail "dist/ca.pem differs from pk
 openssl x509 -in "$DIST/ca.pem" -noout 2>/dev/null || fail "dist/ca.pem is not a PEM certificate"
 openssl pkey -pubin -in "$DIST/sa.pub" -noout 2>/dev/null || fail "dist/sa.pub is not a PEM public key"
 BUILD_S=$(elapsed_since "$t0")
+if ! out=$("$KUBE_BUNDLE" verify "$DIST"/kube-controller-manager-*.tar.gz 2>&1); then
+    fail_with_details "kube-bundle verify found problems in the bundles it just built" "$out"
+fi
 pass "kube-bundle build wrote 3 node bundles, SHA256SUMS, ca.pem, sa.pub (${BUILD_S}s)"
 
 # ------------------------------------------- 2. etcd + kube-apiserver ---
