@@ -13,7 +13,21 @@ use kube_bundle::{bundle, certs, config, init, pki, rollout, verify, BuildOption
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    match run(cli.command) {
+    let mut out = String::new();
+    let result = run(cli.command, &mut out);
+    // Standard output goes out in one piece at the end; a reader that closed early
+    // (`| head`) is not an error.
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: writing to standard output: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err}");
@@ -30,7 +44,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: cli::Command) -> Result<ExitCode, Error> {
+/// Appends one line to what `main` prints on standard output.
+macro_rules! line {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+fn run(command: cli::Command, stdout_buf: &mut String) -> Result<ExitCode, Error> {
     match command {
         cli::Command::Init {
             from_env,
@@ -45,7 +67,7 @@ fn run(command: cli::Command) -> Result<ExitCode, Error> {
             let text = init::inventory_text(&imported, &kubernetes_version);
             init::validate(&output, &text)?;
             if output.as_os_str() == "-" {
-                std::io::stdout().write_all(text.as_bytes())?;
+                stdout_buf.push_str(&text);
             } else {
                 if output.exists() && !force {
                     return Err(
@@ -101,7 +123,7 @@ fn run(command: cli::Command) -> Result<ExitCode, Error> {
             match output {
                 cli::Output::Text => {
                     for b in &report.bundles {
-                        println!("{}  {}", b.sha256, b.path.display());
+                        line!(stdout_buf, "{}  {}", b.sha256, b.path.display());
                     }
                 }
                 cli::Output::Json => {
@@ -111,7 +133,7 @@ fn run(command: cli::Command) -> Result<ExitCode, Error> {
                         "notes": report.notes,
                     });
                     let text = serde_json::to_string_pretty(&summary).expect("summary serializes");
-                    println!("{text}");
+                    line!(stdout_buf, "{text}");
                 }
             }
             if !quiet {
@@ -137,13 +159,14 @@ fn run(command: cli::Command) -> Result<ExitCode, Error> {
                 trust,
             })?;
             match output {
-                cli::Output::Json => println!(
+                cli::Output::Json => line!(
+                    stdout_buf,
                     "{}",
                     serde_json::to_string_pretty(&report).expect("report serializes")
                 ),
                 cli::Output::Text => {
                     for f in &report.findings {
-                        println!("{}: {}: {}", f.bundle, f.file, f.message);
+                        line!(stdout_buf, "{}: {}: {}", f.bundle, f.file, f.message);
                     }
                     let signed = report.bundles.iter().filter(|b| b.signed).count();
                     eprintln!(
@@ -187,20 +210,23 @@ fn run(command: cli::Command) -> Result<ExitCode, Error> {
             };
             let steps = rollout::order(&inv.nodes, leader.as_deref());
             match output {
-                cli::Output::Json => println!(
+                cli::Output::Json => {
+                    line!(
+                        stdout_buf,
                     "{}",
                     serde_json::to_string_pretty(
                         &serde_json::json!({ "leader": leader, "source": source, "steps": steps })
                     )
                     .expect("plan serializes")
-                ),
+                )
+                }
                 cli::Output::Text => {
                     if let rollout::LeaderSource::Unknown(why) = &source {
                         eprintln!("cannot tell the leader ({why}): any order will do, one master at a time");
                     }
                     for (i, step) in steps.iter().enumerate() {
                         let mark = if step.leader { "  (leader: last)" } else { "" };
-                        println!("{}. {} {}{mark}", i + 1, step.node, step.ip);
+                        line!(stdout_buf, "{}. {} {}{mark}", i + 1, step.node, step.ip);
                     }
                 }
             }
@@ -215,11 +241,12 @@ fn run(command: cli::Command) -> Result<ExitCode, Error> {
             let inv = config::load(&config)?;
             let rows = certs::list(&inv, warn_within)?;
             match output {
-                cli::Output::Json => println!(
+                cli::Output::Json => line!(
+                    stdout_buf,
                     "{}",
                     serde_json::to_string_pretty(&rows).expect("rows serialize")
                 ),
-                cli::Output::Text => print!("{}", certs::table(&rows)),
+                cli::Output::Text => stdout_buf.push_str(&certs::table(&rows)),
             }
             let attention: Vec<&str> = rows
                 .iter()

@@ -387,3 +387,21 @@ fn templates_can_be_overridden_from_a_folder() {
     );
     assert!(!project.path("dist2").exists());
 }
+
+#[test]
+fn a_reader_that_closes_early_is_not_an_error() {
+    let project = Project::new(INVENTORY);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
+        .args(["build", "-c", "cluster.toml", "-o", "dist"])
+        .current_dir(project.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `kube-bundle build | head -0`: the pipe is closed before anything is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert!(project.tarball("m1").exists());
+}
