@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod flags;
 pub mod init;
+pub mod keys;
 pub mod kubeconfig;
 pub mod member;
 pub mod parallel;

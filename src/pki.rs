@@ -19,6 +19,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config::{Inventory, KeyAlgorithm, Node, ServiceAccountKey, Subject};
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::parallel;
 
 /// Subject CN and O of the controller-manager certificate: the built-in RBAC user and group.
@@ -131,8 +132,10 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
 struct Ca {
     cert_pem: String,
     key_pem: String,
+    key_path: PathBuf,
     cert_der: Vec<u8>,
-    key: KeyPair,
+    /// Parsed on first use: a build that issues nothing never needs it.
+    key: std::sync::OnceLock<KeyPair>,
 }
 
 impl Ca {
@@ -143,7 +146,11 @@ impl Ca {
     }
 
     fn issuer(&self) -> Result<Issuer<'static, &KeyPair>> {
-        Issuer::from_ca_cert_der(&self.cert_der.clone().into(), &self.key)
+        if self.key.get().is_none() {
+            let _ = self.key.set(parse_key_text(&self.key_path, &self.key_pem)?);
+        }
+        let key = self.key.get().expect("set above");
+        Issuer::from_ca_cert_der(&self.cert_der.clone().into(), key)
             .map_err(|e| Error::crypto("CA certificate", e))
     }
 }
@@ -169,14 +176,42 @@ fn read_pem(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
     Ok((text, block.into_contents()))
 }
 
-fn parse_key(path: &Path) -> Result<(String, KeyPair)> {
-    let text = fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))?;
-    let key = KeyPair::from_pem(&text).map_err(|e| {
+fn read_key_text(path: &Path) -> Result<String> {
+    fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))
+}
+
+fn parse_key_text(path: &Path, text: &str) -> Result<KeyPair> {
+    KeyPair::from_pem(text).map_err(|e| {
         Error::pki(loc(path), format!("is not a usable private key ({e})")).with_hint(
             "PKCS#8, PKCS#1 (`RSA PRIVATE KEY`) and SEC1 (`EC PRIVATE KEY`) PEM keys are accepted",
         )
-    })?;
-    Ok((text, key))
+    })
+}
+
+/// Whether a saved key is of the inventory's algorithm (and, for RSA, size).
+fn key_fits(key_pem: &str, alg: KeyAlgorithm) -> bool {
+    match (keys::of_private_pem(key_pem), alg) {
+        (Some(keys::PublicHalf::Ec(_)), KeyAlgorithm::EcdsaP256) => true,
+        (Some(keys::PublicHalf::Rsa { modulus, .. }), rsa) => {
+            let bits = modulus.len() * 8;
+            matches!(
+                (bits, rsa),
+                (2048, KeyAlgorithm::Rsa2048)
+                    | (3072, KeyAlgorithm::Rsa3072)
+                    | (4096, KeyAlgorithm::Rsa4096)
+            )
+        }
+        _ => false,
+    }
+}
+
+/// Whether the private key `key_pem` (from `path`) belongs to `cert`. Public halves are
+/// compared as read from the key's DER; a key that cannot be read that way is parsed.
+fn key_matches(path: &Path, key_pem: &str, cert: &X509Certificate<'_>) -> Result<bool> {
+    match (keys::of_private_pem(key_pem), keys::of_cert(cert)) {
+        (Some(key), Some(cert)) => Ok(key == cert),
+        _ => Ok(spki_matches(&parse_key_text(path, key_pem)?, cert)),
+    }
 }
 
 pub(crate) fn spki_matches(key: &KeyPair, cert: &X509Certificate<'_>) -> bool {
@@ -185,7 +220,7 @@ pub(crate) fn spki_matches(key: &KeyPair, cert: &X509Certificate<'_>) -> bool {
 
 fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca> {
     let (cert_text, cert_der) = read_pem(cert_path, &["CERTIFICATE"])?;
-    let (key_text, key) = parse_key(key_path)?;
+    let key_text = read_key_text(key_path)?;
     let (_, cert) = X509Certificate::from_der(&cert_der)
         .map_err(|e| Error::pki(loc(cert_path), format!("is not an X.509 certificate ({e})")))?;
     let is_ca = cert
@@ -210,7 +245,7 @@ fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca> {
         )
         .with_hint("renew the CA first; every certificate it signed must be reissued too"));
     }
-    if !spki_matches(&key, &cert) {
+    if !key_matches(key_path, &key_text, &cert)? {
         return Err(Error::pki(
             loc(key_path),
             format!(
@@ -230,8 +265,9 @@ fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca> {
     Ok(Ca {
         cert_pem,
         key_pem: key_text,
+        key_path: key_path.to_path_buf(),
         cert_der,
-        key,
+        key: std::sync::OnceLock::new(),
     })
 }
 
@@ -241,7 +277,7 @@ fn saved_ca(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Ca> {
     match (cert_path.exists(), key_path.exists()) {
         (true, true) => load_ca(&cert_path, &key_path),
         (false, false) => {
-            let ca = generate_ca(inv)?;
+            let ca = generate_ca(inv, &key_path)?;
             ensure_dir(&inv.pki.dir)?;
             write_private(&key_path, ca.key_pem.as_bytes())?;
             write_public(&cert_path, ca.cert_pem.as_bytes())?;
@@ -333,7 +369,7 @@ fn validity(params: &mut CertificateParams, lifetime: std::time::Duration) -> Re
     Ok(())
 }
 
-fn generate_ca(inv: &Inventory) -> Result<Ca> {
+fn generate_ca(inv: &Inventory, key_path: &Path) -> Result<Ca> {
     let key = generate_key(inv.pki.key_algorithm)?;
     let mut params = CertificateParams::default();
     params.distinguished_name =
@@ -352,8 +388,9 @@ fn generate_ca(inv: &Inventory) -> Result<Ca> {
     Ok(Ca {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
+        key_path: key_path.to_path_buf(),
         cert_der: cert.der().to_vec(),
-        key,
+        key: std::sync::OnceLock::from(key),
     })
 }
 
@@ -361,22 +398,34 @@ fn service_account_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<S
     let key_path = inv.pki.dir.join("sa.key");
     let pub_path = inv.pki.dir.join("sa.pub");
     if key_path.exists() {
-        let (private_pem, key) = parse_key(&key_path)?;
-        let public_pem = key.public_key_pem();
-        if pub_path.exists() && fs_err::read_to_string(&pub_path)? != public_pem {
-            return Err(Error::pki(
-                loc(&pub_path),
-                format!("does not match `{}`", key_path.display()),
-            )
-            .with_hint("delete sa.pub to have it derived again from sa.key"));
+        let private_pem = read_key_text(&key_path)?;
+        if pub_path.exists() {
+            let public_pem = fs_err::read_to_string(&pub_path)?;
+            let same = match (
+                keys::of_private_pem(&private_pem),
+                keys::of_public_pem(&public_pem),
+            ) {
+                (Some(a), Some(b)) => a == b,
+                _ => parse_key_text(&key_path, &private_pem)?.public_key_pem() == public_pem,
+            };
+            if !same {
+                return Err(Error::pki(
+                    loc(&pub_path),
+                    format!("does not match `{}`", key_path.display()),
+                )
+                .with_hint("delete sa.pub to have it derived again from sa.key"));
+            }
+            return Ok(ServiceAccountPair {
+                private_pem,
+                public_pem,
+            });
         }
-        if !pub_path.exists() {
-            write_public(&pub_path, public_pem.as_bytes())?;
-            say(format!(
-                "wrote `{}` from the existing key",
-                pub_path.display()
-            ));
-        }
+        let public_pem = parse_key_text(&key_path, &private_pem)?.public_key_pem();
+        write_public(&pub_path, public_pem.as_bytes())?;
+        say(format!(
+            "wrote `{}` from the existing key",
+            pub_path.display()
+        ));
         return Ok(ServiceAccountPair {
             private_pem,
             public_pem,
@@ -516,36 +565,37 @@ fn leaf_problem(
     node: &Node,
     ca: &Ca,
     cert_der: &[u8],
-    key: &KeyPair,
-) -> Option<LeafProblem> {
+    key_path: &Path,
+    key_pem: &str,
+) -> Result<Option<LeafProblem>> {
     let Ok((_, cert)) = X509Certificate::from_der(cert_der) else {
-        return Some(LeafProblem::Unreadable);
+        return Ok(Some(LeafProblem::Unreadable));
     };
     let ca_cert = ca.parsed();
     if cert.issuer().as_raw() != ca_cert.subject().as_raw()
         || cert.verify_signature(Some(ca_cert.public_key())).is_err()
     {
-        return Some(LeafProblem::Issuer);
+        return Ok(Some(LeafProblem::Issuer));
     }
     let (have, want) = (cert_sans(&cert), expected_sans(node));
     if have != want {
-        return Some(LeafProblem::Sans { have, want });
+        return Ok(Some(LeafProblem::Sans { have, want }));
     }
     if !subject_matches(&cert, &inv.pki.subject) {
-        return Some(LeafProblem::Subject);
+        return Ok(Some(LeafProblem::Subject));
     }
-    if !spki_matches(key, &cert) {
-        return Some(LeafProblem::KeyMismatch);
+    if !key_matches(key_path, key_pem, &cert)? {
+        return Ok(Some(LeafProblem::KeyMismatch));
     }
     if key_algorithm_of(&cert) != Some(inv.pki.key_algorithm) {
-        return Some(LeafProblem::Algorithm(inv.pki.key_algorithm));
+        return Ok(Some(LeafProblem::Algorithm(inv.pki.key_algorithm)));
     }
     if cert.validity().not_after.to_datetime() <= OffsetDateTime::now_utc() {
-        return Some(LeafProblem::Expired(rfc3339(
+        return Ok(Some(LeafProblem::Expired(rfc3339(
             cert.validity().not_after.to_datetime(),
-        )));
+        ))));
     }
-    None
+    Ok(None)
 }
 
 fn leaf(
@@ -560,14 +610,15 @@ fn leaf(
     let key_path = dir.join("kube-controller-manager-key.pem");
 
     let saved_key = if key_path.exists() {
-        Some(parse_key(&key_path)?)
+        Some(read_key_text(&key_path)?)
     } else {
         None
     };
     let problem = match (&saved_key, cert_path.exists()) {
-        (Some((key_pem, key)), true) => {
+        (Some(key_pem), true) => {
             let (cert_pem, cert_der) = read_pem(&cert_path, &["CERTIFICATE"])?;
-            match (leaf_problem(inv, node, ca, &cert_der, key), renew.covers(&node.name)) {
+            let found = leaf_problem(inv, node, ca, &cert_der, &key_path, key_pem)?;
+            match (found, renew.covers(&node.name)) {
                 (None, false) => return Ok(Leaf { cert_pem, key_pem: key_pem.clone() }),
                 (None, true) => Some(LeafProblem::Renewal),
                 (Some(LeafProblem::Sans { have, want }), true) => {
@@ -583,13 +634,17 @@ fn leaf(
         _ => None,
     };
 
-    let keep_key = saved_key.filter(|_| {
-        !(renew.rotate_keys && renew.covers(&node.name))
+    let keep_key = saved_key.filter(|pem| {
+        key_fits(pem, inv.pki.key_algorithm)
+            && !(renew.rotate_keys && renew.covers(&node.name))
             && problem.as_ref().is_none_or(LeafProblem::keeps_key)
     });
     let kept_key = keep_key.is_some();
     let (key_pem, key) = match keep_key {
-        Some(pair) => pair,
+        Some(pem) => {
+            let key = parse_key_text(&key_path, &pem)?;
+            (pem, key)
+        }
         None => {
             let key = generate_key(inv.pki.key_algorithm)?;
             (key.serialize_pem(), key)

@@ -351,3 +351,52 @@ fn service_account_key_modes() {
         "{unit}"
     );
 }
+
+#[test]
+fn a_swapped_key_or_a_new_algorithm_reissues_with_a_new_key() {
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    std::fs::copy(
+        project.path("pki/m2/kube-controller-manager-key.pem"),
+        project.path("pki/m1/kube-controller-manager-key.pem"),
+    )
+    .unwrap();
+    let log = project.build_ok();
+    assert!(
+        log.contains("m1: reissued the kube-controller-manager certificate (new key): the saved key does not match the certificate"),
+        "{log}"
+    );
+    assert!(!log.contains("m2:") && !log.contains("m3:"), "{log}");
+    let modulus = |p: &str| {
+        run_ok(
+            Command::new(tool("openssl"))
+                .args(["pkey", "-pubout", "-in"])
+                .arg(project.path(p)),
+        )
+    };
+    assert_ne!(
+        modulus("pki/m1/kube-controller-manager-key.pem"),
+        modulus("pki/m2/kube-controller-manager-key.pem")
+    );
+    let cert_key = run_ok(
+        Command::new(tool("openssl"))
+            .args(["x509", "-noout", "-pubkey", "-in"])
+            .arg(project.path("pki/m1/kube-controller-manager.pem")),
+    );
+    assert_eq!(
+        cert_key,
+        modulus("pki/m1/kube-controller-manager-key.pem"),
+        "the new cert carries the new key"
+    );
+
+    project.write(
+        "cluster.toml",
+        &INVENTORY.replace("[pki]\n", "[pki]\nkey-algorithm = \"ecdsa-p256\"\n"),
+    );
+    let log = project.build_ok();
+    for (node, _) in NODES {
+        assert!(log.contains(&format!("{node}: reissued the kube-controller-manager certificate (new key): the key algorithm changed to ecdsa-p256")), "{log}");
+    }
+    let text = text_of(&project.path("pki/m3/kube-controller-manager.pem"));
+    assert!(text.contains("id-ecPublicKey"), "{text}");
+}
