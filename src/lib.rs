@@ -11,7 +11,10 @@
 //!    the nodes' deterministic tarballs in parallel (`parallel`) into a staging folder,
 //!    which then replaces `dist/` in one rename
 //!
-//! `init` writes a starting inventory, optionally from the tutorial's environment.sh.
+//! Signing (`signature`) and reading saved keys cheaply (`keys`) serve the pki and pack
+//! steps. Beside the pipeline: `init` writes a starting inventory, optionally from the
+//! tutorial's environment.sh; `verify` checks finished tarballs offline; `certs` lists
+//! pki/ with expiry; `rollout` orders the masters for an update, the leader last.
 
 pub mod bundle;
 pub mod certs;
