@@ -139,30 +139,9 @@ fn openssl(project: &Project, args: &[&str]) {
     );
 }
 
-/// A self-signed certificate and key made by openssl, with the given basicConstraints.
+/// `ca.pem` and `ca-key.pem` in the project, self-signed by openssl.
 fn self_signed(p: &Project, cn: &str, constraints: &str) {
-    let subject = format!("/CN={cn}");
-    let ext = format!("basicConstraints=critical,{constraints}");
-    openssl(
-        p,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca-key.pem",
-            "-subj",
-            &subject,
-            "-days",
-            "30",
-            "-out",
-            "ca.pem",
-            "-addext",
-            &ext,
-        ],
-    );
+    openssl_self_signed(p.dir.path(), "ca", cn, constraints);
 }
 
 const IMPORT: &str = "[pki]\nca-cert = \"ca.pem\"\nca-key = \"ca-key.pem\"\n";

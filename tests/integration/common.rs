@@ -149,6 +149,43 @@ pub fn run_ok(cmd: &mut Command) -> String {
     stdout(&out)
 }
 
+/// An RSA certificate and key made by `openssl req -x509` in `dir`, self-signed with the
+/// given basicConstraints (`CA:TRUE` or `CA:FALSE`); returns (cert, key).
+pub fn openssl_self_signed(
+    dir: &Path,
+    name: &str,
+    cn: &str,
+    constraints: &str,
+) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    run_ok(
+        Command::new(tool("openssl"))
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                &format!("/CN={cn}"),
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .args([
+                "-addext",
+                &format!("basicConstraints=critical,{constraints}"),
+            ]),
+    );
+    (cert, key)
+}
+
 pub fn sha256_file(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))

@@ -137,28 +137,7 @@ fn plant_leaf(project: &Project, start: &str, end: &str, sans: &str, other_ca: b
     let dir = project.path("openssl");
     std::fs::create_dir_all(&dir).unwrap();
     let (ca, ca_key) = if other_ca {
-        run_ok(
-            Command::new(tool("openssl"))
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-keyout",
-                    "other-ca-key.pem",
-                    "-out",
-                    "other-ca.pem",
-                    "-subj",
-                    "/CN=other-ca",
-                    "-days",
-                    "30",
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE",
-                ])
-                .current_dir(&dir),
-        );
-        (dir.join("other-ca.pem"), dir.join("other-ca-key.pem"))
+        openssl_self_signed(&dir, "other-ca", "other-ca", "CA:TRUE")
     } else {
         (project.path("pki/ca.pem"), project.path("pki/ca-key.pem"))
     };
