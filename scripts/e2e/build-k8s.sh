@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kube-controller-manager v1.20.2 from Debian's
+# Builds kube-apiserver, kube-controller-manager and kube-scheduler v1.20.2 from Debian's
 # `kubernetes` source package, the way its debian/rules does, and caches them
 # outside the repository. A cache whose binaries still match the sha256 recorded
 # at build time is reused as is.
@@ -7,27 +7,35 @@ set -euo pipefail
 
 CACHE=${KUBE_BUNDLE_CACHE:-/var/cache/kube-bundle}
 OUT="$CACHE/k8s-v1.20.2"
-BINS=(kube-apiserver kube-controller-manager)
+BINS=(kube-apiserver kube-controller-manager kube-scheduler)
 
 log() { printf 'build-k8s: %s\n' "$*" >&2; }
 
-if [[ -f "$OUT/SHA256SUMS" ]] && (cd "$OUT" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then
+cache_intact() {
+    [[ -f "$OUT/SHA256SUMS" ]] || return 1
+    local b
+    for b in "${BINS[@]}"; do grep -q "  $b\$" "$OUT/SHA256SUMS" || return 1; done
+    (cd "$OUT" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1)
+}
+if cache_intact; then
     log "cache $OUT is intact, reusing it"
     exit 0
 fi
 
 [[ $EUID -eq 0 ]] || { log "needs root to install build dependencies"; exit 2; }
 
-src_list=/etc/apt/sources.list.d/kube-bundle-src.sources
-if [[ ! -f $src_list ]]; then
-    log "enabling deb-src for bookworm in $src_list"
-    cat >"$src_list" <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+src_list=/etc/apt/sources.list.d/kube-bundle-src.list
+if ! apt-cache showsrc kubernetes >/dev/null 2>&1; then
+    # deb-src entries for exactly the Debian archives apt already uses here: every
+    # `Packages` index whose release origin is Debian, read from `apt-cache policy`
+    # (URI, suite/component), so no mirror or release is named in this script.
+    entries=$(apt-cache policy | awk '
+        $1 ~ /^[0-9]+$/ && $2 ~ /^(https?|file):/ && $NF == "Packages" { uri=$2; sc=$3; next }
+        /^ *release / && uri != "" { if ($0 ~ /o=Debian[,]/) { n=split(sc, p, "/"); print "deb-src " uri " " p[1] " " p[2] } uri="" }
+    ' | sort -u)
+    [[ -n $entries ]] || { log "apt knows no Debian archive to take deb-src entries from"; exit 1; }
+    log "enabling deb-src for the machine's Debian archives in $src_list"
+    printf '%s\n' "$entries" >"$src_list"
     apt-get update -qq
 fi
 if ! command -v go >/dev/null || ! command -v rsync >/dev/null || ! command -v dpkg-source >/dev/null; then
@@ -51,7 +59,7 @@ mkdir -p .go/src/k8s.io
 log "building ${BINS[*]} (about 5 minutes on 2 cores)"
 env GOPATH="$PWD/.go" CGO_ENABLED=0 PATH="/usr/lib/go/bin:$PATH" \
     GOCACHE="$CACHE/go-build" HOME="$CACHE/home" \
-    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$CACHE/build.log" 2>&1 \
+    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler" >"$CACHE/build.log" 2>&1 \
     || { tail -n 30 "$CACHE/build.log" >&2; exit 1; }
 
 mkdir -p "$OUT"
