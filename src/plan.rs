@@ -68,6 +68,8 @@ pub struct Installed {
     pub path: String,
     /// Octal, four digits.
     pub mode: String,
+    /// The components whose units restart when this file changes, comma-joined.
+    pub components: String,
 }
 
 pub fn plan_node(
@@ -164,9 +166,20 @@ pub fn plan_node(
         .map(|(path, f)| Installed {
             path: path.clone(),
             mode: format!("{:04o}", f.mode),
+            components: COMPONENT.to_string(),
         })
         .collect();
-    let install_sh = templates.render_install(inv, node, &installed)?;
+    let certificates: Vec<serde_json::Value> = rootfs
+        .iter()
+        .filter(|(_, f)| f.kind == Kind::Certificate)
+        .filter_map(|(path, f)| match &f.content {
+            Content::Bytes(pem) => crate::pki::describe(&String::from_utf8_lossy(pem)).map(|c| {
+                serde_json::json!({ "path": path, "not_before": c.not_before, "not_after": c.not_after })
+            }),
+            Content::File(_) => None,
+        })
+        .collect();
+    let install_sh = templates.render_install(inv, node, &installed, &certificates)?;
 
     let mut files: BTreeMap<String, PlannedFile> = rootfs
         .into_iter()

@@ -102,25 +102,43 @@ impl Templates {
         )
     }
 
+    /// install.sh's context: the node, its components in start order, every file with the
+    /// components that restart when it changes, and the validity of every certificate.
     pub fn render_install(
         &self,
         inv: &Inventory,
         node: &Node,
         files: &[Installed],
+        certificates: &[serde_json::Value],
     ) -> Result<String> {
+        let host = match node.ip {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        let cert = |name: &str| format!("{}/{name}", paths::CERT_DIR);
+        let components = [json!({
+            "name": COMPONENT,
+            "unit": format!("{COMPONENT}.service"),
+            "work_dir": work_dir(inv),
+            "health_url": format!("https://{host}:{}/healthz", inv.kcm.secure_port),
+            "kubeconfig": paths::KUBECONFIG,
+            "server": inv.apiserver_for(node),
+            "client_cert": cert(&format!("{COMPONENT}.pem")),
+            "client_key": cert(&format!("{COMPONENT}-key.pem")),
+            "lease": COMPONENT,
+        })];
         self.render(
             INSTALL_TEMPLATE,
             &json!({
-                "component": COMPONENT,
+                "bundle": format!("{COMPONENT}-{}", node.name),
                 "kubernetes_version": inv.cluster.version.to_string(),
                 "node": { "name": node.name, "ip": node.ip.to_string() },
-                "health_host": match node.ip { std::net::IpAddr::V6(v6) => format!("[{v6}]"), v4 => v4.to_string() },
-                "secure_port": inv.kcm.secure_port,
-                "work_dir": work_dir(inv),
+                "health_host": host,
                 "cert_dir": paths::CERT_DIR,
-                "unit_path": paths::UNIT,
                 "backup_dir": paths::BACKUP_DIR,
+                "components": components,
                 "files": files,
+                "certificates": certificates,
             }),
         )
     }

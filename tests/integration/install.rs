@@ -22,7 +22,7 @@ fn install(bundle: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-const INSTALLED: [(&str, u32); 9] = [
+pub(crate) const INSTALLED: [(&str, u32); 9] = [
     ("etc/kubernetes/cert/ca.pem", 0o644),
     ("etc/kubernetes/cert/ca-key.pem", 0o600),
     ("etc/kubernetes/cert/kube-controller-manager.pem", 0o644),
@@ -65,8 +65,13 @@ fn installs_every_file_with_its_mode_and_is_safe_to_rerun() {
         "the empty node is kept as a release to go back to"
     );
 
-    // A second run changes nothing and succeeds.
-    let before = snapshot(&root);
+    // A second run changes nothing and succeeds (the lock file names the last run).
+    let unlocked = |root: &Path| {
+        let mut all = snapshot(root);
+        all.retain(|(rel, _, _)| !rel.ends_with("/.lock"));
+        all
+    };
+    let before = unlocked(&root);
     let out = install(&bundle, &["--root", root.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -74,7 +79,7 @@ fn installs_every_file_with_its_mode_and_is_safe_to_rerun() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(snapshot(&root), before);
+    assert_eq!(unlocked(&root), before);
 
     // A changed file on the node is replaced, and the old copy kept for root only.
     let unit = root.join("etc/systemd/system/kube-controller-manager.service");
@@ -219,36 +224,41 @@ fn uninstall_then_install_again() {
 }
 
 #[test]
-fn an_interrupted_install_is_recovered_by_the_next_run() {
+fn a_failed_write_puts_the_previous_files_back() {
     let (project, bundle) = built();
     let root = project.path("target-root");
     let root_arg = root.to_str().unwrap();
     // An older install on the node.
-    let unit = root.join("etc/systemd/system/kube-controller-manager.service");
     std::fs::create_dir_all(root.join("etc/kubernetes/cert")).unwrap();
     std::fs::write(root.join("etc/kubernetes/cert/ca.pem"), "old ca\n").unwrap();
-    // The install dies half-way: the unit's folder is blocked by a file, after the
+    // The install fails half-way: the unit's folder is blocked by a file, after the
     // certificates are in.
     std::fs::write(root.join("etc/systemd"), "blocker").unwrap();
     let out = install(&bundle, &["--root", root_arg]);
-    assert_ne!(out.status.code(), Some(0));
-    assert_eq!(
-        std::fs::read(root.join("etc/kubernetes/cert/ca.pem")).unwrap(),
-        std::fs::read(bundle.join("rootfs/etc/kubernetes/cert/ca.pem")).unwrap(),
-        "died after installing some files"
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("installed /etc/kubernetes/cert/ca.pem"),
+        "{}",
+        stdout(&out)
     );
-    assert!(root
-        .join("var/backups/kube-bundle/.pending-kube-controller-manager")
-        .exists());
+    let err = stderr(&out);
+    assert!(
+        err.contains("install.sh: error: creating the folder ")
+            && err.contains("etc/systemd failed: mkdir")
+            && err.contains("the previous release is back in place"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/kubernetes/cert/ca.pem")).unwrap(),
+        "old ca\n"
+    );
+    assert!(!root.join("etc/kubernetes/cert/ca-key.pem").exists());
+    assert!(!root.join("var/backups/kube-bundle/.pending").exists());
+    assert!(releases(&root).is_empty(), "{:?}", releases(&root));
 
     std::fs::remove_file(root.join("etc/systemd")).unwrap();
     let out = install(&bundle, &["--root", root_arg]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("an earlier install was interrupted; restoring the release it took"),
-        "{}",
-        stdout(&out)
-    );
     for (rel, mode) in INSTALLED {
         assert_eq!(mode_of(&root.join(rel)), mode, "{rel}");
         assert_eq!(
@@ -257,17 +267,50 @@ fn an_interrupted_install_is_recovered_by_the_next_run() {
             "{rel}"
         );
     }
-    assert!(!root
-        .join("var/backups/kube-bundle/.pending-kube-controller-manager")
-        .exists());
-    // The release to go back to is the node as it was before the interrupted install.
+    // The release to go back to is the node as it was before.
     let out = install(&bundle, &["--root", root_arg, "--rollback"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         std::fs::read_to_string(root.join("etc/kubernetes/cert/ca.pem")).unwrap(),
         "old ca\n"
     );
-    assert!(!unit.exists());
+    assert!(!root
+        .join("etc/systemd/system/kube-controller-manager.service")
+        .exists());
+}
+
+/// A single-component install before multi-component bundles left its pending marker
+/// `.pending-kube-controller-manager` (an absolute path): it is still honoured.
+#[test]
+fn an_older_pending_marker_is_recovered() {
+    let (project, bundle) = built();
+    let root = project.path("target-root");
+    let root_arg = root.to_str().unwrap();
+    let backups = root.join("var/backups/kube-bundle");
+    let release = backups.join("20260101T000000Z-42");
+    std::fs::create_dir_all(release.join("etc/kubernetes/cert")).unwrap();
+    std::fs::write(release.join("etc/kubernetes/cert/ca.pem"), "old ca\n").unwrap();
+    std::fs::write(release.join(".absent"), "").unwrap();
+    std::fs::write(release.join(".complete"), "").unwrap();
+    std::fs::write(
+        backups.join(".pending-kube-controller-manager"),
+        "/var/backups/kube-bundle/20260101T000000Z-42\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("etc/kubernetes/cert")).unwrap();
+    std::fs::write(root.join("etc/kubernetes/cert/ca.pem"), "half-installed\n").unwrap();
+    let out = install(&bundle, &["--root", root_arg, "--rollback"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("rolled back to the release the interrupted install replaced"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/kubernetes/cert/ca.pem")).unwrap(),
+        "old ca\n"
+    );
+    assert!(!backups.join(".pending-kube-controller-manager").exists());
 }
 
 #[test]
@@ -347,10 +390,16 @@ fn a_missing_file_is_refused() {
 #[test]
 fn no_sha256_tool_is_refused() {
     let (project, bundle) = built();
-    // A PATH with only what install.sh needs before it looks for a checksum tool.
+    // A PATH with every tool install.sh needs but a checksum tool.
     let bin = project.path("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    for t in ["bash", "dirname"] {
+    let script = std::fs::read_to_string(bundle.join("install.sh")).unwrap();
+    let tools = script
+        .lines()
+        .find_map(|l| l.strip_prefix("readonly TOOLS=("))
+        .unwrap()
+        .trim_end_matches(')');
+    for t in tools.split(' ').chain(["bash"]) {
         std::os::unix::fs::symlink(tool(t), bin.join(t)).unwrap();
     }
     let root = project.path("target-root");

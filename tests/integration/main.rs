@@ -7,6 +7,7 @@ mod certs;
 mod common;
 mod init;
 mod install;
+mod install_safety;
 mod outputs;
 mod reproducible;
 mod shared_member;
