@@ -148,12 +148,14 @@ impl Templates {
         let nodes: Vec<serde_json::Value> = inv
             .nodes
             .iter()
-            .map(|n| json!({ "name": n.name, "ip": n.ip.to_string() }))
+            .map(|n| {
+                json!({ "name": n.name, "ip": n.ip.to_string(), "bundle": format!("{COMPONENT}-{}", n.name) })
+            })
             .collect();
         self.render(
             ROLLOUT_TEMPLATE,
             &json!({
-                "component": COMPONENT,
+                "components": [{ "name": COMPONENT, "lease": COMPONENT }],
                 "nodes": nodes,
                 "endpoints_lock": inv.cluster.version.minor < 17,
             }),

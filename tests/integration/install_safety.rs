@@ -581,3 +581,113 @@ fn certificates_out_of_their_validity_are_refused_and_checked_without_awk() {
     );
     assert!(!stderr(&out).contains("awk"), "{}", stderr(&out));
 }
+
+/// The review's D12 and part of M7: rollout.sh finds the leader by the same rule as
+/// `kube-bundle rollout-plan` when node names are FQDNs (the leader goes last), and with
+/// `--trust` checks every tarball's signature before any master changes.
+#[test]
+fn rollout_sh_puts_an_fqdn_leader_last_and_checks_signatures_first() {
+    let inventory = INVENTORY
+        .replace("name = \"m1\"", "name = \"m1.lab\"")
+        .replace("name = \"m2\"", "name = \"m2.lab\"")
+        .replace("name = \"m3\"", "name = \"m3.lab\"");
+    let project = Project::new(&inventory);
+    // A kubectl that reports m1.lab as the holder of every Lease.
+    project.write(
+        "bin/kubectl",
+        "#!/bin/sh\necho \"$*\" >>\"$(dirname \"$0\")/kubectl.log\"\nprintf 'm1.lab_0b7c5a2e-7d1c'\n",
+    );
+    std::fs::set_permissions(
+        project.path("bin/kubectl"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    run_ok(
+        Command::new(tool("ssh-keygen"))
+            .args(["-q", "-t", "ed25519", "-N", ""])
+            .arg("-f")
+            .arg(project.path("sk")),
+    );
+    let public = std::fs::read_to_string(project.path("sk.pub")).unwrap();
+    let key: Vec<&str> = public.split_whitespace().take(2).collect();
+    project.write(
+        "allowed",
+        &format!("ops namespaces=\"kube-bundle\" {}\n", key.join(" ")),
+    );
+    let out = project.build_with(&["--sign", project.path("sk").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    project.write("kubeconfig", "");
+    let path = format!(
+        "{}:{}",
+        project.path("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let rollout = |args: &[&str]| {
+        Command::new(tool("bash"))
+            .arg(project.path("dist/rollout.sh"))
+            .args(args)
+            .env("PATH", &path)
+            .env("KUBE_BUNDLE", env!("CARGO_BIN_EXE_kube-bundle"))
+            .output()
+            .unwrap()
+    };
+    let kubeconfig = project.path("kubeconfig");
+    let allowed = project.path("allowed");
+    let args = [
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--trust",
+        allowed.to_str().unwrap(),
+        "--dry-run",
+    ];
+    let out = rollout(&args);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let log = stdout(&out);
+    let steps: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("would copy"))
+        .map(|l| l.split(':').nth(1).unwrap().trim())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "[1/3] m2.lab (127.0.1.2)",
+            "[2/3] m3.lab (127.0.1.3)",
+            "[3/3] m1.lab (127.0.1.1), leader of kube-controller-manager"
+        ],
+        "{log}"
+    );
+    assert!(
+        log.contains("current kube-controller-manager leader: m1.lab (m1.lab_0b7c5a2e-7d1c)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("m3.lab: kube-controller-manager-m3.lab.tar.gz is signed by a key in"),
+        "{log}"
+    );
+    let plan = Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
+        .args(["rollout-plan", "-c", "cluster.toml", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .current_dir(project.dir.path())
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let plan = format!("{}{}", stdout(&plan), stderr(&plan));
+    assert!(plan.contains("3. m1.lab"), "rollout-plan agrees: {plan}");
+
+    // A tarball whose SHA256SUMS was re-signed by nobody: refused before any master.
+    let tarball = project.path("dist/kube-controller-manager-m3.lab.tar.gz");
+    let mut bytes = std::fs::read(&tarball).unwrap();
+    let n = bytes.len();
+    bytes.truncate(n - 40);
+    std::fs::write(&tarball, bytes).unwrap();
+    let out = rollout(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("m3.lab: kube-bundle verify --trust refuses")
+            && stderr(&out).contains("no master was changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("would copy"), "{}", stdout(&out));
+}
