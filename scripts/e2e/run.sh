@@ -8,8 +8,12 @@
 # node's tarball there with its own ./install.sh, and checks that the
 # controller managers run, elect exactly one leader, serve authenticated
 # /metrics, do their job with their own service-account credentials, fail over
-# when the leader stops, and survive a re-install. Everything it starts is torn
-# down on exit, failure or interrupt.
+# when the leader stops, and survive a re-install. Then it takes install.sh and
+# rollout.sh through the faults of a real node (the review's part 2): a binary
+# that crashes after start or never listens, a kubeconfig pointing at a dead
+# apiserver, another node's bundle, two runs at once, SIGTERM during the health
+# wait, a drop-in override, a mask, --uninstall --purge, a failed first
+# install. Everything it starts is torn down on exit, failure or interrupt.
 #
 # Needs root, systemd-nspawn (systemd-container), etcd, kubectl, openssl, curl.
 # Environment knobs:
@@ -172,13 +176,17 @@ fi
 for f in "$DIST/SHA256SUMS" "$DIST/ca.pem" "$DIST/sa.pub" "$CLUSTER/pki/ca.pem" "$CLUSTER/pki/ca-key.pem"; do
     [[ -s $f ]] || fail "kube-bundle build did not write $f (dist has: $(find "$DIST" -maxdepth 1 -printf '%f ' 2>&1))"
 done
+# Bundles are control-plane-<node> once several components share one; before that they
+# were kube-controller-manager-<node>.
+STEM=control-plane
+[[ -e $DIST/$STEM-${NODES[0]}.tar.gz ]] || STEM=kube-controller-manager
 for n in "${NODES[@]}"; do
-    tarball=$DIST/kube-controller-manager-$n.tar.gz
+    tarball=$DIST/$STEM-$n.tar.gz
     [[ -s $tarball ]] || fail "kube-bundle build did not write $tarball"
     listing=$(tar -tzf "$tarball") || fail "$tarball is not a readable tar.gz"
     for member in install.sh SHA256SUMS manifest.json rootfs/; do
-        grep -qx "\(\./\)\?kube-controller-manager-$n/$member" <<<"$listing" ||
-            fail "$tarball has no kube-controller-manager-$n/$member"
+        grep -qx "\(\./\)\?$STEM-$n/$member" <<<"$listing" ||
+            fail "$tarball has no $STEM-$n/$member"
     done
 done
 if ! out=$(cd "$DIST" && sha256sum -c SHA256SUMS 2>&1); then
@@ -188,7 +196,7 @@ cmp -s "$DIST/ca.pem" "$CLUSTER/pki/ca.pem" || fail "dist/ca.pem differs from pk
 openssl x509 -in "$DIST/ca.pem" -noout 2>/dev/null || fail "dist/ca.pem is not a PEM certificate"
 openssl pkey -pubin -in "$DIST/sa.pub" -noout 2>/dev/null || fail "dist/sa.pub is not a PEM public key"
 BUILD_S=$(elapsed_since "$t0")
-if ! out=$("$KUBE_BUNDLE" verify "$DIST"/kube-controller-manager-*.tar.gz 2>&1); then
+if ! out=$("$KUBE_BUNDLE" verify "$DIST"/"$STEM"-*.tar.gz 2>&1); then
     fail_with_details "kube-bundle verify found problems in the bundles it just built" "$out"
 fi
 pass "kube-bundle build wrote 3 node bundles, SHA256SUMS, ca.pem, sa.pub (${BUILD_S}s)"
@@ -226,25 +234,20 @@ done
 pass "3 nspawn nodes booted (hostnames = machine names)"
 
 # install_on NODE: as an operator would: copy the tarball in, unpack, ./install.sh
+# (default gate: timeout and stability window). Output in $WORK/install-NODE.log, exit
+# status in $WORK/install-NODE.rc.
 install_on() {
-    local n=$1 t0 out rc=0
-    t0=$(now)
+    local n=$1 rc=0
     # shellcheck disable=SC2016  # expanded by the node's sh
-    out=$(node_exec "$n" timeout "$INSTALL_TIMEOUT" sh -c '
+    node_exec "$n" timeout "$INSTALL_TIMEOUT" sh -c '
             set -e
             mkdir -p /root/install && cd /root/install
-            cp "/bundle/kube-controller-manager-$1.tar.gz" .
-            tar -xzf "kube-controller-manager-$1.tar.gz"
-            cd "kube-controller-manager-$1"
+            cp "/bundle/$2-$1.tar.gz" .
+            tar -xzf "$2-$1.tar.gz"
+            cd "$2-$1"
             ./install.sh
-        ' sh "$n" 2>&1) || rc=$?
-    printf '%s\n' "$out" >"$WORK/install-$n.log"
-    if ((rc != 0)); then
-        ((rc != 124)) || out+=$'\n'"(timed out after ${INSTALL_TIMEOUT}s)"
-        fail_with_details "install.sh on $n exited $rc (full output in $WORK/install-$n.log)" "$(tail -n 40 <<<"$out")"
-    fi
-    INSTALL_S[$n]=$(elapsed_since "$t0")
-    log "install.sh on $n ok in ${INSTALL_S[$n]}s"
+        ' sh "$n" "$STEM" >"$WORK/install-$n.log" 2>&1 || rc=$?
+    echo "$rc" >"$WORK/install-$n.rc"
 }
 
 # run_install NODE VARIANT [INSTALL_ARGS...]: unpack /bundle/VARIANT's tarball for NODE
@@ -255,23 +258,36 @@ run_install() {
     shift 2
     INSTALL_RC=0
     # shellcheck disable=SC2016  # expanded by the node's sh
-    INSTALL_OUT=$(node_exec "$n" timeout "$INSTALL_TIMEOUT" sh -c '
+    INSTALL_OUT=$(node_exec "$n" timeout "$INSTALL_TIMEOUT" env STEM="$STEM" sh -c '
             set -e
             n=$1 variant=$2
             shift 2
             mkdir -p "/root/install/$variant" && cd "/root/install/$variant"
-            rm -rf "kube-controller-manager-$n"
-            tar -xzf "/bundle/$variant/kube-controller-manager-$n.tar.gz"
-            exec "./kube-controller-manager-$n/install.sh" "$@"
+            rm -rf "$STEM-$n"
+            tar -xzf "/bundle/$variant/$STEM-$n.tar.gz"
+            exec "./$STEM-$n/install.sh" "$@"
         ' sh "$n" "$variant" "$@" 2>&1) || INSTALL_RC=$?
     printf '%s\n' "$INSTALL_OUT" >>"$WORK/install-$n.log"
     return "$INSTALL_RC"
 }
 
+# The three nodes install at once, each gated with the defaults.
+t0=$(now)
 for n in "${NODES[@]}"; do
-    install_on "$n"
+    install_on "$n" &
 done
-pass "install.sh (unchanged, from the unpacked tarball) succeeded on all 3 nodes"
+wait
+for n in "${NODES[@]}"; do
+    rc=$(cat "$WORK/install-$n.rc")
+    if ((rc != 0)); then
+        ((rc != 124)) || echo "(timed out after ${INSTALL_TIMEOUT}s)" >>"$WORK/install-$n.log"
+        fail_with_details "install.sh on $n exited $rc (full output in $WORK/install-$n.log)" "$(tail -n 40 "$WORK/install-$n.log")"
+    fi
+    grep -q "healthy for 15s; the node runs $STEM-$n" "$WORK/install-$n.log" ||
+        fail_with_details "install.sh on $n did not report its gate" "$(cat "$WORK/install-$n.log")"
+    INSTALL_S[$n]=$(elapsed_since "$t0")
+done
+pass "install.sh (unchanged, from the unpacked tarball) on all 3 nodes at once: active, /healthz ok, certificates accepted by the apiserver, no restart for 15s"
 
 # --------------------------------------------------------- 4. assertions ---
 
@@ -414,7 +430,7 @@ before=$(main_pid_since "$RERUN")
 old_identity=$(lease_holder || true)
 log "re-running install.sh on $RERUN"
 t0=$(now)
-run_install "$RERUN" "" ||
+run_install "$RERUN" "" --stable 3 ||
     fail_with_details "re-running install.sh on $RERUN exited $INSTALL_RC" "$(tail -n 40 <<<"$INSTALL_OUT")"
 REINSTALL_S=$(elapsed_since "$t0")
 grep -q "no restart" <<<"$INSTALL_OUT" || fail_with_details "re-running an unchanged bundle on $RERUN did not say 'no restart'" "$INSTALL_OUT"
@@ -427,57 +443,185 @@ pass "re-running the unchanged bundle on $RERUN (leader) in ${REINSTALL_S}s: no 
 
 # ------------------------------------------------------ 5. node lifecycle ---
 
-# Bundles that differ from the installed ones: v2 changes one flag (a restart), bad
-# adds a flag the binary rejects (a rollback). Both reuse the cluster's pki/.
-build_variant() { # build_variant NAME EXTRA_TOML [BUILD_ARGS...]
-    local name=$1 extra=$2 out
+# Bundles that differ from the installed ones, all from the cluster's pki/: v2 changes
+# one flag (a restart), bad adds a flag the binary rejects, deadapi points the
+# kubeconfig at a port where nothing listens; crash and sleep carry the stand-in
+# binaries made here.
+build_variant() { # build_variant NAME TOML [BUILD_ARGS...]
+    local name=$1 toml=$2 out
     shift 2
-    { cat "$CLUSTER/cluster.toml"; printf '%s\n' "$extra"; } >"$CLUSTER/cluster-$name.toml"
-    out=$("$KUBE_BUNDLE" build -c "$CLUSTER/cluster-$name.toml" -o "$WORK/dist-$name" "$@" 2>&1) ||
+    out=$("$KUBE_BUNDLE" build -c "$toml" -o "$WORK/dist-$name" "$@" 2>&1) ||
         fail_with_details "kube-bundle build of the $name variant failed" "$out"
     mkdir -p "$DIST/$name"
-    cp "$WORK/dist-$name"/kube-controller-manager-*.tar.gz "$WORK/dist-$name/rollout.sh" "$DIST/$name/"
+    cp "$WORK/dist-$name"/"$STEM"-*.tar.gz "$WORK/dist-$name/rollout.sh" "$DIST/$name/"
 }
-build_variant v2 $'[kube-controller-manager.extra-args]\nv = 3'
+variant_toml() { # variant_toml NAME SED_SCRIPT EXTRA_TOML: writes and names cluster-NAME.toml
+    { sed "$2" "$CLUSTER/cluster.toml"; printf '%s\n' "$3"; } >"$CLUSTER/cluster-$1.toml"
+    printf '%s' "$CLUSTER/cluster-$1.toml"
+}
+# Stand-in binaries: the real kube-controller-manager killed 8 s after it starts (healthz
+# answers ok first), and a process that runs but never listens. Nodes see $DIST as /bundle.
+STANDINS=$DIST/stand-ins
+mkdir -p "$STANDINS"
+cp "$K8S_BIN_DIR/kube-controller-manager" "$STANDINS/kube-controller-manager.real"
+cat >"$STANDINS/crash" <<'SH'
+#!/bin/sh
+/bundle/stand-ins/kube-controller-manager.real "$@" &
+pid=$!
+sleep 8
+kill -9 "$pid"
+exit 1
+SH
+printf '#!/bin/sh\nexec sleep 3600\n' >"$STANDINS/sleep"
+chmod 0755 "$STANDINS/crash" "$STANDINS/sleep"
+t0=$(now)
+build_variant v2 "$(variant_toml v2 '' $'[kube-controller-manager.extra-args]\nv = 3')"
 mkdir -p "$WORK/bad-templates"
 sed 's|^ExecStart={{binary}}|ExecStart={{binary}} --no-such-flag|' "$ROOT/bundle-templates/kube-controller-manager.service.hbs" \
     >"$WORK/bad-templates/kube-controller-manager.service.hbs"
-build_variant bad "" --templates "$WORK/bad-templates"
-unit_sum() { node_exec "$1" sha256sum /etc/systemd/system/kube-controller-manager.service | cut -d' ' -f1; }
-bundle_unit_sum() { tar -xzOf "$DIST/$2/kube-controller-manager-$1.tar.gz" "kube-controller-manager-$1/rootfs/etc/systemd/system/kube-controller-manager.service" | sha256sum | cut -d' ' -f1; }
-FOLLOWER=$(others_than "$(lease_holder_node "${NODES[@]}")" | head -n 1)
+build_variant bad "$CLUSTER/cluster.toml" --templates "$WORK/bad-templates"
+build_variant deadapi "$(variant_toml deadapi 's|^apiserver = .*|apiserver = "https://127.0.0.1:6444"|' '')"
+for b in crash sleep; do
+    build_variant "$b" "$(variant_toml "$b" "s|^binary = \".*/kube-controller-manager\"|binary = \"$STANDINS/$b\"|" '')"
+done
+log "built the v2, bad, deadapi, crash and sleep variants in $(elapsed_since "$t0")s"
 
-# ----- a flag the binary rejects: the previous release comes back, healthy
+node_sum() { node_exec "$1" sha256sum "$2" | cut -d' ' -f1; }
+unit_sum() { node_sum "$1" /etc/systemd/system/kube-controller-manager.service; }
+bundle_unit_sum() { tar -xzOf "$DIST/$2/$STEM-$1.tar.gz" "$STEM-$1/rootfs/etc/systemd/system/kube-controller-manager.service" | sha256sum | cut -d' ' -f1; }
+KCM_BIN=/opt/k8s/bin/kube-controller-manager
+REAL_BIN_SUM=$(sha256sum "$K8S_BIN_DIR/kube-controller-manager" | cut -d' ' -f1)
+pending_exists() { node_exec "$1" test -f /var/backups/kube-bundle/.pending; }
+FOLLOWER=$(others_than "$(lease_holder_node "${NODES[@]}")" | head -n 1)
+OTHER=$(others_than "$(lease_holder_node "${NODES[@]}")" "$FOLLOWER")
+
+# in_background NODE VARIANT LOG INSTALL_ARGS...: run_install's work, in the background
+in_background() {
+    local n=$1 variant=$2 logf=$3
+    shift 3
+    # shellcheck disable=SC2016  # expanded by the node's sh
+    node_exec "$n" sh -c 'mkdir -p "/root/bg/$2" && cd "/root/bg/$2" && rm -rf "$3-$1" && tar -xzf "/bundle/$2/$3-$1.tar.gz" &&
+        shift 3 && exec "./$3-$1/install.sh" "$@"' sh "$n" "$variant" "$STEM" "$@" >"$logf" 2>&1 &
+    BG_PID=$!
+}
+
+# node_is_whole NODE UNIT_SUM CONTEXT: that unit and the real binary, running, healthz ok
+node_is_whole() {
+    local n=$1 want=$2 ctx=$3
+    [[ $(unit_sum "$n") == "$want" ]] || fail "$n does not have its previous unit back ($ctx)"
+    [[ $(node_sum "$n" "$KCM_BIN") == "$REAL_BIN_SUM" ]] || fail "$n does not have the real kube-controller-manager back ($ctx)"
+    pending_exists "$n" && fail "a pending marker is left on $n ($ctx)"
+    wait_until 30 1 kcm_running "$n" || fail_with_details "$KCM_UNIT on $n is '$(kcm_state "$n")' ($ctx)" "$(kcm_journal "$n" 20)"
+    wait_until 30 1 healthz_ok "$n" || fail "healthz on $n not ok ($ctx)"
+}
+
+# ----- another node's bundle: refused before anything changes (review D3)
+before=$(main_pid_since "$FOLLOWER")
 good_unit=$(unit_sum "$FOLLOWER")
+INSTALL_RC=0
+# shellcheck disable=SC2016  # expanded by the node's sh
+INSTALL_OUT=$(node_exec "$FOLLOWER" sh -c 'mkdir -p /root/wrong && cd /root/wrong && rm -rf "$1-$2" &&
+    tar -xzf "/bundle/$1-$2.tar.gz" && exec "./$1-$2/install.sh"' sh "$STEM" "$OTHER" 2>&1) || INSTALL_RC=$?
+((INSTALL_RC == 1)) || fail_with_details "$OTHER's bundle on $FOLLOWER exited $INSTALL_RC, expected 1" "$INSTALL_OUT"
+grep -qF "this bundle is for $OTHER (${NODE_IP[$OTHER]}), but this host is named $FOLLOWER" <<<"$INSTALL_OUT" ||
+    fail_with_details "$OTHER's bundle on $FOLLOWER did not name the host mismatch" "$INSTALL_OUT"
+[[ $(main_pid_since "$FOLLOWER") == "$before" && $(unit_sum "$FOLLOWER") == "$good_unit" ]] ||
+    fail "$OTHER's bundle changed or restarted $FOLLOWER although it was refused"
+pass "$OTHER's bundle on $FOLLOWER: refused before any change (host name differs), exit 1, no restart"
+
+# ----- a flag the binary rejects, and a second install.sh while it runs (review D4, D13)
 t0=$(now)
-if run_install "$FOLLOWER" bad --timeout 20; then
-    fail_with_details "install.sh of a unit with a flag the binary rejects succeeded on $FOLLOWER" "$INSTALL_OUT"
+in_background "$FOLLOWER" bad "$WORK/bad.log" --timeout 20 --stable 8
+bad_pid=$BG_PID
+wait_until 30 0.1 pending_exists "$FOLLOWER" || fail "install.sh of bad on $FOLLOWER never started changing files"
+if run_install "$FOLLOWER" v2 --stable 3; then
+    fail_with_details "a second install.sh on $FOLLOWER ran while the first held the lock" "$INSTALL_OUT"
 fi
-grep -q "rolled back to the previous release, which is running and healthy" <<<"$INSTALL_OUT" ||
-    fail_with_details "install.sh on $FOLLOWER did not report a healthy rollback" "$(tail -n 30 <<<"$INSTALL_OUT")"
-[[ $(unit_sum "$FOLLOWER") == "$good_unit" ]] || fail "after the rollback $FOLLOWER does not have its previous unit back"
-assert_all_running "after the rollback on $FOLLOWER"
-healthz_ok "$FOLLOWER" || fail "healthz on $FOLLOWER not ok after the rollback"
+grep -q "another run is working on this node: install.sh (pid [0-9]*, install of $STEM-$FOLLOWER) holds" <<<"$INSTALL_OUT" ||
+    fail_with_details "the second install.sh on $FOLLOWER did not name the lock holder" "$INSTALL_OUT"
+bad_rc=0
+wait "$bad_pid" || bad_rc=$?
+bad_out=$(cat "$WORK/bad.log")
+((bad_rc == 1)) || fail_with_details "install.sh of a unit with a flag the binary rejects exited $bad_rc on $FOLLOWER" "$bad_out"
+grep -q "rolled back to the previous release, which is running and healthy" <<<"$bad_out" ||
+    fail_with_details "install.sh on $FOLLOWER did not report a healthy rollback" "$(tail -n 30 <<<"$bad_out")"
+grep -q "unknown flag: --no-such-flag" <<<"$bad_out" ||
+    fail_with_details "the failed gate's report on $FOLLOWER does not show the journal line with the error" "$bad_out"
+node_is_whole "$FOLLOWER" "$good_unit" "after the rollback of bad"
 lease_holder_node "${NODES[@]}" >/dev/null || fail "no leader in the cluster after the rollback on $FOLLOWER"
-pass "a unit the binary rejects on $FOLLOWER: rolled back to the previous release in $(elapsed_since "$t0")s, running and healthy, leader still present"
+pass "a flag the binary rejects on $FOLLOWER: rolled back in $(elapsed_since "$t0")s, healthy, the journal's error line shown; a second run meanwhile was refused naming the holder"
+
+# ----- a kubeconfig pointing at a dead apiserver: /healthz says ok, the gate does not (review D2)
+t0=$(now)
+kubeconfig_before=$(node_sum "$FOLLOWER" /etc/kubernetes/kube-controller-manager.kubeconfig)
+if run_install "$FOLLOWER" deadapi --timeout 15 --stable 3; then
+    fail_with_details "a kubeconfig pointing at a dead apiserver installed on $FOLLOWER" "$INSTALL_OUT"
+fi
+grep -q "its client certificate does not work against https://127.0.0.1:6444" <<<"$INSTALL_OUT" ||
+    fail_with_details "install.sh on $FOLLOWER did not name the unreachable apiserver" "$INSTALL_OUT"
+grep -q "rolled back to the previous release, which is running and healthy" <<<"$INSTALL_OUT" ||
+    fail_with_details "install.sh on $FOLLOWER did not roll back the dead-apiserver kubeconfig" "$INSTALL_OUT"
+[[ $(node_sum "$FOLLOWER" /etc/kubernetes/kube-controller-manager.kubeconfig) == "$kubeconfig_before" ]] ||
+    fail "$FOLLOWER does not have its previous kubeconfig back"
+node_is_whole "$FOLLOWER" "$good_unit" "after the rollback of deadapi"
+pass "a kubeconfig pointing at a dead apiserver on $FOLLOWER: the credentials check failed it, rolled back in $(elapsed_since "$t0")s"
+
+# ----- SIGTERM during the health wait: the previous release comes back (review D8)
+t0=$(now)
+in_background "$FOLLOWER" sleep "$WORK/term.log" --timeout 60 --stable 3
+term_pid=$BG_PID
+waiting() { grep -q "waiting up to" "$WORK/term.log"; }
+wait_until 30 0.2 waiting || fail_with_details "install.sh of sleep on $FOLLOWER never reached its health wait" "$(cat "$WORK/term.log")"
+nap 2
+node_exec "$FOLLOWER" pkill -TERM -f "$STEM-$FOLLOWER/install.sh" || fail "could not signal install.sh on $FOLLOWER"
+term_rc=0
+wait "$term_pid" || term_rc=$?
+((term_rc == 143)) || fail_with_details "install.sh on $FOLLOWER exited $term_rc after SIGTERM, expected 143" "$(cat "$WORK/term.log")"
+grep -q "interrupted by SIGTERM; the previous release is back in place" "$WORK/term.log" ||
+    fail_with_details "install.sh on $FOLLOWER did not restore after SIGTERM" "$(cat "$WORK/term.log")"
+node_is_whole "$FOLLOWER" "$good_unit" "after SIGTERM"
+pid=$(node_exec "$FOLLOWER" systemctl show -p MainPID --value "$KCM_UNIT")
+[[ $(node_exec "$FOLLOWER" cat "/proc/$pid/comm") == kube-controller* ]] ||
+    fail "after SIGTERM $FOLLOWER runs '$(node_exec "$FOLLOWER" cat "/proc/$pid/comm")', not kube-controller-manager"
+run_install "$FOLLOWER" "" --check || fail_with_details "--check after the SIGTERM recovery on $FOLLOWER found drift" "$INSTALL_OUT"
+pass "SIGTERM to install.sh during the health wait on $FOLLOWER: exit 143, previous release restarted and healthy, --check clean ($(elapsed_since "$t0")s)"
+
+# ----- a drop-in override: drift for --check, and the unchanged bundle on the unhealthy
+# node is not "nothing to do" (review D11, D8)
+DROPIN=/etc/systemd/system/kube-controller-manager.service.d/override.conf
+node_exec "$FOLLOWER" sh -c "mkdir -p ${DROPIN%/*} && printf '[Service]\nExecStart=\nExecStart=/bin/sleep 3600\n' >$DROPIN &&
+    systemctl daemon-reload && systemctl restart $KCM_UNIT" || fail "could not add a drop-in on $FOLLOWER"
+if run_install "$FOLLOWER" "" --check; then
+    fail_with_details "--check on $FOLLOWER missed a drop-in override" "$INSTALL_OUT"
+fi
+grep -qF "drift: the drop-in $DROPIN changes $KCM_UNIT" <<<"$INSTALL_OUT" ||
+    fail_with_details "--check on $FOLLOWER did not name the drop-in" "$INSTALL_OUT"
+if run_install "$FOLLOWER" "" --timeout 8 --stable 3; then
+    fail_with_details "the unchanged bundle on an unhealthy $FOLLOWER exited 0" "$INSTALL_OUT"
+fi
+if ! grep -qF "warning: the drop-in $DROPIN changes $KCM_UNIT; its settings win over the bundle's unit" <<<"$INSTALL_OUT" ||
+    ! grep -q "this node is unhealthy although the bundle is installed" <<<"$INSTALL_OUT"; then
+    fail_with_details "install.sh on $FOLLOWER with a drop-in did not name it and the unhealthy node" "$INSTALL_OUT"
+fi
+node_exec "$FOLLOWER" sh -c "rm -rf ${DROPIN%/*} && systemctl daemon-reload && systemctl restart $KCM_UNIT" ||
+    fail "could not remove the drop-in on $FOLLOWER"
+node_is_whole "$FOLLOWER" "$good_unit" "after removing the drop-in"
+pass "a drop-in override on $FOLLOWER: --check names it; the unchanged bundle names it and exits 1 on the unhealthy node"
 
 # ----- an install killed half-way is recovered by the next run
 log "starting install.sh of v2 on $FOLLOWER and killing it once it has begun replacing files"
-# shellcheck disable=SC2016  # expanded by the node's sh
-node_exec "$FOLLOWER" sh -c 'mkdir -p /root/v2 && cd /root/v2 && tar -xzf "/bundle/v2/kube-controller-manager-$1.tar.gz" &&
-    exec "./kube-controller-manager-$1/install.sh" >/root/v2/killed.log 2>&1' sh "$FOLLOWER" &
-installer=$!
-pending_exists() { node_exec "$FOLLOWER" test -f /var/backups/kube-bundle/.pending-kube-controller-manager; }
-wait_until 30 0.05 pending_exists || fail "install.sh of v2 on $FOLLOWER never started replacing files"
-node_exec "$FOLLOWER" pkill -KILL -f "kube-controller-manager-$FOLLOWER/install.sh" || fail "could not kill install.sh on $FOLLOWER"
+in_background "$FOLLOWER" v2 "$WORK/killed.log" --stable 3
+installer=$BG_PID
+wait_until 30 0.05 pending_exists "$FOLLOWER" || fail "install.sh of v2 on $FOLLOWER never started replacing files"
+node_exec "$FOLLOWER" pkill -KILL -f "$STEM-$FOLLOWER/install.sh" || fail "could not kill install.sh on $FOLLOWER"
 wait "$installer" 2>/dev/null || true
-pending_exists || fail "the killed install left no pending marker on $FOLLOWER"
-run_install "$FOLLOWER" v2 || fail_with_details "install.sh of v2 after the killed run failed on $FOLLOWER" "$(tail -n 30 <<<"$INSTALL_OUT")"
+pending_exists "$FOLLOWER" || fail "the killed install left no pending marker on $FOLLOWER"
+run_install "$FOLLOWER" v2 --stable 3 || fail_with_details "install.sh of v2 after the killed run failed on $FOLLOWER" "$(tail -n 30 <<<"$INSTALL_OUT")"
 grep -q "an earlier install was interrupted" <<<"$INSTALL_OUT" ||
     fail_with_details "the run after the killed install on $FOLLOWER did not recover it" "$INSTALL_OUT"
 [[ $(unit_sum "$FOLLOWER") == "$(bundle_unit_sum "$FOLLOWER" v2)" ]] || fail "$FOLLOWER does not run the v2 unit after recovering"
 node_exec "$FOLLOWER" grep -q -- '--v=3' /etc/systemd/system/kube-controller-manager.service || fail "$FOLLOWER's unit lacks --v=3"
-pending_exists && fail "the pending marker is still on $FOLLOWER after a successful install"
+pending_exists "$FOLLOWER" && fail "the pending marker is still on $FOLLOWER after a successful install"
 assert_all_running "after recovering the killed install on $FOLLOWER"
 healthz_ok "$FOLLOWER" || fail "healthz on $FOLLOWER not ok after recovering"
 pass "install.sh killed half-way on $FOLLOWER: the next run restored the release it took, installed v2, healthy"
@@ -494,7 +638,7 @@ grep -q "drift: /etc/systemd/system/kube-controller-manager.service differs from
     fail_with_details "--check did not name the edited unit" "$INSTALL_OUT"
 grep -q "drift: /etc/kubernetes/cert/kube-controller-manager-key.pem has mode 644, the bundle says 0600" <<<"$INSTALL_OUT" ||
     fail_with_details "--check did not name the chmod'ed key" "$INSTALL_OUT"
-run_install "$FOLLOWER" v2 || fail_with_details "re-installing v2 over the drift on $FOLLOWER failed" "$INSTALL_OUT"
+run_install "$FOLLOWER" v2 --stable 3 || fail_with_details "re-installing v2 over the drift on $FOLLOWER failed" "$INSTALL_OUT"
 run_install "$FOLLOWER" v2 --check || fail_with_details "drift remains on $FOLLOWER after re-installing" "$INSTALL_OUT"
 pass "install.sh --check on $FOLLOWER: clean 0, an edited unit and a chmod'ed key found (exit 1), fixed by installing again"
 
@@ -503,21 +647,57 @@ run_install "$FOLLOWER" v2 --uninstall || fail_with_details "install.sh --uninst
 [[ $(kcm_state "$FOLLOWER") != active/running ]] || fail "$KCM_UNIT still runs on $FOLLOWER after --uninstall"
 node_exec "$FOLLOWER" test ! -e /etc/kubernetes/kube-controller-manager.kubeconfig || fail "--uninstall left the kubeconfig on $FOLLOWER"
 node_exec "$FOLLOWER" test -d /data/k8s/k8s/kube-controller-manager || fail "--uninstall without --purge removed the work dir on $FOLLOWER"
-run_install "$FOLLOWER" v2 || fail_with_details "install.sh after --uninstall on $FOLLOWER failed" "$INSTALL_OUT"
+run_install "$FOLLOWER" v2 --stable 3 || fail_with_details "install.sh after --uninstall on $FOLLOWER failed" "$INSTALL_OUT"
 assert_all_running "after uninstalling and installing again on $FOLLOWER"
 pass "install.sh --uninstall on $FOLLOWER stopped and removed it; installing again brought it back healthy"
+
+# ----- --uninstall --purge (review D5), a failed first install (D15), a mask (D10), and
+# --rollback recreating the work dir (D6)
+WORKDIR=/data/k8s/k8s/kube-controller-manager
+v2_unit=$(unit_sum "$FOLLOWER")
+run_install "$FOLLOWER" v2 --uninstall --purge || fail_with_details "install.sh --uninstall --purge on $FOLLOWER failed" "$INSTALL_OUT"
+grep -qF "removed $WORKDIR" <<<"$INSTALL_OUT" || fail_with_details "--purge on $FOLLOWER did not say it removed the work dir" "$INSTALL_OUT"
+node_exec "$FOLLOWER" test ! -e "$WORKDIR" || fail "--uninstall --purge left $WORKDIR on $FOLLOWER"
+
+if run_install "$FOLLOWER" sleep --timeout 8 --stable 3; then
+    fail_with_details "a first install of a binary that never listens succeeded on $FOLLOWER" "$INSTALL_OUT"
+fi
+grep -q "there was no previous release, so the bundle's files were removed and its units stopped" <<<"$INSTALL_OUT" ||
+    fail_with_details "the failed first install on $FOLLOWER did not say it removed everything" "$INSTALL_OUT"
+failed_units=$(node_exec "$FOLLOWER" systemctl list-units --failed --plain --no-legend --all "$KCM_UNIT")
+[[ -z $failed_units ]] || fail "after the failed first install $FOLLOWER still lists a failed unit: $failed_units"
+node_exec "$FOLLOWER" test ! -e "$WORKDIR" || fail "the failed first install left the empty $WORKDIR it made on $FOLLOWER"
+node_exec "$FOLLOWER" test ! -e "$KCM_BIN" || fail "the failed first install left $KCM_BIN on $FOLLOWER"
+
+node_exec "$FOLLOWER" systemctl mask "$KCM_UNIT" >/dev/null 2>&1 || fail "systemctl mask on $FOLLOWER failed"
+if run_install "$FOLLOWER" v2 --stable 3; then
+    fail_with_details "install.sh installed over a masked unit on $FOLLOWER" "$INSTALL_OUT"
+fi
+grep -qF "$KCM_UNIT is masked (/etc/systemd/system/$KCM_UNIT -> /dev/null)" <<<"$INSTALL_OUT" ||
+    fail_with_details "install.sh on $FOLLOWER did not name the mask" "$INSTALL_OUT"
+if run_install "$FOLLOWER" v2 --rollback --stable 3; then
+    fail_with_details "--rollback restored over a masked unit on $FOLLOWER" "$INSTALL_OUT"
+fi
+[[ $(node_exec "$FOLLOWER" readlink "/etc/systemd/system/$KCM_UNIT") == /dev/null ]] || fail "the mask on $FOLLOWER is gone"
+node_exec "$FOLLOWER" systemctl unmask "$KCM_UNIT" >/dev/null 2>&1 || fail "systemctl unmask on $FOLLOWER failed"
+
+run_install "$FOLLOWER" v2 --rollback --stable 3 ||
+    fail_with_details "--rollback after --uninstall --purge on $FOLLOWER failed" "$INSTALL_OUT"
+node_exec "$FOLLOWER" test -d "$WORKDIR" || fail "--rollback did not recreate $WORKDIR on $FOLLOWER"
+node_is_whole "$FOLLOWER" "$v2_unit" "after --rollback of the purge"
+pass "--uninstall --purge on $FOLLOWER; a failed first install left no failed unit or empty folder; a mask refused by install and --rollback and kept; --rollback then recreated the work dir, healthy"
 
 # ----- rollout: non-leaders first, the leader last, through rollout.sh
 leader_now=$(lease_holder_node "${NODES[@]}") || fail "no leader before the rollout"
 plan=$("$KUBE_BUNDLE" rollout-plan -c "$CLUSTER/cluster-v2.toml" --kubeconfig "$E2E_KUBECONFIG" 2>&1) ||
     fail_with_details "kube-bundle rollout-plan failed" "$plan"
-[[ $(tail -n 1 <<<"$plan") == "3. $leader_now ${NODE_IP[$leader_now]}  (leader: last)" ]] ||
+grep -q "^3\. $leader_now " <<<"$(tail -n 1 <<<"$plan")" ||
     fail_with_details "rollout-plan does not put the leader $leader_now last" "$plan"
 node_pids=""
 for n in "${NODES[@]}"; do node_pids+="${NODE_IP[$n]}=$(node_pid "$n") "; done
 t0=$(now)
 out=$(E2E_NODE_PIDS=$node_pids SSH="$HERE/node-ssh.sh" SCP="$HERE/node-scp.sh" \
-    "$DIST/v2/rollout.sh" --kubeconfig "$E2E_KUBECONFIG" 2>&1) || fail_with_details "rollout.sh of v2 failed" "$out"
+    "$DIST/v2/rollout.sh" --kubeconfig "$E2E_KUBECONFIG" -- --stable 5 2>&1) || fail_with_details "rollout.sh of v2 failed" "$out"
 printf '%s\n' "$out" >"$WORK/rollout.log"
 last_step=$(grep -o '\[3/3\] [^ ]*' <<<"$out" | head -n 1)
 [[ $last_step == "[3/3] $leader_now" ]] || fail_with_details "rollout.sh did not update the leader $leader_now last" "$out"
@@ -536,5 +716,25 @@ one_leader() {
 wait_until "$FAILOVER_TIMEOUT" 1 one_leader ||
     fail "no single leader ${FAILOVER_TIMEOUT}s after the rollout (holder '$(lease_holder || true)', $(leader_count) nodes report leader_election_master_status 1)"
 pass "rollout-plan and rollout.sh updated all masters to v2 one at a time, leader $leader_now last, in $(elapsed_since "$t0")s"
+
+# ----- a binary that crashes 8 s after start, through rollout.sh with the default gate:
+# the first master fails its gate and rolls back, the others are not touched (review D1)
+t0=$(now)
+rc=0
+out=$(E2E_NODE_PIDS=$node_pids SSH="$HERE/node-ssh.sh" SCP="$HERE/node-scp.sh" \
+    "$DIST/crash/rollout.sh" --kubeconfig "$E2E_KUBECONFIG" 2>&1) || rc=$?
+printf '%s\n' "$out" >"$WORK/rollout-crash.log"
+((rc == 1)) || fail_with_details "rollout.sh of a binary that crashes after start exited $rc" "$out"
+first=$(grep -o '\[1/3\] [^ ]*' <<<"$out" | head -n 1)
+first=${first#\[1/3\] }
+grep -q "$first: install.sh failed (it has put the previous release back); stopping the rollout, 2 master(s) not updated" <<<"$out" ||
+    fail_with_details "rollout.sh did not stop after the crash on $first" "$out"
+grep -qE "it was restarted by systemd|it is not running|it failed|its main process changed" <<<"$out" ||
+    fail_with_details "the gate on $first did not name the crash" "$out"
+for n in "${NODES[@]}"; do
+    node_is_whole "$n" "$(bundle_unit_sum "$n" v2)" "after the crash rollout"
+done
+wait_until "$FAILOVER_TIMEOUT" 1 one_leader || fail "no single leader after the crash rollout"
+pass "a binary crashing 8 s after start, rolled out: $first failed the default 15 s gate and rolled back, rollout stopped, all 3 on v2 and healthy ($(elapsed_since "$t0")s)"
 
 log "all checks passed"
