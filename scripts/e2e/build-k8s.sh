@@ -8,11 +8,17 @@ set -euo pipefail
 CACHE=${KUBE_BUNDLE_CACHE:-/var/cache/kube-bundle}
 OUT="$CACHE/k8s-v1.20.2"
 BINS=(kube-apiserver kube-controller-manager kube-scheduler)
+# Kubernetes 1.20 vendors github.com/modern-go/reflect2 v1.0.1, which Go 1.18 and newer
+# break: kube-apiserver then panics decoding any object with a map (a SubjectAccessReview
+# from a component's delegated authorization answers 500). v1.0.2 fixes it; builds made
+# with it say so in this file, and a cache without it is rebuilt.
+BUILD_NOTE="reflect2 v1.0.2"
 
 log() { printf 'build-k8s: %s\n' "$*" >&2; }
 
 cache_intact() {
     [[ -f "$OUT/SHA256SUMS" ]] || return 1
+    grep -qxF "$BUILD_NOTE" "$OUT/BUILD-NOTES" 2>/dev/null || return 1
     local b
     for b in "${BINS[@]}"; do grep -q "  $b\$" "$OUT/SHA256SUMS" || return 1; done
     (cd "$OUT" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1)
@@ -74,9 +80,12 @@ if ! apt-cache showsrc kubernetes >/dev/null 2>&1; then
     fi
     apt-get update -qq
 fi
-if ! command -v go >/dev/null || ! command -v rsync >/dev/null || ! command -v dpkg-source >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go rsync dpkg-dev >/dev/null
+REFLECT2=/usr/share/gocode/src/github.com/modern-go/reflect2
+if ! command -v go >/dev/null || ! command -v rsync >/dev/null || ! command -v dpkg-source >/dev/null ||
+    [[ ! -f $REFLECT2/go_above_118.go ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go rsync dpkg-dev golang-github-modern-go-reflect2-dev >/dev/null
 fi
+[[ -f $REFLECT2/go_above_118.go ]] || { log "golang-github-modern-go-reflect2-dev gave no reflect2 v1.0.2 in $REFLECT2"; exit 1; }
 
 mkdir -p "$CACHE/src"
 cd "$CACHE/src"
@@ -88,6 +97,14 @@ if [[ -z $tree ]]; then
 fi
 [[ -n $tree ]] || { log "apt-get source kubernetes gave no 1.20 tree"; exit 1; }
 cd "$tree"
+
+if grep -q 'modern-go/reflect2 v1.0.1' go.mod vendor/modules.txt; then
+    log "vendoring reflect2 v1.0.2 from $REFLECT2 in place of v1.0.1"
+    rm -rf vendor/github.com/modern-go/reflect2
+    mkdir -p vendor/github.com/modern-go/reflect2
+    cp "$REFLECT2"/*.go "$REFLECT2"/*.s vendor/github.com/modern-go/reflect2/
+    sed -i 's|modern-go/reflect2 v1.0.1|modern-go/reflect2 v1.0.2|g' go.mod vendor/modules.txt
+fi
 
 # debian/rules builds through a GOPATH whose k8s.io/kubernetes points at the tree.
 mkdir -p .go/src/k8s.io
@@ -104,5 +121,6 @@ for b in "${BINS[@]}"; do
     mv -f "$OUT/$b.new" "$OUT/$b"
 done
 (cd "$OUT" && sha256sum "${BINS[@]}" >SHA256SUMS.new && mv -f SHA256SUMS.new SHA256SUMS)
+printf '%s\n' "$BUILD_NOTE" >"$OUT/BUILD-NOTES"
 "$OUT/kube-controller-manager" --version
 log "cached in $OUT"
