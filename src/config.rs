@@ -12,13 +12,14 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::catalogue;
+use crate::component::{self, Component, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER};
 use crate::error::{Error, Result};
 use crate::version::KubeVersion;
 
 pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
 pub const DEFAULT_APISERVER: &str = "https://{{node.ip}}:6443";
 pub const DEFAULT_K8S_DIR: &str = "/data/k8s/k8s";
-pub const DEFAULT_SECURE_PORT: u16 = 10257;
 pub const NODE_IP_PLACEHOLDER: &str = "{{node.ip}}";
 
 // ---- raw, as written -------------------------------------------------------------------
@@ -31,8 +32,12 @@ struct RawInventory {
     pki: RawPki,
     #[serde(default)]
     nodes: Vec<RawNode>,
+    /// Built with defaults when absent, as before kube-scheduler joined.
     #[serde(default, rename = "kube-controller-manager")]
-    kube_controller_manager: RawKcm,
+    kube_controller_manager: RawComponent,
+    /// Not built when absent.
+    #[serde(rename = "kube-scheduler")]
+    kube_scheduler: Option<RawComponent>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,7 +80,7 @@ struct RawNode {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawKcm {
+struct RawComponent {
     binary: Option<Spanned<String>>,
     secure_port: Option<Spanned<i64>>,
     #[serde(default)]
@@ -91,7 +96,8 @@ pub struct Inventory {
     pub cluster: Cluster,
     pub pki: PkiSettings,
     pub nodes: Vec<Node>,
-    pub kcm: KcmSettings,
+    /// The components built for every node, in start order.
+    pub components: Vec<ComponentSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -172,7 +178,8 @@ pub struct Node {
 }
 
 #[derive(Debug, Clone)]
-pub struct KcmSettings {
+pub struct ComponentSettings {
+    pub component: &'static Component,
     pub binary: Option<PathBuf>,
     pub secure_port: u16,
     /// Flag name (without dashes) → value, as rendered after `=`.
@@ -187,6 +194,11 @@ impl Inventory {
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
         self.cluster.apiserver.replace(NODE_IP_PLACEHOLDER, &ip)
+    }
+
+    /// The settings of `c`, when the inventory builds it.
+    pub fn settings(&self, c: &Component) -> Option<&ComponentSettings> {
+        self.components.iter().find(|s| s.component == c)
     }
 
     /// The folder the inventory lives in; relative paths in it resolve against this.
@@ -244,13 +256,21 @@ impl Validator<'_> {
         let cluster = self.cluster(raw.cluster)?;
         let pki = self.pki(raw.pki)?;
         let nodes = self.nodes(raw.nodes)?;
-        let kcm = self.kcm(raw.kube_controller_manager, &cluster.version)?;
+        let mut components = vec![self.component(
+            &KUBE_CONTROLLER_MANAGER,
+            raw.kube_controller_manager,
+            &cluster.version,
+        )?];
+        if let Some(raw) = raw.kube_scheduler {
+            components.push(self.component(&KUBE_SCHEDULER, raw, &cluster.version)?);
+        }
+        components.sort_by_key(|s| component::ALL.iter().position(|c| *c == s.component));
         Ok(Inventory {
             path: self.path.to_path_buf(),
             cluster,
             pki,
             nodes,
-            kcm,
+            components,
         })
     }
 
@@ -483,36 +503,42 @@ impl Validator<'_> {
         Ok(nodes)
     }
 
-    fn kcm(&self, raw: RawKcm, version: &KubeVersion) -> Result<KcmSettings> {
+    fn component(
+        &self,
+        c: &'static Component,
+        raw: RawComponent,
+        version: &KubeVersion,
+    ) -> Result<ComponentSettings> {
+        let section = c.name;
         let binary = match raw.binary {
             None => None,
             Some(b) => {
                 let path = self.relative(b.get_ref());
                 check_executable(&path).map_err(|m| {
-                    self.err(&b, "kube-controller-manager.binary", format!("`{}` {m}", path.display()))
-                        .with_hint("point it at the kube-controller-manager executable to carry in the bundles, or remove the key")
+                    self.err(&b, &format!("{section}.binary"), format!("`{}` {m}", path.display()))
+                        .with_hint(format!("point it at the {section} executable to carry in the bundles, or remove the key"))
                 })?;
                 Some(path)
             }
         };
         let secure_port = match raw.secure_port {
-            None => DEFAULT_SECURE_PORT,
+            None => c.default_secure_port,
             Some(p) => u16::try_from(*p.get_ref())
                 .ok()
                 .filter(|port| *port > 0)
                 .ok_or_else(|| {
                     self.err(
                         &p,
-                        "kube-controller-manager.secure-port",
+                        &format!("{section}.secure-port"),
                         "must be a port number from 1 to 65535",
                     )
                 })?,
         };
         let mut extra_args = BTreeMap::new();
         for (key, value) in raw.extra_args {
-            let field = format!("kube-controller-manager.extra-args.{key}");
+            let field = format!("{section}.extra-args.{key}");
             let name = key.trim_start_matches('-').to_string();
-            crate::flags::check_extra_arg(&name, version)
+            catalogue::check_extra_arg(c, &name, version)
                 .map_err(|(message, hint)| self.err(&value, &field, message).with_hint(hint))?;
             let text = match value.get_ref() {
                 toml::Value::String(s) => s.clone(),
@@ -545,7 +571,8 @@ impl Validator<'_> {
             }
             extra_args.insert(name, text);
         }
-        Ok(KcmSettings {
+        Ok(ComponentSettings {
+            component: c,
             binary,
             secure_port,
             extra_args,
@@ -656,7 +683,9 @@ ip = "10.0.0.1"
         let inv = parse_str(MINIMAL).unwrap();
         assert_eq!(inv.cluster.name, "kubernetes");
         assert_eq!(inv.cluster.k8s_dir, "/data/k8s/k8s");
-        assert_eq!(inv.kcm.secure_port, 10257);
+        assert_eq!(inv.components.len(), 1);
+        assert_eq!(inv.components[0].component, &KUBE_CONTROLLER_MANAGER);
+        assert_eq!(inv.components[0].secure_port, 10257);
         assert_eq!(inv.pki.key_algorithm, KeyAlgorithm::Rsa2048);
         assert_eq!(inv.pki.cert_validity, Duration::from_secs(8760 * 3600));
         assert_eq!(inv.pki.service_account_key, ServiceAccountKey::Dedicated);

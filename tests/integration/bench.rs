@@ -41,6 +41,6 @@ fn the_bench_script_runs_both_flows_and_prints_the_table() {
     assert!(listing.contains("generated-binary"), "{listing}");
     assert!(scratch
         .path()
-        .join("n2-binary/kb/dist/kube-controller-manager-m2.tar.gz")
+        .join("n2-binary/kb/dist/control-plane-m2.tar.gz")
         .exists());
 }

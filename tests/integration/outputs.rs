@@ -215,8 +215,7 @@ fn archive_layout_modes_and_checksums() {
         let (perms, owner, path) = (cols[0], cols[1], cols[5]);
         assert_eq!(owner, "0/0", "{line}");
         files.push((
-            path.trim_start_matches("kube-controller-manager-m1/")
-                .to_string(),
+            path.trim_start_matches("control-plane-m1/").to_string(),
             perms.to_string(),
         ));
     }
@@ -274,7 +273,10 @@ fn archive_layout_modes_and_checksums() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["node"], "m1");
-    assert_eq!(manifest["component"], "kube-controller-manager");
+    assert_eq!(
+        manifest["components"],
+        serde_json::json!(["kube-controller-manager"])
+    );
     assert_eq!(manifest["kubernetes-version"], "1.20.2");
     for f in manifest["files"].as_array().unwrap() {
         let path = bundle.join(f["path"].as_str().unwrap());
@@ -356,7 +358,7 @@ fn extra_args_override_and_append() {
 #[test]
 fn templates_can_be_overridden_from_a_folder() {
     let project = Project::new(INVENTORY);
-    let default = include_str!("../../bundle-templates/kube-controller-manager.service.hbs");
+    let default = include_str!("../../bundle-templates/unit.service.hbs");
     project.write(
         "tpl/kube-controller-manager.service.hbs",
         &default.replace("[Service]\n", "[Service]\nNice=-5\n"),
