@@ -265,6 +265,28 @@ impl Validator<'_> {
             components.push(self.component(&KUBE_SCHEDULER, raw, &cluster.version)?);
         }
         components.sort_by_key(|s| component::ALL.iter().position(|c| *c == s.component));
+        for (i, a) in components.iter().enumerate() {
+            if let Some(b) = components[..i]
+                .iter()
+                .find(|b| b.secure_port == a.secure_port)
+            {
+                return Err(Error::input(
+                    self.whole_file(&format!("{}.secure-port", a.component.name)),
+                    format!(
+                        "{} and {} would both listen on port {} of every node",
+                        b.component.name, a.component.name, a.secure_port
+                    ),
+                )
+                .with_hint(format!(
+                    "give each component its own port (defaults: {})",
+                    component::ALL
+                        .iter()
+                        .map(|c| format!("{} {}", c.name, c.default_secure_port))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
         Ok(Inventory {
             path: self.path.to_path_buf(),
             cluster,

@@ -167,9 +167,9 @@ pub fn inventory_text(imported: &Imported, kubernetes_version: &str) -> String {
 
 [cluster]
 # name = "kubernetes"                  # --cluster-name
-kubernetes-version = {version}         # the kube-controller-manager release you run (1.16 or newer)
-# URL the controller-manager talks to; {{{{node.ip}}}} is each master's own IP, for an
-# apiserver on the same host.
+kubernetes-version = {version}         # the control-plane release you run (1.16 or newer)
+# URL the controller-manager and scheduler talk to; {{{{node.ip}}}} is each master's own
+# IP, for an apiserver on the same host.
 apiserver = {apiserver}
 service-cidr = {service_cidr}          # must equal kube-apiserver's --service-cluster-ip-range
 {cluster_cidr}
@@ -217,6 +217,14 @@ secure-port = 10257
 # A flag the target version does not have is refused.
 [kube-controller-manager.extra-args]
 # v = 4
+
+# kube-scheduler on every master, as the tutorial's chapter 05-4; remove the section to
+# leave it out.
+[kube-scheduler]
+# binary = "/opt/k8s/bin/kube-scheduler"            # carried in each bundle when set
+secure-port = 10259
+[kube-scheduler.extra-args]
+# v = 4
 "#,
     );
     out
@@ -256,5 +264,8 @@ mod tests {
     fn the_default_inventory_is_valid() {
         let text = inventory_text(&Imported::default(), "1.20.2");
         validate(Path::new("cluster.toml"), &text).unwrap();
+        let inv = config::parse(Path::new("cluster.toml"), &text).unwrap();
+        let built: Vec<&str> = inv.components.iter().map(|s| s.component.name).collect();
+        assert_eq!(built, ["kube-controller-manager", "kube-scheduler"]);
     }
 }

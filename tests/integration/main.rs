@@ -9,5 +9,6 @@ mod init;
 mod install;
 mod outputs;
 mod reproducible;
+mod scheduler;
 mod shared_member;
 mod verify;

@@ -20,7 +20,7 @@ fn tarballs(project: &Project) -> Vec<String> {
 
 /// Unpacks `tarball`, lets `change` edit the bundle folder, then brings SHA256SUMS and
 /// manifest.json up to date and packs it again in place.
-fn rewrite(tarball: &Path, change: impl FnOnce(&Path)) {
+pub fn rewrite(tarball: &Path, change: impl FnOnce(&Path)) {
     let work = tempfile::tempdir().unwrap();
     run_ok(
         Command::new(tool("tar"))
@@ -169,7 +169,7 @@ fn plant_leaf(project: &Project, start: &str, end: &str, sans: &str, other_ca: b
     });
 }
 
-fn findings(out: &Output) -> String {
+pub fn findings(out: &Output) -> String {
     stdout(out)
 }
 
