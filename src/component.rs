@@ -60,7 +60,7 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     lease: "kube-controller-manager",
     config_template: None,
     catalogue: include_str!("kcm-flags.tsv"),
-    managed_flags: &[("secure-port", "secure-port")],
+    managed_flags: &[("secure-port", "secure-port"), ("bind-address", "")],
     uses_service_account_key: true,
     uses_ca_key: true,
 };
@@ -76,7 +76,11 @@ pub const KUBE_SCHEDULER: Component = Component {
     lease: "kube-scheduler",
     config_template: Some("kube-scheduler.yaml"),
     catalogue: include_str!("ks-flags.tsv"),
-    managed_flags: &[("secure-port", "secure-port"), ("config", "")],
+    managed_flags: &[
+        ("secure-port", "secure-port"),
+        ("config", ""),
+        ("bind-address", ""),
+    ],
     uses_service_account_key: false,
     uses_ca_key: false,
 };

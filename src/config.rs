@@ -2,7 +2,7 @@
 //! [`Inventory`] that the rest of the pipeline can trust. Every rule about what a valid
 //! inventory is lives here; this module never touches `pki/` or `dist/`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -481,8 +481,10 @@ impl Validator<'_> {
                     .with_hint("add one `[[nodes]]` table with `name` and `ip` per master"),
             );
         }
-        let mut names = BTreeSet::new();
-        let mut ips = BTreeSet::new();
+        // Compared as the node and DNS see them: names case-insensitively, IPv4-mapped
+        // IPv6 addresses as the IPv4 address they are.
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        let mut ips: BTreeMap<IpAddr, String> = BTreeMap::new();
         let mut nodes = Vec::with_capacity(raw.len());
         for (i, node) in raw.into_iter().enumerate() {
             let name_field = format!("nodes[{i}].name");
@@ -496,6 +498,18 @@ impl Validator<'_> {
                     )
                     .with_hint("use letters, digits, `-` and `.` only, as in `zhangjun-k8s-01`"));
             }
+            if node.name.get_ref().len() > MAX_NODE_NAME {
+                return Err(self
+                    .err(
+                        &node.name,
+                        &name_field,
+                        format!(
+                            "is {} characters long; the bundle's file name would not fit",
+                            node.name.get_ref().len()
+                        ),
+                    )
+                    .with_hint(format!("use a name of at most {MAX_NODE_NAME} characters, such as the host's short name")));
+            }
             let ip: IpAddr = node.ip.get_ref().parse().map_err(|_| {
                 self.err(
                     &node.ip,
@@ -503,18 +517,30 @@ impl Validator<'_> {
                     format!("`{}` is not an IP address", node.ip.get_ref()),
                 )
             })?;
-            if !names.insert(node.name.get_ref().clone()) {
-                return Err(self.err(
-                    &node.name,
-                    &name_field,
-                    format!("node name `{}` is listed twice", node.name.get_ref()),
-                ));
-            }
-            if !ips.insert(ip) {
+            let ip = ip.to_canonical();
+            if ip.is_unspecified() || ip.is_multicast() {
                 return Err(self.err(
                     &node.ip,
                     &ip_field,
-                    format!("node IP `{ip}` is listed twice"),
+                    format!("`{ip}` cannot be a node's address"),
+                ));
+            }
+            let folded = node.name.get_ref().to_ascii_lowercase();
+            if let Some(first) = names.insert(folded, node.name.get_ref().clone()) {
+                return Err(self.err(
+                    &node.name,
+                    &name_field,
+                    format!(
+                        "node name `{}` is listed twice (first as `{first}`; host names ignore case)",
+                        node.name.get_ref()
+                    ),
+                ));
+            }
+            if let Some(first) = ips.insert(ip, node.ip.get_ref().clone()) {
+                return Err(self.err(
+                    &node.ip,
+                    &ip_field,
+                    format!("node IP `{ip}` is listed twice (first as `{first}`)"),
                 ));
             }
             nodes.push(Node {
@@ -560,6 +586,11 @@ impl Validator<'_> {
         for (key, value) in raw.extra_args {
             let field = format!("{section}.extra-args.{key}");
             let name = key.trim_start_matches('-').to_string();
+            if extra_args.contains_key(&name) {
+                return Err(self
+                    .err(&value, &field, format!("`--{name}` is set twice"))
+                    .with_hint("keep one spelling: names are written without leading dashes"));
+            }
             catalogue::check_extra_arg(c, &name, version)
                 .map_err(|(message, hint)| self.err(&value, &field, message).with_hint(hint))?;
             let text = match value.get_ref() {
@@ -622,17 +653,61 @@ fn check_apiserver(url: &str) -> Result<(), String> {
     let Some(rest) = url.strip_prefix("https://") else {
         return Err(format!("`{url}` is not an https URL"));
     };
-    let host_port = rest.split('/').next().unwrap_or_default();
-    if host_port.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("`{url}` has no host"));
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{url}` contains white space"));
     }
-    let probe = host_port.replace(NODE_IP_PLACEHOLDER, "127.0.0.1");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if path.contains('{') || path.contains('}') {
+        return Err(format!(
+            "`{url}`: `{NODE_IP_PLACEHOLDER}` may stand only for the host"
+        ));
+    }
+    if authority.contains(['?', '#', '@']) || path.contains(['?', '#']) {
+        return Err(format!(
+            "`{url}` has a query, fragment or user part; kubeconfigs take `https://HOST:PORT`"
+        ));
+    }
+    let probe = authority.replace(NODE_IP_PLACEHOLDER, "127.0.0.1");
     if probe.contains('{') || probe.contains('}') {
         return Err(format!(
             "`{url}`: the only placeholder allowed is `{NODE_IP_PLACEHOLDER}`"
         ));
     }
-    if let Some((_, port)) = probe.rsplit_once(':').filter(|_| !probe.ends_with(']')) {
+    let (host, port) = match probe.strip_prefix('[') {
+        Some(inner) => {
+            let Some((host, after)) = inner.split_once(']') else {
+                return Err(format!("`{url}` has an unclosed `[`"));
+            };
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!("`{url}`: `[{host}]` is not an IPv6 address"));
+            }
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Err(format!("`{url}` has text after `]`")),
+                },
+            }
+        }
+        None => match probe.split_once(':') {
+            Some((host, port)) => {
+                if !is_host_name(host) {
+                    return Err(format!("`{url}` has no valid host"));
+                }
+                (host, Some(port))
+            }
+            None => {
+                if !is_host_name(&probe) {
+                    return Err(format!("`{url}` has no valid host"));
+                }
+                (probe.as_str(), None)
+            }
+        },
+    };
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    if let Some(port) = port {
         if port.parse::<u16>().map_or(true, |p| p == 0) {
             return Err(format!("`{url}` has a bad port `{port}`"));
         }
@@ -679,8 +754,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !digits.is_empty() || total == 0 {
         return Err(bad());
     }
+    if total > GO_MAX_DURATION_SECS {
+        return Err(format!(
+            "`{text}` is longer than Go's longest duration, {}h, which Kubernetes flags cannot exceed",
+            GO_MAX_DURATION_SECS / 3600
+        ));
+    }
     Ok(Duration::from_secs(total))
 }
+
+/// Go's `time.Duration` holds at most 2^63-1 ns, about 292 years (`2562047h47m16s`).
+pub const GO_MAX_DURATION_SECS: u64 = i64::MAX as u64 / 1_000_000_000;
+
+/// A node name this long still fits every file name made from it
+/// (`control-plane-<name>.tar.gz` and its temporary variants) in 255 bytes.
+pub const MAX_NODE_NAME: usize = 200;
 
 #[cfg(test)]
 mod tests {
@@ -726,6 +814,81 @@ ip = "10.0.0.1"
     }
 
     #[test]
+    fn durations_longer_than_go_allows_are_refused() {
+        assert!(parse_duration("2562047h").is_ok());
+        for bad in ["2562048h", "3000000d", "99999999999d", "200000d"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(
+                err.contains("longer than Go's longest duration, 2562047h"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_and_ips_are_unique_after_normalisation() {
+        let two = |a: (&str, &str), b: (&str, &str)| {
+            format!(
+                "[cluster]\nkubernetes-version = \"1.20.2\"\nservice-cidr = \"10.254.0.0/16\"\n\
+                 [[nodes]]\nname = \"{}\"\nip = \"{}\"\n[[nodes]]\nname = \"{}\"\nip = \"{}\"\n",
+                a.0, a.1, b.0, b.1
+            )
+        };
+        let err = parse_str(&two(("m1", "10.0.0.1"), ("M1", "10.0.0.2")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("node name `M1` is listed twice (first as `m1`"),
+            "{err}"
+        );
+        let err = parse_str(&two(("m1", "10.0.0.1"), ("m2", "::ffff:10.0.0.1")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("node IP `10.0.0.1` is listed twice (first as `10.0.0.1`)"),
+            "{err}"
+        );
+        let inv = parse_str(&two(("m1", "::ffff:10.0.0.1"), ("m2", "10.0.0.2"))).unwrap();
+        assert_eq!(
+            inv.nodes[0].ip.to_string(),
+            "10.0.0.1",
+            "kept in its IPv4 form"
+        );
+        let long =
+            "a".repeat(63) + "." + &"b".repeat(63) + "." + &"c".repeat(63) + "." + &"d".repeat(20);
+        assert!(is_host_name(&long) && long.len() > MAX_NODE_NAME);
+        let err = parse_str(&two((&long, "10.0.0.1"), ("m2", "10.0.0.2")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("characters long; the bundle's file name would not fit"),
+            "{err}"
+        );
+        let err = parse_str(&two(("m1", "0.0.0.0"), ("m2", "10.0.0.2")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`0.0.0.0` cannot be a node's address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_flag_set_twice_or_owned_by_kube_bundle_is_refused() {
+        let text = format!("{MINIMAL}[kube-controller-manager.extra-args]\nv = 4\n\"--v\" = 5\n");
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(err.contains("`--v` is set twice"), "{err}");
+        let text =
+            format!("{MINIMAL}[kube-controller-manager.extra-args]\nbind-address = \"0.0.0.0\"\n");
+        let err = parse_str(&text).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`--bind-address` is set by kube-bundle"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("8760h").unwrap().as_secs(), 8760 * 3600);
         assert_eq!(
@@ -751,12 +914,21 @@ ip = "10.0.0.1"
         assert!(check_apiserver("https://{{node.ip}}:6443").is_ok());
         assert!(check_apiserver("https://[::1]:6443").is_ok());
         assert!(check_apiserver("https://lb.example.com").is_ok());
+        assert!(check_apiserver("https://lb.example.com:8443/").is_ok());
         for bad in [
             "http://a:6443",
             "https://",
             "https://a:0",
             "https://{{node.name}}:6443",
             "https://a b",
+            // The review's L1 cases.
+            "https://:6443",
+            "https://a:6443:6443",
+            "https://?x",
+            "https://#frag",
+            "https://[fd00::1",
+            "https://{{node.ip}}:6443/{{node.name}}",
+            "https://user@a:6443",
         ] {
             assert!(check_apiserver(bad).is_err(), "{bad}");
         }

@@ -30,7 +30,8 @@ pub enum ShellValue {
 /// `[export] NAME=value`, `NAME="value"`, `NAME='value'` and `NAME=(a b c)`.
 pub fn parse_env(text: &str) -> BTreeMap<String, ShellValue> {
     let mut vars = BTreeMap::new();
-    for line in text.lines() {
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
         let line = line.trim();
         if line.starts_with('#') || line.is_empty() {
             continue;
@@ -42,7 +43,23 @@ pub fn parse_env(text: &str) -> BTreeMap<String, ShellValue> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             continue;
         }
-        vars.insert(name.to_string(), shell_value(value.trim()));
+        let mut value = value.trim().to_string();
+        // An array may span lines, one element each: `NODE_NAMES=(\n  m1\n  m2\n)`.
+        if value.starts_with('(') && !value.contains(')') {
+            for more in lines.by_ref() {
+                let more = more.split('#').next().unwrap_or_default().trim();
+                value.push(' ');
+                value.push_str(more);
+                if more.contains(')') {
+                    break;
+                }
+            }
+            if !value.contains(')') {
+                vars.insert(name.to_string(), ShellValue::Dynamic);
+                continue;
+            }
+        }
+        vars.insert(name.to_string(), shell_value(&value));
     }
     vars
 }
@@ -258,6 +275,22 @@ mod tests {
         assert_eq!(vars["K8S_DIR"], ShellValue::Scalar("/data/k8s/k8s".into()));
         assert_eq!(vars["ENCRYPTION_KEY"], ShellValue::Dynamic);
         assert_eq!(vars["PATH"], ShellValue::Dynamic);
+    }
+
+    #[test]
+    fn arrays_may_span_lines() {
+        let vars = parse_env(
+            "export NODE_NAMES=(\n  m1   # first\n  \"m2\"\n)\nNODE_IPS=(10.0.0.1\n10.0.0.2)\nBROKEN=(\n a\n",
+        );
+        assert_eq!(
+            vars["NODE_NAMES"],
+            ShellValue::Array(vec!["m1".into(), "m2".into()])
+        );
+        assert_eq!(
+            vars["NODE_IPS"],
+            ShellValue::Array(vec!["10.0.0.1".into(), "10.0.0.2".into()])
+        );
+        assert_eq!(vars["BROKEN"], ShellValue::Dynamic);
     }
 
     #[test]

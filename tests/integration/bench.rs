@@ -53,7 +53,9 @@ fn the_bench_script_runs_both_flows_and_prints_the_table() {
         listing.contains("generated-binary") && listing.contains("generated-scheduler"),
         "{listing}"
     );
-    let ours = scratch.path().join("n2-both/kb/dist/control-plane-m2.tar.gz");
+    let ours = scratch
+        .path()
+        .join("n2-both/kb/dist/control-plane-m2.tar.gz");
     let listing = run_ok(Command::new(tool("tar")).arg("-tzf").arg(&ours));
     assert!(
         listing.contains("rootfs/opt/k8s/bin/kube-scheduler")
