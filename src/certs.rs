@@ -59,18 +59,11 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
         });
     }
     for node in &inv.nodes {
-        let path = inv
-            .pki
-            .dir
-            .join(&node.name)
-            .join("kube-controller-manager.pem");
-        rows.push(cert_row(
-            "kube-controller-manager",
-            Some(&node.name),
-            &path,
-            now,
-            warn,
-        )?);
+        for settings in &inv.components {
+            let c = settings.component;
+            let path = inv.pki.dir.join(&node.name).join(c.pki_files().0);
+            rows.push(cert_row(c.name, Some(&node.name), &path, now, warn)?);
+        }
     }
     Ok(rows)
 }

@@ -1,29 +1,37 @@
 //! kube-bundle turns one inventory into one self-contained, reproducible bundle per
-//! Kubernetes master, each holding everything kube-controller-manager needs on that node
-//! and an install script. `build` is the whole pipeline:
+//! Kubernetes master, holding every control-plane component the inventory enables for it
+//! (a row each in `component`) and one install script. `build` is the whole pipeline:
 //!
 //! 1. load:   `config` reads `cluster.toml` and validates it into an `Inventory`
-//! 2. pki:    `pki` loads or creates the CA, the service-account key and per-node leaves
-//! 3. render: `render` fills the unit and install.sh templates (`flags` picks the flags,
-//!    `kubeconfig` writes the kubeconfig)
-//! 4. plan:   `plan` lists every file of each node's bundle with its mode and content
-//! 5. pack:   `bundle` compresses the binary once (`member`, on every core) and writes
-//!    the nodes' deterministic tarballs in parallel (`parallel`) into a staging folder,
-//!    which then replaces `dist/` in one rename
+//!    (`catalogue` says which flags each release of a component has)
+//! 2. plan:   `plan` lists every file of each node's bundle: node path, mode, the
+//!    components it restarts, and where its bytes come from; pure data, no I/O
+//! 3. pki:    `pki` loads or creates the CA, the service-account key and a key and
+//!    certificate per node and component
+//! 4. render: `render` turns each plan and the PKI into bytes through the templates
+//!    (`flags` picks each component's flags, `kubeconfig` writes kubeconfigs)
+//! 5. pack:   `bundle` compresses each binary once (`member`, on every core) and writes
+//!    the nodes' deterministic tarballs (with `manifest`) in parallel (`parallel`) into a
+//!    staging folder, which then replaces `dist/` in one rename
 //!
 //! Signing (`signature`) and reading saved keys cheaply (`keys`) serve the pki and pack
 //! steps. Beside the pipeline: `init` writes a starting inventory, optionally from the
 //! tutorial's environment.sh; `verify` checks finished tarballs offline; `certs` lists
-//! pki/ with expiry; `rollout` orders the masters for an update, the leader last.
+//! pki/ with expiry; `rollout` orders the masters for an update, leaders last.
+//! Leaves, imported by the stages and importing none of them: `component`, `version`,
+//! `error`, `manifest`.
 
 pub mod bundle;
+pub mod catalogue;
 pub mod certs;
+pub mod component;
 pub mod config;
 pub mod error;
 pub mod flags;
 pub mod init;
 pub mod keys;
 pub mod kubeconfig;
+pub mod manifest;
 pub mod member;
 pub mod parallel;
 pub mod pki;
@@ -107,11 +115,11 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
     check_dist(&opts.out)?;
     let previous = previous_sums(&opts.out);
 
+    let plans = plan::plan(&inv);
     let pki = pki::prepare(&inv, &opts.renew, &mut |line| report.notes.push(line))?;
-    let plans = inv
-        .nodes
+    let plans = plans
         .iter()
-        .map(|node| plan::plan_node(&inv, node, &pki, &templates))
+        .map(|plan| templates.render_node(&inv, plan, &pki))
         .collect::<Result<Vec<_>>>()?;
 
     let rollout = templates.render_rollout(&inv)?;
@@ -186,7 +194,7 @@ fn previous_sums(out: &Path) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
-fn bundle_name(plan: &plan::NodePlan) -> String {
+fn bundle_name(plan: &render::RenderedNode) -> String {
     format!("{}.tar.gz", plan.top_dir())
 }
 
@@ -204,7 +212,9 @@ fn check_dist(out: &Path) -> Result<()> {
     for entry in fs_err::read_dir(out)? {
         let name = entry?.file_name().to_string_lossy().to_string();
         let ours = DIST_EXTRAS.contains(&name.as_str())
-            || (name.starts_with(&format!("{}-", plan::COMPONENT)) && name.ends_with(".tar.gz"));
+            || plan::is_bundle_name(&name)
+            // Bundles of the one-component layout, replaced by `control-plane-<node>`.
+            || (name.starts_with("kube-controller-manager-") && name.ends_with(".tar.gz"));
         if !ours {
             return Err(Error::input(
                 format!("`{}`", out.display()),

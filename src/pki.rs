@@ -1,5 +1,5 @@
 //! PKI state in `pki/`: the CA (imported or generated once), the service-account key pair
-//! and one controller-manager key and certificate per node. State is reused while it still
+//! and one key and certificate per node and component (`pki/<node>/<component>.pem`). State is reused while it still
 //! fits the inventory and the CA; a leaf that no longer fits is reissued and reported. This
 //! module never regenerates a CA or a service-account key that already exists, and never
 //! touches `dist/`.
@@ -17,13 +17,13 @@ use rcgen::{
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use crate::component::Component;
 use crate::config::{Inventory, KeyAlgorithm, Node, ServiceAccountKey, Subject};
 use crate::error::{Error, Result};
 use crate::keys;
+pub use crate::manifest::CertSummary;
 use crate::parallel;
 
-/// Subject CN and O of the controller-manager certificate: the built-in RBAC user and group.
-pub const KCM_USER: &str = "system:kube-controller-manager";
 /// Certificates start this long before they are made, so nodes with a slow clock accept them.
 const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
 
@@ -33,7 +33,14 @@ pub struct Pki {
     pub ca_key_pem: String,
     /// `None` when the CA key signs service-account tokens.
     pub service_account: Option<ServiceAccountPair>,
-    pub leaves: BTreeMap<String, Leaf>,
+    /// (node, component) → its key and certificate.
+    pub leaves: BTreeMap<(String, &'static str), Leaf>,
+}
+
+impl Pki {
+    pub fn leaf(&self, node: &str, c: &Component) -> &Leaf {
+        &self.leaves[&(node.to_string(), c.name)]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -53,15 +60,18 @@ pub struct Leaf {
 pub struct Renewal {
     /// `None`: no renewal; `Some(empty)`: every node; otherwise these nodes.
     pub nodes: Option<std::collections::BTreeSet<String>>,
+    /// Only these components' certificates (empty: every component).
+    pub components: std::collections::BTreeSet<String>,
     /// Generate new keys for the renewed certificates instead of keeping theirs.
     pub rotate_keys: bool,
 }
 
 impl Renewal {
-    fn covers(&self, node: &str) -> bool {
+    fn covers(&self, node: &str, c: &Component) -> bool {
         self.nodes
             .as_ref()
             .is_some_and(|n| n.is_empty() || n.contains(node))
+            && (self.components.is_empty() || self.components.contains(c.name))
     }
 }
 
@@ -78,6 +88,21 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
             format!("--renew {unknown}"),
             format!("`{unknown}` is not a node of `{}`", inv.path.display()),
         ));
+    }
+    if let Some(unknown) = renew.components.iter().find(|n| {
+        !inv.components
+            .iter()
+            .any(|s| s.component.name == n.as_str())
+    }) {
+        let built: Vec<&str> = inv.components.iter().map(|s| s.component.name).collect();
+        return Err(Error::input(
+            format!("--component {unknown}"),
+            format!(
+                "`{unknown}` is not a component `{}` builds",
+                inv.path.display()
+            ),
+        )
+        .with_hint(format!("it builds {}", built.join(", "))));
     }
     let dir = &inv.pki.dir;
     // Key generation is most of a fresh build: a new CA and the service-account key are
@@ -110,15 +135,20 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     };
     ca_notes.into_iter().chain(sa_notes).for_each(&mut *say);
     let (ca, service_account) = (ca?, service_account?);
-    let issued = parallel::map(&inv.nodes, parallel::threads(), |_, node| {
+    let wanted: Vec<(&Node, &'static Component)> = inv
+        .nodes
+        .iter()
+        .flat_map(|node| inv.components.iter().map(move |s| (node, s.component)))
+        .collect();
+    let issued = parallel::map(&wanted, parallel::threads(), |_, (node, c)| {
         let mut notes = Vec::new();
-        let leaf = leaf(inv, node, &ca, renew, &mut |line| notes.push(line));
+        let leaf = leaf(inv, node, c, &ca, renew, &mut |line| notes.push(line));
         (leaf, notes)
     });
     let mut leaves = BTreeMap::new();
-    for (node, (leaf, notes)) in inv.nodes.iter().zip(issued) {
+    for ((node, c), (leaf, notes)) in wanted.iter().zip(issued) {
         notes.into_iter().for_each(&mut *say);
-        leaves.insert(node.name.clone(), leaf?);
+        leaves.insert((node.name.clone(), c.name), leaf?);
     }
     restrict_dir(dir)?;
     Ok(Pki {
@@ -450,7 +480,7 @@ fn service_account_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<S
     Ok(pair)
 }
 
-/// The SANs a node's controller-manager certificate must carry.
+/// The SANs a node's component certificate must carry.
 fn expected_sans(node: &Node) -> Vec<String> {
     let mut sans = vec![
         format!("DNS:{}", node.name),
@@ -503,10 +533,10 @@ pub(crate) fn attr_of(
         .and_then(|a| a.as_str().ok().map(str::to_string))
 }
 
-fn subject_matches(cert: &X509Certificate<'_>, subject: &Subject) -> bool {
+fn subject_matches(cert: &X509Certificate<'_>, user: &str, subject: &Subject) -> bool {
     use x509_parser::oid_registry as oids;
-    attr(cert, &oids::OID_X509_COMMON_NAME).as_deref() == Some(KCM_USER)
-        && attr(cert, &oids::OID_X509_ORGANIZATION_NAME).as_deref() == Some(KCM_USER)
+    attr(cert, &oids::OID_X509_COMMON_NAME).as_deref() == Some(user)
+        && attr(cert, &oids::OID_X509_ORGANIZATION_NAME).as_deref() == Some(user)
         && attr(cert, &oids::OID_X509_COUNTRY_NAME) == subject.country
         && attr(cert, &oids::OID_X509_STATE_OR_PROVINCE_NAME) == subject.state
         && attr(cert, &oids::OID_X509_LOCALITY_NAME) == subject.locality
@@ -563,6 +593,7 @@ impl LeafProblem {
 fn leaf_problem(
     inv: &Inventory,
     node: &Node,
+    c: &Component,
     ca: &Ca,
     cert_der: &[u8],
     key_path: &Path,
@@ -581,7 +612,7 @@ fn leaf_problem(
     if have != want {
         return Ok(Some(LeafProblem::Sans { have, want }));
     }
-    if !subject_matches(&cert, &inv.pki.subject) {
+    if !subject_matches(&cert, c.user, &inv.pki.subject) {
         return Ok(Some(LeafProblem::Subject));
     }
     if !key_matches(key_path, key_pem, &cert)? {
@@ -601,13 +632,15 @@ fn leaf_problem(
 fn leaf(
     inv: &Inventory,
     node: &Node,
+    c: &Component,
     ca: &Ca,
     renew: &Renewal,
     say: &mut dyn FnMut(String),
 ) -> Result<Leaf> {
     let dir = inv.pki.dir.join(&node.name);
-    let cert_path = dir.join("kube-controller-manager.pem");
-    let key_path = dir.join("kube-controller-manager-key.pem");
+    let (cert_name, key_name) = c.pki_files();
+    let cert_path = dir.join(cert_name);
+    let key_path = dir.join(key_name);
 
     let saved_key = if key_path.exists() {
         Some(read_key_text(&key_path)?)
@@ -617,14 +650,14 @@ fn leaf(
     let problem = match (&saved_key, cert_path.exists()) {
         (Some(key_pem), true) => {
             let (cert_pem, cert_der) = read_pem(&cert_path, &["CERTIFICATE"])?;
-            let found = leaf_problem(inv, node, ca, &cert_der, &key_path, key_pem)?;
-            match (found, renew.covers(&node.name)) {
+            let found = leaf_problem(inv, node, c, ca, &cert_der, &key_path, key_pem)?;
+            match (found, renew.covers(&node.name, c)) {
                 (None, false) => return Ok(Leaf { cert_pem, key_pem: key_pem.clone() }),
                 (None, true) => Some(LeafProblem::Renewal),
                 (Some(LeafProblem::Sans { have, want }), true) => {
                     return Err(Error::input(
                         format!("`{}`", cert_path.display()),
-                        format!("renewing `{}` would change its SANs from {} to {}", node.name, have.join(","), want.join(",")),
+                        format!("renewing the {} certificate of `{}` would change its SANs from {} to {}", c.name, node.name, have.join(","), want.join(",")),
                     )
                     .with_hint("renewal keeps a certificate's names; build without --renew to reissue it with the inventory's names"))
                 }
@@ -636,7 +669,7 @@ fn leaf(
 
     let keep_key = saved_key.filter(|pem| {
         key_fits(pem, inv.pki.key_algorithm)
-            && !(renew.rotate_keys && renew.covers(&node.name))
+            && !(renew.rotate_keys && renew.covers(&node.name, c))
             && problem.as_ref().is_none_or(LeafProblem::keeps_key)
     });
     let kept_key = keep_key.is_some();
@@ -652,7 +685,7 @@ fn leaf(
     };
 
     let mut params = CertificateParams::default();
-    params.distinguished_name = subject_dn(&inv.pki.subject, Some(KCM_USER), KCM_USER);
+    params.distinguished_name = subject_dn(&inv.pki.subject, Some(c.user), c.user);
     params.subject_alt_names = vec![
         SanType::IpAddress("127.0.0.1".parse().expect("loopback")),
         SanType::IpAddress(node.ip),
@@ -698,14 +731,11 @@ fn leaf(
         Some(problem) => {
             let key_note = if kept_key { "" } else { " (new key)" };
             say(format!(
-                "{}: reissued the kube-controller-manager certificate{key_note}: {problem}",
-                node.name
+                "{}: reissued the {} certificate{key_note}: {problem}",
+                node.name, c.name
             ))
         }
-        None => say(format!(
-            "{}: issued a kube-controller-manager certificate",
-            node.name
-        )),
+        None => say(format!("{}: issued a {} certificate", node.name, c.name)),
     }
     Ok(Leaf {
         cert_pem: cert.pem(),
@@ -769,16 +799,4 @@ pub fn describe(cert_pem: &str) -> Option<CertSummary> {
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CertSummary {
-    pub subject: String,
-    pub issuer: String,
-    pub sans: Vec<String>,
-    pub serial: String,
-    #[serde(rename = "not-before")]
-    pub not_before: String,
-    #[serde(rename = "not-after")]
-    pub not_after: String,
 }

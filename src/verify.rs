@@ -15,10 +15,13 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::component::{self, Component};
 use crate::error::{Error, Result};
-use crate::pki::{self, KCM_USER};
-use crate::plan::{paths, COMPONENT};
+use crate::manifest::Manifest;
+use crate::pki;
+use crate::plan;
 use crate::signature;
+use crate::version::KubeVersion;
 
 pub struct VerifyOptions {
     pub bundles: Vec<PathBuf>,
@@ -188,30 +191,15 @@ struct Check<'a> {
     findings: &'a mut Vec<Finding>,
 }
 
-#[derive(Deserialize)]
-struct Manifest {
-    node: String,
-    #[serde(rename = "node-ip")]
-    node_ip: String,
-    #[serde(default)]
-    files: Vec<ManifestFile>,
-    #[serde(default)]
-    external: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct ManifestFile {
-    path: String,
-    mode: String,
-    sha256: String,
-}
-
 const CERT_CA: &str = "rootfs/etc/kubernetes/cert/ca.pem";
 const CERT_CA_KEY: &str = "rootfs/etc/kubernetes/cert/ca-key.pem";
-const CERT_LEAF: &str = "rootfs/etc/kubernetes/cert/kube-controller-manager.pem";
-const CERT_LEAF_KEY: &str = "rootfs/etc/kubernetes/cert/kube-controller-manager-key.pem";
 const SA_KEY: &str = "rootfs/etc/kubernetes/cert/sa.key";
 const SA_PUB: &str = "rootfs/etc/kubernetes/cert/sa.pub";
+
+/// A node path as it sits in a bundle.
+fn in_bundle(node_path: &str) -> String {
+    format!("rootfs{node_path}")
+}
 
 impl Check<'_> {
     fn find(&mut self, file: &str, message: impl Into<String>) {
@@ -237,10 +225,22 @@ impl Check<'_> {
             .map(|m| m.node.clone())
             .unwrap_or_default();
         let node_ip = manifest.as_ref().map(|m| m.node_ip.clone());
-        self.certificates(node_ip.as_deref(), now, warn);
-        self.kubeconfig();
-        if let Some(m) = &manifest {
-            self.unit(m);
+        let components = manifest
+            .as_ref()
+            .map(|m| self.components(m))
+            .unwrap_or_default();
+        if let Some(ca) = self.ca(now, warn) {
+            for c in &components {
+                self.leaf(c, &ca, node_ip.as_deref(), now, warn);
+            }
+        }
+        self.service_account();
+        for c in &components {
+            self.kubeconfig(c);
+            if let Some(m) = &manifest {
+                self.unit(c, m);
+                self.config_file(c, m);
+            }
         }
         node
     }
@@ -320,7 +320,7 @@ impl Check<'_> {
                 return None;
             }
         };
-        if self.bundle.top != format!("{COMPONENT}-{}", manifest.node) {
+        if self.bundle.top != plan::top_dir(&manifest.node) {
             self.find(
                 "manifest.json",
                 format!(
@@ -382,16 +382,35 @@ impl Check<'_> {
         }
     }
 
-    fn certificates(&mut self, node_ip: Option<&str>, now: OffsetDateTime, warn: time::Duration) {
+    /// The components the manifest names; an unknown one or none at all is a finding.
+    fn components(&mut self, manifest: &Manifest) -> Vec<&'static Component> {
+        if manifest.components.is_empty() {
+            self.find("manifest.json", "names no components");
+        }
+        let mut found = Vec::new();
+        for name in &manifest.components {
+            match component::by_name(name) {
+                Some(c) => found.push(c),
+                None => self.find(
+                    "manifest.json",
+                    format!("names an unknown component `{}`", name.escape_debug()),
+                ),
+            }
+        }
+        found
+    }
+
+    /// The bundled CA, checked, as DER.
+    fn ca(&mut self, now: OffsetDateTime, warn: time::Duration) -> Option<Vec<u8>> {
         let Some(ca_der) = self.pem_der(CERT_CA) else {
             if !self.bundle.files.contains_key(CERT_CA) {
                 self.find(CERT_CA, "is missing");
             }
-            return;
+            return None;
         };
         let Ok((_, ca)) = X509Certificate::from_der(&ca_der) else {
             self.find(CERT_CA, "is not an X.509 certificate");
-            return;
+            return None;
         };
         if !ca
             .basic_constraints()
@@ -407,36 +426,54 @@ impl Check<'_> {
                 self.find(CERT_CA_KEY, "does not match ca.pem");
             }
         }
+        Some(ca_der)
+    }
 
-        let Some(leaf_der) = self.pem_der(CERT_LEAF) else {
-            if !self.bundle.files.contains_key(CERT_LEAF) {
-                self.find(CERT_LEAF, "is missing");
+    /// One component's certificate and key: chain, identity, usages and SANs.
+    fn leaf(
+        &mut self,
+        c: &Component,
+        ca_der: &[u8],
+        node_ip: Option<&str>,
+        now: OffsetDateTime,
+        warn: time::Duration,
+    ) {
+        let Ok((_, ca)) = X509Certificate::from_der(ca_der) else {
+            return;
+        };
+        let cert_file = in_bundle(&c.cert_path());
+        let key_file = in_bundle(&c.key_path());
+        let Some(leaf_der) = self.pem_der(&cert_file) else {
+            if !self.bundle.files.contains_key(&cert_file) {
+                self.find(&cert_file, "is missing");
             }
             return;
         };
         let Ok((_, leaf)) = X509Certificate::from_der(&leaf_der) else {
-            self.find(CERT_LEAF, "is not an X.509 certificate");
+            self.find(&cert_file, "is not an X.509 certificate");
             return;
         };
+        let (cert_name, _) = c.pki_files();
         if leaf.issuer().as_raw() != ca.subject().as_raw()
             || leaf.verify_signature(Some(ca.public_key())).is_err()
         {
-            self.find(CERT_LEAF, "does not chain to the bundled CA");
+            self.find(&cert_file, "does not chain to the bundled CA");
         }
-        self.expiry(CERT_LEAF, &leaf, now, warn);
-        if let Some(key) = self.key(CERT_LEAF_KEY) {
+        self.expiry(&cert_file, &leaf, now, warn);
+        if let Some(key) = self.key(&key_file) {
             if !pki::spki_matches(&key, &leaf) {
-                self.find(CERT_LEAF_KEY, "does not match kube-controller-manager.pem");
+                self.find(&key_file, format!("does not match {cert_name}"));
             }
         }
         use x509_parser::oid_registry as oids;
         let cn = pki::attr(&leaf, &oids::OID_X509_COMMON_NAME);
         let o = pki::attr(&leaf, &oids::OID_X509_ORGANIZATION_NAME);
-        if cn.as_deref() != Some(KCM_USER) || o.as_deref() != Some(KCM_USER) {
+        if cn.as_deref() != Some(c.user) || o.as_deref() != Some(c.user) {
             self.find(
-                CERT_LEAF,
+                &cert_file,
                 format!(
-                    "subject CN and O must be `{KCM_USER}`, found CN `{}` O `{}`",
+                    "subject CN and O must be `{}`, found CN `{}` O `{}`",
+                    c.user,
                     cn.unwrap_or_default(),
                     o.unwrap_or_default()
                 ),
@@ -449,7 +486,7 @@ impl Check<'_> {
             .map(|k| (k.value.digital_signature(), k.value.key_encipherment()));
         if ku != Some((true, true)) {
             self.find(
-                CERT_LEAF,
+                &cert_file,
                 "key usage must include digitalSignature and keyEncipherment",
             );
         }
@@ -460,7 +497,7 @@ impl Check<'_> {
             .map(|e| (e.value.server_auth, e.value.client_auth));
         if eku != Some((true, true)) {
             self.find(
-                CERT_LEAF,
+                &cert_file,
                 "extended key usage must include serverAuth and clientAuth",
             );
         }
@@ -472,11 +509,14 @@ impl Check<'_> {
         for want in wanted {
             if !sans.contains(&want) {
                 self.find(
-                    CERT_LEAF,
+                    &cert_file,
                     format!("SANs lack {want} (has {})", sans.join(",")),
                 );
             }
         }
+    }
+
+    fn service_account(&mut self) {
         if self.bundle.files.contains_key(SA_KEY) || self.bundle.files.contains_key(SA_PUB) {
             match (self.key(SA_KEY), self.bundle.text(SA_PUB)) {
                 (Some(key), Some(public)) if key.public_key_pem() == public => {}
@@ -512,8 +552,10 @@ impl Check<'_> {
         }
     }
 
-    fn kubeconfig(&mut self) {
-        let file = format!("rootfs{}", paths::KUBECONFIG);
+    fn kubeconfig(&mut self, c: &Component) {
+        let file = in_bundle(&c.kubeconfig_path());
+        let cert_file = in_bundle(&c.cert_path());
+        let key_file = in_bundle(&c.key_path());
         let Some(text) = self.bundle.text(&file) else {
             self.find(&file, "is missing");
             return;
@@ -565,10 +607,14 @@ impl Check<'_> {
             ),
             (
                 &user.user.client_certificate_data,
-                CERT_LEAF,
+                cert_file.as_str(),
                 "client-certificate-data",
             ),
-            (&user.user.client_key_data, CERT_LEAF_KEY, "client-key-data"),
+            (
+                &user.user.client_key_data,
+                key_file.as_str(),
+                "client-key-data",
+            ),
         ];
         for (data, bundled, field) in pairs {
             let decoded = data
@@ -587,8 +633,8 @@ impl Check<'_> {
         }
     }
 
-    fn unit(&mut self, manifest: &Manifest) {
-        let file = format!("rootfs{}", paths::UNIT);
+    fn unit(&mut self, c: &Component, manifest: &Manifest) {
+        let file = in_bundle(&c.unit_path());
         let Some(text) = self.bundle.text(&file) else {
             self.find(&file, "is missing");
             return;
@@ -626,6 +672,58 @@ impl Check<'_> {
                     ),
                 );
             }
+        }
+    }
+
+    /// The `--config` file of a component that has one: an apiVersion the bundle's
+    /// release accepts, leader election on, and the bundled kubeconfig.
+    fn config_file(&mut self, c: &Component, manifest: &Manifest) {
+        let Some(path) = c.config_path() else { return };
+        let file = in_bundle(&path);
+        let Some(text) = self.bundle.text(&file) else {
+            self.find(&file, "is missing");
+            return;
+        };
+        let config: ComponentConfig = match yaml_serde::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                self.find(&file, format!("is not a {} configuration ({e})", c.name));
+                return;
+            }
+        };
+        if let Ok(version) = KubeVersion::parse(&manifest.kubernetes_version) {
+            let want = crate::flags::scheduler_config_api(&version);
+            if config.api_version != want {
+                self.find(
+                    &file,
+                    format!(
+                        "apiVersion `{}` is not the one {} {version} reads (`{want}`)",
+                        config.api_version, c.name
+                    ),
+                );
+            }
+        }
+        if config.kind != "KubeSchedulerConfiguration" {
+            self.find(
+                &file,
+                format!("kind `{}` is not KubeSchedulerConfiguration", config.kind),
+            );
+        }
+        let kubeconfig = c.kubeconfig_path();
+        if config.client_connection.kubeconfig != kubeconfig {
+            self.find(
+                &file,
+                format!(
+                    "clientConnection.kubeconfig is `{}`, not the bundled `{kubeconfig}`",
+                    config.client_connection.kubeconfig
+                ),
+            );
+        }
+        if config.leader_election.leader_elect != Some(true) {
+            self.find(
+                &file,
+                "leaderElection.leaderElect is not true: every master would schedule",
+            );
         }
     }
 }
@@ -689,6 +787,30 @@ fn shared_keys(bundles: &[Bundle], findings: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+#[derive(Deserialize)]
+struct ComponentConfig {
+    #[serde(rename = "apiVersion", default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(rename = "clientConnection", default)]
+    client_connection: ClientConnection,
+    #[serde(rename = "leaderElection", default)]
+    leader_election: LeaderElection,
+}
+
+#[derive(Deserialize, Default)]
+struct ClientConnection {
+    #[serde(default)]
+    kubeconfig: String,
+}
+
+#[derive(Deserialize, Default)]
+struct LeaderElection {
+    #[serde(rename = "leaderElect")]
+    leader_elect: Option<bool>,
 }
 
 #[derive(Deserialize)]

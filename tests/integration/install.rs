@@ -517,7 +517,7 @@ fn rollout_sh_goes_one_master_at_a_time_and_stops_at_a_failure() {
 
     // m2's install fails: m3 is not touched.
     std::fs::remove_dir_all(&root).unwrap();
-    let bundle = project.path("dist/kube-controller-manager-m2.tar.gz");
+    let bundle = project.path("dist/control-plane-m2.tar.gz");
     let work = tempfile::tempdir().unwrap();
     run_ok(
         Command::new(tool("tar"))
@@ -528,7 +528,7 @@ fn rollout_sh_goes_one_master_at_a_time_and_stops_at_a_failure() {
     );
     std::fs::write(
         work.path()
-            .join("kube-controller-manager-m2/rootfs/etc/kubernetes/cert/extra.pem"),
+            .join("control-plane-m2/rootfs/etc/kubernetes/cert/extra.pem"),
         "x",
     )
     .unwrap();
@@ -538,7 +538,7 @@ fn rollout_sh_goes_one_master_at_a_time_and_stops_at_a_failure() {
             .arg(&bundle)
             .arg("-C")
             .arg(work.path())
-            .arg("kube-controller-manager-m2"),
+            .arg("control-plane-m2"),
     );
     let out = rollout(&project, &env, &args);
     assert_eq!(out.status.code(), Some(1));

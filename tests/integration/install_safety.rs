@@ -37,11 +37,11 @@ fn versions() -> Versions {
     run_ok(
         Command::new(tool("tar"))
             .arg("-xzf")
-            .arg(project.path("dist-b/kube-controller-manager-m1.tar.gz"))
+            .arg(project.path("dist-b/control-plane-m1.tar.gz"))
             .arg("-C")
             .arg(&into),
     );
-    let b = into.join("kube-controller-manager-m1");
+    let b = into.join("control-plane-m1");
     let root = project.path("root");
     Versions {
         project,
@@ -307,7 +307,7 @@ fn a_second_run_at_once_is_refused_and_a_stale_lock_is_named() {
     let mut holder = Command::new(tool("bash"))
         .arg("-c")
         .arg(format!(
-            "exec 9>>{lock}; flock 9; echo \"$$ install kube-controller-manager-m1\" >{lock}; echo locked; exec sleep 60"
+            "exec 9>>{lock}; flock 9; echo \"$$ install control-plane-m1\" >{lock}; echo locked; exec sleep 60"
         ))
         .stdout(Stdio::piped())
         .spawn()
@@ -324,7 +324,7 @@ fn a_second_run_at_once_is_refused_and_a_stale_lock_is_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains(&format!(
-            "another run is working on this node: install.sh (pid {}, install of kube-controller-manager-m1) holds",
+            "another run is working on this node: install.sh (pid {}, install of control-plane-m1) holds",
             holder.id()
         )) && stderr(&out).contains("nothing was changed"),
         "{}",
@@ -662,7 +662,7 @@ fn rollout_sh_puts_an_fqdn_leader_last_and_checks_signatures_first() {
         "{log}"
     );
     assert!(
-        log.contains("m3.lab: kube-controller-manager-m3.lab.tar.gz is signed by a key in"),
+        log.contains("m3.lab: control-plane-m3.lab.tar.gz is signed by a key in"),
         "{log}"
     );
     let plan = Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
@@ -676,7 +676,7 @@ fn rollout_sh_puts_an_fqdn_leader_last_and_checks_signatures_first() {
     assert!(plan.contains("3. m1.lab"), "rollout-plan agrees: {plan}");
 
     // A tarball whose SHA256SUMS was re-signed by nobody: refused before any master.
-    let tarball = project.path("dist/kube-controller-manager-m3.lab.tar.gz");
+    let tarball = project.path("dist/control-plane-m3.lab.tar.gz");
     let mut bytes = std::fs::read(&tarball).unwrap();
     let n = bytes.len();
     bytes.truncate(n - 40);
@@ -690,4 +690,88 @@ fn rollout_sh_puts_an_fqdn_leader_last_and_checks_signatures_first() {
         stderr(&out)
     );
     assert!(!stdout(&out).contains("would copy"), "{}", stdout(&out));
+}
+
+/// Two components on one node: a file of one component restarts only its unit, the shared
+/// CA restarts both, in start order; `--uninstall --purge` and `--rollback` cover both.
+#[test]
+fn two_components_restart_only_what_changed_and_go_back_together() {
+    let project = Project::new(&format!(
+        "{INVENTORY}\n[kube-controller-manager]\nbinary = \"fake-kcm\"\n[kube-scheduler]\nbinary = \"fake-ks\"\n"
+    ));
+    for f in ["fake-kcm", "fake-ks"] {
+        project.write(f, FAKE_BINARY);
+        std::fs::set_permissions(project.path(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    project.build_ok();
+    let a = project.unpack("m1");
+    let root = project.path("root");
+    let root_arg = root.to_str().unwrap();
+    let out = run(&a, &["--root", root_arg], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for rel in [
+        "etc/systemd/system/kube-controller-manager.service",
+        "etc/systemd/system/kube-scheduler.service",
+        "etc/kubernetes/kube-scheduler.yaml",
+        "etc/kubernetes/kube-scheduler.kubeconfig",
+        "opt/k8s/bin/kube-scheduler",
+    ] {
+        assert!(root.join(rel).is_file(), "{rel}");
+    }
+    assert!(root.join("data/k8s/k8s/kube-scheduler").is_dir());
+
+    let restarts = |edit: &str| {
+        std::fs::write(root.join(edit), "edited\n").unwrap();
+        let out = run(&a, &["--dry-run", "--root", root_arg], None);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let line = stdout(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("install.sh: units whose files change: "))
+            .map(str::to_string)
+            .unwrap_or_default();
+        let out = run(&a, &["--root", root_arg], None);
+        assert!(out.status.success(), "{}", stderr(&out));
+        line
+    };
+    assert_eq!(
+        restarts("etc/kubernetes/kube-scheduler.yaml"),
+        "kube-scheduler.service (not restarted with --root)"
+    );
+    assert_eq!(
+        restarts("etc/kubernetes/kube-controller-manager.kubeconfig"),
+        "kube-controller-manager.service (not restarted with --root)"
+    );
+    assert_eq!(
+        restarts("etc/kubernetes/cert/ca.pem"),
+        "kube-controller-manager.service kube-scheduler.service (not restarted with --root)",
+        "the shared CA restarts both, in start order"
+    );
+    let script = std::fs::read_to_string(a.join("install.sh")).unwrap();
+    assert!(
+        script.contains(
+            "FILE_COMPONENTS[\"/etc/kubernetes/kube-scheduler.yaml\"]=\"kube-scheduler\""
+        ) && script.contains(
+            "FILE_COMPONENTS[\"/etc/kubernetes/cert/ca.pem\"]=\"kube-controller-manager,kube-scheduler\""
+        ),
+        "{script}"
+    );
+
+    let out = run(&a, &["--root", root_arg, "--uninstall", "--purge"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("uninstalled kube-controller-manager kube-scheduler"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!root.join("data/k8s/k8s/kube-scheduler").exists());
+    assert!(!root.join("data/k8s/k8s/kube-controller-manager").exists());
+    assert!(!root.join("etc/kubernetes/kube-scheduler.yaml").exists());
+    let out = run(&a, &["--root", root_arg, "--rollback"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(root.join("etc/kubernetes/kube-scheduler.yaml").is_file());
+    assert!(
+        root.join("data/k8s/k8s/kube-scheduler").is_dir(),
+        "work dirs recreated"
+    );
+    assert!(root.join("data/k8s/k8s/kube-controller-manager").is_dir());
 }

@@ -10,5 +10,6 @@ mod install;
 mod install_safety;
 mod outputs;
 mod reproducible;
+mod scheduler;
 mod shared_member;
 mod verify;
