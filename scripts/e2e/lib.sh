@@ -243,7 +243,7 @@ rules:
   verbs: ["create"]
   resources:
   - group: ""
-    resources: ["pods", "secrets", "serviceaccounts"]
+    resources: ["pods", "pods/binding", "secrets", "serviceaccounts"]
   - group: "apps"
     resources: ["replicasets", "deployments"]
 - level: None
@@ -422,16 +422,18 @@ kcm_journal() {
     node_exec "$1" journalctl -u "$KCM_UNIT" --no-pager -o short -n "${2:-30}" 2>&1 | cut -c1-400 || true
 }
 
-# lease_holder -> holderIdentity of kube-system/kube-controller-manager ("" if none)
+# lease_holder [LEASE] -> holderIdentity of kube-system/LEASE (default
+# kube-controller-manager; "" if none)
 lease_holder() {
-    k -n kube-system get lease kube-controller-manager \
+    k -n kube-system get lease "${1:-kube-controller-manager}" \
         -o 'jsonpath={.spec.holderIdentity}' 2>/dev/null
 }
 
-# lease_holder_node NODES... -> the node whose hostname prefixes the holder identity
-lease_holder_node() {
-    local holder n
-    holder=$(lease_holder) || return 1
+# lease_node LEASE NODES... -> the node whose hostname prefixes LEASE's holder identity
+lease_node() {
+    local lease=$1 holder n
+    shift
+    holder=$(lease_holder "$lease") || return 1
     [[ -n $holder ]] || return 1
     for n in "$@"; do
         if [[ $holder == "$n" || $holder == "${n}_"* ]]; then
@@ -441,6 +443,9 @@ lease_holder_node() {
     done
     return 1
 }
+
+# lease_holder_node NODES... -> the node holding the kube-controller-manager Lease
+lease_holder_node() { lease_node kube-controller-manager "$@"; }
 
 # lease_held_by_other OLD NODES...: succeeds when the lease names a node != OLD
 lease_held_by_other() {

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end test of kube-bundle (`make e2e`).
 #
-# Builds one kube-controller-manager bundle per node with kube-bundle, runs
-# etcd + kube-apiserver v1.20.2 on loopback trusting the bundle's CA and
-# service-account key, boots three systemd-nspawn nodes (this machine's /usr on
+# Builds one bundle per node (kube-controller-manager and kube-scheduler) with
+# kube-bundle, runs etcd + kube-apiserver v1.20.2 on loopback trusting the
+# bundle's CA and service-account key, boots three systemd-nspawn nodes (this machine's /usr on
 # a fresh tmpfs root, host network, node i on 127.0.1.i), installs each
 # node's tarball there with its own ./install.sh, and checks that the
 # controller managers run, elect exactly one leader, serve authenticated
 # /metrics, do their job with their own service-account credentials, fail over
-# when the leader stops, and survive a re-install. Then it takes install.sh and
+# when the leader stops, and survive a re-install; that the schedulers run beside
+# them, elect one leader, serve /healthz and /metrics over mTLS, bind a
+# Deployment's Pods to a Node registered with kubectl and fail over. Then it takes install.sh and
 # rollout.sh through the faults of a real node (the review's part 2): a binary
 # that crashes after start or never listens, a kubeconfig pointing at a dead
 # apiserver, another node's bundle, two runs at once, SIGTERM during the health
@@ -36,6 +38,8 @@ K8S_BIN_DIR=${K8S_BIN_DIR:-${KUBE_BUNDLE_CACHE:-/var/cache/kube-bundle}/k8s-v1.2
 NODES=(kb-node1 kb-node2 kb-node3)
 declare -A NODE_IP=([kb-node1]=127.0.1.1 [kb-node2]=127.0.1.2 [kb-node3]=127.0.1.3)
 SECURE_PORT=10257
+SCHED_PORT=10259
+SCHED_UNIT=kube-scheduler.service
 APISERVER=https://127.0.0.1:6443
 FAILOVER_TIMEOUT=${E2E_FAILOVER_TIMEOUT:-30}   # spec: another node leads within 30 s
 BOOT_TIMEOUT=90
@@ -83,7 +87,7 @@ print_summary() {
         [[ -z ${E2E_NODE_BOOT_S[$n]:-} ]] ||
             printf '  time  %s: boot %ss, install.sh %s\n' "$n" "${E2E_NODE_BOOT_S[$n]}" "${INSTALL_S[$n]:+${INSTALL_S[$n]}s}" >&2
     done
-    for p in first second re-install; do
+    for p in first second re-install scheduler; do
         [[ -z ${FAILOVER_S[$p]:-} ]] || printf '  time  %s failover: %s\n' "$p" "${FAILOVER_S[$p]}" >&2
     done
     for p in "${SUMMARY_NOTES[@]}"; do printf '  note  %s\n' "$p" >&2; done
@@ -116,17 +120,15 @@ for n in "${NODES[@]}"; do
     fi
 done
 if command -v ss >/dev/null; then
-    for hp in 127.0.0.1:6443 "${ETCD_CLIENT_URL#http://}" 127.0.1.1:$SECURE_PORT 127.0.1.2:$SECURE_PORT 127.0.1.3:$SECURE_PORT; do
+    for hp in 127.0.0.1:6443 "${ETCD_CLIENT_URL#http://}" 127.0.1.{1,2,3}:$SECURE_PORT 127.0.1.{1,2,3}:$SCHED_PORT; do
         if ss -Htln "( sport = :${hp##*:} )" | awk '{print $4}' | grep -qxF "$hp"; then
             fail "$hp is already in use on this host; stop whatever listens there first"
         fi
     done
 fi
 
-if [[ ! -x $K8S_BIN_DIR/kube-apiserver || ! -x $K8S_BIN_DIR/kube-controller-manager ]]; then
-    log "kube-apiserver/kube-controller-manager v1.20.2 not in $K8S_BIN_DIR; building them"
-    KUBE_BUNDLE_CACHE=$(dirname "$K8S_BIN_DIR") "$HERE/build-k8s.sh" || fail "scripts/e2e/build-k8s.sh failed"
-fi
+# build-k8s.sh reuses an intact cache and rebuilds anything else.
+KUBE_BUNDLE_CACHE=$(dirname "$K8S_BIN_DIR") "$HERE/build-k8s.sh" || fail "scripts/e2e/build-k8s.sh failed"
 "$K8S_BIN_DIR/kube-apiserver" --version | grep -q 'v1\.20\.2' ||
     fail "$K8S_BIN_DIR/kube-apiserver is not v1.20.2: $("$K8S_BIN_DIR/kube-apiserver" --version 2>&1)"
 if [[ ! -x $KUBE_BUNDLE ]]; then
@@ -165,6 +167,10 @@ TOML
 [kube-controller-manager]
 binary = "$K8S_BIN_DIR/kube-controller-manager"
 secure-port = $SECURE_PORT
+
+[kube-scheduler]
+binary = "$K8S_BIN_DIR/kube-scheduler"
+secure-port = $SCHED_PORT
 TOML
 } >"$CLUSTER/cluster.toml"
 
@@ -446,6 +452,95 @@ healthz_ok "$RERUN" || fail "healthz on $RERUN not ok after re-install"
 [[ $(lease_holder || true) == "$old_identity" ]] || fail "the lease moved from $old_identity to $(lease_holder || true) after an install that changed nothing"
 pass "re-running the unchanged bundle on $RERUN (leader) in ${REINSTALL_S}s: no restart (same start time and pid), lease kept"
 
+# ------------------------------------------------------- 4b. kube-scheduler ---
+
+sched_state() { node_exec "$1" systemctl show -p ActiveState -p SubState --value "$SCHED_UNIT" 2>/dev/null | paste -sd/ -; }
+sched_running() { [[ $(sched_state "$1") == active/running ]]; }
+sched_url() { printf 'https://%s:%s%s' "${NODE_IP[$1]}" "$SCHED_PORT" "${2:-}"; }
+for n in "${NODES[@]}"; do
+    wait_until 20 1 sched_running "$n" ||
+        fail_with_details "$SCHED_UNIT on $n is '$(sched_state "$n")', not active/running" \
+            "$(node_exec "$n" journalctl -u "$SCHED_UNIT" --no-pager -n 20 2>&1 | cut -c1-300)"
+    [[ $(node_exec "$n" systemctl is-enabled "$SCHED_UNIT" 2>&1) == enabled ]] || fail "$SCHED_UNIT on $n is not enabled"
+    kcm_running "$n" || fail "$KCM_UNIT on $n is not running beside the scheduler"
+done
+pass "$SCHED_UNIT and $KCM_UNIT active (running) and enabled on every node, from one bundle"
+
+wait_until "$LEASE_TIMEOUT" 1 lease_node kube-scheduler "${NODES[@]}" ||
+    fail "Lease kube-system/kube-scheduler not held by any of ${NODES[*]} within ${LEASE_TIMEOUT}s (holderIdentity='$(lease_holder kube-scheduler || true)')"
+SCHED_LEADER=$(lease_node kube-scheduler "${NODES[@]}")
+pass "Lease kube-system/kube-scheduler held by $SCHED_LEADER ($(lease_holder kube-scheduler))"
+
+admin_healthz_ok() { [[ $(curl -sS --max-time 5 --cacert "$CA" --cert "$ADMIN.pem" --key "$ADMIN-key.pem" "$1" 2>/dev/null) == ok ]]; }
+codes=()
+for n in "${NODES[@]}"; do
+    admin_healthz_ok "$(sched_url "$n" /healthz)" || fail "GET $(sched_url "$n" /healthz) with the admin certificate did not answer ok (serving cert must verify against the bundle CA)"
+    url=$(sched_url "$n" /metrics)
+    wait_until 20 1 admin_gets_200 "$url" || true
+    code=$(https_code "$url" "$CA" "$ADMIN")
+    [[ $code == 200 ]] || fail "GET $url with the admin client cert answered HTTP $code, expected 200"
+    wait_until 30 1 anon_denied "$url" || true
+    code=$(https_code "$url" "$CA")
+    [[ $code == 401 || $code == 403 ]] || fail "GET $url without a client cert answered HTTP $code, expected 401 or 403"
+    codes+=("$code")
+done
+pass "kube-scheduler /healthz ok and /metrics 200 over mTLS on every node (without a client cert: ${codes[*]})"
+
+# A Node registered through kubectl, without a kubelet, and a Deployment whose Pods the
+# scheduler binds to it. The Pods tolerate every taint, as the node lifecycle controller
+# marks a node without heartbeats unreachable.
+now_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+k create -f - >/dev/null <<YAML || fail "kubectl could not register the Node e2e-worker"
+apiVersion: v1
+kind: Node
+metadata:
+  name: e2e-worker
+  labels: {kubernetes.io/hostname: e2e-worker}
+status:
+  capacity: {cpu: "4", memory: 8Gi, pods: "110"}
+  allocatable: {cpu: "4", memory: 8Gi, pods: "110"}
+  conditions:
+  - {type: Ready, status: "True", reason: KubeletReady, message: registered by the e2e test, lastHeartbeatTime: "$now_utc", lastTransitionTime: "$now_utc"}
+YAML
+k create -f - >/dev/null <<'YAML' || fail "kubectl create deployment e2e-sched failed"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: e2e-sched}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: e2e-sched}}
+  template:
+    metadata: {labels: {app: e2e-sched}}
+    spec:
+      tolerations: [{operator: Exists}]
+      containers: [{name: pause, image: registry.invalid/e2e/pause:3.2}]
+YAML
+pods_bound() {
+    local bound
+    bound=$(k get pods -l app=e2e-sched -o 'jsonpath={range .items[*]}{.spec.nodeName}{"\n"}{end}' | grep -cx e2e-worker) || true
+    [[ $bound -ge 2 ]]
+}
+wait_until "$WORKLOAD_TIMEOUT" 1 pods_bound ||
+    fail "the Pods of e2e-sched did not get spec.nodeName e2e-worker within ${WORKLOAD_TIMEOUT}s: $(k get pods -l app=e2e-sched -o wide 2>&1 | tr '\n' ';') events: $(k get events --sort-by=.lastTimestamp 2>&1 | tail -n 5 | tr '\n' ';')"
+bound_by_scheduler() {
+    grep -F '"subresource":"binding"' "$E2E_AUDIT_LOG" 2>/dev/null | grep -F '"username":"system:kube-scheduler"' | grep -q '"code":201'
+}
+wait_until 15 1 bound_by_scheduler ||
+    fail "no Pod binding by system:kube-scheduler in the audit log ($(grep -F '"subresource":"binding"' "$E2E_AUDIT_LOG" | grep -o '"username":"[^"]*"' | sort | uniq -c | tr '\n' ' '))"
+pass "Node e2e-worker registered with kubectl; the 2 Pods of a Deployment got spec.nodeName from system:kube-scheduler"
+
+log "stopping $SCHED_UNIT on the scheduler leader $SCHED_LEADER"
+t0=$(now)
+node_exec "$SCHED_LEADER" systemctl stop "$SCHED_UNIT" || fail "systemctl stop $SCHED_UNIT on $SCHED_LEADER failed"
+sched_moved() { local h; h=$(lease_node kube-scheduler "${NODES[@]}") && [[ $h != "$SCHED_LEADER" ]]; }
+wait_until "$FAILOVER_TIMEOUT" 0.5 sched_moved ||
+    fail "kube-scheduler failover: lease still held by '$(lease_holder kube-scheduler || true)' ${FAILOVER_TIMEOUT}s after stopping it on $SCHED_LEADER"
+d=$(elapsed_since "$t0")
+FAILOVER_S[scheduler]="$SCHED_LEADER -> $(lease_node kube-scheduler "${NODES[@]}") in ${d}s"
+node_exec "$SCHED_LEADER" systemctl start "$SCHED_UNIT" || fail "systemctl start $SCHED_UNIT on $SCHED_LEADER failed"
+wait_until 20 1 sched_running "$SCHED_LEADER" || fail "$SCHED_UNIT on $SCHED_LEADER did not come back"
+pass "kube-scheduler failover: $SCHED_LEADER stopped, $(lease_node kube-scheduler "${NODES[@]}") holds the lease after ${d}s"
+
 # ------------------------------------------------------ 5. node lifecycle ---
 
 # Bundles that differ from the installed ones, all from the cluster's pki/: v2 changes
@@ -522,6 +617,7 @@ node_is_whole() {
     pending_exists "$n" && fail "a pending marker is left on $n ($ctx)"
     wait_until 30 1 kcm_running "$n" || fail_with_details "$KCM_UNIT on $n is '$(kcm_state "$n")' ($ctx)" "$(kcm_journal "$n" 20)"
     wait_until 30 1 healthz_ok "$n" || fail "healthz on $n not ok ($ctx)"
+    wait_until 30 1 sched_running "$n" || fail "$SCHED_UNIT on $n is '$(sched_state "$n")' ($ctx)"
 }
 
 # ----- another node's bundle: refused before anything changes (review D3)
@@ -673,7 +769,7 @@ if run_install "$FOLLOWER" sleep --timeout 8 --stable 3; then
 fi
 grep -q "there was no previous release, so the bundle's files were removed and its units stopped" <<<"$INSTALL_OUT" ||
     fail_with_details "the failed first install on $FOLLOWER did not say it removed everything" "$INSTALL_OUT"
-failed_units=$(node_exec "$FOLLOWER" systemctl list-units --failed --plain --no-legend --all "$KCM_UNIT")
+failed_units=$(node_exec "$FOLLOWER" systemctl list-units --failed --plain --no-legend --all "$KCM_UNIT" "$SCHED_UNIT")
 [[ -z $failed_units ]] || fail "after the failed first install $FOLLOWER still lists a failed unit: $failed_units"
 node_exec "$FOLLOWER" test ! -e "$WORKDIR" || fail "the failed first install left the empty $WORKDIR it made on $FOLLOWER"
 node_exec "$FOLLOWER" test ! -e "$KCM_BIN" || fail "the failed first install left $KCM_BIN on $FOLLOWER"
@@ -696,12 +792,29 @@ node_exec "$FOLLOWER" test -d "$WORKDIR" || fail "--rollback did not recreate $W
 node_is_whole "$FOLLOWER" "$v2_unit" "after --rollback of the purge"
 pass "--uninstall --purge on $FOLLOWER; a failed first install left no failed unit or empty folder; a mask refused by install and --rollback and kept; --rollback then recreated the work dir, healthy"
 
-# ----- rollout: non-leaders first, the leader last, through rollout.sh
-leader_now=$(lease_holder_node "${NODES[@]}") || fail "no leader before the rollout"
+# ----- rollout: non-leaders first, the master leading the most components last
+# expected_last: that master (the later in the inventory among equals)
+expected_last() {
+    local n c best="" best_c=-1 kl sl
+    kl=$(lease_holder_node "${NODES[@]}" || true)
+    sl=$(lease_node kube-scheduler "${NODES[@]}" || true)
+    for n in "${NODES[@]}"; do
+        c=0
+        [[ $n != "$kl" ]] || c=$((c + 1))
+        [[ $n != "$sl" ]] || c=$((c + 1))
+        if ((c >= best_c)); then
+            best=$n
+            best_c=$c
+        fi
+    done
+    echo "$best"
+}
+lease_holder_node "${NODES[@]}" >/dev/null || fail "no kube-controller-manager leader before the rollout"
+leader_now=$(expected_last)
 plan=$("$KUBE_BUNDLE" rollout-plan -c "$CLUSTER/cluster-v2.toml" --kubeconfig "$E2E_KUBECONFIG" 2>&1) ||
     fail_with_details "kube-bundle rollout-plan failed" "$plan"
 grep -q "^3\. $leader_now " <<<"$(tail -n 1 <<<"$plan")" ||
-    fail_with_details "rollout-plan does not put the leader $leader_now last" "$plan"
+    fail_with_details "rollout-plan does not put $leader_now, which leads the most components, last" "$plan"
 node_pids=""
 for n in "${NODES[@]}"; do node_pids+="${NODE_IP[$n]}=$(node_pid "$n") "; done
 t0=$(now)
@@ -709,7 +822,7 @@ out=$(E2E_NODE_PIDS=$node_pids SSH="$HERE/node-ssh.sh" SCP="$HERE/node-scp.sh" \
     "$DIST/v2/rollout.sh" --kubeconfig "$E2E_KUBECONFIG" -- --stable 5 2>&1) || fail_with_details "rollout.sh of v2 failed" "$out"
 printf '%s\n' "$out" >"$WORK/rollout.log"
 last_step=$(grep -o '\[3/3\] [^ ]*' <<<"$out" | head -n 1)
-[[ $last_step == "[3/3] $leader_now" ]] || fail_with_details "rollout.sh did not update the leader $leader_now last" "$out"
+[[ $last_step == "[3/3] $leader_now" ]] || fail_with_details "rollout.sh did not update $leader_now, which leads the most components, last" "$out"
 grep -q "all 3 masters updated" <<<"$out" || fail_with_details "rollout.sh did not finish" "$out"
 for n in "${NODES[@]}"; do
     [[ $(unit_sum "$n") == "$(bundle_unit_sum "$n" v2)" ]] || fail "$n does not run the v2 unit after the rollout"
@@ -724,7 +837,7 @@ one_leader() {
 }
 wait_until "$FAILOVER_TIMEOUT" 1 one_leader ||
     fail "no single leader ${FAILOVER_TIMEOUT}s after the rollout (holder '$(lease_holder || true)', $(leader_count) nodes report leader_election_master_status 1)"
-pass "rollout-plan and rollout.sh updated all masters to v2 one at a time, leader $leader_now last, in $(elapsed_since "$t0")s"
+pass "rollout-plan and rollout.sh updated all masters to v2 one at a time, $leader_now (leading the most components) last, in $(elapsed_since "$t0")s"
 
 # ----- a binary that crashes 8 s after start, through rollout.sh with the default gate:
 # the first master fails its gate and rolls back, the others are not touched (review D1)
