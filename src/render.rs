@@ -207,7 +207,7 @@ impl Templates {
                 )
             }
             Source::Unit(c) => self.render_unit(inv, node, c)?,
-            Source::Config(c) => self.render_config(inv, c)?,
+            Source::Config(c) => self.render_config(inv, node, c)?,
             Source::Binary(_) => unreachable!("binaries are streamed, not rendered"),
         })
     }
@@ -235,7 +235,7 @@ impl Templates {
         )
     }
 
-    fn render_config(&self, inv: &Inventory, c: &Component) -> Result<String> {
+    fn render_config(&self, inv: &Inventory, node: &Node, c: &Component) -> Result<String> {
         let template = c.config_template.ok_or_else(|| Error::Template {
             name: c.name.into(),
             message: "has no configuration file".into(),
@@ -245,6 +245,11 @@ impl Templates {
             &json!({
                 "api_version": flags::scheduler_config_api(&inv.cluster.version),
                 "kubeconfig": c.kubeconfig_path(),
+                // Up to 1.22 a scheduler reading a configuration file opens the insecure
+                // port 10251 on every address whatever `--port` says; only these fields
+                // move it (checked with 1.20.2). From 1.23 they must be left out.
+                "insecure_bind": (inv.cluster.version.profile_minor() <= 22)
+                    .then(|| format!("{}:10251", host(node))),
             }),
         )
     }
