@@ -604,8 +604,8 @@ in_background() {
     local n=$1 variant=$2 logf=$3
     shift 3
     # shellcheck disable=SC2016  # expanded by the node's sh
-    node_exec "$n" sh -c 'mkdir -p "/root/bg/$2" && cd "/root/bg/$2" && rm -rf "$3-$1" && tar -xzf "/bundle/$2/$3-$1.tar.gz" &&
-        shift 3 && exec "./$3-$1/install.sh" "$@"' sh "$n" "$variant" "$STEM" "$@" >"$logf" 2>&1 &
+    node_exec "$n" sh -c 'b=$3-$1 v=$2 && shift 3 && mkdir -p "/root/bg/$v" && cd "/root/bg/$v" && rm -rf "$b" &&
+        tar -xzf "/bundle/$v/$b.tar.gz" && exec "./$b/install.sh" "$@"' sh "$n" "$variant" "$STEM" "$@" >"$logf" 2>&1 &
     BG_PID=$!
 }
 
@@ -638,7 +638,8 @@ pass "$OTHER's bundle on $FOLLOWER: refused before any change (host name differs
 t0=$(now)
 in_background "$FOLLOWER" bad "$WORK/bad.log" --timeout 20 --stable 8
 bad_pid=$BG_PID
-wait_until 30 0.1 pending_exists "$FOLLOWER" || fail "install.sh of bad on $FOLLOWER never started changing files"
+wait_until 30 0.1 pending_exists "$FOLLOWER" ||
+    fail_with_details "install.sh of bad on $FOLLOWER never started changing files" "$(cat "$WORK/bad.log")"
 if run_install "$FOLLOWER" v2 --stable 3; then
     fail_with_details "a second install.sh on $FOLLOWER ran while the first held the lock" "$INSTALL_OUT"
 fi
@@ -717,7 +718,8 @@ pass "a drop-in override on $FOLLOWER: --check names it; the unchanged bundle na
 log "starting install.sh of v2 on $FOLLOWER and killing it once it has begun replacing files"
 in_background "$FOLLOWER" v2 "$WORK/killed.log" --stable 3
 installer=$BG_PID
-wait_until 30 0.05 pending_exists "$FOLLOWER" || fail "install.sh of v2 on $FOLLOWER never started replacing files"
+wait_until 30 0.05 pending_exists "$FOLLOWER" ||
+    fail_with_details "install.sh of v2 on $FOLLOWER never started replacing files" "$(cat "$WORK/killed.log")"
 node_exec "$FOLLOWER" pkill -KILL -f "$STEM-$FOLLOWER/install.sh" || fail "could not kill install.sh on $FOLLOWER"
 wait "$installer" 2>/dev/null || true
 pending_exists "$FOLLOWER" || fail "the killed install left no pending marker on $FOLLOWER"
