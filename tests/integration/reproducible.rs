@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "ce144d7c32c5e5b0c1d0327e559db946ffb1eee06d749da5a4511b6f76706152",
-        "d7f4a8bc66e54a8679eae5e26c686dba34ab28245cf91b418c2ce70abd9dcfb8",
-        "3599d6daa472a807cc062ab1b339e7b25445ffd961b1c43988485b990c8668d7",
+        "e8748c1f97890a738680ceae4199990f4481c285add19a2ea46ec4e35f24b3da",
+        "c7dcbe191a3fd37a4bbce41a768f784fda0830a1e8aa7658a37a5305f185890c",
+        "8bb6adf729a7effe6e398c4070e9c9bd71915868ba7745c85694d799b5f9cd07",
     ];
     assert_eq!(
         hashes(&project),
