@@ -596,7 +596,7 @@ bundle_unit_sum() { tar -xzOf "$DIST/$2/$STEM-$1.tar.gz" "$STEM-$1/rootfs/etc/sy
 KCM_BIN=/opt/k8s/bin/kube-controller-manager
 REAL_BIN_SUM=$(sha256sum "$K8S_BIN_DIR/kube-controller-manager" | cut -d' ' -f1)
 pending_exists() { node_exec "$1" test -f /var/backups/kube-bundle/.pending; }
-FOLLOWER=$(others_than "$(lease_holder_node "${NODES[@]}")" | head -n 1)
+FOLLOWER=$(others_than "$(lease_holder_node "${NODES[@]}")" | sed -n 1p)
 OTHER=$(others_than "$(lease_holder_node "${NODES[@]}")" "$FOLLOWER")
 
 # in_background NODE VARIANT LOG INSTALL_ARGS...: run_install's work, in the background
@@ -823,7 +823,7 @@ t0=$(now)
 out=$(E2E_NODE_PIDS=$node_pids SSH="$HERE/node-ssh.sh" SCP="$HERE/node-scp.sh" \
     "$DIST/v2/rollout.sh" --kubeconfig "$E2E_KUBECONFIG" -- --stable 5 2>&1) || fail_with_details "rollout.sh of v2 failed" "$out"
 printf '%s\n' "$out" >"$WORK/rollout.log"
-last_step=$(grep -o '\[3/3\] [^ ]*' <<<"$out" | head -n 1)
+last_step=$(grep -o '\[3/3\] [^ ]*' <<<"$out" | sed -n 1p)
 [[ $last_step == "[3/3] $leader_now" ]] || fail_with_details "rollout.sh did not update $leader_now, which leads the most components, last" "$out"
 grep -q "all 3 masters updated" <<<"$out" || fail_with_details "rollout.sh did not finish" "$out"
 for n in "${NODES[@]}"; do
@@ -849,7 +849,7 @@ out=$(E2E_NODE_PIDS=$node_pids SSH="$HERE/node-ssh.sh" SCP="$HERE/node-scp.sh" \
     "$DIST/crash/rollout.sh" --kubeconfig "$E2E_KUBECONFIG" 2>&1) || rc=$?
 printf '%s\n' "$out" >"$WORK/rollout-crash.log"
 ((rc == 1)) || fail_with_details "rollout.sh of a binary that crashes after start exited $rc" "$out"
-first=$(grep -o '\[1/3\] [^ ]*' <<<"$out" | head -n 1)
+first=$(grep -o '\[1/3\] [^ ]*' <<<"$out" | sed -n 1p)
 first=${first#\[1/3\] }
 grep -q "$first: install.sh failed (it has put the previous release back); stopping the rollout, 2 master(s) not updated" <<<"$out" ||
     fail_with_details "rollout.sh did not stop after the crash on $first" "$out"
