@@ -159,9 +159,20 @@ fn loc(path: &Path) -> String {
     format!("`{}`", path.display())
 }
 
+/// A PEM file's text. A file that is missing or not text is bad PKI state (exit 2); any
+/// other failure to read it (permissions, I/O) is an I/O error naming it (exit 1).
+fn read_text(path: &Path) -> Result<String> {
+    fs_err::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData => {
+            Error::pki(loc(path), e.to_string())
+        }
+        _ => Error::Io(e),
+    })
+}
+
 /// Reads the first PEM block of `label` from a file.
 fn read_pem(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
-    let text = fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))?;
+    let text = read_text(path)?;
     let blocks =
         pem::parse_many(&text).map_err(|e| Error::pki(loc(path), format!("is not PEM: {e}")))?;
     let block = blocks
@@ -177,7 +188,7 @@ fn read_pem(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
 }
 
 fn read_key_text(path: &Path) -> Result<String> {
-    fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))
+    read_text(path)
 }
 
 fn parse_key_text(path: &Path, text: &str) -> Result<KeyPair> {
