@@ -1,6 +1,7 @@
 //! Tar archives written block by block, for hostile bundles: `..` and absolute names,
 //! links, devices, FIFOs, long names and PAX headers, which `tar::Builder` refuses or
-//! normalises. Also the names of the bundles a build wrote, read from its SHA256SUMS.
+//! normalises. Also the bundles a build wrote, read from its SHA256SUMS, and the
+//! certificates in pki/.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -51,6 +52,22 @@ pub fn built_bundles(dist: &Path) -> Vec<PathBuf> {
         .collect();
     assert!(!bundles.is_empty(), "SHA256SUMS lists no bundle:\n{sums}");
     bundles
+}
+
+/// The certificates in pki/'s per-node folders, sorted.
+pub fn leaf_certificates(pki: &Path) -> Vec<PathBuf> {
+    let leaves: Vec<PathBuf> = walkdir::WalkDir::new(pki)
+        .min_depth(2)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.ends_with(".pem") && !name.ends_with("-key.pem")
+        })
+        .collect();
+    assert!(!leaves.is_empty(), "no certificate in {}", pki.display());
+    leaves
 }
 
 /// A tarball's members in order, long names resolved, as GNU tar would list them.

@@ -399,15 +399,7 @@ fn concurrent_builds_leave_pki_and_dist_in_agreement() {
             "round {round}: {}",
             stdout(&out)
         );
-        let leaves: Vec<_> = walkdir::WalkDir::new(project.path("pki"))
-            .min_depth(2)
-            .into_iter()
-            .map(|e| e.unwrap().into_path())
-            .filter(|p| {
-                let name = p.file_name().unwrap().to_string_lossy();
-                name.ends_with(".pem") && !name.ends_with("-key.pem")
-            })
-            .collect();
+        let leaves = leaf_certificates(&project.path("pki"));
         assert_eq!(leaves.len(), NODES.len(), "round {round}: {leaves:?}");
         for leaf in leaves {
             let out = run_ok(

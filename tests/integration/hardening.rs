@@ -305,6 +305,45 @@ fn a_toml_error_is_printed_once() {
     assert!(!err.contains("caused by"), "{err}");
 }
 
+#[test]
+fn a_pki_file_that_cannot_be_read_is_an_io_failure_naming_it() {
+    let project = Project::new(&fast_inventory());
+    project.build_ok();
+    let leaf = leaf_certificates(&project.path("pki")).remove(0);
+    // Unreadable even for root: a folder where the file was.
+    std::fs::remove_file(&leaf).unwrap();
+    std::fs::create_dir(&leaf).unwrap();
+    let rel = leaf
+        .strip_prefix(project.dir.path())
+        .unwrap()
+        .display()
+        .to_string();
+    let out = project.build();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("error: failed to read from file `{rel}`: Is a directory (os error 21)\n")
+    );
+}
+
+#[test]
+fn a_missing_or_binary_environment_file_is_bad_input() {
+    let project = Project::new(&fast_inventory());
+    std::fs::write(project.path("env.sh"), [0xff, 0xfe, b'\n']).unwrap();
+    for (file, says) in [
+        ("missing.sh", "No such file or directory"),
+        ("env.sh", "stream did not contain valid UTF-8"),
+    ] {
+        let out = project.kube_bundle(&["init", "--from-env", file, "-o", "-"]);
+        assert_eq!(out.status.code(), Some(2), "{file}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!("error: `{file}`: ")) && err.contains(says),
+            "{err}"
+        );
+    }
+}
+
 /// Holds an exclusive lock on `path` (a folder or a file) until dropped.
 fn hold_lock(path: &Path) -> std::fs::File {
     let file = std::fs::OpenOptions::new()
