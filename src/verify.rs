@@ -267,6 +267,12 @@ fn load(path: &Path) -> Result<Bundle> {
             continue;
         }
         let mode = entry.header().mode().map_err(|e| unreadable(&e))?;
+        if mode & !0o777 != 0 {
+            findings.push((
+                shown(&rest),
+                format!("has mode {mode:o}, with bits beyond rwx (setuid, setgid, sticky or a file type)"),
+            ));
+        }
         let mut hasher = Sha256::new();
         let mut kept = (size <= KEEP_LIMIT).then(Vec::new);
         if kept.is_some() {

@@ -19,7 +19,7 @@ fn verify(project: &Project, tarball: &Path) -> Output {
 
 /// Runs `args` with the address space capped, so an archive that makes verify allocate
 /// gigabytes ends it (abort) instead of passing.
-fn capped(project: &Project, args: &[&str]) -> Output {
+pub fn capped(project: &Project, args: &[&str]) -> Output {
     Command::new(tool("bash"))
         .arg("-c")
         .arg("ulimit -v 1048576; exec \"$@\"")
@@ -48,6 +48,15 @@ fn findings_of_forged(project: &Project, members: &[Member]) -> String {
     let out = verify(project, &hostile);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     stdout(&out)
+}
+
+/// `members` with `change` applied to those whose name ends with `suffix`.
+fn edited(members: &[Member], suffix: &str, change: impl Fn(&mut Member)) -> Vec<Member> {
+    let mut out = members.to_vec();
+    out.iter_mut()
+        .filter(|m| m.name().ends_with(suffix))
+        .for_each(change);
+    out
 }
 
 fn bundle_name(tarball: &Path) -> String {
@@ -154,15 +163,7 @@ fn dot_slash_names_read_the_same_as_without() {
 
     // A change in a repacked bundle is reported as that change, nothing else.
     let unit = "rootfs/etc/systemd/system/kube-controller-manager.service";
-    let changed: Vec<Member> = dotted
-        .into_iter()
-        .map(|mut m| {
-            if m.name().ends_with(unit) {
-                m.data.extend(b"# changed\n");
-            }
-            m
-        })
-        .collect();
+    let changed = edited(&dotted, unit, |m| m.data.extend(b"# changed\n"));
     write_tar_gz(&repacked, &changed);
     let out = verify(&project, &repacked);
     let name = bundle_name(&tarball);
@@ -189,6 +190,16 @@ fn a_repeated_member_is_a_finding() {
     assert_eq!(
         findings_of_forged(&project, &forged),
         "hostile.tar.gz: rootfs/etc/kubernetes/cert/ca.pem: appears more than once in the archive; tar keeps the last\n"
+    );
+}
+
+#[test]
+fn special_mode_bits_are_a_finding_even_where_no_manifest_describes_the_file() {
+    let (project, _, members) = built();
+    let forged = edited(&members, "/SHA256SUMS", |m| m.mode = 0o4755);
+    assert_eq!(
+        findings_of_forged(&project, &forged),
+        "hostile.tar.gz: SHA256SUMS: has mode 4755, with bits beyond rwx (setuid, setgid, sticky or a file type)\n"
     );
 }
 
@@ -276,15 +287,7 @@ fn bundle_names_are_printed_escaped() {
 #[test]
 fn an_oversized_manifest_is_too_large_not_missing() {
     let (project, _, members) = built();
-    let forged: Vec<Member> = members
-        .into_iter()
-        .map(|mut m| {
-            if m.name().ends_with("/manifest.json") {
-                m.data = vec![b' '; 5 << 20];
-            }
-            m
-        })
-        .collect();
+    let forged = edited(&members, "/manifest.json", |m| m.data = vec![b' '; 5 << 20]);
     let text = findings_of_forged(&project, &forged);
     assert!(
         text.contains(
