@@ -465,6 +465,41 @@ fn a_ca_written_half_way_is_recovered_from_its_temporary_file() {
     assert!(!project.path("pki/ca.tmp-4243").exists());
 }
 
+/// Runs a build with files limited to `kib` KiB, a write past it failing with EFBIG.
+fn build_with_file_limit(project: &Project, kib: usize) -> Output {
+    Command::new(tool("bash"))
+        .arg("-c")
+        .arg(format!("trap '' XFSZ; ulimit -f {kib}; exec \"$@\""))
+        .arg("limited")
+        .arg(env!("CARGO_BIN_EXE_kube-bundle"))
+        .args(["build", "-c", "cluster.toml", "-o", "dist"])
+        .current_dir(project.dir.path())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_key_write_that_fails_leaves_no_temporary_file() {
+    let project = Project::new(&fast_inventory());
+    let out = build_with_file_limit(&project, 0);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: failed to write to file `pki/"),
+        "{err}"
+    );
+    assert!(err.contains("File too large (os error 27)"), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    let left: Vec<_> = walkdir::WalkDir::new(project.path("pki"))
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!project.path("dist").exists());
+}
+
 /// Offsets where each gzip member of `bytes` ends.
 fn member_ends(bytes: &[u8]) -> Vec<usize> {
     let mut ends = Vec::new();
@@ -520,15 +555,7 @@ fn a_write_failing_half_way_is_one_error_naming_the_bundle() {
         "first member {first}, shared member {shared}: no room for the test"
     );
     let limit_kib = limit / 1024;
-    let out = Command::new(tool("bash"))
-        .arg("-c")
-        .arg(format!("trap '' XFSZ; ulimit -f {limit_kib}; exec \"$@\""))
-        .arg("limited")
-        .arg(env!("CARGO_BIN_EXE_kube-bundle"))
-        .args(["build", "-c", "cluster.toml", "-o", "dist"])
-        .current_dir(project.dir.path())
-        .output()
-        .unwrap();
+    let out = build_with_file_limit(&project, limit_kib);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
