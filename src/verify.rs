@@ -97,8 +97,7 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
         .map(|p| load(p))
         .collect::<Result<Vec<_>>>()?;
     let now = OffsetDateTime::now_utc();
-    let warn = time::Duration::try_from(opts.warn_within)
-        .map_err(|e| Error::input("--warn-within", e.to_string()))?;
+    let warn = warn_window(now, opts.warn_within)?;
     let mut findings = Vec::new();
     let mut checked = Vec::new();
     for (bundle, path) in bundles.iter().zip(&opts.bundles) {
@@ -119,6 +118,24 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
         bundles: checked,
         findings,
     })
+}
+
+/// `--warn-within` as a span that can be added to `now`: one that reaches past the
+/// year 9999 is refused, not left to overflow.
+pub(crate) fn warn_window(now: OffsetDateTime, within: Duration) -> Result<time::Duration> {
+    time::Duration::try_from(within)
+        .ok()
+        .filter(|warn| now.checked_add(*warn).is_some())
+        .ok_or_else(|| {
+            Error::input(
+                "--warn-within",
+                match within.as_secs() {
+                    s if s % 86_400 == 0 => format!("{}d reaches past the year 9999", s / 86_400),
+                    s => format!("{s}s reaches past the year 9999"),
+                },
+            )
+            .with_hint("give a window such as `30d` or `365d`")
+        })
 }
 
 fn load(path: &Path) -> Result<Bundle> {

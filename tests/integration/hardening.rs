@@ -299,6 +299,26 @@ fn an_oversized_manifest_is_too_large_not_missing() {
 }
 
 #[test]
+fn a_warning_window_past_the_year_9999_is_bad_input() {
+    let project = Project::new(&fast_inventory());
+    project.build_ok();
+    let bundles = built_bundles(&project.path("dist"));
+    let bundle = bundles[0].to_str().unwrap();
+    for args in [
+        vec!["verify", "--warn-within", "3000000d", bundle],
+        vec!["certs", "-c", "cluster.toml", "--warn-within", "3000000d"],
+    ] {
+        let out = project.kube_bundle(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            "error: --warn-within: 3000000d reaches past the year 9999\n\
+             hint: give a window such as `30d` or `365d`\n"
+        );
+    }
+}
+
+#[test]
 fn a_toml_error_is_printed_once() {
     let project = Project::new("[cluster]\nkubernetes-version = [\n");
     let out = project.build();
