@@ -422,7 +422,7 @@ impl Validator<'_> {
             |value: Option<Spanned<String>>, field: &str, default: &str| -> Result<Duration> {
                 match value {
                     None => Ok(parse_duration(default).expect("default duration parses")),
-                    Some(v) => parse_duration(v.get_ref()).map_err(|m| {
+                    Some(v) => parse_go_duration(v.get_ref()).map_err(|m| {
                         self.err(&v, field, m)
                             .with_hint("write durations like `8760h` (hours), `365d` or `90d12h`")
                     }),
@@ -754,13 +754,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !digits.is_empty() || total == 0 {
         return Err(bad());
     }
-    if total > GO_MAX_DURATION_SECS {
+    Ok(Duration::from_secs(total))
+}
+
+/// A duration the inventory passes on to Kubernetes: at most what Go's `time.Duration`
+/// holds, since a longer one renders a flag the component refuses.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.as_secs() > GO_MAX_DURATION_SECS {
         return Err(format!(
             "`{text}` is longer than Go's longest duration, {}h, which Kubernetes flags cannot exceed",
             GO_MAX_DURATION_SECS / 3600
         ));
     }
-    Ok(Duration::from_secs(total))
+    Ok(d)
 }
 
 /// Go's `time.Duration` holds at most 2^63-1 ns, about 292 years (`2562047h47m16s`).
@@ -815,9 +822,9 @@ ip = "10.0.0.1"
 
     #[test]
     fn durations_longer_than_go_allows_are_refused() {
-        assert!(parse_duration("2562047h").is_ok());
+        assert!(parse_go_duration("2562047h").is_ok());
         for bad in ["2562048h", "3000000d", "99999999999d", "200000d"] {
-            let err = parse_duration(bad).unwrap_err();
+            let err = parse_go_duration(bad).unwrap_err();
             assert!(
                 err.contains("longer than Go's longest duration, 2562047h"),
                 "{bad}: {err}"

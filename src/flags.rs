@@ -184,7 +184,7 @@ pub fn scheduler_config_api(version: &KubeVersion) -> &'static str {
 /// Go's duration syntax, as kube-controller-manager parses it.
 fn go_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
     } else {
         format!("{secs}s")

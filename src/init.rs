@@ -108,7 +108,14 @@ pub struct Imported {
 }
 
 pub fn import_env(path: &Path) -> Result<Imported> {
-    let text = fs_err::read_to_string(path)?;
+    // The file is the user's input: missing or not text is exit 2, like an inventory.
+    let text = fs_err::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData => {
+            Error::input(format!("`{}`", path.display()), e.to_string())
+                .with_hint("pass the tutorial's environment.sh with `--from-env FILE`")
+        }
+        _ => Error::Io(e),
+    })?;
     let vars = parse_env(&text);
     let loc = |name: &str| format!("`{}`: `{name}`", path.display());
     let scalar = |name: &str| -> Result<Option<String>> {

@@ -189,9 +189,20 @@ fn loc(path: &Path) -> String {
     format!("`{}`", path.display())
 }
 
+/// A PEM file's text. A file that is missing or not text is bad PKI state (exit 2); any
+/// other failure to read it (permissions, I/O) is an I/O error naming it (exit 1).
+fn read_text(path: &Path) -> Result<String> {
+    fs_err::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData => {
+            Error::pki(loc(path), e.to_string())
+        }
+        _ => Error::Io(e),
+    })
+}
+
 /// Reads the first PEM block of `label` from a file.
 fn read_pem(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
-    let text = fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))?;
+    let text = read_text(path)?;
     let blocks =
         pem::parse_many(&text).map_err(|e| Error::pki(loc(path), format!("is not PEM: {e}")))?;
     let block = blocks
@@ -207,7 +218,7 @@ fn read_pem(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
 }
 
 fn read_key_text(path: &Path) -> Result<String> {
-    fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))
+    read_text(path)
 }
 
 fn parse_key_text(path: &Path, text: &str) -> Result<KeyPair> {
@@ -319,17 +330,62 @@ fn saved_ca(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Ca> {
             format!("exists but its key `{}` does not", key_path.display()),
         )
         .with_hint("restore the CA key from backup; kube-bundle never replaces a CA on its own")),
-        (false, true) => Err(Error::pki(
-            loc(&key_path),
-            format!(
-                "exists but its certificate `{}` does not",
-                cert_path.display()
-            ),
-        )
-        .with_hint(
-            "restore the CA certificate from backup; kube-bundle never replaces a CA on its own",
-        )),
+        (false, true) => {
+            if let Some(tmp) = recover_ca_cert(&inv.pki.dir, &cert_path, &key_path)? {
+                say(format!(
+                    "recovered `{}` from `{}`, which an interrupted build wrote in full",
+                    cert_path.display(),
+                    tmp.display()
+                ));
+                return load_ca(&cert_path, &key_path);
+            }
+            Err(Error::pki(
+                loc(&key_path),
+                format!(
+                    "exists but its certificate `{}` does not",
+                    cert_path.display()
+                ),
+            )
+            .with_hint(
+                "restore the CA certificate from backup; kube-bundle never replaces a CA on its own",
+            ))
+        }
     }
+}
+
+/// A first build writes `ca-key.pem`, then `ca.pem` through a synced temporary file. If
+/// it died between the two, that temporary file is the certificate: it is put in place
+/// when it parses and matches the key. Returns the file it came from.
+fn recover_ca_cert(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<Option<PathBuf>> {
+    let Ok(key) = KeyPair::from_pem(&fs_err::read_to_string(key_path)?) else {
+        return Ok(None);
+    };
+    let prefix = format!(
+        "{}.tmp-",
+        cert_path.file_stem().unwrap_or_default().to_string_lossy()
+    );
+    for entry in fs_err::read_dir(dir)? {
+        let tmp = entry?.path();
+        let is_candidate = tmp
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix));
+        let Some(text) = is_candidate
+            .then(|| fs_err::read_to_string(&tmp).ok())
+            .flatten()
+        else {
+            continue;
+        };
+        let matches = pem::parse(&text).ok().is_some_and(|block| {
+            block.tag() == "CERTIFICATE"
+                && X509Certificate::from_der(block.contents())
+                    .is_ok_and(|(_, cert)| spki_matches(&key, &cert))
+        });
+        if matches {
+            fs_err::rename(&tmp, cert_path)?;
+            return Ok(Some(tmp));
+        }
+    }
+    Ok(None)
 }
 
 fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair> {
@@ -743,7 +799,7 @@ fn leaf(
     })
 }
 
-fn ensure_dir(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         fs_err::create_dir_all(dir)?;
     }
@@ -762,16 +818,28 @@ fn restrict_dir(dir: &Path) -> Result<()> {
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
     let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut file = fs_err::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs_err::rename(&tmp, path)?;
-    Ok(())
+    // Only one build at a time holds pki/ and the output folder, so a temporary file of
+    // this name is a leftover of a killed process that had the same id.
+    if tmp.exists() {
+        fs_err::remove_file(&tmp)?;
+    }
+    let written = (|| -> Result<()> {
+        let mut file = fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs_err::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if written.is_err() {
+        // A half-written key is no use to anyone; a full disk must not keep it.
+        let _ = fs_err::remove_file(&tmp);
+    }
+    written
 }
 
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
