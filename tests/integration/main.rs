@@ -14,4 +14,5 @@ mod outputs;
 mod reproducible;
 mod scheduler;
 mod shared_member;
+mod signing;
 mod verify;
