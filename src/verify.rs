@@ -200,7 +200,17 @@ fn load(path: &Path) -> Result<Bundle> {
             }
             continue;
         }
-        if kind.is_pax_local_extensions() || kind.is_pax_global_extensions() {
+        if kind.is_pax_global_extensions() {
+            // Global headers change how every later member reads, and readers disagree on
+            // them (the tar crate lists one as an entry, GNU tar applies it): kube-bundle
+            // never writes one, and GNU tar and bsdtar repacking a bundle write none.
+            findings.push((
+                shown(&String::from_utf8_lossy(&entry.path_bytes())),
+                "is a PAX global header, which kube-bundle never writes".to_string(),
+            ));
+            continue;
+        }
+        if kind.is_pax_local_extensions() {
             if size > PAX_LIMIT {
                 return Err(over("a PAX header", &bytes(PAX_LIMIT)));
             }
