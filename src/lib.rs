@@ -264,7 +264,7 @@ const LOCK_WAIT: u64 = 30;
 /// seconds; the lock goes with the returned handle, also when the process is killed.
 fn lock_output(out: &Path) -> Result<std::fs::File> {
     let (parent, _) = beside(out);
-    fs_err::create_dir_all(&parent)?;
+    pki::create_dirs(&parent)?;
     let handle =
         std::fs::File::open(&parent).map_err(|e| Error::from(e).doing("opening", &parent))?;
     lock(&handle, out)?;
@@ -350,7 +350,14 @@ impl Staging {
     fn create(out: &Path) -> Result<Staging> {
         let (parent, name) = beside(out);
         let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        fs_err::create_dir(&staging)?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            // Never wider than 0755, whatever the umask: it becomes dist/.
+            std::fs::DirBuilder::new()
+                .mode(0o755)
+                .create(&staging)
+                .map_err(|e| Error::from(e).doing("creating", &staging))?;
+        }
         Ok(Staging(staging))
     }
 }

@@ -913,9 +913,21 @@ fn leaf(
 
 pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
-        fs_err::create_dir_all(dir)?;
+        create_dirs(dir)?;
     }
     restrict_dir(dir)
+}
+
+/// Creates `dir` and its missing parents no wider than 0755, whatever the umask (a umask
+/// of 000 would make them world-writable, and a folder holding pki/ or dist/ replaceable
+/// by any local user). A narrower umask narrows them further.
+pub(crate) fn create_dirs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| Error::from(e).doing("creating", dir))
 }
 
 fn restrict_dir(dir: &Path) -> Result<()> {

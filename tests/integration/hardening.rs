@@ -596,3 +596,40 @@ fn a_write_failing_half_way_is_one_error_naming_the_bundle() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(snapshot(&project.path("dist")), dist_before);
 }
+
+/// The review's M6: with umask 000, `dist/`, its parent and the parents of `pki/` came out
+/// world-writable, so any local user could swap the bundles or the PKI.
+#[test]
+fn no_folder_is_world_writable_whatever_the_umask() {
+    let project = Project::new(&format!("{}\n", fast_inventory()).replacen(
+        "[pki]\n",
+        "[pki]\ndir = \"secrets/pki\"\n",
+        1,
+    ));
+    assert!(
+        std::fs::read_to_string(project.path("cluster.toml"))
+            .unwrap()
+            .contains("secrets/pki"),
+        "the inventory has a [pki] table to extend"
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" build -q -c cluster.toml -o out/dist")
+        .arg(env!("CARGO_BIN_EXE_kube-bundle"))
+        .current_dir(project.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for (rel, want) in [
+        ("out", 0o755),
+        ("out/dist", 0o755),
+        ("secrets", 0o755),
+        ("secrets/pki", 0o700),
+    ] {
+        assert_eq!(mode_of(&project.path(rel)), want, "{rel}");
+    }
+    for entry in std::fs::read_dir(project.path("out/dist")).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode_of(&path) & 0o022, 0, "{path:?} is writable by others");
+    }
+}
