@@ -40,6 +40,14 @@ pub enum Error {
 
     #[error("{what}: {message}")]
     Crypto { what: String, message: String },
+
+    /// A registry refused a request or could not be reached; `message` is the registry's.
+    #[error("{what}: {message}")]
+    Registry {
+        what: String,
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Error {
@@ -59,6 +67,14 @@ impl Error {
         }
     }
 
+    pub fn registry(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Registry {
+            what: what.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
     pub fn crypto(what: impl Into<String>, err: impl std::fmt::Display) -> Self {
         Error::Crypto {
             what: what.into(),
@@ -66,9 +82,11 @@ impl Error {
         }
     }
 
-    /// Adds a `hint:` line to input and PKI errors; other variants are returned unchanged.
+    /// Adds a `hint:` line to input, PKI and registry errors; other variants are returned unchanged.
     pub fn with_hint(mut self, text: impl Into<String>) -> Self {
-        if let Error::Input { hint, .. } | Error::Pki { hint, .. } = &mut self {
+        if let Error::Input { hint, .. } | Error::Pki { hint, .. } | Error::Registry { hint, .. } =
+            &mut self
+        {
             *hint = Some(text.into());
         }
         self
@@ -76,7 +94,9 @@ impl Error {
 
     pub fn hint(&self) -> Option<&str> {
         match self {
-            Error::Input { hint, .. } | Error::Pki { hint, .. } => hint.as_deref(),
+            Error::Input { hint, .. } | Error::Pki { hint, .. } | Error::Registry { hint, .. } => {
+                hint.as_deref()
+            }
             _ => None,
         }
     }
@@ -85,7 +105,10 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input { .. } | Error::Toml { .. } | Error::Pki { .. } => 2,
-            Error::Template { .. } | Error::Io(_) | Error::Crypto { .. } => 1,
+            Error::Template { .. }
+            | Error::Io(_)
+            | Error::Crypto { .. }
+            | Error::Registry { .. } => 1,
         }
     }
 }

@@ -15,19 +15,27 @@
 //! steps. Beside the pipeline: `init` writes a starting inventory, optionally from the
 //! tutorial's environment.sh; `verify` checks finished tarballs offline; `certs` lists
 //! pki/ with expiry; `rollout` orders the masters for an update, the leader last.
+//!
+//! The artifact store: `artifact` pushes a finished `dist/` to an OCI registry and pulls
+//! it back (`oci` holds the references and documents, `registry` the HTTP client), and
+//! `fetch` writes `dist/fetch.sh`, which gets one node's bundle with curl alone.
 
+pub mod artifact;
 pub mod bundle;
 pub mod certs;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod flags;
 pub mod init;
 pub mod keys;
 pub mod kubeconfig;
 pub mod member;
+pub mod oci;
 pub mod parallel;
 pub mod pki;
 pub mod plan;
+pub mod registry;
 pub mod render;
 pub mod rollout;
 pub mod signature;
@@ -79,7 +87,7 @@ pub enum Progress {
 }
 
 /// Files `build` writes into `dist/` besides the tarballs.
-const DIST_EXTRAS: [&str; 4] = ["SHA256SUMS", "ca.pem", "sa.pub", "rollout.sh"];
+const DIST_EXTRAS: [&str; 5] = ["SHA256SUMS", "ca.pem", "sa.pub", "rollout.sh", "fetch.sh"];
 
 pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport> {
     let mut report = BuildReport::default();
@@ -148,6 +156,11 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             pki::write_public(&staging.join("sa.pub"), sa.public_pem.as_bytes())?;
         }
         pki::write_atomic(&staging.join("rollout.sh"), rollout.as_bytes(), 0o755)?;
+        pki::write_atomic(
+            &staging.join("fetch.sh"),
+            fetch::script()?.as_bytes(),
+            0o755,
+        )?;
         Ok(packed)
     })();
     let packed = match result.and_then(|p| replace_dist(&staging, &opts.out).map(|()| p)) {

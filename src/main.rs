@@ -3,6 +3,7 @@
 
 mod cli;
 mod progress;
+mod transfer;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -232,6 +233,8 @@ fn run(command: cli::Command, stdout_buf: &mut String) -> Result<ExitCode, Error
             }
             Ok(ExitCode::SUCCESS)
         }
+        cli::Command::Push(args) => transfer::push(args, stdout_buf),
+        cli::Command::Pull(args) => transfer::pull(args, stdout_buf),
         cli::Command::Certs {
             config,
             warn_within,
