@@ -456,6 +456,7 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
     }
 
     let client = Registry::connect(reference, &opts.registry)?;
+    client.check()?;
     let total: u64 = blobs.iter().map(|(_, b)| b.len).sum();
     let mut done = 0u64;
     let (mut uploaded_bytes, mut skipped_bytes, mut uploaded_blobs, mut skipped_blobs) =
@@ -644,6 +645,7 @@ fn parse_document(what: &str, bytes: &[u8]) -> Result<Document> {
 pub fn pull(opts: &PullOptions, progress: &dyn Fn(Transfer)) -> Result<PullReport> {
     let reference = &opts.reference;
     let client = Registry::connect(reference, &opts.registry)?;
+    client.check()?;
     let what = format!("`{reference}`");
     let (_, bytes) = client.get_manifest(reference.target())?;
     // (node, manifest) pairs and the dist manifest, if any.

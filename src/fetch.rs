@@ -27,6 +27,7 @@ pub fn script() -> Result<String> {
         &json!({
             "version": env!("CARGO_PKG_VERSION"),
             "media_manifest": oci::MEDIA_MANIFEST,
+            "media_index": oci::MEDIA_INDEX,
             "artifact_bundle": oci::ARTIFACT_BUNDLE,
             "annotation_node": oci::ANNOTATION_NODE,
             "annotation_bundle": oci::ANNOTATION_BUNDLE,

@@ -115,6 +115,17 @@ impl Registry {
         format!("{}/v2/{}/{tail}", self.base, self.repository)
     }
 
+    /// `GET /v2/`: checks that the registry answers and the credentials are good, while
+    /// its answer still carries its message (a HEAD's cannot).
+    pub fn check(&self) -> Result<()> {
+        let what = format!("connecting to `{}`", self.registry);
+        let resp = self.send("GET", &format!("{}/v2/", self.base), &[], None, &what)?;
+        match resp.status().as_u16() {
+            200 => Ok(()),
+            _ => Err(self.failure(&what, resp)),
+        }
+    }
+
     /// The blob's size when the registry has it.
     pub fn blob_size(&self, digest: &str) -> Result<Option<u64>> {
         let what = format!("checking blob {}", short(digest));

@@ -8,6 +8,7 @@ mod common;
 mod init;
 mod install;
 mod outputs;
+mod registry;
 mod reproducible;
 mod shared_member;
 mod verify;
