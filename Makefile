@@ -24,6 +24,7 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 	bash -n scripts/bench.sh
+	bash -n scripts/bench-push.sh
 	shellcheck scripts/*.sh scripts/e2e/*.sh
 
 e2e: deps-e2e
@@ -34,5 +35,6 @@ e2e: deps-e2e
 bench: deps
 	$(CARGO) build --release --locked
 	bash scripts/bench.sh
+	bash scripts/bench-push.sh
 
 ci: lint test e2e

@@ -356,7 +356,14 @@ pub struct PushedNode {
     pub digest: String,
     pub sha256: String,
     pub size: u64,
-    pub layers: Vec<String>,
+    /// The bundle's gzip members in order: their concatenation is the bundle.
+    pub layers: Vec<PushedLayer>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PushedLayer {
+    pub digest: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -552,7 +559,13 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
             digest,
             sha256: b.sha256.clone(),
             size: b.size,
-            layers: layers.into_iter().map(|l| l.digest).collect(),
+            layers: layers
+                .into_iter()
+                .map(|l| PushedLayer {
+                    digest: l.digest,
+                    size: l.size,
+                })
+                .collect(),
         });
     }
 

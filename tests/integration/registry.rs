@@ -346,7 +346,7 @@ fn layers(node: &serde_json::Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| l.as_str().unwrap().to_string())
+        .map(|l| l["digest"].as_str().unwrap().to_string())
         .collect()
 }
 
