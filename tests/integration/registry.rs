@@ -1073,3 +1073,241 @@ fn bad_input_exits_2_naming_the_field() {
         stderr(&out)
     );
 }
+
+/// A token server for the registry's `auth: token`: answers `GET /token` with one JWT
+/// (RS256, signed by openssl, the signing certificate in `x5c`) to requests carrying the
+/// right Basic credentials, and records the scopes asked for.
+struct TokenServer {
+    port: u16,
+    scopes: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl TokenServer {
+    fn start(dir: &Path, service: &str) -> TokenServer {
+        use base64::Engine as _;
+        let (cert, key) = openssl_self_signed(dir, "token-signer", "token signer", "CA:FALSE");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let der = run_ok_bytes(
+            Command::new(tool("openssl"))
+                .args(["x509", "-outform", "DER", "-in"])
+                .arg(&cert),
+        );
+        let dir = dir.to_path_buf();
+        let service = service.to_string();
+        // A token grants exactly the scope asked for, as real token servers do: a token
+        // without scope opens no repository.
+        let sign = move |scope: Option<&str>| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let access: Vec<serde_json::Value> = scope
+                .and_then(|s| s.strip_prefix("repository:"))
+                .and_then(|s| s.rsplit_once(':'))
+                .map(|(name, actions)| {
+                    serde_json::json!({"type": "repository", "name": name,
+                        "actions": actions.split(',').collect::<Vec<_>>()})
+                })
+                .into_iter()
+                .collect();
+            let header = serde_json::json!({
+                "typ": "JWT", "alg": "RS256",
+                "x5c": [base64::engine::general_purpose::STANDARD.encode(&der)],
+            });
+            let claims = serde_json::json!({
+                "iss": "kube-bundle-test-issuer", "sub": USER, "aud": service,
+                "exp": now + 3600, "nbf": now - 60, "iat": now - 60, "jti": now.to_string(),
+                "access": access,
+            });
+            let signing_input = format!(
+                "{}.{}",
+                b64url(header.to_string().as_bytes()),
+                b64url(claims.to_string().as_bytes())
+            );
+            std::fs::write(dir.join("jwt-input"), &signing_input).unwrap();
+            let sig = run_ok_bytes(
+                Command::new(tool("openssl"))
+                    .args(["dgst", "-sha256", "-sign"])
+                    .arg(&key)
+                    .arg(dir.join("jwt-input")),
+            );
+            format!("{signing_input}.{}", b64url(&sig))
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let scopes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = scopes.clone();
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&req).to_string();
+                let line = text.lines().next().unwrap_or("").to_string();
+                seen.lock().unwrap().push(line.clone());
+                let scope = line
+                    .split(['?', '&', ' '])
+                    .find_map(|p| p.strip_prefix("scope="))
+                    .map(percent_decode);
+                let authorized = text.lines().any(|l| {
+                    l.split_once(':').is_some_and(|(k, v)| {
+                        k.eq_ignore_ascii_case("authorization") && v.trim() == basic
+                    })
+                });
+                let (status, body) = if authorized {
+                    let token = sign(scope.as_deref());
+                    (
+                        "200 OK",
+                        format!("{{\"token\":\"{token}\",\"expires_in\":3600}}"),
+                    )
+                } else {
+                    (
+                        "401 Unauthorized",
+                        "{\"details\":\"bad credentials\"}".to_string(),
+                    )
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        TokenServer { port, scopes }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn run_ok_bytes(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+    out.stdout
+}
+
+#[test]
+fn bearer_token_auth_for_push_pull_and_fetch_sh() {
+    let project = project_with_binary(&binary_bytes(1 << 20, 4));
+    // A plain-http loopback registry whose auth is a token from our token server.
+    let mut reg = Registry::start_with(false);
+    reg.kill();
+    let tokens = TokenServer::start(reg.dir.path(), "kube-bundle-test");
+    let d = reg.dir.path().display();
+    let mut config = std::fs::read_to_string(reg.dir.path().join("config.yml")).unwrap();
+    config.push_str(&format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: kube-bundle-test\n    issuer: kube-bundle-test-issuer\n    rootcertbundle: {d}/token-signer.pem\n",
+        tokens.port
+    ));
+    std::fs::write(reg.dir.path().join("config.yml"), config).unwrap();
+    reg.run();
+    let reference = reg.reference("v1");
+
+    let push = |password: &str| {
+        kube_bundle_stdin(
+            &project,
+            &[
+                "push",
+                "--plain-http",
+                "--username",
+                USER,
+                "--password-stdin",
+                &reference,
+            ],
+            &format!("{password}\n"),
+        )
+    };
+    let out = push("wrong");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("token from http://127.0.0.1"),
+        "{}",
+        stderr(&out)
+    );
+    let out = push(PASSWORD);
+    assert!(out.status.success(), "push failed:\n{}", stderr(&out));
+    let asked = tokens.scopes.lock().unwrap().join("\n");
+    assert!(
+        asked.contains("scope=repository%3Ak8s%2Fcontrol-plane%3Apull%2Cpush"),
+        "the token was asked for the repository's pull and push scope:\n{asked}"
+    );
+
+    let out = kube_bundle_stdin(
+        &project,
+        &[
+            "pull",
+            "--plain-http",
+            "--username",
+            USER,
+            "--password-stdin",
+            "--node",
+            "m2",
+            "-o",
+            "pulled",
+            &reference,
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "pull failed:\n{}", stderr(&out));
+    assert_eq!(
+        sha256_file(
+            &project
+                .path("pulled")
+                .join(project.tarball("m2").file_name().unwrap())
+        ),
+        sha256_file(&project.tarball("m2"))
+    );
+
+    let into = project.path("node-m2");
+    let out = fetch_sh(
+        &project,
+        &[
+            "--plain-http",
+            "--username",
+            USER,
+            "--password-stdin",
+            &reference,
+            "m2",
+        ],
+        &format!("{PASSWORD}\n"),
+        &into,
+    );
+    assert!(out.status.success(), "fetch.sh failed:\n{}", stderr(&out));
+    assert_eq!(
+        sha256_file(&into.join(project.tarball("m2").file_name().unwrap())),
+        sha256_file(&project.tarball("m2"))
+    );
+    assert!(into
+        .join(project.unpack("m2").file_name().unwrap())
+        .join("install.sh")
+        .is_file());
+}
