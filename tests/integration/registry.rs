@@ -583,6 +583,35 @@ fn push_pull_and_fetch_sh_over_tls_with_htpasswd() {
         ),
         sha256_file(&project.tarball("m1"))
     );
+    // A rerun resumes: a half-downloaded layer left by an interrupted fetch.sh continues
+    // with a range request.
+    let resumed = project.path("node-m2");
+    let shared = layers(&nodes[1])[1]
+        .trim_start_matches("sha256:")
+        .to_string();
+    let data = std::fs::read(&stored.iter().find(|b| b.0 == shared).unwrap().2).unwrap();
+    std::fs::create_dir_all(resumed.join(".fetch-m2")).unwrap();
+    std::fs::write(
+        resumed.join(format!(".fetch-m2/{shared}.partial")),
+        &data[..data.len() / 2],
+    )
+    .unwrap();
+    let out = fetch_sh(
+        &project,
+        &[
+            "--ca-file",
+            ca.to_str().unwrap(),
+            reg.reference("v1.20.2-r3").as_str(),
+            "m2",
+        ],
+        "",
+        &resumed,
+    );
+    assert!(out.status.success(), "fetch.sh failed:\n{}", stderr(&out));
+    assert_eq!(
+        sha256_file(&resumed.join(project.tarball("m2").file_name().unwrap())),
+        sha256_file(&project.tarball("m2"))
+    );
 }
 
 fn base64_encode(s: &str) -> String {
