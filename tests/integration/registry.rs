@@ -657,7 +657,13 @@ fn wrong_password_wrong_ca_and_no_credentials_fail_with_the_registry_message() {
 
     // A CA that did not sign the registry's certificate.
     let other = tempfile::tempdir().unwrap();
-    let (wrong_ca, _) = openssl_self_signed(other.path(), "other", "some other CA", "CA:TRUE");
+    let (wrong_ca, wrong_key) =
+        openssl_self_signed(other.path(), "other", "some other CA", "CA:TRUE");
+    std::fs::set_permissions(
+        &wrong_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let out = kube_bundle_stdin(
         &project,
         &[
@@ -1058,6 +1064,48 @@ fn bad_input_exits_2_naming_the_field() {
     assert!(
         stderr(&out).contains("--node: `m9` is not in")
             && stderr(&out).contains("`m1`, `m2`, `m3`"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A node's own reference: pull takes that bundle, and refuses another node's name.
+    let node_ref = reg.reference("v1-m2");
+    let out = kube_bundle_stdin(
+        &project,
+        &[
+            "pull",
+            "--ca-file",
+            ca,
+            "--username",
+            USER,
+            "--password-stdin",
+            "-o",
+            "m2",
+            &node_ref,
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    assert!(stdout(&out).starts_with(&sha256_file(&project.tarball("m2"))));
+    let out = kube_bundle_stdin(
+        &project,
+        &[
+            "pull",
+            "--ca-file",
+            ca,
+            "--username",
+            USER,
+            "--password-stdin",
+            "--node",
+            "m1",
+            &node_ref,
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--node: `m1` is not in"),
         "{}",
         stderr(&out)
     );
