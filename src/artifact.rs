@@ -479,11 +479,19 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
             skipped_bytes += blob.len;
             skipped_blobs += 1;
         } else {
-            let payload = || -> std::io::Result<(Box<dyn Read>, u64)> {
+            let base = done;
+            let payload = || -> std::io::Result<(Box<dyn Read + '_>, u64)> {
                 let mut f = std::fs::File::open(&blob.path)?;
                 f.seek(std::io::SeekFrom::Start(blob.offset))?;
+                let reader = std::io::BufReader::with_capacity(1 << 20, f).take(blob.len);
+                // A retry starts the blob again, and so does its count.
                 Ok((
-                    Box::new(std::io::BufReader::with_capacity(1 << 20, f).take(blob.len)),
+                    Box::new(Counting {
+                        inner: reader,
+                        done: base,
+                        total,
+                        progress,
+                    }),
                     blob.len,
                 ))
             };
@@ -616,6 +624,27 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
         uploaded_blobs,
         skipped_blobs,
     })
+}
+
+/// A blob's reader that reports the bytes read so far as pushing progress.
+struct Counting<'a, R> {
+    inner: R,
+    done: u64,
+    total: u64,
+    progress: &'a dyn Fn(Transfer),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.progress)(Transfer {
+            verb: "pushing",
+            done: self.done,
+            total: self.total,
+        });
+        Ok(n)
+    }
 }
 
 pub struct PullOptions {

@@ -279,6 +279,11 @@ fn push(project: &Project, reg: &Registry, tag: &str, password: &str) -> Output 
 fn push_ok(project: &Project, reg: &Registry, tag: &str) -> serde_json::Value {
     let out = push(project, reg, tag, PASSWORD);
     assert!(out.status.success(), "push failed:\n{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains('\r') && !stderr(&out).contains('\x1b'),
+        "no progress line when standard error is not a terminal: {:?}",
+        stderr(&out)
+    );
     serde_json::from_str(&stdout(&out)).unwrap()
 }
 
