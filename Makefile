@@ -6,10 +6,21 @@ CONFIG ?= examples/cluster.toml
 OUT ?= dist
 CARGO ?= cargo
 
-.PHONY: bundle test lint e2e ci deps deps-e2e bench
+.PHONY: bundle test lint e2e ci deps deps-e2e bench man completions
 
 bundle:
 	$(CARGO) run --release --locked --quiet -- build -c $(CONFIG) -o $(OUT)
+
+# Man pages (kube-bundle.1 and one per subcommand) and shell completions, generated from
+# the same command definitions as --help.
+man:
+	$(CARGO) run --release --locked --quiet -- man -o target/man
+
+completions:
+	mkdir -p target/completions
+	for sh in bash zsh fish; do \
+	    $(CARGO) run --release --locked --quiet -- completions $$sh >target/completions/kube-bundle.$$sh || exit 1; \
+	done
 
 deps:
 	bash scripts/deps.sh

@@ -4,7 +4,9 @@
 # The tutorial's flow, per build: cfssl + cfssljson for the CA (fresh pki only) and for the
 # controller-manager certificate (one for every master, as the tutorial makes it), the four
 # `kubectl config` commands, then for each master `sed` of the kubeconfig and of the unit
-# template and `tar czf` of its files (and the binary, when there is one).
+# template and `tar czf` of its files (and the binary, when there is one). The "both" case
+# adds the scheduler's chapter: cfssl for its certificate, its four `kubectl config`
+# commands, `sed` of its unit and config per master, and both binaries in each tarball.
 # "rebuild" means the PKI exists: kube-bundle reuses pki/; the tutorial flow skips both
 # cfssl steps and redoes the rest.
 #
@@ -18,6 +20,9 @@
 #   BENCH_NODES   master counts (default "3 30")
 #   BENCH_BINARY  the ~100 MB binary (default: the end-to-end cache's
 #                 kube-controller-manager, else a generated file of real executables)
+#   BENCH_SCHEDULER_BINARY  the scheduler's binary for the "both" case (default: the
+#                 cache's kube-scheduler, else a generated file of half the size)
+#   BENCH_CASES   which binary cases to run (default "none binary both")
 #   BENCH_BINARY_MB  size of a generated binary (default 100)
 #   BENCH_DIR     scratch folder (default: a new temporary folder, removed at the end)
 set -euo pipefail
@@ -28,7 +33,9 @@ KUBE_BUNDLE=${KUBE_BUNDLE:-$ROOT/target/release/kube-bundle}
 RUNS=${BENCH_RUNS:-3}
 NODES=${BENCH_NODES:-3 30}
 BINARY_MB=${BENCH_BINARY_MB:-100}
+CASES=${BENCH_CASES:-none binary both}
 CACHED_KCM=/var/cache/kube-bundle/k8s-v1.20.2/kube-controller-manager
+CACHED_KS=/var/cache/kube-bundle/k8s-v1.20.2/kube-scheduler
 
 die() {
     printf 'bench: %s\n' "$*" >&2
@@ -37,9 +44,9 @@ die() {
 
 # --- the tutorial's flow --------------------------------------------------------------
 
-# tutorial DIR N BINARY|- fresh|rebuild
+# tutorial DIR N BINARY|- fresh|rebuild [SCHEDULER_BINARY]
 tutorial() {
-    local dir=$1 n=$2 bin=$3 mode=$4 i hosts
+    local dir=$1 n=$2 bin=$3 mode=$4 ks_bin=${5:-} i hosts
     cd "$dir"
     if [[ $mode == fresh ]]; then
         cat >ca-config.json <<'EOF'
@@ -59,6 +66,48 @@ EOF
 EOF
         cfssl gencert -ca=ca.pem -ca-key=ca-key.pem -config=ca-config.json -profile=kubernetes \
             kube-controller-manager-csr.json 2>/dev/null | cfssljson -bare kube-controller-manager
+        if [[ -n $ks_bin ]]; then
+            cat >kube-scheduler-csr.json <<EOF
+{"CN":"system:kube-scheduler","key":{"algo":"rsa","size":2048},"hosts":[$hosts],
+ "names":[{"C":"CN","ST":"BeiJing","L":"BeiJing","O":"system:kube-scheduler","OU":"opsnull"}]}
+EOF
+            cfssl gencert -ca=ca.pem -ca-key=ca-key.pem -config=ca-config.json -profile=kubernetes \
+                kube-scheduler-csr.json 2>/dev/null | cfssljson -bare kube-scheduler
+        fi
+    fi
+    if [[ -n $ks_bin ]]; then
+        rm -f kube-scheduler.kubeconfig
+        kubectl config set-cluster kubernetes --certificate-authority=ca.pem --embed-certs=true \
+            --server="https://##NODE_IP##:6443" --kubeconfig=kube-scheduler.kubeconfig >/dev/null
+        kubectl config set-credentials system:kube-scheduler \
+            --client-certificate=kube-scheduler.pem --client-key=kube-scheduler-key.pem \
+            --embed-certs=true --kubeconfig=kube-scheduler.kubeconfig >/dev/null
+        kubectl config set-context system:kube-scheduler --cluster=kubernetes \
+            --user=system:kube-scheduler --kubeconfig=kube-scheduler.kubeconfig >/dev/null
+        kubectl config use-context system:kube-scheduler --kubeconfig=kube-scheduler.kubeconfig >/dev/null
+        cat >kube-scheduler.yaml.template <<'EOF'
+apiVersion: kubescheduler.config.k8s.io/v1beta1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: "/etc/kubernetes/kube-scheduler.kubeconfig"
+leaderElection:
+  leaderElect: true
+healthzBindAddress: ##NODE_IP##:10251
+EOF
+        cat >kube-scheduler.service.template <<'EOF'
+[Unit]
+Description=Kubernetes Scheduler
+[Service]
+WorkingDirectory=/data/k8s/k8s/kube-scheduler
+ExecStart=/opt/k8s/bin/kube-scheduler \
+  --config=/etc/kubernetes/kube-scheduler.yaml \
+  --bind-address=##NODE_IP## \
+  --tls-cert-file=/etc/kubernetes/cert/kube-scheduler.pem \
+  --tls-private-key-file=/etc/kubernetes/cert/kube-scheduler-key.pem
+Restart=always
+[Install]
+WantedBy=multi-user.target
+EOF
     fi
     rm -rf out kube-controller-manager.kubeconfig
     kubectl config set-cluster kubernetes --certificate-authority=ca.pem --embed-certs=true \
@@ -93,7 +142,15 @@ EOF
         sed -e "s/##NODE_NAME##/$name/" -e "s/##NODE_IP##/$ip/" \
             kube-controller-manager.service.template >"$d/kube-controller-manager.service"
         cp ca.pem ca-key.pem kube-controller-manager.pem kube-controller-manager-key.pem "$d/cert/"
-        if [[ $bin == - ]]; then
+        if [[ -n $ks_bin ]]; then
+            sed -e "s/##NODE_IP##/$ip/" kube-scheduler.kubeconfig >"$d/kube-scheduler.kubeconfig"
+            sed -e "s/##NODE_IP##/$ip/" kube-scheduler.yaml.template >"$d/kube-scheduler.yaml"
+            sed -e "s/##NODE_IP##/$ip/" kube-scheduler.service.template >"$d/kube-scheduler.service"
+            cp kube-scheduler.pem kube-scheduler-key.pem "$d/cert/"
+            tar czf "$d.tar.gz" -C out "kube-controller-manager-$name" \
+                -C "$(dirname "$bin")" "$(basename "$bin")" \
+                -C "$(dirname "$ks_bin")" "$(basename "$ks_bin")"
+        elif [[ $bin == - ]]; then
             tar czf "$d.tar.gz" -C out "kube-controller-manager-$name"
         else
             tar czf "$d.tar.gz" -C out "kube-controller-manager-$name" \
@@ -104,15 +161,18 @@ EOF
 
 # --- kube-bundle ----------------------------------------------------------------------
 
-# inventory DIR N BINARY|-
+# inventory DIR N BINARY|- [SCHEDULER_BINARY]
 inventory() {
-    local dir=$1 n=$2 bin=$3 i
+    local dir=$1 n=$2 bin=$3 ks_bin=${4:-} i
     mkdir -p "$dir"
     {
         printf '[cluster]\nkubernetes-version = "1.20.2"\nservice-cidr = "10.254.0.0/16"\n'
         printf 'cluster-cidr = "172.30.0.0/16"\n\n[pki]\nC = "CN"\nST = "BeiJing"\nL = "BeiJing"\nOU = "opsnull"\n'
         if [[ $bin != - ]]; then
             printf '\n[kube-controller-manager]\nbinary = "%s"\n' "$bin"
+        fi
+        if [[ -n $ks_bin ]]; then
+            printf '\n[kube-scheduler]\nbinary = "%s"\n' "$ks_bin"
         fi
         for ((i = 1; i <= n; i++)); do
             printf '\n[[nodes]]\nname = "m%d"\nip = "10.0.%d.%d"\n' "$i" "$((i / 200))" "$((i % 200 + 1))"
@@ -148,8 +208,8 @@ target() {
     case "$1/$2/$3" in
         3/none/fresh) echo 4 ;;
         3/none/rebuild) echo 20 ;;
-        3/binary/*) echo 5 ;;
-        30/binary/*) echo 25 ;;
+        3/binary/* | 3/both/*) echo 5 ;;
+        30/binary/* | 30/both/*) echo 25 ;;
         *) echo - ;;
     esac
 }
@@ -187,6 +247,18 @@ elif [[ -z $binary ]]; then
         die "could not gather ${BINARY_MB} MiB of executables for a stand-in binary"
     chmod 755 "$binary"
 fi
+ks_binary=${BENCH_SCHEDULER_BINARY:-}
+if [[ -z $ks_binary && -z ${BENCH_BINARY:-} && $BINARY_MB == 100 && -f $CACHED_KS ]]; then
+    ks_binary=$CACHED_KS
+elif [[ -z $ks_binary ]]; then
+    # Another stand-in, from the other end of the same executables.
+    ks_binary=$WORK/generated-scheduler
+    find /usr/bin /usr/lib -type f -size +100k -perm -u+x 2>/dev/null | LC_ALL=C sort -r |
+        xargs cat 2>/dev/null | head -c "$((BINARY_MB << 19))" >"$ks_binary" || true
+    [[ $(stat -c %s "$ks_binary") -eq $((BINARY_MB << 19)) ]] ||
+        die "could not gather $((BINARY_MB / 2)) MiB of executables for a stand-in scheduler binary"
+    chmod 755 "$ks_binary"
+fi
 
 
 printf 'bench: kube-bundle %s, binary %s (%s MiB), %s runs per case, %s cores\n' \
@@ -195,11 +267,12 @@ printf 'bench: kube-bundle %s, binary %s (%s MiB), %s runs per case, %s cores\n'
 
 results=()
 for n in $NODES; do
-    for with in none binary; do
-        bin=-
-        [[ $with == binary ]] && bin=$binary
+    for with in $CASES; do
+        bin=- ks=()
+        [[ $with == none ]] || bin=$binary
+        [[ $with != both ]] || ks=("$ks_binary")
         case_dir=$WORK/n$n-$with
-        inventory "$case_dir/kb" "$n" "$bin"
+        inventory "$case_dir/kb" "$n" "$bin" "${ks[@]}"
         mkdir -p "$case_dir/tut"
         for mode in fresh rebuild; do
             rec=$case_dir/$mode
@@ -209,15 +282,15 @@ for n in $NODES; do
             tut=(bash "$SELF" __run tutorial "$case_dir/tut" "$n" "$bin")
             if [[ $mode == rebuild ]]; then
                 measure "$WORK/warm-up" "$case_dir/kb" fresh "${kb[@]}"
-                measure "$WORK/warm-up" "$case_dir/tut" fresh "${tut[@]}" fresh
+                measure "$WORK/warm-up" "$case_dir/tut" fresh "${tut[@]}" fresh "${ks[@]}"
             fi
             for ((run = 1; run <= RUNS; run++)); do
                 printf 'bench: N=%s binary=%s %s run %s/%s\r' "$n" "$with" "$mode" "$run" "$RUNS" >&2
                 if ((run % 2)); then
                     measure "$rec.kb" "$case_dir/kb" "$mode" "${kb[@]}"
-                    measure "$rec.tut" "$case_dir/tut" "$mode" "${tut[@]}" "$mode"
+                    measure "$rec.tut" "$case_dir/tut" "$mode" "${tut[@]}" "$mode" "${ks[@]}"
                 else
-                    measure "$rec.tut" "$case_dir/tut" "$mode" "${tut[@]}" "$mode"
+                    measure "$rec.tut" "$case_dir/tut" "$mode" "${tut[@]}" "$mode" "${ks[@]}"
                     measure "$rec.kb" "$case_dir/kb" "$mode" "${kb[@]}"
                 fi
             done

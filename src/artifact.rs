@@ -237,34 +237,9 @@ fn read_bundle_manifest(path: &Path) -> Result<(String, Vec<String>, String, u64
             let mtime = entry.header().mtime().unwrap_or(0);
             let mut text = String::new();
             entry.read_to_string(&mut text)?;
-            let json: serde_json::Value =
-                serde_json::from_str(&text).map_err(|_| bad("its manifest.json is not JSON"))?;
-            let node = json
-                .get("node")
-                .and_then(|n| n.as_str())
-                .ok_or_else(|| bad("its manifest.json names no node"))?
-                .to_string();
-            let components = match json.get("components").and_then(|c| c.as_array()) {
-                Some(list) => list
-                    .iter()
-                    .filter_map(|c| {
-                        c.as_str()
-                            .or_else(|| c.get("name").and_then(|n| n.as_str()))
-                            .map(str::to_string)
-                    })
-                    .collect(),
-                None => json
-                    .get("component")
-                    .and_then(|c| c.as_str())
-                    .map(|c| vec![c.to_string()])
-                    .unwrap_or_default(),
-            };
-            let version = json
-                .get("kubernetes-version")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string();
-            return Ok((node, components, version, mtime));
+            let m: crate::manifest::Manifest = serde_json::from_str(&text)
+                .map_err(|e| bad(&format!("its manifest.json does not read: {e}")))?;
+            return Ok((m.node, m.components, m.kubernetes_version, mtime));
         }
     }
     Err(bad("holds no manifest.json: is it a kube-bundle bundle?"))

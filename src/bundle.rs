@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
+use crate::manifest::{Manifest, ManifestCert, ManifestFile};
 use crate::member;
 use crate::pki;
-use crate::plan::{Content, Kind, NodePlan, PlannedFile, COMPONENT};
+use crate::plan::{Content, Kind};
+use crate::render::{BundleFile as PlannedFile, RenderedNode as NodePlan};
 use crate::signature::{self, Signer};
 
 /// gzip level: fixed, because the compressed bytes depend on it.
@@ -138,37 +139,6 @@ pub fn compress_shared(
     Ok(shared)
 }
 
-#[derive(Serialize)]
-struct Manifest<'a> {
-    node: &'a str,
-    #[serde(rename = "node-ip")]
-    node_ip: String,
-    component: &'a str,
-    #[serde(rename = "kubernetes-version")]
-    kubernetes_version: &'a str,
-    #[serde(rename = "kube-bundle-version")]
-    kube_bundle_version: &'a str,
-    files: Vec<ManifestFile>,
-    certificates: Vec<ManifestCert>,
-    /// Files the unit names that the bundle does not carry (the binary, when none is given).
-    external: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct ManifestFile {
-    path: String,
-    mode: String,
-    size: u64,
-    sha256: String,
-}
-
-#[derive(Serialize)]
-struct ManifestCert {
-    path: String,
-    #[serde(flatten)]
-    summary: pki::CertSummary,
-}
-
 /// What a build adds to every bundle besides the plan: signature and pinned signers.
 #[derive(Default, Clone, Copy)]
 pub struct Extras<'a> {
@@ -216,11 +186,11 @@ fn complete(
         sums.insert(path.clone(), sha);
     }
     let manifest = Manifest {
-        node: &plan.node.name,
+        node: plan.node.name.clone(),
         node_ip: plan.node.ip.to_string(),
-        component: COMPONENT,
-        kubernetes_version: &plan.kubernetes_version,
-        kube_bundle_version: env!("CARGO_PKG_VERSION"),
+        components: plan.components.iter().map(|c| c.name.to_string()).collect(),
+        kubernetes_version: plan.kubernetes_version.clone(),
+        kube_bundle_version: env!("CARGO_PKG_VERSION").to_string(),
         files: manifest_files,
         certificates,
         external: plan.external.clone(),
@@ -294,7 +264,7 @@ struct Members<W: Write> {
 impl<W: Write> Members<W> {
     /// Ends the current member, copies `member` as is and starts a new one.
     fn splice(&mut self, member: &mut dyn Read) -> std::io::Result<()> {
-        let mut inner = self.current.take().expect("a member is open").finish()?;
+        let mut inner = self.current.take().ok_or_else(closed)?.finish()?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = member.read(&mut buf)?;
@@ -308,17 +278,23 @@ impl<W: Write> Members<W> {
     }
 
     fn finish(mut self) -> std::io::Result<W> {
-        self.current.take().expect("a member is open").finish()
+        self.current.take().ok_or_else(closed)?.finish()
     }
+}
+
+/// After a write failed half-way through a member, no member is open; tar's
+/// `Builder` still writes its trailer when dropped, which must get an error, not a panic.
+fn closed() -> std::io::Error {
+    std::io::Error::other("the gzip stream was closed by an earlier error")
 }
 
 impl<W: Write> Write for Members<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.current.as_mut().expect("a member is open").write(buf)
+        self.current.as_mut().ok_or_else(closed)?.write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.current.as_mut().expect("a member is open").flush()
+        self.current.as_mut().ok_or_else(closed)?.flush()
     }
 }
 
@@ -451,6 +427,7 @@ mod tests {
                 ip: "10.0.0.1".parse().unwrap(),
             },
             kubernetes_version: "1.20.2".into(),
+            components: vec![&crate::component::KUBE_CONTROLLER_MANAGER],
             files,
             external: vec![],
         }
@@ -495,7 +472,7 @@ mod tests {
         let mut sorted = paths.clone();
         sorted.sort();
         assert_eq!(paths, sorted, "entries are sorted");
-        assert_eq!(paths[0], "kube-controller-manager-m1/");
+        assert_eq!(paths[0], "control-plane-m1/");
         for (path, mode, uid, gid, mtime, user, group) in &all {
             assert_eq!((*uid, *gid, *mtime), (0, 0, 1_700_000_000), "{path}");
             assert_eq!((user.as_str(), group.as_str()), ("", ""), "{path}");
@@ -506,8 +483,8 @@ mod tests {
             };
             assert_eq!(*mode, want, "{path}");
         }
-        assert!(paths.contains(&"kube-controller-manager-m1/SHA256SUMS"));
-        assert!(paths.contains(&"kube-controller-manager-m1/manifest.json"));
+        assert!(paths.contains(&"control-plane-m1/SHA256SUMS"));
+        assert!(paths.contains(&"control-plane-m1/manifest.json"));
     }
 
     #[test]

@@ -30,8 +30,7 @@ pub struct CertRow {
 
 pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
     let now = OffsetDateTime::now_utc();
-    let warn = time::Duration::try_from(warn_within)
-        .map_err(|e| Error::input("--warn-within", e.to_string()))?;
+    let warn = crate::verify::warn_window(now, warn_within)?;
     let ca_path = match &inv.pki.import_ca {
         Some((cert, _)) => cert.clone(),
         None => inv.pki.dir.join("ca.pem"),
@@ -59,18 +58,11 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
         });
     }
     for node in &inv.nodes {
-        let path = inv
-            .pki
-            .dir
-            .join(&node.name)
-            .join("kube-controller-manager.pem");
-        rows.push(cert_row(
-            "kube-controller-manager",
-            Some(&node.name),
-            &path,
-            now,
-            warn,
-        )?);
+        for settings in &inv.components {
+            let c = settings.component;
+            let path = inv.pki.dir.join(&node.name).join(c.pki_files().0);
+            rows.push(cert_row(c.name, Some(&node.name), &path, now, warn)?);
+        }
     }
     Ok(rows)
 }

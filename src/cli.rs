@@ -14,7 +14,7 @@ pub enum Output {
 #[command(
     name = "kube-bundle",
     version,
-    about = "Builds self-contained per-node kube-controller-manager bundles from one inventory"
+    about = "Builds self-contained per-node Kubernetes control-plane bundles from one inventory"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -47,13 +47,17 @@ pub enum Command {
         /// Output folder; replaced as a whole once every bundle is built
         #[arg(short = 'o', long = "out", value_name = "DIR", default_value = "dist")]
         out: PathBuf,
-        /// Folder with template overrides (`kube-controller-manager.service.hbs`, `install.sh.hbs`, `rollout.sh.hbs`)
+        /// Folder with template overrides (`kube-controller-manager.service.hbs`,
+        /// `kube-scheduler.service.hbs`, `kube-scheduler.yaml.hbs`, `install.sh.hbs`, `rollout.sh.hbs`)
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
-        /// Reissue the controller-manager certificates of these nodes (all when none are
-        /// named) under the same CA, keeping their names and keys
+        /// Reissue the component certificates of these nodes (all when none are named)
+        /// under the same CA, keeping their names and keys
         #[arg(long, num_args = 0.., value_name = "NODE")]
         renew: Option<Vec<String>>,
+        /// With --renew: only this component's certificates (repeatable)
+        #[arg(long, value_name = "NAME", requires = "renew")]
+        component: Vec<String>,
         /// With --renew: generate new keys too
         #[arg(long, requires = "renew")]
         rotate_keys: bool,
@@ -75,7 +79,7 @@ pub enum Command {
     /// Check finished bundles offline: checksums, manifest, certificate chains, keys,
     /// kubeconfig, unit, shared CA and service-account key, expiry
     Verify {
-        /// The bundles (`kube-controller-manager-<node>.tar.gz`)
+        /// The bundles (`control-plane-<node>.tar.gz`)
         #[arg(required = true, value_name = "BUNDLE")]
         bundles: Vec<PathBuf>,
         /// Report certificates that expire within this long (`30d`, `720h`)
@@ -87,7 +91,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
-    /// Print the order to update the masters in: non-leaders first, the leader last
+    /// Print the order to update the masters in: non-leaders first, leaders last
     RolloutPlan {
         /// The inventory
         #[arg(short, long, default_value = "cluster.toml")]
@@ -98,7 +102,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
-    /// List the CA, the service-account key and every certificate in pki/ with its expiry
+    /// List the CA, the service-account key and every component certificate in pki/ with
+    /// its expiry
     Certs {
         /// The inventory
         #[arg(short, long, default_value = "cluster.toml")]
@@ -108,6 +113,18 @@ pub enum Command {
         warn_within: String,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
+    },
+    /// Print a shell completion script (`source <(kube-bundle completions bash)`)
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write the man pages (kube-bundle.1 and one per subcommand) into a folder
+    #[command(hide = true)]
+    Man {
+        /// Where to write the pages
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: PathBuf,
     },
     /// Push every bundle of an output folder to an OCI registry as artifacts
     Push(PushArgs),
@@ -167,4 +184,11 @@ pub struct RegistryArgs {
     /// Read the password from standard input (with --username)
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }

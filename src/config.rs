@@ -2,7 +2,7 @@
 //! [`Inventory`] that the rest of the pipeline can trust. Every rule about what a valid
 //! inventory is lives here; this module never touches `pki/` or `dist/`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -12,13 +12,14 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::catalogue;
+use crate::component::{self, Component, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER};
 use crate::error::{Error, Result};
 use crate::version::KubeVersion;
 
 pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
 pub const DEFAULT_APISERVER: &str = "https://{{node.ip}}:6443";
 pub const DEFAULT_K8S_DIR: &str = "/data/k8s/k8s";
-pub const DEFAULT_SECURE_PORT: u16 = 10257;
 pub const NODE_IP_PLACEHOLDER: &str = "{{node.ip}}";
 
 // ---- raw, as written -------------------------------------------------------------------
@@ -31,8 +32,12 @@ struct RawInventory {
     pki: RawPki,
     #[serde(default)]
     nodes: Vec<RawNode>,
+    /// Built with defaults when absent, as before kube-scheduler joined.
     #[serde(default, rename = "kube-controller-manager")]
-    kube_controller_manager: RawKcm,
+    kube_controller_manager: RawComponent,
+    /// Not built when absent.
+    #[serde(rename = "kube-scheduler")]
+    kube_scheduler: Option<RawComponent>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,7 +80,7 @@ struct RawNode {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawKcm {
+struct RawComponent {
     binary: Option<Spanned<String>>,
     secure_port: Option<Spanned<i64>>,
     #[serde(default)]
@@ -91,7 +96,8 @@ pub struct Inventory {
     pub cluster: Cluster,
     pub pki: PkiSettings,
     pub nodes: Vec<Node>,
-    pub kcm: KcmSettings,
+    /// The components built for every node, in start order.
+    pub components: Vec<ComponentSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -172,7 +178,8 @@ pub struct Node {
 }
 
 #[derive(Debug, Clone)]
-pub struct KcmSettings {
+pub struct ComponentSettings {
+    pub component: &'static Component,
     pub binary: Option<PathBuf>,
     pub secure_port: u16,
     /// Flag name (without dashes) → value, as rendered after `=`.
@@ -187,6 +194,11 @@ impl Inventory {
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
         self.cluster.apiserver.replace(NODE_IP_PLACEHOLDER, &ip)
+    }
+
+    /// The settings of `c`, when the inventory builds it.
+    pub fn settings(&self, c: &Component) -> Option<&ComponentSettings> {
+        self.components.iter().find(|s| s.component == c)
     }
 
     /// The folder the inventory lives in; relative paths in it resolve against this.
@@ -244,13 +256,43 @@ impl Validator<'_> {
         let cluster = self.cluster(raw.cluster)?;
         let pki = self.pki(raw.pki)?;
         let nodes = self.nodes(raw.nodes)?;
-        let kcm = self.kcm(raw.kube_controller_manager, &cluster.version)?;
+        let mut components = vec![self.component(
+            &KUBE_CONTROLLER_MANAGER,
+            raw.kube_controller_manager,
+            &cluster.version,
+        )?];
+        if let Some(raw) = raw.kube_scheduler {
+            components.push(self.component(&KUBE_SCHEDULER, raw, &cluster.version)?);
+        }
+        components.sort_by_key(|s| component::ALL.iter().position(|c| *c == s.component));
+        for (i, a) in components.iter().enumerate() {
+            if let Some(b) = components[..i]
+                .iter()
+                .find(|b| b.secure_port == a.secure_port)
+            {
+                return Err(Error::input(
+                    self.whole_file(&format!("{}.secure-port", a.component.name)),
+                    format!(
+                        "{} and {} would both listen on port {} of every node",
+                        b.component.name, a.component.name, a.secure_port
+                    ),
+                )
+                .with_hint(format!(
+                    "give each component its own port (defaults: {})",
+                    component::ALL
+                        .iter()
+                        .map(|c| format!("{} {}", c.name, c.default_secure_port))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
         Ok(Inventory {
             path: self.path.to_path_buf(),
             cluster,
             pki,
             nodes,
-            kcm,
+            components,
         })
     }
 
@@ -380,7 +422,7 @@ impl Validator<'_> {
             |value: Option<Spanned<String>>, field: &str, default: &str| -> Result<Duration> {
                 match value {
                     None => Ok(parse_duration(default).expect("default duration parses")),
-                    Some(v) => parse_duration(v.get_ref()).map_err(|m| {
+                    Some(v) => parse_go_duration(v.get_ref()).map_err(|m| {
                         self.err(&v, field, m)
                             .with_hint("write durations like `8760h` (hours), `365d` or `90d12h`")
                     }),
@@ -439,8 +481,10 @@ impl Validator<'_> {
                     .with_hint("add one `[[nodes]]` table with `name` and `ip` per master"),
             );
         }
-        let mut names = BTreeSet::new();
-        let mut ips = BTreeSet::new();
+        // Compared as the node and DNS see them: names case-insensitively, IPv4-mapped
+        // IPv6 addresses as the IPv4 address they are.
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        let mut ips: BTreeMap<IpAddr, String> = BTreeMap::new();
         let mut nodes = Vec::with_capacity(raw.len());
         for (i, node) in raw.into_iter().enumerate() {
             let name_field = format!("nodes[{i}].name");
@@ -454,6 +498,18 @@ impl Validator<'_> {
                     )
                     .with_hint("use letters, digits, `-` and `.` only, as in `zhangjun-k8s-01`"));
             }
+            if node.name.get_ref().len() > MAX_NODE_NAME {
+                return Err(self
+                    .err(
+                        &node.name,
+                        &name_field,
+                        format!(
+                            "is {} characters long; the bundle's file name would not fit",
+                            node.name.get_ref().len()
+                        ),
+                    )
+                    .with_hint(format!("use a name of at most {MAX_NODE_NAME} characters, such as the host's short name")));
+            }
             let ip: IpAddr = node.ip.get_ref().parse().map_err(|_| {
                 self.err(
                     &node.ip,
@@ -461,18 +517,30 @@ impl Validator<'_> {
                     format!("`{}` is not an IP address", node.ip.get_ref()),
                 )
             })?;
-            if !names.insert(node.name.get_ref().clone()) {
-                return Err(self.err(
-                    &node.name,
-                    &name_field,
-                    format!("node name `{}` is listed twice", node.name.get_ref()),
-                ));
-            }
-            if !ips.insert(ip) {
+            let ip = ip.to_canonical();
+            if ip.is_unspecified() || ip.is_multicast() {
                 return Err(self.err(
                     &node.ip,
                     &ip_field,
-                    format!("node IP `{ip}` is listed twice"),
+                    format!("`{ip}` cannot be a node's address"),
+                ));
+            }
+            let folded = node.name.get_ref().to_ascii_lowercase();
+            if let Some(first) = names.insert(folded, node.name.get_ref().clone()) {
+                return Err(self.err(
+                    &node.name,
+                    &name_field,
+                    format!(
+                        "node name `{}` is listed twice (first as `{first}`; host names ignore case)",
+                        node.name.get_ref()
+                    ),
+                ));
+            }
+            if let Some(first) = ips.insert(ip, node.ip.get_ref().clone()) {
+                return Err(self.err(
+                    &node.ip,
+                    &ip_field,
+                    format!("node IP `{ip}` is listed twice (first as `{first}`)"),
                 ));
             }
             nodes.push(Node {
@@ -483,36 +551,47 @@ impl Validator<'_> {
         Ok(nodes)
     }
 
-    fn kcm(&self, raw: RawKcm, version: &KubeVersion) -> Result<KcmSettings> {
+    fn component(
+        &self,
+        c: &'static Component,
+        raw: RawComponent,
+        version: &KubeVersion,
+    ) -> Result<ComponentSettings> {
+        let section = c.name;
         let binary = match raw.binary {
             None => None,
             Some(b) => {
                 let path = self.relative(b.get_ref());
                 check_executable(&path).map_err(|m| {
-                    self.err(&b, "kube-controller-manager.binary", format!("`{}` {m}", path.display()))
-                        .with_hint("point it at the kube-controller-manager executable to carry in the bundles, or remove the key")
+                    self.err(&b, &format!("{section}.binary"), format!("`{}` {m}", path.display()))
+                        .with_hint(format!("point it at the {section} executable to carry in the bundles, or remove the key"))
                 })?;
                 Some(path)
             }
         };
         let secure_port = match raw.secure_port {
-            None => DEFAULT_SECURE_PORT,
+            None => c.default_secure_port,
             Some(p) => u16::try_from(*p.get_ref())
                 .ok()
                 .filter(|port| *port > 0)
                 .ok_or_else(|| {
                     self.err(
                         &p,
-                        "kube-controller-manager.secure-port",
+                        &format!("{section}.secure-port"),
                         "must be a port number from 1 to 65535",
                     )
                 })?,
         };
         let mut extra_args = BTreeMap::new();
         for (key, value) in raw.extra_args {
-            let field = format!("kube-controller-manager.extra-args.{key}");
+            let field = format!("{section}.extra-args.{key}");
             let name = key.trim_start_matches('-').to_string();
-            crate::flags::check_extra_arg(&name, version)
+            if extra_args.contains_key(&name) {
+                return Err(self
+                    .err(&value, &field, format!("`--{name}` is set twice"))
+                    .with_hint("keep one spelling: names are written without leading dashes"));
+            }
+            catalogue::check_extra_arg(c, &name, version)
                 .map_err(|(message, hint)| self.err(&value, &field, message).with_hint(hint))?;
             let text = match value.get_ref() {
                 toml::Value::String(s) => s.clone(),
@@ -545,7 +624,8 @@ impl Validator<'_> {
             }
             extra_args.insert(name, text);
         }
-        Ok(KcmSettings {
+        Ok(ComponentSettings {
+            component: c,
             binary,
             secure_port,
             extra_args,
@@ -573,17 +653,61 @@ fn check_apiserver(url: &str) -> Result<(), String> {
     let Some(rest) = url.strip_prefix("https://") else {
         return Err(format!("`{url}` is not an https URL"));
     };
-    let host_port = rest.split('/').next().unwrap_or_default();
-    if host_port.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("`{url}` has no host"));
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{url}` contains white space"));
     }
-    let probe = host_port.replace(NODE_IP_PLACEHOLDER, "127.0.0.1");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if path.contains('{') || path.contains('}') {
+        return Err(format!(
+            "`{url}`: `{NODE_IP_PLACEHOLDER}` may stand only for the host"
+        ));
+    }
+    if authority.contains(['?', '#', '@']) || path.contains(['?', '#']) {
+        return Err(format!(
+            "`{url}` has a query, fragment or user part; kubeconfigs take `https://HOST:PORT`"
+        ));
+    }
+    let probe = authority.replace(NODE_IP_PLACEHOLDER, "127.0.0.1");
     if probe.contains('{') || probe.contains('}') {
         return Err(format!(
             "`{url}`: the only placeholder allowed is `{NODE_IP_PLACEHOLDER}`"
         ));
     }
-    if let Some((_, port)) = probe.rsplit_once(':').filter(|_| !probe.ends_with(']')) {
+    let (host, port) = match probe.strip_prefix('[') {
+        Some(inner) => {
+            let Some((host, after)) = inner.split_once(']') else {
+                return Err(format!("`{url}` has an unclosed `[`"));
+            };
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!("`{url}`: `[{host}]` is not an IPv6 address"));
+            }
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Err(format!("`{url}` has text after `]`")),
+                },
+            }
+        }
+        None => match probe.split_once(':') {
+            Some((host, port)) => {
+                if !is_host_name(host) {
+                    return Err(format!("`{url}` has no valid host"));
+                }
+                (host, Some(port))
+            }
+            None => {
+                if !is_host_name(&probe) {
+                    return Err(format!("`{url}` has no valid host"));
+                }
+                (probe.as_str(), None)
+            }
+        },
+    };
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    if let Some(port) = port {
         if port.parse::<u16>().map_or(true, |p| p == 0) {
             return Err(format!("`{url}` has a bad port `{port}`"));
         }
@@ -633,6 +757,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// A duration the inventory passes on to Kubernetes: at most what Go's `time.Duration`
+/// holds, since a longer one renders a flag the component refuses.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.as_secs() > GO_MAX_DURATION_SECS {
+        return Err(format!(
+            "`{text}` is longer than Go's longest duration, {}h, which Kubernetes flags cannot exceed",
+            GO_MAX_DURATION_SECS / 3600
+        ));
+    }
+    Ok(d)
+}
+
+/// Go's `time.Duration` holds at most 2^63-1 ns, about 292 years (`2562047h47m16s`).
+pub const GO_MAX_DURATION_SECS: u64 = i64::MAX as u64 / 1_000_000_000;
+
+/// A node name this long still fits every file name made from it
+/// (`control-plane-<name>.tar.gz` and its temporary variants) in 255 bytes.
+pub const MAX_NODE_NAME: usize = 200;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,7 +800,9 @@ ip = "10.0.0.1"
         let inv = parse_str(MINIMAL).unwrap();
         assert_eq!(inv.cluster.name, "kubernetes");
         assert_eq!(inv.cluster.k8s_dir, "/data/k8s/k8s");
-        assert_eq!(inv.kcm.secure_port, 10257);
+        assert_eq!(inv.components.len(), 1);
+        assert_eq!(inv.components[0].component, &KUBE_CONTROLLER_MANAGER);
+        assert_eq!(inv.components[0].secure_port, 10257);
         assert_eq!(inv.pki.key_algorithm, KeyAlgorithm::Rsa2048);
         assert_eq!(inv.pki.cert_validity, Duration::from_secs(8760 * 3600));
         assert_eq!(inv.pki.service_account_key, ServiceAccountKey::Dedicated);
@@ -671,6 +817,81 @@ ip = "10.0.0.1"
         assert_eq!(
             err,
             "cluster.toml:8:6: `nodes[0].ip`: `10.0.0.300` is not an IP address"
+        );
+    }
+
+    #[test]
+    fn durations_longer_than_go_allows_are_refused() {
+        assert!(parse_go_duration("2562047h").is_ok());
+        for bad in ["2562048h", "3000000d", "99999999999d", "200000d"] {
+            let err = parse_go_duration(bad).unwrap_err();
+            assert!(
+                err.contains("longer than Go's longest duration, 2562047h"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_and_ips_are_unique_after_normalisation() {
+        let two = |a: (&str, &str), b: (&str, &str)| {
+            format!(
+                "[cluster]\nkubernetes-version = \"1.20.2\"\nservice-cidr = \"10.254.0.0/16\"\n\
+                 [[nodes]]\nname = \"{}\"\nip = \"{}\"\n[[nodes]]\nname = \"{}\"\nip = \"{}\"\n",
+                a.0, a.1, b.0, b.1
+            )
+        };
+        let err = parse_str(&two(("m1", "10.0.0.1"), ("M1", "10.0.0.2")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("node name `M1` is listed twice (first as `m1`"),
+            "{err}"
+        );
+        let err = parse_str(&two(("m1", "10.0.0.1"), ("m2", "::ffff:10.0.0.1")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("node IP `10.0.0.1` is listed twice (first as `10.0.0.1`)"),
+            "{err}"
+        );
+        let inv = parse_str(&two(("m1", "::ffff:10.0.0.1"), ("m2", "10.0.0.2"))).unwrap();
+        assert_eq!(
+            inv.nodes[0].ip.to_string(),
+            "10.0.0.1",
+            "kept in its IPv4 form"
+        );
+        let long =
+            "a".repeat(63) + "." + &"b".repeat(63) + "." + &"c".repeat(63) + "." + &"d".repeat(20);
+        assert!(is_host_name(&long) && long.len() > MAX_NODE_NAME);
+        let err = parse_str(&two((&long, "10.0.0.1"), ("m2", "10.0.0.2")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("characters long; the bundle's file name would not fit"),
+            "{err}"
+        );
+        let err = parse_str(&two(("m1", "0.0.0.0"), ("m2", "10.0.0.2")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`0.0.0.0` cannot be a node's address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_flag_set_twice_or_owned_by_kube_bundle_is_refused() {
+        let text = format!("{MINIMAL}[kube-controller-manager.extra-args]\nv = 4\n\"--v\" = 5\n");
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(err.contains("`--v` is set twice"), "{err}");
+        let text =
+            format!("{MINIMAL}[kube-controller-manager.extra-args]\nbind-address = \"0.0.0.0\"\n");
+        let err = parse_str(&text).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`--bind-address` is set by kube-bundle"),
+            "{err}"
         );
     }
 
@@ -700,12 +921,21 @@ ip = "10.0.0.1"
         assert!(check_apiserver("https://{{node.ip}}:6443").is_ok());
         assert!(check_apiserver("https://[::1]:6443").is_ok());
         assert!(check_apiserver("https://lb.example.com").is_ok());
+        assert!(check_apiserver("https://lb.example.com:8443/").is_ok());
         for bad in [
             "http://a:6443",
             "https://",
             "https://a:0",
             "https://{{node.name}}:6443",
             "https://a b",
+            // The review's L1 cases.
+            "https://:6443",
+            "https://a:6443:6443",
+            "https://?x",
+            "https://#frag",
+            "https://[fd00::1",
+            "https://{{node.ip}}:6443/{{node.name}}",
+            "https://user@a:6443",
         ] {
             assert!(check_apiserver(bad).is_err(), "{bad}");
         }

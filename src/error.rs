@@ -38,6 +38,20 @@ pub enum Error {
     #[error(transparent)]
     Io(#[from] std::io::Error),
 
+    /// An I/O failure while doing `action` to `path`, for paths the user knows (a
+    /// bundle in `dist/`) where the failing call only knew a staging name.
+    #[error("{action} `{}`: {}", path.display(), innermost(source))]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Another build holds pki/ or the output folder.
+    #[error("`{}` is in use by another kube-bundle build (waited {waited}s for it)", path.display())]
+    Locked { path: PathBuf, waited: u64 },
+
     #[error("{what}: {message}")]
     Crypto { what: String, message: String },
 
@@ -82,6 +96,18 @@ impl Error {
         }
     }
 
+    /// Names the action and path of an I/O failure; other errors are returned unchanged.
+    pub fn doing(self, action: &'static str, path: impl Into<PathBuf>) -> Self {
+        match self {
+            Error::Io(source) => Error::File {
+                action,
+                path: path.into(),
+                source,
+            },
+            other => other,
+        }
+    }
+
     /// Adds a `hint:` line to input, PKI and registry errors; other variants are returned unchanged.
     pub fn with_hint(mut self, text: impl Into<String>) -> Self {
         if let Error::Input { hint, .. } | Error::Pki { hint, .. } | Error::Registry { hint, .. } =
@@ -97,6 +123,9 @@ impl Error {
             Error::Input { hint, .. } | Error::Pki { hint, .. } | Error::Registry { hint, .. } => {
                 hint.as_deref()
             }
+            Error::Locked { .. } => {
+                Some("run one build at a time; a build that was killed has already let go")
+            }
             _ => None,
         }
     }
@@ -107,8 +136,19 @@ impl Error {
             Error::Input { .. } | Error::Toml { .. } | Error::Pki { .. } => 2,
             Error::Template { .. }
             | Error::Io(_)
+            | Error::File { .. }
+            | Error::Locked { .. }
             | Error::Crypto { .. }
             | Error::Registry { .. } => 1,
         }
     }
+}
+
+/// The last error in a chain: the operating system's own words (`No space left on device`).
+fn innermost(err: &std::io::Error) -> String {
+    let mut last: &dyn std::error::Error = err;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }

@@ -1,15 +1,14 @@
-//! kube-controller-manager command-line flags: the tutorial's flag set made valid for one
-//! Kubernetes version, and the catalogue that says which flags a version has. Version
-//! facts come from ../shared/reference/kcm-flags-by-version.md and the catalogue file
-//! `kcm-flags.tsv`; this module renders nothing and reads no files at run time.
+//! Command-line flags of each component: the tutorial's flag set made valid for one
+//! Kubernetes version (a profile per component, facts from
+//! ../shared/reference/kcm-flags-by-version.md), and the scheduler's configuration file
+//! fields. The catalogue of which flags exist lives in `catalogue`; this module renders
+//! nothing and reads no files.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::config::{Inventory, Node, ServiceAccountKey};
-use crate::plan::paths;
-use crate::version::{KubeVersion, OLDEST_MINOR};
+use crate::component::{paths, Component, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER};
+use crate::config::{ComponentSettings, Inventory, Node, ServiceAccountKey};
+use crate::version::KubeVersion;
 
 /// One flag as it appears on the command line: `--name` or `--name=value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,16 +33,53 @@ impl Flag {
     }
 }
 
-/// Flags whose value kube-bundle owns through a dedicated inventory key.
-const MANAGED: &[(&str, &str)] = &[("secure-port", "kube-controller-manager.secure-port")];
+/// The unit's flags of one component on one node: its profile for the target version,
+/// then `extra-args` overriding in place or appended in name order.
+pub fn flags(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
+    let c = settings.component;
+    let mut flags = if c == &KUBE_SCHEDULER {
+        scheduler(inv, node, settings)
+    } else {
+        controller_manager(inv, node, settings)
+    };
+    for (name, value) in &settings.extra_args {
+        match flags.iter_mut().find(|f| &f.name == name) {
+            Some(flag) => flag.value = Some(value.clone()),
+            None => flags.push(Flag::set(name, value)),
+        }
+    }
+    flags
+}
 
-/// The unit's flags for one node: the tutorial's set for the target version, then
-/// `extra-args` overriding in place or appended in name order.
-pub fn kcm_flags(inv: &Inventory, node: &Node) -> Vec<Flag> {
+/// Serving and delegated authentication flags both components share: TLS with the
+/// bundle certificate on the node IP, and authn/authz through the component's kubeconfig.
+fn serving(c: &Component, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
+    vec![
+        Flag::set("bind-address", node.ip.to_string()),
+        Flag::set("secure-port", settings.secure_port.to_string()),
+        Flag::set("tls-cert-file", c.cert_path()),
+        Flag::set("tls-private-key-file", c.key_path()),
+    ]
+}
+
+fn delegated_auth(c: &Component) -> Vec<Flag> {
+    let kubeconfig = c.kubeconfig_path();
+    vec![
+        Flag::set("authentication-kubeconfig", &kubeconfig),
+        Flag::set("client-ca-file", paths::CA_CERT),
+        Flag::set("requestheader-allowed-names", "aggregator"),
+        Flag::set("requestheader-client-ca-file", paths::CA_CERT),
+        Flag::set("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
+        Flag::set("requestheader-group-headers", "X-Remote-Group"),
+        Flag::set("requestheader-username-headers", "X-Remote-User"),
+        Flag::set("authorization-kubeconfig", &kubeconfig),
+    ]
+}
+
+fn controller_manager(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
+    let c = &KUBE_CONTROLLER_MANAGER;
     let minor = inv.cluster.version.profile_minor();
-    let ca = format!("{}/ca.pem", paths::CERT_DIR);
-    let ca_key = format!("{}/ca-key.pem", paths::CERT_DIR);
-    let kubeconfig = paths::KUBECONFIG.to_string();
+    let kubeconfig = c.kubeconfig_path();
     let mut flags = vec![
         Flag::on("profiling"),
         Flag::set("cluster-name", &inv.cluster.name),
@@ -53,33 +89,17 @@ pub fn kcm_flags(inv: &Inventory, node: &Node) -> Vec<Flag> {
         Flag::on("leader-elect"),
         Flag::on("use-service-account-credentials"),
         Flag::set("concurrent-service-syncs", "2"),
-        Flag::set("bind-address", node.ip.to_string()),
-        Flag::set("secure-port", inv.kcm.secure_port.to_string()),
-        Flag::set(
-            "tls-cert-file",
-            format!("{}/kube-controller-manager.pem", paths::CERT_DIR),
-        ),
-        Flag::set(
-            "tls-private-key-file",
-            format!("{}/kube-controller-manager-key.pem", paths::CERT_DIR),
-        ),
     ];
+    flags.extend(serving(c, node, settings));
     // Below 1.22 the insecure HTTP port 10252 is on unless explicitly disabled; from 1.24
     // the flag is gone and its presence stops the binary.
     if minor < 22 {
         flags.push(Flag::set("port", "0"));
     }
+    flags.extend(delegated_auth(c));
     flags.extend([
-        Flag::set("authentication-kubeconfig", &kubeconfig),
-        Flag::set("client-ca-file", &ca),
-        Flag::set("requestheader-allowed-names", "aggregator"),
-        Flag::set("requestheader-client-ca-file", &ca),
-        Flag::set("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
-        Flag::set("requestheader-group-headers", "X-Remote-Group"),
-        Flag::set("requestheader-username-headers", "X-Remote-User"),
-        Flag::set("authorization-kubeconfig", &kubeconfig),
-        Flag::set("cluster-signing-cert-file", &ca),
-        Flag::set("cluster-signing-key-file", &ca_key),
+        Flag::set("cluster-signing-cert-file", paths::CA_CERT),
+        Flag::set("cluster-signing-key-file", paths::CA_KEY),
     ]);
     // The experimental spelling is the only one before 1.19 and is removed in 1.25.
     let signing = if minor < 19 {
@@ -108,12 +128,12 @@ pub fn kcm_flags(inv: &Inventory, node: &Node) -> Vec<Flag> {
         flags.push(Flag::set("pod-eviction-timeout", "6m"));
     }
     let sa_key = match inv.pki.service_account_key {
-        ServiceAccountKey::Dedicated => format!("{}/sa.key", paths::CERT_DIR),
-        ServiceAccountKey::Ca => ca_key.clone(),
+        ServiceAccountKey::Dedicated => paths::SA_KEY,
+        ServiceAccountKey::Ca => paths::CA_KEY,
     };
     flags.extend([
         Flag::set("terminated-pod-gc-threshold", "10000"),
-        Flag::set("root-ca-file", &ca),
+        Flag::set("root-ca-file", paths::CA_CERT),
         Flag::set("service-account-private-key-file", sa_key),
         Flag::set("kubeconfig", &kubeconfig),
     ]);
@@ -123,114 +143,80 @@ pub fn kcm_flags(inv: &Inventory, node: &Node) -> Vec<Flag> {
         flags.push(Flag::set("logtostderr", "true"));
     }
     flags.push(Flag::set("v", "2"));
-
-    for (name, value) in &inv.kcm.extra_args {
-        match flags.iter_mut().find(|f| &f.name == name) {
-            Some(flag) => flag.value = Some(value.clone()),
-            None => flags.push(Flag::set(name, value)),
-        }
-    }
     flags
+}
+
+/// The tutorial's chapter 05-4 flags. The kubeconfig, client settings and leader election
+/// live in the `--config` file (flags for them are ignored when `--config` is given).
+fn scheduler(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
+    let c = &KUBE_SCHEDULER;
+    let minor = inv.cluster.version.profile_minor();
+    let mut flags = vec![Flag::set(
+        "config",
+        c.config_path().expect("the scheduler has a config file"),
+    )];
+    flags.extend(serving(c, node, settings));
+    // Insecure HTTP on 10251 unless disabled, below 1.23; 1.23 accepts only 0, and 1.24
+    // removed the flag.
+    if minor < 23 {
+        flags.push(Flag::set("port", "0"));
+    }
+    flags.extend(delegated_auth(c));
+    if minor < 23 {
+        flags.push(Flag::set("logtostderr", "true"));
+    }
+    flags.push(Flag::set("v", "2"));
+    flags
+}
+
+/// The KubeSchedulerConfiguration apiVersion the target release accepts (reference
+/// section 5): v1alpha1 to 1.18, v1beta1 1.19-1.21, v1beta2 1.22, v1beta3 1.23-1.24, v1 from 1.25.
+pub fn scheduler_config_api(version: &KubeVersion) -> &'static str {
+    match version.profile_minor() {
+        ..=18 => "kubescheduler.config.k8s.io/v1alpha1",
+        19..=21 => "kubescheduler.config.k8s.io/v1beta1",
+        22 => "kubescheduler.config.k8s.io/v1beta2",
+        23..=24 => "kubescheduler.config.k8s.io/v1beta3",
+        _ => "kubescheduler.config.k8s.io/v1",
+    }
 }
 
 /// Go's duration syntax, as kube-controller-manager parses it.
 fn go_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
     } else {
         format!("{secs}s")
     }
 }
 
-/// First and last minor release that has a flag; `None` last means still present.
-#[derive(Debug, Clone, Copy)]
-struct Lifetime {
-    first: u32,
-    last: Option<u32>,
-}
-
-fn catalogue() -> &'static BTreeMap<&'static str, Lifetime> {
-    static CATALOGUE: OnceLock<BTreeMap<&'static str, Lifetime>> = OnceLock::new();
-    CATALOGUE.get_or_init(|| {
-        include_str!("kcm-flags.tsv")
-            .lines()
-            .skip(1)
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| {
-                let mut cols = line.split('\t');
-                let name = cols.next().expect("flag column");
-                let first = cols
-                    .next()
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(OLDEST_MINOR);
-                let last = cols.next().and_then(|c| c.parse().ok());
-                (name, Lifetime { first, last })
-            })
-            .collect()
-    })
-}
-
-/// Whether `version` of kube-controller-manager has `--name`, as a user-facing
-/// (message, hint) pair when it does not.
-pub fn check_extra_arg(name: &str, version: &KubeVersion) -> Result<(), (String, String)> {
-    if let Some((_, key)) = MANAGED.iter().find(|(flag, _)| *flag == name) {
-        return Err((
-            format!("`--{name}` is set by kube-bundle"),
-            format!("set `{key}` instead"),
-        ));
-    }
-    let minor = version.profile_minor();
-    let Some(life) = catalogue().get(name) else {
-        return Err((
-            format!("kube-controller-manager has no flag `--{name}`"),
-            format!("check the spelling against `kube-controller-manager --help` of {version}; names are written without leading dashes"),
-        ));
-    };
-    if minor < life.first {
-        return Err((
-            format!("`--{name}` does not exist in kube-controller-manager {version}; it was added in 1.{}", life.first),
-            "remove it or raise `cluster.kubernetes-version`".into(),
-        ));
-    }
-    if let Some(last) = life.last.filter(|last| minor > *last) {
-        return Err((
-            format!("`--{name}` does not exist in kube-controller-manager {version}; it was removed after 1.{last}"),
-            "remove it from `extra-args`".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Every catalogue flag present in one minor release; for tests and `--help` tooling.
-pub fn known_in(minor: u32) -> impl Iterator<Item = &'static str> {
-    catalogue()
-        .iter()
-        .filter(move |(_, l)| l.first <= minor && l.last.is_none_or(|last| minor <= last))
-        .map(|(name, _)| *name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalogue::known_in;
     use crate::config;
-    use crate::version::NEWEST_MINOR;
+    use crate::version::{NEWEST_MINOR, OLDEST_MINOR};
     use std::path::Path;
 
     fn inventory(version: &str, extra: &str) -> Inventory {
         let text = format!(
             "[cluster]\nkubernetes-version = \"{version}\"\nservice-cidr = \"10.254.0.0/16\"\n\
-             [[nodes]]\nname = \"m1\"\nip = \"10.0.0.1\"\n[kube-controller-manager]\n{extra}\n"
+             [[nodes]]\nname = \"m1\"\nip = \"10.0.0.1\"\n[kube-controller-manager]\n{extra}\n[kube-scheduler]\n"
         );
         config::parse(Path::new("cluster.toml"), &text).unwrap()
     }
 
-    fn names(version: &str) -> Vec<String> {
+    fn names_of(version: &str, c: &Component) -> Vec<String> {
         let inv = inventory(version, "");
-        kcm_flags(&inv, &inv.nodes[0])
+        flags(&inv, &inv.nodes[0], inv.settings(c).unwrap())
             .into_iter()
             .map(|f| f.name)
             .collect()
+    }
+
+    fn names(version: &str) -> Vec<String> {
+        names_of(version, &KUBE_CONTROLLER_MANAGER)
     }
 
     #[test]
@@ -251,15 +237,53 @@ mod tests {
     }
 
     #[test]
+    fn scheduler_flags_follow_the_reference_table() {
+        let has = |v: &str, f: &str| names_of(v, &KUBE_SCHEDULER).iter().any(|n| n == f);
+        assert!(has("1.22", "port") && !has("1.23", "port") && !has("1.24", "port"));
+        assert!(has("1.22", "logtostderr") && !has("1.23", "logtostderr"));
+        assert!(!has("1.20", "address") && !has("1.20", "kubeconfig"));
+        for f in [
+            "config",
+            "bind-address",
+            "secure-port",
+            "tls-cert-file",
+            "client-ca-file",
+        ] {
+            assert!(has("1.34", f), "{f}");
+        }
+        let inv = inventory("1.20.2", "");
+        let f = flags(&inv, &inv.nodes[0], inv.settings(&KUBE_SCHEDULER).unwrap());
+        assert!(f.contains(&Flag::set("bind-address", "10.0.0.1")));
+        assert!(f.contains(&Flag::set("secure-port", "10259")));
+        assert!(f.contains(&Flag::set("config", "/etc/kubernetes/kube-scheduler.yaml")));
+    }
+
+    #[test]
+    fn scheduler_config_api_per_release() {
+        let api = |v: &str| scheduler_config_api(&KubeVersion::parse(v).unwrap());
+        assert_eq!(api("1.16"), "kubescheduler.config.k8s.io/v1alpha1");
+        assert_eq!(api("1.18"), "kubescheduler.config.k8s.io/v1alpha1");
+        assert_eq!(api("1.19"), "kubescheduler.config.k8s.io/v1beta1");
+        assert_eq!(api("1.21"), "kubescheduler.config.k8s.io/v1beta1");
+        assert_eq!(api("1.22"), "kubescheduler.config.k8s.io/v1beta2");
+        assert_eq!(api("1.24"), "kubescheduler.config.k8s.io/v1beta3");
+        assert_eq!(api("1.25"), "kubescheduler.config.k8s.io/v1");
+        assert_eq!(api("1.40"), "kubescheduler.config.k8s.io/v1");
+    }
+
+    #[test]
     fn every_default_flag_exists_in_its_version() {
-        for minor in OLDEST_MINOR..=NEWEST_MINOR {
-            let version = format!("1.{minor}");
-            let known: Vec<&str> = known_in(minor).collect();
-            for name in names(&version) {
-                assert!(
-                    known.contains(&name.as_str()),
-                    "1.{minor} renders unknown --{name}"
-                );
+        for c in crate::component::ALL {
+            for minor in OLDEST_MINOR..=NEWEST_MINOR {
+                let version = format!("1.{minor}");
+                let known: Vec<&str> = known_in(c, minor).collect();
+                for name in names_of(&version, c) {
+                    assert!(
+                        known.contains(&name.as_str()),
+                        "{} 1.{minor} renders unknown --{name}",
+                        c.name
+                    );
+                }
             }
         }
     }
@@ -270,7 +294,7 @@ mod tests {
             "1.20.2",
             "extra-args = { v = 4, \"--allocate-node-cidrs\" = true }",
         );
-        let flags = kcm_flags(&inv, &inv.nodes[0]);
+        let flags = flags(&inv, &inv.nodes[0], &inv.components[0]);
         assert_eq!(flags.iter().filter(|f| f.name == "v").count(), 1);
         assert_eq!(
             flags
@@ -285,27 +309,5 @@ mod tests {
             flags.last().unwrap(),
             &Flag::set("allocate-node-cidrs", "true")
         );
-    }
-
-    #[test]
-    fn extra_args_the_version_lacks_are_refused() {
-        let v = |s| KubeVersion::parse(s).unwrap();
-        assert!(check_extra_arg("port", &v("1.21")).is_ok());
-        assert!(check_extra_arg("port", &v("1.24"))
-            .unwrap_err()
-            .0
-            .contains("removed after 1.23"));
-        assert!(check_extra_arg("cluster-signing-duration", &v("1.18"))
-            .unwrap_err()
-            .0
-            .contains("added in 1.19"));
-        assert!(check_extra_arg("no-such-flag", &v("1.20"))
-            .unwrap_err()
-            .0
-            .contains("no flag"));
-        assert!(check_extra_arg("secure-port", &v("1.20"))
-            .unwrap_err()
-            .1
-            .contains("secure-port"));
     }
 }

@@ -30,7 +30,8 @@ pub enum ShellValue {
 /// `[export] NAME=value`, `NAME="value"`, `NAME='value'` and `NAME=(a b c)`.
 pub fn parse_env(text: &str) -> BTreeMap<String, ShellValue> {
     let mut vars = BTreeMap::new();
-    for line in text.lines() {
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
         let line = line.trim();
         if line.starts_with('#') || line.is_empty() {
             continue;
@@ -42,7 +43,23 @@ pub fn parse_env(text: &str) -> BTreeMap<String, ShellValue> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             continue;
         }
-        vars.insert(name.to_string(), shell_value(value.trim()));
+        let mut value = value.trim().to_string();
+        // An array may span lines, one element each: `NODE_NAMES=(\n  m1\n  m2\n)`.
+        if value.starts_with('(') && !value.contains(')') {
+            for more in lines.by_ref() {
+                let more = more.split('#').next().unwrap_or_default().trim();
+                value.push(' ');
+                value.push_str(more);
+                if more.contains(')') {
+                    break;
+                }
+            }
+            if !value.contains(')') {
+                vars.insert(name.to_string(), ShellValue::Dynamic);
+                continue;
+            }
+        }
+        vars.insert(name.to_string(), shell_value(&value));
     }
     vars
 }
@@ -91,7 +108,14 @@ pub struct Imported {
 }
 
 pub fn import_env(path: &Path) -> Result<Imported> {
-    let text = fs_err::read_to_string(path)?;
+    // The file is the user's input: missing or not text is exit 2, like an inventory.
+    let text = fs_err::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData => {
+            Error::input(format!("`{}`", path.display()), e.to_string())
+                .with_hint("pass the tutorial's environment.sh with `--from-env FILE`")
+        }
+        _ => Error::Io(e),
+    })?;
     let vars = parse_env(&text);
     let loc = |name: &str| format!("`{}`: `{name}`", path.display());
     let scalar = |name: &str| -> Result<Option<String>> {
@@ -167,9 +191,9 @@ pub fn inventory_text(imported: &Imported, kubernetes_version: &str) -> String {
 
 [cluster]
 # name = "kubernetes"                  # --cluster-name
-kubernetes-version = {version}         # the kube-controller-manager release you run (1.16 or newer)
-# URL the controller-manager talks to; {{{{node.ip}}}} is each master's own IP, for an
-# apiserver on the same host.
+kubernetes-version = {version}         # the control-plane release you run (1.16 or newer)
+# URL the controller-manager and scheduler talk to; {{{{node.ip}}}} is each master's own
+# IP, for an apiserver on the same host.
 apiserver = {apiserver}
 service-cidr = {service_cidr}          # must equal kube-apiserver's --service-cluster-ip-range
 {cluster_cidr}
@@ -217,6 +241,14 @@ secure-port = 10257
 # A flag the target version does not have is refused.
 [kube-controller-manager.extra-args]
 # v = 4
+
+# kube-scheduler on every master, as the tutorial's chapter 05-4; remove the section to
+# leave it out.
+[kube-scheduler]
+# binary = "/opt/k8s/bin/kube-scheduler"            # carried in each bundle when set
+secure-port = 10259
+[kube-scheduler.extra-args]
+# v = 4
 "#,
     );
     out
@@ -253,8 +285,27 @@ mod tests {
     }
 
     #[test]
+    fn arrays_may_span_lines() {
+        let vars = parse_env(
+            "export NODE_NAMES=(\n  m1   # first\n  \"m2\"\n)\nNODE_IPS=(10.0.0.1\n10.0.0.2)\nBROKEN=(\n a\n",
+        );
+        assert_eq!(
+            vars["NODE_NAMES"],
+            ShellValue::Array(vec!["m1".into(), "m2".into()])
+        );
+        assert_eq!(
+            vars["NODE_IPS"],
+            ShellValue::Array(vec!["10.0.0.1".into(), "10.0.0.2".into()])
+        );
+        assert_eq!(vars["BROKEN"], ShellValue::Dynamic);
+    }
+
+    #[test]
     fn the_default_inventory_is_valid() {
         let text = inventory_text(&Imported::default(), "1.20.2");
         validate(Path::new("cluster.toml"), &text).unwrap();
+        let inv = config::parse(Path::new("cluster.toml"), &text).unwrap();
+        let built: Vec<&str> = inv.components.iter().map(|s| s.component.name).collect();
+        assert_eq!(built, ["kube-controller-manager", "kube-scheduler"]);
     }
 }

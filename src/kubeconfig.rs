@@ -1,16 +1,15 @@
-//! The controller-manager's kubeconfig, with the same content the tutorial's four
-//! `kubectl config` commands produce: cluster `kubernetes` with the CA embedded, user
-//! `system:kube-controller-manager` with its certificate and key embedded, and a context
-//! of that name set as current. Rendering only; no file access.
+//! A component's kubeconfig, with the same content the tutorial's four `kubectl config`
+//! commands produce: cluster `kubernetes` with the CA embedded, the component's user
+//! (`system:kube-controller-manager`, `system:kube-scheduler`) with its certificate and
+//! key embedded, and a context of that name set as current. Rendering only; no file
+//! access.
 
 use base64::Engine;
-
-use crate::pki::KCM_USER;
 
 /// The cluster entry's name, as the tutorial's `kubectl config set-cluster kubernetes`.
 pub const CLUSTER: &str = "kubernetes";
 
-pub fn render(server: &str, ca_pem: &str, cert_pem: &str, key_pem: &str) -> String {
+pub fn render(server: &str, user: &str, ca_pem: &str, cert_pem: &str, key_pem: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
     // Field order and layout follow `kubectl config view --raw`.
     format!(
@@ -23,13 +22,13 @@ clusters:
 contexts:
 - context:
     cluster: {CLUSTER}
-    user: {KCM_USER}
-  name: {KCM_USER}
-current-context: {KCM_USER}
+    user: {user}
+  name: {user}
+current-context: {user}
 kind: Config
 preferences: {{}}
 users:
-- name: {KCM_USER}
+- name: {user}
   user:
     client-certificate-data: {cert}
     client-key-data: {key}
@@ -46,7 +45,13 @@ mod tests {
 
     #[test]
     fn embeds_base64_of_each_pem() {
-        let text = render("https://10.0.0.1:6443", "CA", "CERT", "KEY");
+        let text = render(
+            "https://10.0.0.1:6443",
+            "system:kube-controller-manager",
+            "CA",
+            "CERT",
+            "KEY",
+        );
         assert!(text.contains("certificate-authority-data: Q0E=\n"));
         assert!(text.contains("client-certificate-data: Q0VSVA==\n"));
         assert!(text.contains("client-key-data: S0VZ\n"));

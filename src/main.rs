@@ -6,9 +6,10 @@ mod progress;
 mod transfer;
 
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use kube_bundle::error::Error;
 use kube_bundle::{bundle, certs, config, init, pki, rollout, verify, BuildOptions};
 
@@ -31,10 +32,17 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err}");
+            let mut said = err.to_string();
+            eprintln!("error: {said}");
+            // Messages often quote their cause (a TOML error, the operating system's
+            // words); a cause already said is not said again.
             let mut source = std::error::Error::source(&err);
             while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
+                let text = cause.to_string();
+                if !said.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    said.push_str(&text);
+                }
                 source = cause.source();
             }
             if let Some(hint) = err.hint() {
@@ -53,216 +61,308 @@ macro_rules! line {
     }};
 }
 
-fn run(command: cli::Command, stdout_buf: &mut String) -> Result<ExitCode, Error> {
+/// The one place that picks between text and JSON: JSON is `value`, pretty-printed;
+/// text is whatever `text` appends.
+fn emit<T: serde::Serialize>(
+    out: &mut String,
+    format: cli::Output,
+    value: &T,
+    text: impl FnOnce(&mut String),
+) {
+    match format {
+        cli::Output::Json => line!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(value).expect("output serializes")
+        ),
+        cli::Output::Text => text(out),
+    }
+}
+
+fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
+    use cli::Command as C;
     match command {
-        cli::Command::Init {
+        C::Init {
             from_env,
             output,
             kubernetes_version,
             force,
-        } => {
-            let imported = match &from_env {
-                Some(path) => init::import_env(path)?,
-                None => init::Imported::default(),
-            };
-            let text = init::inventory_text(&imported, &kubernetes_version);
-            init::validate(&output, &text)?;
-            if output.as_os_str() == "-" {
-                stdout_buf.push_str(&text);
-            } else {
-                if output.exists() && !force {
-                    return Err(
-                        Error::input(format!("`{}`", output.display()), "already exists")
-                            .with_hint("pass --force to overwrite it, or -o another file"),
-                    );
-                }
-                fs_err::write(&output, &text)?;
-                eprintln!("wrote `{}`", output.display());
-            }
-            if let Some(path) = from_env {
-                eprintln!("from `{}`: used {}", path.display(), list(&imported.used));
-                eprintln!(
-                    "from `{}`: ignored {}",
-                    path.display(),
-                    list(&imported.ignored)
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        cli::Command::Build {
+        } => init_cmd(from_env, &output, &kubernetes_version, force, out),
+        C::Build {
             config,
-            out,
+            out: dir,
             templates,
             renew,
+            component,
             rotate_keys,
             sign,
             pin_signers,
             output,
             quiet,
         } => {
-            let line = progress::Line::new(!quiet && std::io::stderr().is_terminal());
             let opts = BuildOptions {
                 config,
-                out: out.clone(),
+                out: dir,
                 templates,
                 mtime: bundle::mtime_from_env(),
                 renew: pki::Renewal {
                     nodes: renew.map(|n| n.into_iter().collect()),
+                    components: component.into_iter().collect(),
                     rotate_keys,
                 },
                 sign,
                 pin_signers,
             };
-            let report = kube_bundle::build(&opts, &|p| line.show(p));
-            line.clear();
-            let report = report?;
-            for note in &report.notes {
-                if !quiet || note.starts_with("warning:") {
-                    eprintln!("{note}");
-                }
-            }
-            match output {
-                cli::Output::Text => {
-                    for b in &report.bundles {
-                        line!(stdout_buf, "{}  {}", b.sha256, b.path.display());
-                    }
-                }
-                cli::Output::Json => {
-                    let summary = serde_json::json!({
-                        "bundles": report.bundles,
-                        "sha256sums": out.join("SHA256SUMS"),
-                        "notes": report.notes,
-                    });
-                    let text = serde_json::to_string_pretty(&summary).expect("summary serializes");
-                    line!(stdout_buf, "{text}");
-                }
-            }
-            if !quiet {
-                for name in &report.changed {
-                    eprintln!("changed: {name}");
-                }
-                if report.changed.is_empty() {
-                    eprintln!("no bundle changed");
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            build_cmd(&opts, output, quiet, out)
         }
-        cli::Command::Verify {
+        C::Verify {
             bundles,
             warn_within,
             trust,
             output,
-        } => {
-            let warn_within = duration_arg("--warn-within", &warn_within)?;
-            let report = verify::verify(&verify::VerifyOptions {
-                bundles,
-                warn_within,
-                trust,
-            })?;
-            match output {
-                cli::Output::Json => line!(
-                    stdout_buf,
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("report serializes")
-                ),
-                cli::Output::Text => {
-                    for f in &report.findings {
-                        line!(stdout_buf, "{}: {}: {}", f.bundle, f.file, f.message);
-                    }
-                    let signed = report.bundles.iter().filter(|b| b.signed).count();
-                    eprintln!(
-                        "{} bundle(s) checked ({signed} signed), {} finding(s)",
-                        report.bundles.len(),
-                        report.findings.len()
-                    );
-                }
-            }
-            Ok(if report.findings.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-        cli::Command::RolloutPlan {
+        } => verify_cmd(bundles, &warn_within, trust, output, out),
+        C::RolloutPlan {
             config,
             kubeconfig,
             output,
-        } => {
-            let inv = config::load(&config)?;
-            let (leader, source) = match &kubeconfig {
-                None => (
-                    None,
-                    rollout::LeaderSource::Unknown("no --kubeconfig given".into()),
-                ),
-                Some(kc) => match rollout::read_leader(&inv, kc) {
-                    Ok((identity, source)) => {
-                        match rollout::node_of_identity(&inv.nodes, &identity) {
-                            Some(node) => (Some(node.to_string()), source),
-                            None => (
-                                None,
-                                rollout::LeaderSource::Unknown(format!(
-                                    "the leader `{identity}` is not in the inventory"
-                                )),
-                            ),
-                        }
-                    }
-                    Err(e) => (None, rollout::LeaderSource::Unknown(e.to_string())),
-                },
-            };
-            let steps = rollout::order(&inv.nodes, leader.as_deref());
-            match output {
-                cli::Output::Json => {
-                    line!(
-                        stdout_buf,
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({ "leader": leader, "source": source, "steps": steps })
-                    )
-                    .expect("plan serializes")
-                )
-                }
-                cli::Output::Text => {
-                    if let rollout::LeaderSource::Unknown(why) = &source {
-                        eprintln!("cannot tell the leader ({why}): any order will do, one master at a time");
-                    }
-                    for (i, step) in steps.iter().enumerate() {
-                        let mark = if step.leader { "  (leader: last)" } else { "" };
-                        line!(stdout_buf, "{}. {} {}{mark}", i + 1, step.node, step.ip);
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        cli::Command::Push(args) => transfer::push(args, stdout_buf),
-        cli::Command::Pull(args) => transfer::pull(args, stdout_buf),
-        cli::Command::Certs {
+        } => rollout_plan_cmd(&config, kubeconfig.as_deref(), output, out),
+        C::Push(args) => transfer::push(args, out),
+        C::Pull(args) => transfer::pull(args, out),
+        C::Certs {
             config,
             warn_within,
             output,
-        } => {
-            let warn_within = duration_arg("--warn-within", &warn_within)?;
-            let inv = config::load(&config)?;
-            let rows = certs::list(&inv, warn_within)?;
-            match output {
-                cli::Output::Json => line!(
-                    stdout_buf,
-                    "{}",
-                    serde_json::to_string_pretty(&rows).expect("rows serialize")
-                ),
-                cli::Output::Text => stdout_buf.push_str(&certs::table(&rows)),
-            }
-            let attention: Vec<&str> = rows
-                .iter()
-                .filter(|r| r.attention)
-                .map(|r| r.path.as_str())
-                .collect();
-            if attention.is_empty() {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!("expiring, expired or missing: {}", attention.join(", "));
-                Ok(ExitCode::from(1))
+        } => certs_cmd(&config, &warn_within, output, out),
+        C::Completions { shell } => {
+            let shell = match shell {
+                cli::Shell::Bash => clap_complete::Shell::Bash,
+                cli::Shell::Zsh => clap_complete::Shell::Zsh,
+                cli::Shell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cli::Cli::command(), "kube-bundle", &mut buf);
+            out.push_str(&String::from_utf8_lossy(&buf));
+            Ok(ExitCode::SUCCESS)
+        }
+        C::Man { out: dir } => man_cmd(&dir),
+    }
+}
+
+fn init_cmd(
+    from_env: Option<PathBuf>,
+    output: &Path,
+    kubernetes_version: &str,
+    force: bool,
+    out: &mut String,
+) -> Result<ExitCode, Error> {
+    let imported = match &from_env {
+        Some(path) => init::import_env(path)?,
+        None => init::Imported::default(),
+    };
+    let text = init::inventory_text(&imported, kubernetes_version);
+    init::validate(output, &text)?;
+    if output.as_os_str() == "-" {
+        out.push_str(&text);
+    } else {
+        if output.exists() && !force {
+            return Err(
+                Error::input(format!("`{}`", output.display()), "already exists")
+                    .with_hint("pass --force to overwrite it, or -o another file"),
+            );
+        }
+        fs_err::write(output, &text)?;
+        eprintln!("wrote `{}`", output.display());
+    }
+    if let Some(path) = from_env {
+        eprintln!("from `{}`: used {}", path.display(), list(&imported.used));
+        eprintln!(
+            "from `{}`: ignored {}",
+            path.display(),
+            list(&imported.ignored)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build_cmd(
+    opts: &BuildOptions,
+    output: cli::Output,
+    quiet: bool,
+    out: &mut String,
+) -> Result<ExitCode, Error> {
+    let line = progress::Line::new(!quiet && std::io::stderr().is_terminal());
+    let report = kube_bundle::build(opts, &|p| line.show(p));
+    line.clear();
+    let report = report?;
+    for note in &report.notes {
+        if !quiet || note.starts_with("warning:") {
+            eprintln!("{note}");
+        }
+    }
+    let summary = serde_json::json!({
+        "bundles": report.bundles,
+        "sha256sums": opts.out.join("SHA256SUMS"),
+        "notes": report.notes,
+    });
+    emit(out, output, &summary, |out| {
+        for b in &report.bundles {
+            line!(out, "{}  {}", b.sha256, b.path.display());
+        }
+    });
+    if !quiet {
+        for name in &report.changed {
+            eprintln!("changed: {name}");
+        }
+        if report.changed.is_empty() {
+            eprintln!("no bundle changed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_cmd(
+    bundles: Vec<PathBuf>,
+    warn_within: &str,
+    trust: Option<PathBuf>,
+    output: cli::Output,
+    out: &mut String,
+) -> Result<ExitCode, Error> {
+    let warn_within = duration_arg("--warn-within", warn_within)?;
+    let report = verify::verify(&verify::VerifyOptions {
+        bundles,
+        warn_within,
+        trust,
+    })?;
+    emit(out, output, &report, |out| {
+        for f in &report.findings {
+            line!(out, "{}: {}: {}", f.bundle, f.file, f.message);
+        }
+        let signed = report.bundles.iter().filter(|b| b.signed).count();
+        eprintln!(
+            "{} bundle(s) checked ({signed} signed), {} finding(s)",
+            report.bundles.len(),
+            report.findings.len()
+        );
+    });
+    Ok(exit_if(!report.findings.is_empty()))
+}
+
+fn rollout_plan_cmd(
+    config: &Path,
+    kubeconfig: Option<&Path>,
+    output: cli::Output,
+    out: &mut String,
+) -> Result<ExitCode, Error> {
+    let inv = config::load(config)?;
+    // Per component: the node holding its lease, or why that is not known.
+    let mut leaders: Vec<(&str, Option<String>, rollout::LeaderSource)> = Vec::new();
+    for settings in &inv.components {
+        let c = settings.component;
+        let (leader, source) = match kubeconfig {
+            None => (
+                None,
+                rollout::LeaderSource::Unknown("no --kubeconfig given".into()),
+            ),
+            Some(kc) => match rollout::read_leader(&inv, c, kc) {
+                Ok((identity, source)) => match rollout::node_of_identity(&inv.nodes, &identity) {
+                    Some(node) => (Some(node.to_string()), source),
+                    None => (
+                        None,
+                        rollout::LeaderSource::Unknown(format!(
+                            "the leader `{identity}` is not in the inventory"
+                        )),
+                    ),
+                },
+                Err(e) => (None, rollout::LeaderSource::Unknown(e.to_string())),
+            },
+        };
+        leaders.push((c.name, leader, source));
+    }
+    let pairs: Vec<(&str, Option<&str>)> = leaders
+        .iter()
+        .map(|(c, node, _)| (*c, node.as_deref()))
+        .collect();
+    let steps = rollout::order(&inv.nodes, &pairs);
+    let first = &leaders[0];
+    let value = serde_json::json!({
+        "leader": first.1,
+        "source": first.2,
+        "leaders": leaders
+            .iter()
+            .map(|(c, node, source)| serde_json::json!({ "component": c, "node": node, "source": source }))
+            .collect::<Vec<_>>(),
+        "steps": steps,
+    });
+    emit(out, output, &value, |out| {
+        for (c, _, source) in &leaders {
+            if let rollout::LeaderSource::Unknown(why) = source {
+                eprintln!("cannot tell the {c} leader ({why})");
             }
         }
+        if leaders.iter().all(|(_, node, _)| node.is_none()) {
+            eprintln!("any order will do, one master at a time");
+        }
+        for (i, step) in steps.iter().enumerate() {
+            let mark = if step.leads.is_empty() {
+                String::new()
+            } else {
+                format!("  (leads {}: later)", step.leads.join(", "))
+            };
+            line!(out, "{}. {} {}{mark}", i + 1, step.node, step.ip);
+        }
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn certs_cmd(
+    config: &Path,
+    warn_within: &str,
+    output: cli::Output,
+    out: &mut String,
+) -> Result<ExitCode, Error> {
+    let warn_within = duration_arg("--warn-within", warn_within)?;
+    let inv = config::load(config)?;
+    let rows = certs::list(&inv, warn_within)?;
+    emit(out, output, &rows, |out| out.push_str(&certs::table(&rows)));
+    let attention: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.attention)
+        .map(|r| r.path.as_str())
+        .collect();
+    if !attention.is_empty() {
+        eprintln!("expiring, expired or missing: {}", attention.join(", "));
+    }
+    Ok(exit_if(!attention.is_empty()))
+}
+
+/// Man pages from the same clap definitions as `--help`: `kube-bundle.1` and
+/// `kube-bundle-<subcommand>.1`.
+fn man_cmd(dir: &Path) -> Result<ExitCode, Error> {
+    fs_err::create_dir_all(dir)?;
+    let root = cli::Cli::command();
+    let mut pages = vec![("kube-bundle".to_string(), root.clone())];
+    for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("kube-bundle-{}", sub.get_name());
+        pages.push((
+            name.clone(),
+            sub.clone().display_name(name.clone()).bin_name(name),
+        ));
+    }
+    for (name, command) in pages {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(command).render(&mut buf)?;
+        let path = dir.join(format!("{name}.1"));
+        fs_err::write(&path, buf)?;
+        eprintln!("wrote `{}`", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exit_if(failed: bool) -> ExitCode {
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -1,5 +1,5 @@
 //! PKI state in `pki/`: the CA (imported or generated once), the service-account key pair
-//! and one controller-manager key and certificate per node. State is reused while it still
+//! and one key and certificate per node and component (`pki/<node>/<component>.pem`). State is reused while it still
 //! fits the inventory and the CA; a leaf that no longer fits is reissued and reported. This
 //! module never regenerates a CA or a service-account key that already exists, and never
 //! touches `dist/`.
@@ -17,13 +17,13 @@ use rcgen::{
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use crate::component::Component;
 use crate::config::{Inventory, KeyAlgorithm, Node, ServiceAccountKey, Subject};
 use crate::error::{Error, Result};
 use crate::keys;
+pub use crate::manifest::CertSummary;
 use crate::parallel;
 
-/// Subject CN and O of the controller-manager certificate: the built-in RBAC user and group.
-pub const KCM_USER: &str = "system:kube-controller-manager";
 /// Certificates start this long before they are made, so nodes with a slow clock accept them.
 const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
 
@@ -33,7 +33,14 @@ pub struct Pki {
     pub ca_key_pem: String,
     /// `None` when the CA key signs service-account tokens.
     pub service_account: Option<ServiceAccountPair>,
-    pub leaves: BTreeMap<String, Leaf>,
+    /// (node, component) → its key and certificate.
+    pub leaves: BTreeMap<(String, &'static str), Leaf>,
+}
+
+impl Pki {
+    pub fn leaf(&self, node: &str, c: &Component) -> &Leaf {
+        &self.leaves[&(node.to_string(), c.name)]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -53,15 +60,18 @@ pub struct Leaf {
 pub struct Renewal {
     /// `None`: no renewal; `Some(empty)`: every node; otherwise these nodes.
     pub nodes: Option<std::collections::BTreeSet<String>>,
+    /// Only these components' certificates (empty: every component).
+    pub components: std::collections::BTreeSet<String>,
     /// Generate new keys for the renewed certificates instead of keeping theirs.
     pub rotate_keys: bool,
 }
 
 impl Renewal {
-    fn covers(&self, node: &str) -> bool {
+    fn covers(&self, node: &str, c: &Component) -> bool {
         self.nodes
             .as_ref()
             .is_some_and(|n| n.is_empty() || n.contains(node))
+            && (self.components.is_empty() || self.components.contains(c.name))
     }
 }
 
@@ -78,6 +88,21 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
             format!("--renew {unknown}"),
             format!("`{unknown}` is not a node of `{}`", inv.path.display()),
         ));
+    }
+    if let Some(unknown) = renew.components.iter().find(|n| {
+        !inv.components
+            .iter()
+            .any(|s| s.component.name == n.as_str())
+    }) {
+        let built: Vec<&str> = inv.components.iter().map(|s| s.component.name).collect();
+        return Err(Error::input(
+            format!("--component {unknown}"),
+            format!(
+                "`{unknown}` is not a component `{}` builds",
+                inv.path.display()
+            ),
+        )
+        .with_hint(format!("it builds {}", built.join(", "))));
     }
     let dir = &inv.pki.dir;
     // Key generation is most of a fresh build: a new CA and the service-account key are
@@ -110,15 +135,20 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     };
     ca_notes.into_iter().chain(sa_notes).for_each(&mut *say);
     let (ca, service_account) = (ca?, service_account?);
-    let issued = parallel::map(&inv.nodes, parallel::threads(), |_, node| {
+    let wanted: Vec<(&Node, &'static Component)> = inv
+        .nodes
+        .iter()
+        .flat_map(|node| inv.components.iter().map(move |s| (node, s.component)))
+        .collect();
+    let issued = parallel::map(&wanted, parallel::threads(), |_, (node, c)| {
         let mut notes = Vec::new();
-        let leaf = leaf(inv, node, &ca, renew, &mut |line| notes.push(line));
+        let leaf = leaf(inv, node, c, &ca, renew, &mut |line| notes.push(line));
         (leaf, notes)
     });
     let mut leaves = BTreeMap::new();
-    for (node, (leaf, notes)) in inv.nodes.iter().zip(issued) {
+    for ((node, c), (leaf, notes)) in wanted.iter().zip(issued) {
         notes.into_iter().for_each(&mut *say);
-        leaves.insert(node.name.clone(), leaf?);
+        leaves.insert((node.name.clone(), c.name), leaf?);
     }
     restrict_dir(dir)?;
     Ok(Pki {
@@ -159,9 +189,20 @@ fn loc(path: &Path) -> String {
     format!("`{}`", path.display())
 }
 
+/// A PEM file's text. A file that is missing or not text is bad PKI state (exit 2); any
+/// other failure to read it (permissions, I/O) is an I/O error naming it (exit 1).
+fn read_text(path: &Path) -> Result<String> {
+    fs_err::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData => {
+            Error::pki(loc(path), e.to_string())
+        }
+        _ => Error::Io(e),
+    })
+}
+
 /// Reads the first PEM block of `label` from a file.
 fn read_pem(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
-    let text = fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))?;
+    let text = read_text(path)?;
     let blocks =
         pem::parse_many(&text).map_err(|e| Error::pki(loc(path), format!("is not PEM: {e}")))?;
     let block = blocks
@@ -177,7 +218,7 @@ fn read_pem(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
 }
 
 fn read_key_text(path: &Path) -> Result<String> {
-    fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))
+    read_text(path)
 }
 
 fn parse_key_text(path: &Path, text: &str) -> Result<KeyPair> {
@@ -289,17 +330,62 @@ fn saved_ca(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Ca> {
             format!("exists but its key `{}` does not", key_path.display()),
         )
         .with_hint("restore the CA key from backup; kube-bundle never replaces a CA on its own")),
-        (false, true) => Err(Error::pki(
-            loc(&key_path),
-            format!(
-                "exists but its certificate `{}` does not",
-                cert_path.display()
-            ),
-        )
-        .with_hint(
-            "restore the CA certificate from backup; kube-bundle never replaces a CA on its own",
-        )),
+        (false, true) => {
+            if let Some(tmp) = recover_ca_cert(&inv.pki.dir, &cert_path, &key_path)? {
+                say(format!(
+                    "recovered `{}` from `{}`, which an interrupted build wrote in full",
+                    cert_path.display(),
+                    tmp.display()
+                ));
+                return load_ca(&cert_path, &key_path);
+            }
+            Err(Error::pki(
+                loc(&key_path),
+                format!(
+                    "exists but its certificate `{}` does not",
+                    cert_path.display()
+                ),
+            )
+            .with_hint(
+                "restore the CA certificate from backup; kube-bundle never replaces a CA on its own",
+            ))
+        }
     }
+}
+
+/// A first build writes `ca-key.pem`, then `ca.pem` through a synced temporary file. If
+/// it died between the two, that temporary file is the certificate: it is put in place
+/// when it parses and matches the key. Returns the file it came from.
+fn recover_ca_cert(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<Option<PathBuf>> {
+    let Ok(key) = KeyPair::from_pem(&fs_err::read_to_string(key_path)?) else {
+        return Ok(None);
+    };
+    let prefix = format!(
+        "{}.tmp-",
+        cert_path.file_stem().unwrap_or_default().to_string_lossy()
+    );
+    for entry in fs_err::read_dir(dir)? {
+        let tmp = entry?.path();
+        let is_candidate = tmp
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix));
+        let Some(text) = is_candidate
+            .then(|| fs_err::read_to_string(&tmp).ok())
+            .flatten()
+        else {
+            continue;
+        };
+        let matches = pem::parse(&text).ok().is_some_and(|block| {
+            block.tag() == "CERTIFICATE"
+                && X509Certificate::from_der(block.contents())
+                    .is_ok_and(|(_, cert)| spki_matches(&key, &cert))
+        });
+        if matches {
+            fs_err::rename(&tmp, cert_path)?;
+            return Ok(Some(tmp));
+        }
+    }
+    Ok(None)
 }
 
 fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair> {
@@ -450,7 +536,7 @@ fn service_account_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<S
     Ok(pair)
 }
 
-/// The SANs a node's controller-manager certificate must carry.
+/// The SANs a node's component certificate must carry.
 fn expected_sans(node: &Node) -> Vec<String> {
     let mut sans = vec![
         format!("DNS:{}", node.name),
@@ -503,10 +589,10 @@ pub(crate) fn attr_of(
         .and_then(|a| a.as_str().ok().map(str::to_string))
 }
 
-fn subject_matches(cert: &X509Certificate<'_>, subject: &Subject) -> bool {
+fn subject_matches(cert: &X509Certificate<'_>, user: &str, subject: &Subject) -> bool {
     use x509_parser::oid_registry as oids;
-    attr(cert, &oids::OID_X509_COMMON_NAME).as_deref() == Some(KCM_USER)
-        && attr(cert, &oids::OID_X509_ORGANIZATION_NAME).as_deref() == Some(KCM_USER)
+    attr(cert, &oids::OID_X509_COMMON_NAME).as_deref() == Some(user)
+        && attr(cert, &oids::OID_X509_ORGANIZATION_NAME).as_deref() == Some(user)
         && attr(cert, &oids::OID_X509_COUNTRY_NAME) == subject.country
         && attr(cert, &oids::OID_X509_STATE_OR_PROVINCE_NAME) == subject.state
         && attr(cert, &oids::OID_X509_LOCALITY_NAME) == subject.locality
@@ -563,6 +649,7 @@ impl LeafProblem {
 fn leaf_problem(
     inv: &Inventory,
     node: &Node,
+    c: &Component,
     ca: &Ca,
     cert_der: &[u8],
     key_path: &Path,
@@ -581,7 +668,7 @@ fn leaf_problem(
     if have != want {
         return Ok(Some(LeafProblem::Sans { have, want }));
     }
-    if !subject_matches(&cert, &inv.pki.subject) {
+    if !subject_matches(&cert, c.user, &inv.pki.subject) {
         return Ok(Some(LeafProblem::Subject));
     }
     if !key_matches(key_path, key_pem, &cert)? {
@@ -601,13 +688,15 @@ fn leaf_problem(
 fn leaf(
     inv: &Inventory,
     node: &Node,
+    c: &Component,
     ca: &Ca,
     renew: &Renewal,
     say: &mut dyn FnMut(String),
 ) -> Result<Leaf> {
     let dir = inv.pki.dir.join(&node.name);
-    let cert_path = dir.join("kube-controller-manager.pem");
-    let key_path = dir.join("kube-controller-manager-key.pem");
+    let (cert_name, key_name) = c.pki_files();
+    let cert_path = dir.join(cert_name);
+    let key_path = dir.join(key_name);
 
     let saved_key = if key_path.exists() {
         Some(read_key_text(&key_path)?)
@@ -617,14 +706,14 @@ fn leaf(
     let problem = match (&saved_key, cert_path.exists()) {
         (Some(key_pem), true) => {
             let (cert_pem, cert_der) = read_pem(&cert_path, &["CERTIFICATE"])?;
-            let found = leaf_problem(inv, node, ca, &cert_der, &key_path, key_pem)?;
-            match (found, renew.covers(&node.name)) {
+            let found = leaf_problem(inv, node, c, ca, &cert_der, &key_path, key_pem)?;
+            match (found, renew.covers(&node.name, c)) {
                 (None, false) => return Ok(Leaf { cert_pem, key_pem: key_pem.clone() }),
                 (None, true) => Some(LeafProblem::Renewal),
                 (Some(LeafProblem::Sans { have, want }), true) => {
                     return Err(Error::input(
                         format!("`{}`", cert_path.display()),
-                        format!("renewing `{}` would change its SANs from {} to {}", node.name, have.join(","), want.join(",")),
+                        format!("renewing the {} certificate of `{}` would change its SANs from {} to {}", c.name, node.name, have.join(","), want.join(",")),
                     )
                     .with_hint("renewal keeps a certificate's names; build without --renew to reissue it with the inventory's names"))
                 }
@@ -636,7 +725,7 @@ fn leaf(
 
     let keep_key = saved_key.filter(|pem| {
         key_fits(pem, inv.pki.key_algorithm)
-            && !(renew.rotate_keys && renew.covers(&node.name))
+            && !(renew.rotate_keys && renew.covers(&node.name, c))
             && problem.as_ref().is_none_or(LeafProblem::keeps_key)
     });
     let kept_key = keep_key.is_some();
@@ -652,7 +741,7 @@ fn leaf(
     };
 
     let mut params = CertificateParams::default();
-    params.distinguished_name = subject_dn(&inv.pki.subject, Some(KCM_USER), KCM_USER);
+    params.distinguished_name = subject_dn(&inv.pki.subject, Some(c.user), c.user);
     params.subject_alt_names = vec![
         SanType::IpAddress("127.0.0.1".parse().expect("loopback")),
         SanType::IpAddress(node.ip),
@@ -698,14 +787,11 @@ fn leaf(
         Some(problem) => {
             let key_note = if kept_key { "" } else { " (new key)" };
             say(format!(
-                "{}: reissued the kube-controller-manager certificate{key_note}: {problem}",
-                node.name
+                "{}: reissued the {} certificate{key_note}: {problem}",
+                node.name, c.name
             ))
         }
-        None => say(format!(
-            "{}: issued a kube-controller-manager certificate",
-            node.name
-        )),
+        None => say(format!("{}: issued a {} certificate", node.name, c.name)),
     }
     Ok(Leaf {
         cert_pem: cert.pem(),
@@ -713,7 +799,7 @@ fn leaf(
     })
 }
 
-fn ensure_dir(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         fs_err::create_dir_all(dir)?;
     }
@@ -732,16 +818,28 @@ fn restrict_dir(dir: &Path) -> Result<()> {
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
     let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut file = fs_err::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs_err::rename(&tmp, path)?;
-    Ok(())
+    // Only one build at a time holds pki/ and the output folder, so a temporary file of
+    // this name is a leftover of a killed process that had the same id.
+    if tmp.exists() {
+        fs_err::remove_file(&tmp)?;
+    }
+    let written = (|| -> Result<()> {
+        let mut file = fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs_err::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if written.is_err() {
+        // A half-written key is no use to anyone; a full disk must not keep it.
+        let _ = fs_err::remove_file(&tmp);
+    }
+    written
 }
 
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -769,16 +867,4 @@ pub fn describe(cert_pem: &str) -> Option<CertSummary> {
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CertSummary {
-    pub subject: String,
-    pub issuer: String,
-    pub sans: Vec<String>,
-    pub serial: String,
-    #[serde(rename = "not-before")]
-    pub not_before: String,
-    #[serde(rename = "not-after")]
-    pub not_after: String,
 }

@@ -1,35 +1,35 @@
-//! The per-node plan: every file a node's bundle holds, with its path inside the bundle,
-//! its mode and where its bytes come from. Pure data built from the inventory, the PKI and
-//! the rendered templates; this module does no I/O and knows nothing about tar or gzip.
+//! The per-node plan: every file a node's bundle installs, with its node path, mode, the
+//! components that restart when it changes, and where its bytes come from. Pure data
+//! computed from the inventory alone, before any certificate is issued or template
+//! rendered: it can be printed, diffed and tested by itself. `render` turns a plan into
+//! bytes; this module does no I/O and knows nothing about tar, gzip or templates.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::component::{paths, Component, BUNDLE_PREFIX};
 use crate::config::{Inventory, Node, ServiceAccountKey};
-use crate::error::Result;
-use crate::kubeconfig;
-use crate::pki::Pki;
-use crate::render::Templates;
 
-pub const COMPONENT: &str = "kube-controller-manager";
-
-/// Where files land on a node.
-pub mod paths {
-    pub const CERT_DIR: &str = "/etc/kubernetes/cert";
-    pub const KUBECONFIG: &str = "/etc/kubernetes/kube-controller-manager.kubeconfig";
-    pub const UNIT: &str = "/etc/systemd/system/kube-controller-manager.service";
-    pub const BIN_DIR: &str = "/opt/k8s/bin";
-    pub const BINARY: &str = "/opt/k8s/bin/kube-controller-manager";
-    pub const BACKUP_DIR: &str = "/var/backups/kube-bundle";
-}
-
+/// Where a file's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Content {
-    Bytes(Vec<u8>),
-    /// A large file streamed from disk when packing (the binary).
-    File(PathBuf),
+pub enum Source {
+    CaCert,
+    /// The CA key, for the controller-manager's CSR signers.
+    CaKey,
+    ServiceAccountKey,
+    ServiceAccountPub,
+    /// The component's certificate, from `pki/<node>/<component>.pem`.
+    Cert(&'static Component),
+    Key(&'static Component),
+    Kubeconfig(&'static Component),
+    Unit(&'static Component),
+    /// The `--config` file of a component that has one.
+    Config(&'static Component),
+    /// An executable carried from the build host, streamed when packing.
+    Binary(PathBuf),
 }
 
+/// What a file is, for the manifest and for archive modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Certificate,
@@ -37,157 +37,251 @@ pub enum Kind {
     Other,
 }
 
+/// A file's bytes once rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    Bytes(Vec<u8>),
+    /// A large file streamed from disk when packing (a binary).
+    File(PathBuf),
+}
+
 #[derive(Debug, Clone)]
 pub struct PlannedFile {
     pub mode: u32,
     pub kind: Kind,
-    pub content: Content,
+    pub source: Source,
+    /// Components whose service restarts when this file changes on the node.
+    pub restarts: Vec<&'static Component>,
 }
 
-/// One node's bundle before packing. Paths are relative to the bundle's top folder.
+/// One node's bundle before anything is issued or rendered.
 #[derive(Debug, Clone)]
 pub struct NodePlan {
     pub node: Node,
     pub kubernetes_version: String,
+    /// In start order.
+    pub components: Vec<&'static Component>,
+    /// Absolute node path → file.
     pub files: BTreeMap<String, PlannedFile>,
-    /// Node paths the unit names that the bundle does not carry.
+    /// Node paths the units name that the bundle does not carry (binaries not given).
     pub external: Vec<String>,
 }
 
 impl NodePlan {
-    /// `kube-controller-manager-<node>`, the archive's top folder and file stem.
+    /// `control-plane-<node>`, the archive's top folder and file stem.
     pub fn top_dir(&self) -> String {
-        format!("{COMPONENT}-{}", self.node.name)
+        top_dir(&self.node.name)
+    }
+
+    pub fn bundle_name(&self) -> String {
+        format!("{}.tar.gz", self.top_dir())
     }
 }
 
-/// A file installed on the node, as install.sh sees it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Installed {
-    /// Absolute path on the node.
-    pub path: String,
-    /// Octal, four digits.
-    pub mode: String,
+pub fn top_dir(node: &str) -> String {
+    format!("{BUNDLE_PREFIX}-{node}")
 }
 
-pub fn plan_node(
-    inv: &Inventory,
-    node: &Node,
-    pki: &Pki,
-    templates: &Templates,
-) -> Result<NodePlan> {
-    let leaf = &pki.leaves[&node.name];
-    let mut rootfs: BTreeMap<String, PlannedFile> = BTreeMap::new();
-    let mut put = |path: &str, mode: u32, kind: Kind, content: Content| {
-        rootfs.insert(
-            path.to_string(),
-            PlannedFile {
-                mode,
-                kind,
-                content,
-            },
-        );
-    };
-    let cert = |name: &str| format!("{}/{name}", paths::CERT_DIR);
+/// Whether `name` is a file name `build` gives a bundle.
+pub fn is_bundle_name(name: &str) -> bool {
+    name.strip_prefix(BUNDLE_PREFIX)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.strip_suffix(".tar.gz"))
+        .is_some_and(|node| !node.is_empty())
+}
+
+/// Every node's plan, in inventory order.
+pub fn plan(inv: &Inventory) -> Vec<NodePlan> {
+    inv.nodes.iter().map(|node| plan_node(inv, node)).collect()
+}
+
+pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
+    let components: Vec<&'static Component> = inv.components.iter().map(|s| s.component).collect();
+    let mut files = BTreeMap::new();
+    let mut put =
+        |path: String, mode: u32, kind: Kind, source: Source, restarts: Vec<&'static Component>| {
+            files.insert(
+                path,
+                PlannedFile {
+                    mode,
+                    kind,
+                    source,
+                    restarts,
+                },
+            );
+        };
+    let signing_ca: Vec<_> = components
+        .iter()
+        .copied()
+        .filter(|c| c.uses_ca_key)
+        .collect();
+    let token_signers: Vec<_> = components
+        .iter()
+        .copied()
+        .filter(|c| c.uses_service_account_key)
+        .collect();
 
     put(
-        &cert("ca.pem"),
+        paths::CA_CERT.into(),
         0o644,
         Kind::Certificate,
-        Content::Bytes(pki.ca_cert_pem.clone().into_bytes()),
+        Source::CaCert,
+        components.clone(),
     );
-    // The CA key signs kubelet CSRs (--cluster-signing-key-file), as in the tutorial.
-    put(
-        &cert("ca-key.pem"),
-        0o600,
-        Kind::PrivateKey,
-        Content::Bytes(pki.ca_key_pem.clone().into_bytes()),
-    );
-    put(
-        &cert("kube-controller-manager.pem"),
-        0o644,
-        Kind::Certificate,
-        Content::Bytes(leaf.cert_pem.clone().into_bytes()),
-    );
-    put(
-        &cert("kube-controller-manager-key.pem"),
-        0o600,
-        Kind::PrivateKey,
-        Content::Bytes(leaf.key_pem.clone().into_bytes()),
-    );
-    if let (ServiceAccountKey::Dedicated, Some(sa)) =
-        (inv.pki.service_account_key, &pki.service_account)
-    {
+    if !signing_ca.is_empty() {
+        // The CA key signs kubelet CSRs (--cluster-signing-key-file), as in the tutorial.
         put(
-            &cert("sa.key"),
+            paths::CA_KEY.into(),
             0o600,
             Kind::PrivateKey,
-            Content::Bytes(sa.private_pem.clone().into_bytes()),
+            Source::CaKey,
+            signing_ca,
+        );
+    }
+    if inv.pki.service_account_key == ServiceAccountKey::Dedicated && !token_signers.is_empty() {
+        put(
+            paths::SA_KEY.into(),
+            0o600,
+            Kind::PrivateKey,
+            Source::ServiceAccountKey,
+            token_signers.clone(),
         );
         put(
-            &cert("sa.pub"),
+            paths::SA_PUB.into(),
             0o644,
             Kind::Other,
-            Content::Bytes(sa.public_pem.clone().into_bytes()),
+            Source::ServiceAccountPub,
+            token_signers,
         );
     }
-    let kubeconfig = kubeconfig::render(
-        &inv.apiserver_for(node),
-        &pki.ca_cert_pem,
-        &leaf.cert_pem,
-        &leaf.key_pem,
-    );
-    put(
-        paths::KUBECONFIG,
-        0o600,
-        Kind::Other,
-        Content::Bytes(kubeconfig.into_bytes()),
-    );
-    let unit = templates.render_unit(inv, node)?;
-    put(
-        paths::UNIT,
-        0o644,
-        Kind::Other,
-        Content::Bytes(unit.into_bytes()),
-    );
-    if let Some(binary) = &inv.kcm.binary {
+    let mut external = Vec::new();
+    for settings in &inv.components {
+        let c = settings.component;
+        let own = vec![c];
         put(
-            paths::BINARY,
-            0o755,
-            Kind::Other,
-            Content::File(binary.clone()),
+            c.cert_path(),
+            0o644,
+            Kind::Certificate,
+            Source::Cert(c),
+            own.clone(),
         );
+        put(
+            c.key_path(),
+            0o600,
+            Kind::PrivateKey,
+            Source::Key(c),
+            own.clone(),
+        );
+        put(
+            c.kubeconfig_path(),
+            0o600,
+            Kind::Other,
+            Source::Kubeconfig(c),
+            own.clone(),
+        );
+        if let Some(path) = c.config_path() {
+            put(path, 0o644, Kind::Other, Source::Config(c), own.clone());
+        }
+        put(
+            c.unit_path(),
+            0o644,
+            Kind::Other,
+            Source::Unit(c),
+            own.clone(),
+        );
+        match &settings.binary {
+            Some(binary) => put(
+                c.binary_path(),
+                0o755,
+                Kind::Other,
+                Source::Binary(binary.clone()),
+                own,
+            ),
+            None => external.push(c.binary_path()),
+        }
     }
-
-    let installed: Vec<Installed> = rootfs
-        .iter()
-        .map(|(path, f)| Installed {
-            path: path.clone(),
-            mode: format!("{:04o}", f.mode),
-        })
-        .collect();
-    let install_sh = templates.render_install(inv, node, &installed)?;
-
-    let mut files: BTreeMap<String, PlannedFile> = rootfs
-        .into_iter()
-        .map(|(path, f)| (format!("rootfs{path}"), f))
-        .collect();
-    files.insert(
-        "install.sh".into(),
-        PlannedFile {
-            mode: 0o755,
-            kind: Kind::Other,
-            content: Content::Bytes(install_sh.into_bytes()),
-        },
-    );
-    let external = match inv.kcm.binary {
-        None => vec![paths::BINARY.to_string()],
-        Some(_) => Vec::new(),
-    };
-    Ok(NodePlan {
+    NodePlan {
         node: node.clone(),
         kubernetes_version: inv.cluster.version.to_string(),
+        components,
         files,
         external,
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::{KUBE_CONTROLLER_MANAGER as KCM, KUBE_SCHEDULER as KS};
+    use crate::config;
+    use std::path::Path;
+
+    fn inventory(extra: &str) -> Inventory {
+        let text = format!(
+            "[cluster]\nkubernetes-version = \"1.20.2\"\nservice-cidr = \"10.254.0.0/16\"\n\
+             [[nodes]]\nname = \"m1\"\nip = \"10.0.0.1\"\n{extra}"
+        );
+        config::parse(Path::new("cluster.toml"), &text).unwrap()
+    }
+
+    fn listing(plan: &NodePlan) -> Vec<String> {
+        plan.files
+            .iter()
+            .map(|(path, f)| {
+                let restarts: Vec<&str> = f.restarts.iter().map(|c| c.name).collect();
+                format!("{:04o} {path} {}", f.mode, restarts.join(","))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn controller_manager_alone_is_todays_file_set() {
+        let plan = plan_node(&inventory(""), &inventory("").nodes[0]);
+        assert_eq!(plan.top_dir(), "control-plane-m1");
+        assert_eq!(
+            listing(&plan),
+            [
+                "0600 /etc/kubernetes/cert/ca-key.pem kube-controller-manager",
+                "0644 /etc/kubernetes/cert/ca.pem kube-controller-manager",
+                "0600 /etc/kubernetes/cert/kube-controller-manager-key.pem kube-controller-manager",
+                "0644 /etc/kubernetes/cert/kube-controller-manager.pem kube-controller-manager",
+                "0600 /etc/kubernetes/cert/sa.key kube-controller-manager",
+                "0644 /etc/kubernetes/cert/sa.pub kube-controller-manager",
+                "0600 /etc/kubernetes/kube-controller-manager.kubeconfig kube-controller-manager",
+                "0644 /etc/systemd/system/kube-controller-manager.service kube-controller-manager",
+            ]
+        );
+        assert_eq!(plan.external, ["/opt/k8s/bin/kube-controller-manager"]);
+    }
+
+    #[test]
+    fn the_scheduler_adds_its_own_files_and_shares_the_ca() {
+        let inv = inventory("[kube-scheduler]\n");
+        let plan = plan_node(&inv, &inv.nodes[0]);
+        assert_eq!(plan.components, [&KCM, &KS]);
+        let listing = listing(&plan);
+        for want in [
+            "0644 /etc/kubernetes/cert/ca.pem kube-controller-manager,kube-scheduler",
+            "0600 /etc/kubernetes/cert/ca-key.pem kube-controller-manager",
+            "0644 /etc/kubernetes/cert/kube-scheduler.pem kube-scheduler",
+            "0600 /etc/kubernetes/cert/kube-scheduler-key.pem kube-scheduler",
+            "0600 /etc/kubernetes/kube-scheduler.kubeconfig kube-scheduler",
+            "0644 /etc/kubernetes/kube-scheduler.yaml kube-scheduler",
+            "0644 /etc/systemd/system/kube-scheduler.service kube-scheduler",
+        ] {
+            assert!(
+                listing.iter().any(|l| l == want),
+                "{want} not in {listing:#?}"
+            );
+        }
+        assert_eq!(listing.len(), 13);
+    }
+
+    #[test]
+    fn bundle_names() {
+        assert!(is_bundle_name("control-plane-m1.tar.gz"));
+        assert!(is_bundle_name("control-plane-m1.example.com.tar.gz"));
+        assert!(!is_bundle_name("control-plane-.tar.gz"));
+        assert!(!is_bundle_name("kube-controller-manager-m1.tar.gz"));
+    }
 }

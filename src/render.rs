@@ -1,26 +1,35 @@
-//! Templates: the systemd unit and install.sh, kept as plain files in bundle-templates/,
-//! embedded at build time and overridable by name from a folder at run time. Handlebars
-//! runs in strict mode with HTML escaping off, since escaping would corrupt units and
-//! shell. This module turns data into text; it decides no flags (see `flags`).
+//! Rendering: turns a node's plan and the PKI into the bundle's bytes, through the
+//! templates in bundle-templates/ (each component's unit, the scheduler's configuration,
+//! install.sh, rollout.sh), embedded at build time and overridable by name from a folder
+//! at run time. Handlebars runs in strict mode with HTML escaping off, since escaping
+//! would corrupt units and shell. This module decides no flags (see `flags`) and no file
+//! set (see `plan`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use handlebars::Handlebars;
 use serde_json::json;
 
+use crate::component::{paths, Component, LEASE_NAMESPACE};
 use crate::config::{Inventory, Node};
 use crate::error::{Error, Result};
-use crate::flags::{kcm_flags, Flag};
-use crate::plan::{paths, Installed, COMPONENT};
+use crate::flags::{self, Flag};
+use crate::kubeconfig;
+use crate::pki::{self, Pki};
+use crate::plan::{Content, Kind, NodePlan, Source};
 
-pub const UNIT_TEMPLATE: &str = "kube-controller-manager.service";
 pub const INSTALL_TEMPLATE: &str = "install.sh";
 pub const ROLLOUT_TEMPLATE: &str = "rollout.sh";
 
-const EMBEDDED: [(&str, &str); 3] = [
+const UNIT: &str = include_str!("../bundle-templates/unit.service.hbs");
+
+const EMBEDDED: [(&str, &str); 5] = [
+    ("kube-controller-manager.service", UNIT),
+    ("kube-scheduler.service", UNIT),
     (
-        UNIT_TEMPLATE,
-        include_str!("../bundle-templates/kube-controller-manager.service.hbs"),
+        "kube-scheduler.yaml",
+        include_str!("../bundle-templates/kube-scheduler.yaml.hbs"),
     ),
     (
         INSTALL_TEMPLATE,
@@ -31,6 +40,43 @@ const EMBEDDED: [(&str, &str); 3] = [
         include_str!("../bundle-templates/rollout.sh.hbs"),
     ),
 ];
+
+/// A file of a finished bundle, before packing.
+#[derive(Debug, Clone)]
+pub struct BundleFile {
+    pub mode: u32,
+    pub kind: Kind,
+    pub content: Content,
+}
+
+/// One node's bundle with every file's bytes: what `bundle` packs.
+#[derive(Debug, Clone)]
+pub struct RenderedNode {
+    pub node: Node,
+    pub kubernetes_version: String,
+    pub components: Vec<&'static Component>,
+    /// Path inside the bundle (`install.sh`, `rootfs/etc/...`) → file.
+    pub files: BTreeMap<String, BundleFile>,
+    /// Node paths the units name that the bundle does not carry.
+    pub external: Vec<String>,
+}
+
+impl RenderedNode {
+    pub fn top_dir(&self) -> String {
+        crate::plan::top_dir(&self.node.name)
+    }
+}
+
+/// A file installed on the node, as install.sh sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Installed {
+    /// Absolute path on the node.
+    path: String,
+    /// Octal, four digits.
+    mode: String,
+    /// Comma-separated names of the components that restart when it changes.
+    components: String,
+}
 
 pub struct Templates {
     registry: Handlebars<'static>,
@@ -89,58 +135,222 @@ impl Templates {
             })
     }
 
-    pub fn render_unit(&self, inv: &Inventory, node: &Node) -> Result<String> {
-        let args: Vec<String> = kcm_flags(inv, node).iter().map(exec_arg).collect();
+    /// Every file of one node's bundle, install.sh included.
+    pub fn render_node(&self, inv: &Inventory, plan: &NodePlan, pki: &Pki) -> Result<RenderedNode> {
+        let node = &plan.node;
+        let mut files = BTreeMap::new();
+        for (path, f) in &plan.files {
+            let content = match &f.source {
+                Source::Binary(p) => Content::File(p.clone()),
+                source => Content::Bytes(self.render_source(inv, node, pki, source)?.into_bytes()),
+            };
+            files.insert(
+                format!("rootfs{path}"),
+                BundleFile {
+                    mode: f.mode,
+                    kind: f.kind,
+                    content,
+                },
+            );
+        }
+        let install = self.render_install(inv, plan, pki)?;
+        files.insert(
+            "install.sh".into(),
+            BundleFile {
+                mode: 0o755,
+                kind: Kind::Other,
+                content: Content::Bytes(install.into_bytes()),
+            },
+        );
+        Ok(RenderedNode {
+            node: node.clone(),
+            kubernetes_version: plan.kubernetes_version.clone(),
+            components: plan.components.clone(),
+            files,
+            external: plan.external.clone(),
+        })
+    }
+
+    fn render_source(
+        &self,
+        inv: &Inventory,
+        node: &Node,
+        pki: &Pki,
+        source: &Source,
+    ) -> Result<String> {
+        Ok(match source {
+            Source::CaCert => pki.ca_cert_pem.clone(),
+            Source::CaKey => pki.ca_key_pem.clone(),
+            Source::ServiceAccountKey | Source::ServiceAccountPub => {
+                let sa = pki
+                    .service_account
+                    .as_ref()
+                    .ok_or_else(|| Error::Template {
+                        name: "service-account key".into(),
+                        message: "planned but not prepared".into(),
+                    })?;
+                match source {
+                    Source::ServiceAccountKey => sa.private_pem.clone(),
+                    _ => sa.public_pem.clone(),
+                }
+            }
+            Source::Cert(c) => pki.leaf(&node.name, c).cert_pem.clone(),
+            Source::Key(c) => pki.leaf(&node.name, c).key_pem.clone(),
+            Source::Kubeconfig(c) => {
+                let leaf = pki.leaf(&node.name, c);
+                kubeconfig::render(
+                    &inv.apiserver_for(node),
+                    c.user,
+                    &pki.ca_cert_pem,
+                    &leaf.cert_pem,
+                    &leaf.key_pem,
+                )
+            }
+            Source::Unit(c) => self.render_unit(inv, node, c)?,
+            Source::Config(c) => self.render_config(inv, c)?,
+            Source::Binary(_) => unreachable!("binaries are streamed, not rendered"),
+        })
+    }
+
+    fn render_unit(&self, inv: &Inventory, node: &Node, c: &Component) -> Result<String> {
+        let settings = inv.settings(c).ok_or_else(|| Error::Template {
+            name: c.unit_template(),
+            message: format!("{} is not built", c.name),
+        })?;
+        let args: Vec<String> = flags::flags(inv, node, settings)
+            .iter()
+            .map(exec_arg)
+            .collect();
         self.render(
-            UNIT_TEMPLATE,
+            &c.unit_template(),
             &json!({
-                "binary": paths::BINARY,
-                "work_dir": work_dir(inv),
+                "component": c.name,
+                "description": c.description,
+                "documentation": c.documentation,
+                "binary": c.binary_path(),
+                "work_dir": c.work_dir(&inv.cluster.k8s_dir),
                 "args": args,
                 "node": { "name": node.name, "ip": node.ip.to_string() },
             }),
         )
     }
 
-    pub fn render_install(
-        &self,
-        inv: &Inventory,
-        node: &Node,
-        files: &[Installed],
-    ) -> Result<String> {
+    fn render_config(&self, inv: &Inventory, c: &Component) -> Result<String> {
+        let template = c.config_template.ok_or_else(|| Error::Template {
+            name: c.name.into(),
+            message: "has no configuration file".into(),
+        })?;
         self.render(
-            INSTALL_TEMPLATE,
+            template,
             &json!({
-                "component": COMPONENT,
-                "kubernetes_version": inv.cluster.version.to_string(),
-                "node": { "name": node.name, "ip": node.ip.to_string() },
-                "health_host": match node.ip { std::net::IpAddr::V6(v6) => format!("[{v6}]"), v4 => v4.to_string() },
-                "secure_port": inv.kcm.secure_port,
-                "work_dir": work_dir(inv),
-                "cert_dir": paths::CERT_DIR,
-                "unit_path": paths::UNIT,
-                "backup_dir": paths::BACKUP_DIR,
-                "files": files,
+                "api_version": flags::scheduler_config_api(&inv.cluster.version),
+                "kubeconfig": c.kubeconfig_path(),
             }),
         )
     }
 
-    /// dist/rollout.sh: every master in inventory order; the leader is read at run time.
+    fn render_install(&self, inv: &Inventory, plan: &NodePlan, pki: &Pki) -> Result<String> {
+        let node = &plan.node;
+        let host = host(node);
+        let components: Vec<serde_json::Value> = plan
+            .components
+            .iter()
+            .map(|c| {
+                let port = inv
+                    .settings(c)
+                    .map_or(c.default_secure_port, |s| s.secure_port);
+                json!({
+                    "name": c.name,
+                    "unit": c.unit_name(),
+                    "work_dir": c.work_dir(&inv.cluster.k8s_dir),
+                    "health_url": format!("https://{host}:{port}{}", c.health_path),
+                    "kubeconfig": c.kubeconfig_path(),
+                    "server": inv.apiserver_for(node),
+                    "client_cert": c.cert_path(),
+                    "client_key": c.key_path(),
+                    "lease": c.lease,
+                })
+            })
+            .collect();
+        let files: Vec<Installed> = plan
+            .files
+            .iter()
+            .map(|(path, f)| Installed {
+                path: path.clone(),
+                mode: format!("{:04o}", f.mode),
+                components: f
+                    .restarts
+                    .iter()
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            })
+            .collect();
+        let mut certificates = Vec::new();
+        for (path, f) in &plan.files {
+            let pem = match &f.source {
+                Source::CaCert => &pki.ca_cert_pem,
+                Source::Cert(c) => &pki.leaf(&node.name, c).cert_pem,
+                _ => continue,
+            };
+            if let Some(summary) = pki::describe(pem) {
+                certificates.push(json!({
+                    "path": path,
+                    "not_before": summary.not_before,
+                    "not_after": summary.not_after,
+                }));
+            }
+        }
+        self.render(
+            INSTALL_TEMPLATE,
+            &json!({
+                "bundle": plan.top_dir(),
+                "kubernetes_version": inv.cluster.version.to_string(),
+                "node": { "name": node.name, "ip": node.ip.to_string() },
+                "health_host": host,
+                "cert_dir": paths::CERT_DIR,
+                "backup_dir": paths::BACKUP_DIR,
+                "components": components,
+                "files": files,
+                "certificates": certificates,
+            }),
+        )
+    }
+
+    /// dist/rollout.sh: every master in inventory order; the leaders are read at run time.
     pub fn render_rollout(&self, inv: &Inventory) -> Result<String> {
         let nodes: Vec<serde_json::Value> = inv
             .nodes
             .iter()
-            .map(|n| json!({ "name": n.name, "ip": n.ip.to_string() }))
+            .map(|n| json!({ "name": n.name, "ip": n.ip.to_string(), "bundle": crate::plan::top_dir(&n.name) }))
+            .collect();
+        let components: Vec<serde_json::Value> = inv
+            .components
+            .iter()
+            .map(|s| json!({ "name": s.component.name, "lease": s.component.lease }))
             .collect();
         self.render(
             ROLLOUT_TEMPLATE,
             &json!({
-                "component": COMPONENT,
                 "nodes": nodes,
+                "components": components,
+                "lease_namespace": LEASE_NAMESPACE,
                 "endpoints_lock": inv.cluster.version.minor < 17,
             }),
         )
     }
+}
+
+fn host(node: &Node) -> String {
+    match node.ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
+}
+
+/// Names of every template that `--templates` may override.
+pub fn template_names() -> Vec<&'static str> {
+    EMBEDDED.iter().map(|(n, _)| *n).collect()
 }
 
 fn register(registry: &mut Handlebars<'static>, name: &str, text: &str) -> Result<()> {
@@ -150,10 +360,6 @@ fn register(registry: &mut Handlebars<'static>, name: &str, text: &str) -> Resul
             name: name.into(),
             message: e.to_string(),
         })
-}
-
-fn work_dir(inv: &Inventory) -> String {
-    format!("{}/{COMPONENT}", inv.cluster.k8s_dir)
 }
 
 /// One ExecStart word, escaped for systemd: `%` and `$` doubled, and double quotes around

@@ -1,13 +1,15 @@
-//! Rollout order: which master to update first. Non-leaders go first and the current
-//! kube-controller-manager leader last, one at a time, so leadership moves once at most.
-//! The leader is read from the cluster with kubectl when an admin kubeconfig is given;
-//! this module never changes the cluster or a node.
+//! Rollout order: which master to update first. Nodes that lead no component go first,
+//! then leaders, the node leading the most components last, one at a time, so each
+//! leadership moves once at most. Leaders are read from each component's lease with
+//! kubectl when an admin kubeconfig is given; this module never changes the cluster or a
+//! node.
 
 use std::path::Path;
 use std::process::Command;
 
 use serde::Serialize;
 
+use crate::component::{Component, LEASE_NAMESPACE};
 use crate::config::{Inventory, Node};
 use crate::error::{Error, Result};
 
@@ -15,7 +17,10 @@ use crate::error::{Error, Result};
 pub struct Step {
     pub node: String,
     pub ip: String,
+    /// Whether the node leads any component.
     pub leader: bool,
+    /// The components whose lease this node holds.
+    pub leads: Vec<String>,
 }
 
 /// Where the leader was read from, or why it could not be.
@@ -26,15 +31,24 @@ pub enum LeaderSource {
     Unknown(String),
 }
 
-/// Inventory order, with the leader (if known and listed) moved last.
-pub fn order(nodes: &[Node], leader: Option<&str>) -> Vec<Step> {
-    let step = |n: &Node| Step {
-        node: n.name.clone(),
-        ip: n.ip.to_string(),
-        leader: Some(n.name.as_str()) == leader,
+/// Inventory order, with leaders moved last: `leaders` pairs each component with the
+/// node holding its lease, when known. Among leaders, fewer components first.
+pub fn order(nodes: &[Node], leaders: &[(&str, Option<&str>)]) -> Vec<Step> {
+    let step = |n: &Node| {
+        let leads: Vec<String> = leaders
+            .iter()
+            .filter(|(_, node)| *node == Some(n.name.as_str()))
+            .map(|(c, _)| c.to_string())
+            .collect();
+        Step {
+            node: n.name.clone(),
+            ip: n.ip.to_string(),
+            leader: !leads.is_empty(),
+            leads,
+        }
     };
     let mut steps: Vec<Step> = nodes.iter().map(step).collect();
-    steps.sort_by_key(|s| s.leader);
+    steps.sort_by_key(|s| s.leads.len());
     steps
 }
 
@@ -47,9 +61,13 @@ pub fn node_of_identity<'a>(nodes: &'a [Node], identity: &str) -> Option<&'a str
         .find(|n| *n == host || host.split('.').next() == Some(n))
 }
 
-/// Reads the current leader's holder identity with kubectl. Below 1.17 the lock is the
+/// Reads the holder identity of `c`'s leader with kubectl. Below 1.17 the lock is the
 /// Endpoints annotation; from 1.17 the Lease (1.17–1.19 write both).
-pub fn read_leader(inv: &Inventory, kubeconfig: &Path) -> Result<(String, LeaderSource)> {
+pub fn read_leader(
+    inv: &Inventory,
+    c: &Component,
+    kubeconfig: &Path,
+) -> Result<(String, LeaderSource)> {
     let endpoints = inv.cluster.version.minor < 17;
     let jsonpath = if endpoints {
         r"jsonpath={.metadata.annotations.control-plane\.alpha\.kubernetes\.io/leader}"
@@ -63,10 +81,10 @@ pub fn read_leader(inv: &Inventory, kubeconfig: &Path) -> Result<(String, Leader
         .args([
             "--request-timeout=10s",
             "-n",
-            "kube-system",
+            LEASE_NAMESPACE,
             "get",
             kind,
-            "kube-controller-manager",
+            c.lease,
             "-o",
             jsonpath,
         ])
@@ -79,7 +97,8 @@ pub fn read_leader(inv: &Inventory, kubeconfig: &Path) -> Result<(String, Leader
         return Err(Error::input(
             format!("`{}`", kubeconfig.display()),
             format!(
-                "kubectl could not read the {kind} kube-system/kube-controller-manager: {}",
+                "kubectl could not read the {kind} {LEASE_NAMESPACE}/{}: {}",
+                c.lease,
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         ));
@@ -93,7 +112,7 @@ pub fn read_leader(inv: &Inventory, kubeconfig: &Path) -> Result<(String, Leader
         }
         let record: Record = serde_json::from_str(&text).map_err(|e| {
             Error::input(
-                "endpoints kube-system/kube-controller-manager",
+                format!("endpoints {LEASE_NAMESPACE}/{}", c.lease),
                 format!("has no leader record ({e})"),
             )
         })?;
@@ -121,13 +140,39 @@ mod tests {
     #[test]
     fn the_leader_goes_last_and_the_rest_keep_their_order() {
         let names = |steps: Vec<Step>| steps.into_iter().map(|s| s.node).collect::<Vec<_>>();
-        assert_eq!(names(order(&nodes(), Some("m1"))), ["m2", "m3", "m1"]);
-        assert_eq!(names(order(&nodes(), Some("m2"))), ["m1", "m3", "m2"]);
-        assert_eq!(names(order(&nodes(), None)), ["m1", "m2", "m3"]);
+        let one = |leader| vec![("kube-controller-manager", leader)];
+        assert_eq!(names(order(&nodes(), &one(Some("m1")))), ["m2", "m3", "m1"]);
+        assert_eq!(names(order(&nodes(), &one(Some("m2")))), ["m1", "m3", "m2"]);
+        assert_eq!(names(order(&nodes(), &one(None))), ["m1", "m2", "m3"]);
         assert_eq!(
-            names(order(&nodes(), Some("elsewhere"))),
+            names(order(&nodes(), &one(Some("elsewhere")))),
             ["m1", "m2", "m3"]
         );
+    }
+
+    #[test]
+    fn the_node_leading_most_components_goes_last() {
+        let leaders = [
+            ("kube-controller-manager", Some("m1")),
+            ("kube-scheduler", Some("m2")),
+        ];
+        let steps = order(&nodes(), &leaders);
+        let names: Vec<&str> = steps.iter().map(|s| s.node.as_str()).collect();
+        assert_eq!(names, ["m3", "m1", "m2"]);
+        assert_eq!(steps[1].leads, ["kube-controller-manager"]);
+        let both = [
+            ("kube-controller-manager", Some("m2")),
+            ("kube-scheduler", Some("m2")),
+        ];
+        let one_and_both = [("kube-controller-manager", Some("m3")), both[1]];
+        let names = |l: &[(&str, Option<&str>)]| {
+            order(&nodes(), l)
+                .into_iter()
+                .map(|s| s.node)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&both), ["m1", "m3", "m2"]);
+        assert_eq!(names(&one_and_both), ["m1", "m2", "m3"]);
     }
 
     #[test]

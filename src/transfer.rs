@@ -70,11 +70,6 @@ fn with_progress<T>(
     result
 }
 
-fn json(out: &mut String, report: &impl serde::Serialize) {
-    out.push_str(&serde_json::to_string_pretty(report).expect("report serializes"));
-    out.push('\n');
-}
-
 pub fn push(args: cli::PushArgs, out: &mut String) -> Result<ExitCode, Error> {
     use std::fmt::Write as _;
     let reference = Reference::parse(&args.reference)?;
@@ -87,16 +82,13 @@ pub fn push(args: cli::PushArgs, out: &mut String) -> Result<ExitCode, Error> {
             .and_then(|v| v.trim().parse().ok()),
     };
     let report = with_progress(args.quiet, |p| artifact::push(&opts, p))?;
-    match args.output {
-        cli::Output::Json => json(out, &report),
-        cli::Output::Text => {
-            for n in &report.nodes {
-                let _ = writeln!(out, "{}  {}", n.reference, n.node);
-            }
-            let _ = writeln!(out, "{}  dist", report.dist.reference);
-            let _ = writeln!(out, "{}  index", report.reference);
+    crate::emit(out, args.output, &report, |out| {
+        for n in &report.nodes {
+            let _ = writeln!(out, "{}  {}", n.reference, n.node);
         }
-    }
+        let _ = writeln!(out, "{}  dist", report.dist.reference);
+        let _ = writeln!(out, "{}  index", report.reference);
+    });
     if !args.quiet {
         eprintln!(
             "uploaded {} blob(s), {} bytes; {} blob(s), {} bytes, were already there",
@@ -119,13 +111,10 @@ pub fn pull(args: cli::PullArgs, out: &mut String) -> Result<ExitCode, Error> {
         registry: registry_options(&args.registry)?,
     };
     let report = with_progress(args.quiet, |p| artifact::pull(&opts, p))?;
-    match args.output {
-        cli::Output::Json => json(out, &report),
-        cli::Output::Text => {
-            for f in &report.files {
-                let _ = writeln!(out, "{}  {}", f.sha256, f.path.display());
-            }
+    crate::emit(out, args.output, &report, |out| {
+        for f in &report.files {
+            let _ = writeln!(out, "{}  {}", f.sha256, f.path.display());
         }
-    }
+    });
     Ok(ExitCode::SUCCESS)
 }

@@ -324,3 +324,70 @@ fn toml_syntax_errors_keep_line_and_column() {
         &["cluster.toml", "line 4, column"],
     );
 }
+
+/// The review's findings on inventories that passed validation and failed later (M4, L1,
+/// L6, L7): each is now refused up front, with nothing written, not even pki/.
+#[test]
+fn what_used_to_fail_late_is_refused_up_front() {
+    let nothing_written = |inventory: &str, needles: &[&str]| {
+        refused(inventory, no_setup, needles);
+        let project = Project::new(inventory);
+        project.build();
+        assert!(
+            !project.path("pki").exists(),
+            "pki/ written for {needles:?}"
+        );
+    };
+    nothing_written(
+        &with("[pki]\n", "[pki]\nca-validity = \"3000000d\"\n"),
+        &[
+            "`pki.ca-validity`",
+            "longer than Go's longest duration, 2562047h",
+        ],
+    );
+    nothing_written(
+        &with("[pki]\n", "[pki]\ncert-validity = \"200000d\"\n"),
+        &["`pki.cert-validity`", "longer than Go's longest duration"],
+    );
+    for url in [
+        "https://:6443",
+        "https://a:6443:6443",
+        "https://?x",
+        "https://[fd00::1",
+        "https://{{node.ip}}:6443/{{node.name}}",
+    ] {
+        nothing_written(
+            &with("https://{{node.ip}}:6443", url),
+            &["`cluster.apiserver`"],
+        );
+    }
+    let long =
+        "n".repeat(63) + "." + &"n".repeat(63) + "." + &"n".repeat(63) + "." + &"n".repeat(40);
+    nothing_written(
+        &with("name = \"m3\"", &format!("name = \"{long}\"")),
+        &[
+            "`nodes[2].name`",
+            "characters long",
+            "at most 200 characters",
+        ],
+    );
+    nothing_written(
+        &with("name = \"m2\"", "name = \"M1\""),
+        &["`nodes[1].name`", "listed twice (first as `m1`"],
+    );
+    nothing_written(
+        &with("ip = \"127.0.1.2\"", "ip = \"::ffff:127.0.1.1\""),
+        &["`nodes[1].ip`", "node IP `127.0.1.1` is listed twice"],
+    );
+    nothing_written(
+        &format!("{INVENTORY}\n[kube-controller-manager.extra-args]\nbind-address = \"0.0.0.0\"\n"),
+        &[
+            "`kube-controller-manager.extra-args.bind-address`",
+            "is set by kube-bundle",
+        ],
+    );
+    nothing_written(
+        &format!("{INVENTORY}\n[kube-controller-manager.extra-args]\nv = 4\n\"--v\" = 5\n"),
+        &["`--v` is set twice"],
+    );
+}

@@ -1,5 +1,5 @@
 //! `make bench` is not part of CI (it takes minutes), so this runs the same script on a
-//! tiny case to catch it breaking: one run, two masters, a 2 MiB stand-in binary.
+//! tiny case to catch it breaking: one run, two masters, 2 MiB and 1 MiB stand-in binaries.
 
 use std::process::Command;
 
@@ -21,7 +21,8 @@ fn the_bench_script_runs_both_flows_and_prints_the_table() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let table = stdout(&out);
     let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 2 |")).collect();
-    assert_eq!(rows.len(), 4, "none/binary × fresh/rebuild:\n{table}");
+    assert_eq!(rows.len(), 6, "none/binary/both × fresh/rebuild:\n{table}");
+    assert!(table.contains("| 2 | both | fresh |"), "{table}");
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert!(
@@ -41,8 +42,26 @@ fn the_bench_script_runs_both_flows_and_prints_the_table() {
     assert!(listing.contains("generated-binary"), "{listing}");
     assert!(scratch
         .path()
-        .join("n2-binary/kb/dist/kube-controller-manager-m2.tar.gz")
+        .join("n2-binary/kb/dist/control-plane-m2.tar.gz")
         .exists());
+    // The two-component case carries both binaries on both sides.
+    let tut = scratch
+        .path()
+        .join("n2-both/tut/out/kube-controller-manager-m2.tar.gz");
+    let listing = run_ok(Command::new(tool("tar")).arg("-tzf").arg(&tut));
+    assert!(
+        listing.contains("generated-binary") && listing.contains("generated-scheduler"),
+        "{listing}"
+    );
+    let ours = scratch
+        .path()
+        .join("n2-both/kb/dist/control-plane-m2.tar.gz");
+    let listing = run_ok(Command::new(tool("tar")).arg("-tzf").arg(&ours));
+    assert!(
+        listing.contains("rootfs/opt/k8s/bin/kube-scheduler")
+            && listing.contains("rootfs/opt/k8s/bin/kube-controller-manager"),
+        "{listing}"
+    );
 }
 
 /// `make bench`'s upload measurement on a tiny case: two masters, a 2 MiB stand-in.

@@ -101,7 +101,7 @@ impl Project {
     }
 
     pub fn tarball(&self, node: &str) -> PathBuf {
-        self.path(&format!("dist/kube-controller-manager-{node}.tar.gz"))
+        self.path(&format!("dist/control-plane-{node}.tar.gz"))
     }
 
     /// Unpacks a node's tarball with GNU tar and returns the bundle folder.
@@ -115,7 +115,7 @@ impl Project {
                 .arg("-C")
                 .arg(&into),
         );
-        into.join(format!("kube-controller-manager-{node}"))
+        into.join(format!("control-plane-{node}"))
     }
 }
 

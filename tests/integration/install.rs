@@ -238,7 +238,7 @@ fn an_interrupted_install_is_recovered_by_the_next_run() {
         "died after installing some files"
     );
     assert!(root
-        .join("var/backups/kube-bundle/.pending-kube-controller-manager")
+        .join("var/backups/kube-bundle/.pending-control-plane-m1")
         .exists());
 
     std::fs::remove_file(root.join("etc/systemd")).unwrap();
@@ -258,7 +258,7 @@ fn an_interrupted_install_is_recovered_by_the_next_run() {
         );
     }
     assert!(!root
-        .join("var/backups/kube-bundle/.pending-kube-controller-manager")
+        .join("var/backups/kube-bundle/.pending-control-plane-m1")
         .exists());
     // The release to go back to is the node as it was before the interrupted install.
     let out = install(&bundle, &["--root", root_arg, "--rollback"]);
@@ -468,7 +468,7 @@ fn rollout_sh_goes_one_master_at_a_time_and_stops_at_a_failure() {
 
     // m2's install fails: m3 is not touched.
     std::fs::remove_dir_all(&root).unwrap();
-    let bundle = project.path("dist/kube-controller-manager-m2.tar.gz");
+    let bundle = project.path("dist/control-plane-m2.tar.gz");
     let work = tempfile::tempdir().unwrap();
     run_ok(
         Command::new(tool("tar"))
@@ -479,7 +479,7 @@ fn rollout_sh_goes_one_master_at_a_time_and_stops_at_a_failure() {
     );
     std::fs::write(
         work.path()
-            .join("kube-controller-manager-m2/rootfs/etc/kubernetes/cert/extra.pem"),
+            .join("control-plane-m2/rootfs/etc/kubernetes/cert/extra.pem"),
         "x",
     )
     .unwrap();
@@ -489,7 +489,7 @@ fn rollout_sh_goes_one_master_at_a_time_and_stops_at_a_failure() {
             .arg(&bundle)
             .arg("-C")
             .arg(work.path())
-            .arg("kube-controller-manager-m2"),
+            .arg("control-plane-m2"),
     );
     let out = rollout(&project, &env, &args);
     assert_eq!(out.status.code(), Some(1));

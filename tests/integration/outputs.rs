@@ -8,7 +8,17 @@ use std::process::Command;
 use crate::common::*;
 
 const UNIT: &str = "rootfs/etc/systemd/system/kube-controller-manager.service";
-const KUBECONFIG: &str = "rootfs/etc/kubernetes/kube-controller-manager.kubeconfig";
+
+/// The test inventory with kube-scheduler built too.
+fn both() -> String {
+    format!("{INVENTORY}\n[kube-scheduler]\n")
+}
+
+/// (component, secure port) of every component the tests build.
+const COMPONENTS: [(&str, u16); 2] = [
+    ("kube-controller-manager", 10257),
+    ("kube-scheduler", 10259),
+];
 
 fn kubectl(args: &[&str], dir: &Path) -> String {
     run_ok(
@@ -21,12 +31,16 @@ fn kubectl(args: &[&str], dir: &Path) -> String {
 
 #[test]
 fn kubeconfig_equals_what_the_tutorials_kubectl_commands_produce() {
-    let project = Project::new(INVENTORY);
+    let project = Project::new(&both());
     project.build_ok();
-    for (node, ip) in NODES {
+    for ((node, ip), (component, _)) in NODES
+        .into_iter()
+        .flat_map(|n| COMPONENTS.into_iter().map(move |c| (n, c)))
+    {
+        let user = format!("system:{component}");
         let bundle = project.unpack(node);
         let certs = bundle.join("rootfs/etc/kubernetes/cert");
-        let theirs = project.path(&format!("tutorial-{node}.kubeconfig"));
+        let theirs = project.path(&format!("tutorial-{node}-{component}.kubeconfig"));
         let theirs = theirs.to_str().unwrap();
         let cert = |f: &str| certs.join(f).display().to_string();
         let dir = project.dir.path();
@@ -46,12 +60,9 @@ fn kubeconfig_equals_what_the_tutorials_kubectl_commands_produce() {
             &[
                 "config",
                 "set-credentials",
-                "system:kube-controller-manager",
-                &format!(
-                    "--client-certificate={}",
-                    cert("kube-controller-manager.pem")
-                ),
-                &format!("--client-key={}", cert("kube-controller-manager-key.pem")),
+                &user,
+                &format!("--client-certificate={}", cert(&format!("{component}.pem"))),
+                &format!("--client-key={}", cert(&format!("{component}-key.pem"))),
                 "--embed-certs=true",
                 &format!("--kubeconfig={theirs}"),
             ],
@@ -61,9 +72,9 @@ fn kubeconfig_equals_what_the_tutorials_kubectl_commands_produce() {
             &[
                 "config",
                 "set-context",
-                "system:kube-controller-manager",
+                &user,
                 "--cluster=kubernetes",
-                "--user=system:kube-controller-manager",
+                &format!("--user={user}"),
                 &format!("--kubeconfig={theirs}"),
             ],
             dir,
@@ -72,13 +83,13 @@ fn kubeconfig_equals_what_the_tutorials_kubectl_commands_produce() {
             &[
                 "config",
                 "use-context",
-                "system:kube-controller-manager",
+                &user,
                 &format!("--kubeconfig={theirs}"),
             ],
             dir,
         );
 
-        let ours = bundle.join(KUBECONFIG);
+        let ours = bundle.join(format!("rootfs/etc/kubernetes/{component}.kubeconfig"));
         let view = |path: &str| {
             kubectl(
                 &["config", "view", "--raw", &format!("--kubeconfig={path}")],
@@ -86,7 +97,10 @@ fn kubeconfig_equals_what_the_tutorials_kubectl_commands_produce() {
             )
         };
         let (a, b) = (view(ours.to_str().unwrap()), view(theirs));
-        assert_eq!(a, b, "{node}: kubeconfig differs from the tutorial's");
+        assert_eq!(
+            a, b,
+            "{node}: {component} kubeconfig differs from the tutorial's"
+        );
         assert!(a.contains(&format!("server: https://{ip}:6443")), "{a}");
         assert_eq!(mode_of(&ours), 0o600);
     }
@@ -105,9 +119,11 @@ fn verify_unit(unit: &Path) -> Vec<String> {
         .chain(String::from_utf8_lossy(&out.stdout).lines())
         .filter(|l| !l.trim().is_empty())
         .filter(|l| {
-            !l.contains(
-                "/opt/k8s/bin/kube-controller-manager is not executable: No such file or directory",
-            )
+            !COMPONENTS.iter().any(|(c, _)| {
+                l.contains(&format!(
+                    "/opt/k8s/bin/{c} is not executable: No such file or directory"
+                ))
+            })
         })
         .map(str::to_string)
         .collect()
@@ -118,23 +134,28 @@ fn units_pass_systemd_analyze_verify_for_every_profile() {
     for version in [
         "1.16.6", "1.18.0", "1.20.2", "1.22.0", "1.24.0", "1.26.0", "1.27.0", "1.34.0",
     ] {
-        let project = Project::new(&INVENTORY.replace("1.20.2", version));
+        let project = Project::new(&both().replace("1.20.2", version));
         project.build_ok();
         let bundle = project.unpack("m1");
-        let unit_path = bundle.join(UNIT);
-        let problems = verify_unit(&unit_path);
-        assert!(problems.is_empty(), "{version}: {problems:?}");
-        let unit = std::fs::read_to_string(&unit_path).unwrap();
-        assert!(
-            unit.contains("WorkingDirectory=/data/k8s/k8s/kube-controller-manager\n"),
-            "{unit}"
-        );
-        assert!(
-            unit.contains("Restart=on-failure\nRestartSec=5\n"),
-            "{unit}"
-        );
-        assert!(unit.contains("--bind-address=127.0.1.1 \\\n"), "{unit}");
-        assert!(unit.contains("--secure-port=10257 \\\n"), "{unit}");
+        for (component, port) in COMPONENTS {
+            let unit_path = bundle.join(format!("rootfs/etc/systemd/system/{component}.service"));
+            let problems = verify_unit(&unit_path);
+            assert!(problems.is_empty(), "{version} {component}: {problems:?}");
+            let unit = std::fs::read_to_string(&unit_path).unwrap();
+            assert!(
+                unit.contains(&format!("WorkingDirectory=/data/k8s/k8s/{component}\n")),
+                "{unit}"
+            );
+            assert!(
+                unit.contains("Restart=on-failure\nRestartSec=5\n"),
+                "{unit}"
+            );
+            assert!(unit.contains("--bind-address=127.0.1.1 \\\n"), "{unit}");
+            assert!(
+                unit.contains(&format!("--secure-port={port} \\\n")),
+                "{unit}"
+            );
+        }
     }
 }
 
@@ -153,35 +174,59 @@ fn the_unit_check_can_fail() {
 fn rendered_units_match_the_golden_files() {
     // Golden files make every change to a rendered unit visible in review.
     // Regenerate with UPDATE_GOLDEN=1 after an intended change.
-    for version in ["1.16.6", "1.20.2", "1.34.0"] {
-        let project = Project::new(&INVENTORY.replace("1.20.2", version));
+    for version in ["1.16.6", "1.20.2", "1.22.0", "1.24.0", "1.34.0"] {
+        let project = Project::new(&both().replace("1.20.2", version));
         project.build_ok();
-        let unit = std::fs::read_to_string(project.unpack("m1").join(UNIT)).unwrap();
-        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
-            "tests/fixtures/golden/kube-controller-manager-{version}.service"
-        ));
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-            std::fs::write(&golden, &unit).unwrap();
+        let bundle = project.unpack("m1");
+        let files = [
+            (
+                "etc/systemd/system/kube-controller-manager.service",
+                "kube-controller-manager",
+                "service",
+            ),
+            (
+                "etc/systemd/system/kube-scheduler.service",
+                "kube-scheduler",
+                "service",
+            ),
+            (
+                "etc/kubernetes/kube-scheduler.yaml",
+                "kube-scheduler",
+                "yaml",
+            ),
+        ];
+        for (path, name, ext) in files {
+            let text = std::fs::read_to_string(bundle.join("rootfs").join(path)).unwrap();
+            let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("tests/fixtures/golden/{name}-{version}.{ext}"));
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+                std::fs::write(&golden, &text).unwrap();
+            }
+            assert_eq!(
+                text,
+                std::fs::read_to_string(&golden).unwrap_or_default(),
+                "{version}: {path} differs from {}",
+                golden.display()
+            );
         }
-        assert_eq!(
-            unit,
-            std::fs::read_to_string(&golden).unwrap(),
-            "{version}: unit differs from {}",
-            golden.display()
-        );
     }
 }
 
 #[test]
 fn install_sh_passes_shellcheck() {
-    let project = Project::new(INVENTORY);
+    let project = Project::new(&both());
     project.build_ok();
     let install = project.unpack("m1").join("install.sh");
     run_ok(
         Command::new(tool("shellcheck"))
             .arg("--severity=style")
             .arg(&install),
+    );
+    run_ok(
+        Command::new(tool("shellcheck"))
+            .arg("--severity=style")
+            .arg(project.path("dist/rollout.sh")),
     );
     let text = std::fs::read_to_string(&install).unwrap();
     assert!(text.starts_with("#!/usr/bin/env bash\n"));
@@ -215,8 +260,7 @@ fn archive_layout_modes_and_checksums() {
         let (perms, owner, path) = (cols[0], cols[1], cols[5]);
         assert_eq!(owner, "0/0", "{line}");
         files.push((
-            path.trim_start_matches("kube-controller-manager-m1/")
-                .to_string(),
+            path.trim_start_matches("control-plane-m1/").to_string(),
             perms.to_string(),
         ));
     }
@@ -274,7 +318,10 @@ fn archive_layout_modes_and_checksums() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["node"], "m1");
-    assert_eq!(manifest["component"], "kube-controller-manager");
+    assert_eq!(
+        manifest["components"],
+        serde_json::json!(["kube-controller-manager"])
+    );
     assert_eq!(manifest["kubernetes-version"], "1.20.2");
     for f in manifest["files"].as_array().unwrap() {
         let path = bundle.join(f["path"].as_str().unwrap());
@@ -356,7 +403,7 @@ fn extra_args_override_and_append() {
 #[test]
 fn templates_can_be_overridden_from_a_folder() {
     let project = Project::new(INVENTORY);
-    let default = include_str!("../../bundle-templates/kube-controller-manager.service.hbs");
+    let default = include_str!("../../bundle-templates/unit.service.hbs");
     project.write(
         "tpl/kube-controller-manager.service.hbs",
         &default.replace("[Service]\n", "[Service]\nNice=-5\n"),

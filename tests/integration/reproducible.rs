@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "9c1a9138f98ee7bad2427e57a5d31e2f7385b0896c326fb4012a5513d85e6c7e",
-        "cf80071bcc04eb75eecc468a4b7eaa47420cd4931f5392d1975db0752767213a",
-        "77c2b5bcfd8fdff8e378251b01dbe0267ff6699e1fa5cb3ddacb7682ff0fc2a0",
+        "ce144d7c32c5e5b0c1d0327e559db946ffb1eee06d749da5a4511b6f76706152",
+        "d7f4a8bc66e54a8679eae5e26c686dba34ab28245cf91b418c2ce70abd9dcfb8",
+        "3599d6daa472a807cc062ab1b339e7b25445ffd961b1c43988485b990c8668d7",
     ];
     assert_eq!(
         hashes(&project),

@@ -95,8 +95,7 @@ fn gnu_tar_busybox_and_python_unpack_the_same_files() {
     for (node, _) in NODES {
         let gnu = tree(&unpack_with(&project, node, "gnu-tar"));
         assert!(gnu.len() > 10, "{gnu:?}");
-        let bin =
-            format!("kube-controller-manager-{node}/rootfs/opt/k8s/bin/kube-controller-manager");
+        let bin = format!("control-plane-{node}/rootfs/opt/k8s/bin/kube-controller-manager");
         let want_sha = sha256_file(&project.path("kcm"));
         assert!(
             gnu.contains(&(bin.clone(), want_sha, 0o755)),
@@ -113,9 +112,7 @@ fn gnu_tar_busybox_and_python_unpack_the_same_files() {
         run_ok(
             Command::new(tool("sha256sum"))
                 .args(["-c", "--quiet", "SHA256SUMS"])
-                .current_dir(
-                    project.path(&format!("gnu-tar-{node}/kube-controller-manager-{node}")),
-                ),
+                .current_dir(project.path(&format!("gnu-tar-{node}/control-plane-{node}"))),
         );
         run_ok(
             Command::new(tool("gzip"))

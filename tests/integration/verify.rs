@@ -20,7 +20,7 @@ fn tarballs(project: &Project) -> Vec<String> {
 
 /// Unpacks `tarball`, lets `change` edit the bundle folder, then brings SHA256SUMS and
 /// manifest.json up to date and packs it again in place.
-fn rewrite(tarball: &Path, change: impl FnOnce(&Path)) {
+pub fn rewrite(tarball: &Path, change: impl FnOnce(&Path)) {
     let work = tempfile::tempdir().unwrap();
     run_ok(
         Command::new(tool("tar"))
@@ -169,7 +169,7 @@ fn plant_leaf(project: &Project, start: &str, end: &str, sans: &str, other_ca: b
     });
 }
 
-fn findings(out: &Output) -> String {
+pub fn findings(out: &Output) -> String {
     stdout(out)
 }
 
@@ -220,9 +220,9 @@ fn a_tampered_file_is_found() {
             .arg("-C")
             .arg(work.path()),
     );
-    let unit = work.path().join(
-        "kube-controller-manager-m2/rootfs/etc/systemd/system/kube-controller-manager.service",
-    );
+    let unit = work
+        .path()
+        .join("control-plane-m2/rootfs/etc/systemd/system/kube-controller-manager.service");
     let text = std::fs::read_to_string(&unit)
         .unwrap()
         .replace("--v=2", "--v=9");
@@ -233,12 +233,12 @@ fn a_tampered_file_is_found() {
             .arg(&tarball)
             .arg("-C")
             .arg(work.path())
-            .arg("kube-controller-manager-m2"),
+            .arg("control-plane-m2"),
     );
     let out = verify(&project, &[tarball.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let f = findings(&out);
-    assert!(f.contains("kube-controller-manager-m2.tar.gz: rootfs/etc/systemd/system/kube-controller-manager.service: does not match its checksum in SHA256SUMS"), "{f}");
+    assert!(f.contains("control-plane-m2.tar.gz: rootfs/etc/systemd/system/kube-controller-manager.service: does not match its checksum in SHA256SUMS"), "{f}");
 }
 
 #[test]
@@ -251,7 +251,7 @@ fn a_truncated_tarball_is_unusable_input() {
     let out = verify(&project, &[tarball.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("kube-controller-manager-m1.tar.gz`: is not a readable .tar.gz"),
+        stderr(&out).contains("control-plane-m1.tar.gz`: is not a readable .tar.gz"),
         "{}",
         stderr(&out)
     );
@@ -272,7 +272,7 @@ fn a_cert_from_another_ca_is_found() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         findings(&out),
-        format!("kube-controller-manager-m1.tar.gz: {LEAF}: does not chain to the bundled CA\n")
+        format!("control-plane-m1.tar.gz: {LEAF}: does not chain to the bundled CA\n")
     );
 }
 
@@ -316,7 +316,7 @@ fn expired_and_not_yet_valid_certs_are_found() {
     let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
     assert_eq!(
         f,
-        format!("kube-controller-manager-m1.tar.gz: {LEAF}: expired on 2021-01-01T00:00:00Z\n")
+        format!("control-plane-m1.tar.gz: {LEAF}: expired on 2021-01-01T00:00:00Z\n")
     );
 
     plant_leaf(
@@ -329,9 +329,7 @@ fn expired_and_not_yet_valid_certs_are_found() {
     let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
     assert_eq!(
         f,
-        format!(
-            "kube-controller-manager-m1.tar.gz: {LEAF}: is not valid until 2099-01-01T00:00:00Z\n"
-        )
+        format!("control-plane-m1.tar.gz: {LEAF}: is not valid until 2099-01-01T00:00:00Z\n")
     );
 }
 
@@ -362,7 +360,12 @@ fn a_san_missing_the_node_ip_is_found() {
         false,
     );
     let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
-    assert_eq!(f, format!("kube-controller-manager-m1.tar.gz: {LEAF}: SANs lack IP:127.0.1.1 (has DNS:m1,IP:127.0.0.1)\n"));
+    assert_eq!(
+        f,
+        format!(
+            "control-plane-m1.tar.gz: {LEAF}: SANs lack IP:127.0.1.1 (has DNS:m1,IP:127.0.0.1)\n"
+        )
+    );
 }
 
 #[test]
@@ -374,7 +377,7 @@ fn bundles_with_different_cas_are_found() {
     let out = verify(&a, &[&tarballs(&a)[0], &tarballs(&b)[1]]);
     assert_eq!(out.status.code(), Some(1));
     let f = findings(&out);
-    assert!(f.contains("kube-controller-manager-m2.tar.gz: rootfs/etc/kubernetes/cert/ca.pem: the CA differs from kube-controller-manager-m1.tar.gz's: every master must share it"), "{f}");
+    assert!(f.contains("control-plane-m2.tar.gz: rootfs/etc/kubernetes/cert/ca.pem: the CA differs from control-plane-m1.tar.gz's: every master must share it"), "{f}");
     assert!(f.contains("sa.key: the service-account key differs"), "{f}");
 }
 
@@ -394,10 +397,7 @@ fn json_output_lists_bundles_and_findings() {
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["bundles"][0]["node"], "m1");
-    assert_eq!(
-        report["findings"][0]["bundle"],
-        "kube-controller-manager-m1.tar.gz"
-    );
+    assert_eq!(report["findings"][0]["bundle"], "control-plane-m1.tar.gz");
     assert_eq!(
         report["findings"][0]["file"],
         "rootfs/etc/kubernetes/cert/kube-controller-manager.pem"
@@ -499,7 +499,7 @@ fn signatures_are_checked_by_verify() {
     let out = verify(&project, &["--trust", allowed.to_str().unwrap(), all[0]]);
     assert_eq!(
         findings(&out),
-        "kube-controller-manager-m1.tar.gz: SHA256SUMS.sig: does not verify: SHA256SUMS was altered or the signature is damaged (key of `ops@site`)\n"
+        "control-plane-m1.tar.gz: SHA256SUMS.sig: does not verify: SHA256SUMS was altered or the signature is damaged (key of `ops@site`)\n"
     );
 }
 
@@ -722,8 +722,8 @@ fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
         "{log}"
     );
     assert!(
-        log.contains("changed: kube-controller-manager-m1.tar.gz")
-            && !log.contains("changed: kube-controller-manager-m2"),
+        log.contains("changed: control-plane-m1.tar.gz")
+            && !log.contains("changed: control-plane-m2"),
         "{log}"
     );
     assert_ne!(serial(&leaf("m1")), serial1);
@@ -768,7 +768,9 @@ fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
     let out = project.kube_bundle(&["build", "-c", "cluster.toml", "-o", "dist", "--renew", "m2"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("renewing `m2` would change its SANs"),
+        stderr(&out).contains(
+            "renewing the kube-controller-manager certificate of `m2` would change its SANs"
+        ),
         "{}",
         stderr(&out)
     );

@@ -1,0 +1,169 @@
+//! Which flags each release of a component has: the per-component catalogues
+//! (`kcm-flags.tsv`, `ks-flags.tsv`, one row per flag with the first and last minor release
+//! that has it and a source), and the check `extra-args` must pass. Depends only on the
+//! component rows and versions, so validation can use it without reaching into later
+//! stages.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use crate::component::{self, Component};
+use crate::version::{KubeVersion, OLDEST_MINOR};
+
+/// First and last minor release that has a flag; `None` last means still present.
+#[derive(Debug, Clone, Copy)]
+struct Lifetime {
+    first: u32,
+    last: Option<u32>,
+}
+
+type Catalogue = BTreeMap<&'static str, Lifetime>;
+
+fn parse(text: &'static str) -> Catalogue {
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|line| {
+            let mut cols = line.split('\t');
+            let name = cols.next()?;
+            let first = cols
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(OLDEST_MINOR);
+            let last = cols.next().and_then(|c| c.parse().ok());
+            Some((name, Lifetime { first, last }))
+        })
+        .collect()
+}
+
+fn catalogue(c: &Component) -> &'static Catalogue {
+    static CATALOGUES: OnceLock<BTreeMap<&'static str, Catalogue>> = OnceLock::new();
+    let all = CATALOGUES.get_or_init(|| {
+        component::ALL
+            .iter()
+            .map(|c| (c.name, parse(c.catalogue)))
+            .collect()
+    });
+    &all[c.name]
+}
+
+/// Whether `version` of `c` has `--name`, as a user-facing (message, hint) pair when it
+/// does not. `section` is the component's inventory section, for the hint.
+pub fn check_extra_arg(
+    c: &Component,
+    name: &str,
+    version: &KubeVersion,
+) -> Result<(), (String, String)> {
+    if let Some((_, key)) = c.managed_flags.iter().find(|(flag, _)| *flag == name) {
+        let hint = if key.is_empty() {
+            format!(
+                "kube-bundle writes `--{name}` for {}; it cannot be overridden",
+                c.name
+            )
+        } else {
+            format!("set `{}.{key}` instead", c.name)
+        };
+        return Err((format!("`--{name}` is set by kube-bundle"), hint));
+    }
+    let minor = version.profile_minor();
+    let Some(life) = catalogue(c).get(name) else {
+        return Err((
+            format!("{} has no flag `--{name}`", c.name),
+            format!("check the spelling against `{} --help` of {version}; names are written without leading dashes", c.name),
+        ));
+    };
+    if minor < life.first {
+        return Err((
+            format!(
+                "`--{name}` does not exist in {} {version}; it was added in 1.{}",
+                c.name, life.first
+            ),
+            "remove it or raise `cluster.kubernetes-version`".into(),
+        ));
+    }
+    if let Some(last) = life.last.filter(|last| minor > *last) {
+        return Err((
+            format!(
+                "`--{name}` does not exist in {} {version}; it was removed after 1.{last}",
+                c.name
+            ),
+            "remove it from `extra-args`".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Every catalogue flag of `c` present in one minor release.
+pub fn known_in(c: &Component, minor: u32) -> impl Iterator<Item = &'static str> {
+    catalogue(c)
+        .iter()
+        .filter(move |(_, l)| l.first <= minor && l.last.is_none_or(|last| minor <= last))
+        .map(|(name, _)| *name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::{KUBE_CONTROLLER_MANAGER as KCM, KUBE_SCHEDULER as KS};
+
+    fn v(s: &str) -> KubeVersion {
+        KubeVersion::parse(s).unwrap()
+    }
+
+    #[test]
+    fn lifetimes_follow_the_reference_table() {
+        assert!(check_extra_arg(&KCM, "port", &v("1.21")).is_ok());
+        assert!(check_extra_arg(&KCM, "port", &v("1.24"))
+            .unwrap_err()
+            .0
+            .contains("removed after 1.23"));
+        assert!(
+            check_extra_arg(&KCM, "cluster-signing-duration", &v("1.18"))
+                .unwrap_err()
+                .0
+                .contains("added in 1.19")
+        );
+        assert!(check_extra_arg(&KCM, "no-such-flag", &v("1.20"))
+            .unwrap_err()
+            .0
+            .contains("kube-controller-manager has no flag"));
+        assert!(check_extra_arg(&KCM, "secure-port", &v("1.20"))
+            .unwrap_err()
+            .1
+            .contains("kube-controller-manager.secure-port"));
+        // The scheduler's own history: insecure flags gone in 1.24, policy flags in 1.23.
+        assert!(check_extra_arg(&KS, "address", &v("1.23")).is_ok());
+        assert!(check_extra_arg(&KS, "address", &v("1.24")).is_err());
+        assert!(check_extra_arg(&KS, "policy-config-file", &v("1.22")).is_ok());
+        assert!(check_extra_arg(&KS, "policy-config-file", &v("1.23")).is_err());
+        assert!(check_extra_arg(&KS, "config", &v("1.20"))
+            .unwrap_err()
+            .1
+            .contains("cannot be overridden"));
+        // A controller-manager flag is not a scheduler flag.
+        assert!(check_extra_arg(&KS, "cluster-signing-duration", &v("1.20")).is_err());
+    }
+
+    #[test]
+    fn every_catalogue_row_parses() {
+        for c in component::ALL {
+            let rows = c
+                .catalogue
+                .lines()
+                .skip(1)
+                .filter(|l| !l.trim().is_empty())
+                .count();
+            assert_eq!(catalogue(c).len(), rows, "{}", c.name);
+            for line in c.catalogue.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+                let cols: Vec<&str> = line.split('\t').collect();
+                assert_eq!(cols.len(), 4, "{}: {line}", c.name);
+                assert!(cols[1].parse::<u32>().is_ok(), "{}: {line}", c.name);
+                assert!(
+                    !cols[3].trim().is_empty(),
+                    "{}: {line} has no source",
+                    c.name
+                );
+            }
+        }
+    }
+}

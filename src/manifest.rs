@@ -1,0 +1,54 @@
+//! `manifest.json`, one schema for both directions: `bundle` writes it into every tarball
+//! and `verify` reads it back. It names the node, the components, every file with its
+//! mode and sha256, every certificate with subject, SANs, serial and validity, and the
+//! node paths the units name that the bundle does not carry.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub node: String,
+    #[serde(rename = "node-ip")]
+    pub node_ip: String,
+    /// The components this bundle installs, in start order.
+    #[serde(default)]
+    pub components: Vec<String>,
+    #[serde(rename = "kubernetes-version", default)]
+    pub kubernetes_version: String,
+    #[serde(rename = "kube-bundle-version", default)]
+    pub kube_bundle_version: String,
+    #[serde(default)]
+    pub files: Vec<ManifestFile>,
+    #[serde(default)]
+    pub certificates: Vec<ManifestCert>,
+    /// Files the units name that the bundle does not carry (a binary, when none is given).
+    #[serde(default)]
+    pub external: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestFile {
+    pub path: String,
+    pub mode: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestCert {
+    pub path: String,
+    #[serde(flatten)]
+    pub summary: CertSummary,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertSummary {
+    pub subject: String,
+    pub issuer: String,
+    pub sans: Vec<String>,
+    pub serial: String,
+    #[serde(rename = "not-before")]
+    pub not_before: String,
+    #[serde(rename = "not-after")]
+    pub not_after: String,
+}

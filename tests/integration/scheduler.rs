@@ -1,0 +1,414 @@
+//! kube-scheduler beside kube-controller-manager: one bundle per master carrying both,
+//! today's pki/ reused without a new certificate, the scheduler's identity checked with
+//! openssl, verify, certs, renew and rollout-plan per component, its flag catalogue, and
+//! the completions and man pages generated from the command definitions.
+
+use std::process::Command;
+
+use crate::common::*;
+use crate::verify::{findings, rewrite};
+
+fn both() -> String {
+    format!("{INVENTORY}\n[kube-scheduler]\n")
+}
+
+fn read(project: &Project, rel: &str) -> Vec<u8> {
+    std::fs::read(project.path(rel)).unwrap()
+}
+
+#[test]
+fn todays_pki_is_reused_when_the_scheduler_joins() {
+    // Build with the controller-manager alone, as before the scheduler existed.
+    let project = Project::new(INVENTORY);
+    project.build_ok();
+    let kcm_files: Vec<(String, Vec<u8>)> = NODES
+        .iter()
+        .flat_map(|(n, _)| {
+            [
+                "kube-controller-manager.pem",
+                "kube-controller-manager-key.pem",
+            ]
+            .map(|f| format!("pki/{n}/{f}"))
+        })
+        .chain(["pki/ca.pem", "pki/ca-key.pem", "pki/sa.key"].map(String::from))
+        .map(|rel| (rel.clone(), read(&project, &rel)))
+        .collect();
+
+    project.write("cluster.toml", &both());
+    let log = project.build_ok();
+    for (rel, bytes) in &kcm_files {
+        assert_eq!(&read(&project, rel), bytes, "{rel} changed");
+    }
+    assert!(
+        !log.contains("kube-controller-manager certificate") && !log.contains("generated"),
+        "{log}"
+    );
+    for (node, _) in NODES {
+        assert!(
+            log.contains(&format!("{node}: issued a kube-scheduler certificate")),
+            "{log}"
+        );
+        assert_eq!(
+            mode_of(&project.path(&format!("pki/{node}/kube-scheduler-key.pem"))),
+            0o600
+        );
+    }
+    let dist: Vec<String> = std::fs::read_dir(project.path("dist"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for (node, _) in NODES {
+        assert!(
+            dist.contains(&format!("control-plane-{node}.tar.gz")),
+            "{dist:?}"
+        );
+    }
+    let paths = tarballs(&project);
+    let mut args = vec!["verify"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = project.kube_bundle(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", findings(&out));
+
+    // A second build changes nothing.
+    let log = project.build_ok();
+    assert!(log.contains("no bundle changed"), "{log}");
+}
+
+fn tarballs(project: &Project) -> Vec<String> {
+    NODES
+        .iter()
+        .map(|(n, _)| project.tarball(n).display().to_string())
+        .collect()
+}
+
+#[test]
+fn the_scheduler_certificate_has_its_own_identity() {
+    let project = Project::new(&both());
+    project.build_ok();
+    for (node, ip) in NODES {
+        let bundle = project.unpack(node);
+        let cert = bundle.join("rootfs/etc/kubernetes/cert/kube-scheduler.pem");
+        let text = run_ok(Command::new(tool("openssl")).args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-ext",
+            "subjectAltName,extendedKeyUsage,keyUsage",
+            "-in",
+            cert.to_str().unwrap(),
+        ]));
+        assert!(
+            text.contains("O = system:kube-scheduler")
+                && text.contains("CN = system:kube-scheduler"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("DNS:{node}"))
+                && text.contains("IP Address:127.0.0.1")
+                && text.contains(&format!("IP Address:{ip}")),
+            "{text}"
+        );
+        assert!(
+            text.contains("TLS Web Server Authentication, TLS Web Client Authentication"),
+            "{text}"
+        );
+        // Chains to the same CA as the controller-manager's.
+        run_ok(
+            Command::new(tool("openssl")).args([
+                "verify",
+                "-CAfile",
+                bundle
+                    .join("rootfs/etc/kubernetes/cert/ca.pem")
+                    .to_str()
+                    .unwrap(),
+                cert.to_str().unwrap(),
+            ]),
+        );
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(
+            manifest["components"],
+            serde_json::json!(["kube-controller-manager", "kube-scheduler"])
+        );
+        // The scheduler gets no signing keys.
+        let unit = std::fs::read_to_string(
+            bundle.join("rootfs/etc/systemd/system/kube-scheduler.service"),
+        )
+        .unwrap();
+        assert!(
+            !unit.contains("ca-key.pem") && !unit.contains("sa.key"),
+            "{unit}"
+        );
+    }
+}
+
+#[test]
+fn verify_checks_the_scheduler_like_the_controller_manager() {
+    let project = Project::new(&both());
+    project.build_ok();
+    let m1 = project.tarball("m1");
+
+    // A configuration the release does not read, without leader election.
+    rewrite(&m1, |top| {
+        let config = top.join("rootfs/etc/kubernetes/kube-scheduler.yaml");
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("v1beta1", "v1")
+            .replace("leaderElect: true", "leaderElect: false");
+        std::fs::write(&config, text).unwrap();
+    });
+    let out = project.kube_bundle(&["verify", m1.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let f = findings(&out);
+    let config = "control-plane-m1.tar.gz: rootfs/etc/kubernetes/kube-scheduler.yaml";
+    assert_eq!(
+        f,
+        format!(
+            "{config}: apiVersion `kubescheduler.config.k8s.io/v1` is not the one kube-scheduler 1.20.2 reads (`kubescheduler.config.k8s.io/v1beta1`)\n\
+             {config}: leaderElection.leaderElect is not true: every master would schedule\n"
+        )
+    );
+
+    // The controller-manager's key pair in the scheduler's place.
+    let m2 = project.tarball("m2");
+    rewrite(&m2, |top| {
+        let cert = top.join("rootfs/etc/kubernetes/cert");
+        std::fs::copy(
+            cert.join("kube-controller-manager.pem"),
+            cert.join("kube-scheduler.pem"),
+        )
+        .unwrap();
+        std::fs::copy(
+            cert.join("kube-controller-manager-key.pem"),
+            cert.join("kube-scheduler-key.pem"),
+        )
+        .unwrap();
+    });
+    let out = project.kube_bundle(&["verify", m2.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let f = findings(&out);
+    assert!(f.contains("control-plane-m2.tar.gz: rootfs/etc/kubernetes/cert/kube-scheduler.pem: subject CN and O must be `system:kube-scheduler`, found CN `system:kube-controller-manager` O `system:kube-controller-manager`"), "{f}");
+    assert!(f.contains("rootfs/etc/kubernetes/kube-scheduler.kubeconfig: client-certificate-data is not the bundled kube-scheduler.pem"), "{f}");
+
+    // The untouched bundle is clean.
+    let out = project.kube_bundle(&["verify", project.tarball("m3").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", findings(&out));
+}
+
+#[test]
+fn certs_and_renew_work_per_component() {
+    let project = Project::new(&both());
+    project.build_ok();
+    let out = project.kube_bundle(&["certs", "-c", "cluster.toml", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<String> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["name"].as_str().unwrap(),
+                r["node"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ca -",
+            "service-account key -",
+            "kube-controller-manager m1",
+            "kube-scheduler m1",
+            "kube-controller-manager m2",
+            "kube-scheduler m2",
+            "kube-controller-manager m3",
+            "kube-scheduler m3",
+        ]
+    );
+
+    let serial = |rel: &str| {
+        run_ok(Command::new(tool("openssl")).args([
+            "x509",
+            "-noout",
+            "-serial",
+            "-in",
+            project.path(rel).to_str().unwrap(),
+        ]))
+    };
+    let before: Vec<String> = ["m1", "m2"]
+        .iter()
+        .flat_map(|n| {
+            ["kube-controller-manager", "kube-scheduler"].map(|c| format!("pki/{n}/{c}.pem"))
+        })
+        .map(|rel| serial(&rel))
+        .collect();
+    let out = project.kube_bundle(&[
+        "build",
+        "-c",
+        "cluster.toml",
+        "-o",
+        "dist",
+        "--renew",
+        "m2",
+        "--component",
+        "kube-scheduler",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after: Vec<String> = ["m1", "m2"]
+        .iter()
+        .flat_map(|n| {
+            ["kube-controller-manager", "kube-scheduler"].map(|c| format!("pki/{n}/{c}.pem"))
+        })
+        .map(|rel| serial(&rel))
+        .collect();
+    assert_eq!(
+        before[..3],
+        after[..3],
+        "only m2's scheduler certificate is renewed"
+    );
+    assert_ne!(before[3], after[3]);
+    assert!(
+        stderr(&out).contains("m2: reissued the kube-scheduler certificate: renewal was asked for"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("changed: control-plane-m2.tar.gz"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = project.kube_bundle(&[
+        "build",
+        "-c",
+        "cluster.toml",
+        "-o",
+        "dist",
+        "--renew",
+        "--component",
+        "etcd",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("error: --component etcd: `etcd` is not a component"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn rollout_plan_names_each_component_leader() {
+    let project = Project::new(&both());
+    let out = project.kube_bundle(&["rollout-plan", "-c", "cluster.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "1. m1 127.0.1.1\n2. m2 127.0.1.2\n3. m3 127.0.1.3\n"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot tell the kube-controller-manager leader (no --kubeconfig given)")
+            && err.contains("cannot tell the kube-scheduler leader (no --kubeconfig given)"),
+        "{err}"
+    );
+    let out = project.kube_bundle(&["rollout-plan", "-c", "cluster.toml", "--output", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["leaders"][1]["component"], "kube-scheduler");
+    assert_eq!(plan["steps"][0]["leads"], serde_json::json!([]));
+}
+
+#[test]
+fn scheduler_flags_are_checked_against_its_own_catalogue() {
+    let cases = [
+        (
+            "1.24.0",
+            "address = \"0.0.0.0\"",
+            "kube-scheduler.extra-args.address",
+            "removed after 1.23",
+        ),
+        (
+            "1.20.2",
+            "cluster-signing-duration = \"1h\"",
+            "kube-scheduler.extra-args.cluster-signing-duration",
+            "kube-scheduler has no flag",
+        ),
+        (
+            "1.20.2",
+            "config = \"/tmp/x.yaml\"",
+            "kube-scheduler.extra-args.config",
+            "is set by kube-bundle",
+        ),
+    ];
+    for (version, arg, field, message) in cases {
+        let project = Project::new(&format!(
+            "{}\n[kube-scheduler.extra-args]\n{arg}\n",
+            both().replace("1.20.2", version)
+        ));
+        let out = project.build();
+        assert_eq!(out.status.code(), Some(2), "{arg}");
+        let err = stderr(&out);
+        assert!(err.contains(field) && err.contains(message), "{arg}: {err}");
+        assert!(!project.path("dist").exists() && !project.path("pki").exists());
+    }
+    let project = Project::new(&format!("{}\n[kube-scheduler.extra-args]\nv = 4\n", both()));
+    project.build_ok();
+    let unit = std::fs::read_to_string(
+        project
+            .unpack("m1")
+            .join("rootfs/etc/systemd/system/kube-scheduler.service"),
+    )
+    .unwrap();
+    assert!(
+        unit.contains("--v=4\n") && !unit.contains("--v=2"),
+        "{unit}"
+    );
+
+    // Two components on one port is refused before anything is written.
+    let project = Project::new(&format!(
+        "{INVENTORY}\n[kube-scheduler]\nsecure-port = 10257\n"
+    ));
+    let out = project.build();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("kube-controller-manager and kube-scheduler would both listen on port 10257"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!project.path("pki").exists());
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_definitions() {
+    let project = Project::new(INVENTORY);
+    for shell in ["bash", "zsh", "fish"] {
+        let out = project.kube_bundle(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let text = stdout(&out);
+        for word in ["rollout-plan", "verify", "component", "warn-within"] {
+            assert!(text.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let bash = project.path("kube-bundle.bash");
+    std::fs::write(
+        &bash,
+        stdout(&project.kube_bundle(&["completions", "bash"])),
+    )
+    .unwrap();
+    run_ok(Command::new("bash").arg("-n").arg(&bash));
+
+    let out = project.kube_bundle(&["man", "-o", "man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let page = std::fs::read_to_string(project.path("man/kube-bundle.1")).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH kube-bundle 1"),
+        "{page}"
+    );
+    assert!(page.contains("rollout\\-plan"), "{page}");
+    let build = std::fs::read_to_string(project.path("man/kube-bundle-build.1")).unwrap();
+    assert!(build.contains(".TH kube-bundle-build 1"), "{build}");
+    assert!(build.contains("\\-\\-component"), "{build}");
+    assert!(!project.path("man/kube-bundle-man.1").exists());
+}
