@@ -346,6 +346,46 @@ fn fetch_sh(project: &Project, args: &[&str], stdin: &str, into: &Path) -> Outpu
     child.wait_with_output().unwrap()
 }
 
+/// kube-bundle `sub` as the test user: the registry's CA, the user name, the password on
+/// standard input, then `args`.
+fn as_user(project: &Project, reg: &Registry, sub: &str, args: &[&str]) -> Output {
+    let ca = reg.ca();
+    let mut all = vec![
+        sub,
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--username",
+        USER,
+        "--password-stdin",
+    ];
+    all.extend_from_slice(args);
+    kube_bundle_stdin(project, &all, &format!("{PASSWORD}\n"))
+}
+
+/// fetch.sh as the test user, likewise.
+fn fetch_as_user(project: &Project, reg: &Registry, args: &[&str], into: &Path) -> Output {
+    let ca = reg.ca();
+    let mut all = vec![
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--username",
+        USER,
+        "--password-stdin",
+    ];
+    all.extend_from_slice(args);
+    fetch_sh(project, &all, &format!("{PASSWORD}\n"), into)
+}
+
+/// The command failed with `code` and said `want` on standard error.
+fn assert_fails(out: &Output, code: i32, want: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
+    assert!(
+        stderr(out).contains(want),
+        "wanted {want:?} in:\n{}",
+        stderr(out)
+    );
+}
+
 fn layers(node: &serde_json::Value) -> Vec<String> {
     node["layers"]
         .as_array()
@@ -536,18 +576,10 @@ fn push_pull_and_fetch_sh_over_tls_with_htpasswd() {
 
     // fetch.sh on a bare node, into a clean folder.
     let clean = project.path("node-m3");
-    let out = fetch_sh(
+    let out = fetch_as_user(
         &project,
-        &[
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--username",
-            USER,
-            "--password-stdin",
-            &reg.reference("v1.20.2-r3"),
-            "m3",
-        ],
-        &format!("{PASSWORD}\n"),
+        &reg,
+        &[&reg.reference("v1.20.2-r3"), "m3"],
         &clean,
     );
     assert!(out.status.success(), "fetch.sh failed:\n{}", stderr(&out));
@@ -700,12 +732,7 @@ fn wrong_password_wrong_ca_and_no_credentials_fail_with_the_registry_message() {
         &["pull", "--ca-file", ca.to_str().unwrap(), &reference],
         "",
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("asks for credentials"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "asks for credentials");
 
     // fetch.sh: the same three, each exit 1 with the reason.
     let out = fetch_sh(
@@ -722,12 +749,7 @@ fn wrong_password_wrong_ca_and_no_credentials_fail_with_the_registry_message() {
         "wrong\n",
         &project.path("f1"),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("UNAUTHORIZED: authentication required"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "UNAUTHORIZED: authentication required");
     let out = fetch_sh(
         &project,
         &[
@@ -742,20 +764,14 @@ fn wrong_password_wrong_ca_and_no_credentials_fail_with_the_registry_message() {
         &format!("{PASSWORD}\n"),
         &project.path("f2"),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+    assert_fails(&out, 1, "cannot reach");
     let out = fetch_sh(
         &project,
         &["--ca-file", ca.to_str().unwrap(), &reference, "m1"],
         "",
         &project.path("f3"),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("asks for credentials"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "asks for credentials");
 }
 
 #[test]
@@ -773,30 +789,13 @@ fn a_tampered_blob_in_the_registry_is_refused_by_pull_and_fetch_sh() {
     bytes[mid] ^= 0x55;
     std::fs::write(&data, bytes).unwrap();
 
-    let ca = reg.ca();
-    let out = kube_bundle_stdin(
+    let out = as_user(
         &project,
-        &[
-            "pull",
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--username",
-            USER,
-            "--password-stdin",
-            "--node",
-            "m1",
-            "-o",
-            "pulled",
-            &reg.reference("v1"),
-        ],
-        &format!("{PASSWORD}\n"),
+        &reg,
+        "pull",
+        &["--node", "m1", "-o", "pulled", &reg.reference("v1")],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("damaged or was changed"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "damaged or was changed");
     assert!(
         !project
             .path("pulled")
@@ -806,26 +805,8 @@ fn a_tampered_blob_in_the_registry_is_refused_by_pull_and_fetch_sh() {
     );
 
     let into = project.path("node-m1");
-    let out = fetch_sh(
-        &project,
-        &[
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--username",
-            USER,
-            "--password-stdin",
-            &reg.reference("v1"),
-            "m1",
-        ],
-        &format!("{PASSWORD}\n"),
-        &into,
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("damaged or was changed; nothing was unpacked"),
-        "{}",
-        stderr(&out)
-    );
+    let out = fetch_as_user(&project, &reg, &[&reg.reference("v1"), "m1"], &into);
+    assert_fails(&out, 1, "damaged or was changed; nothing was unpacked");
     let left: Vec<_> = std::fs::read_dir(&into)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
@@ -947,12 +928,7 @@ fn a_push_cut_off_by_a_killed_registry_completes_when_run_again() {
     }
     reg.kill();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!("127.0.0.1:{}", relay.port)),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, &format!("127.0.0.1:{}", relay.port));
 
     // The same registry (same storage, same port) comes back; the rerun completes.
     relay.limit.store(u64::MAX, Ordering::SeqCst);
@@ -966,20 +942,11 @@ fn a_push_cut_off_by_a_killed_registry_completes_when_run_again() {
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["nodes"].as_array().unwrap().len(), 3);
 
-    let out = kube_bundle_stdin(
+    let out = as_user(
         &project,
-        &[
-            "pull",
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--username",
-            USER,
-            "--password-stdin",
-            "-o",
-            "pulled",
-            &reg.reference("v1"),
-        ],
-        &format!("{PASSWORD}\n"),
+        &reg,
+        "pull",
+        &["-o", "pulled", &reg.reference("v1")],
     );
     assert!(out.status.success(), "pull failed:\n{}", stderr(&out));
     for (name, _) in NODES {
@@ -1108,12 +1075,7 @@ fn bad_input_exits_2_naming_the_field() {
         ],
         &format!("{PASSWORD}\n"),
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("--node: `m1` is not in"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 2, "--node: `m1` is not in");
 
     // fetch.sh: the same kinds of mistakes.
     let r = reg.reference("v1");
@@ -1329,12 +1291,7 @@ fn bearer_token_auth_for_push_pull_and_fetch_sh() {
         )
     };
     let out = push("wrong");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("token from http://127.0.0.1"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "token from http://127.0.0.1");
     let out = push(PASSWORD);
     assert!(out.status.success(), "push failed:\n{}", stderr(&out));
     let asked = tokens.scopes.lock().unwrap().join("\n");
