@@ -7,8 +7,9 @@
 //!   `<tag>-<node>`) has the empty config and the bundle's gzip members as layers, in
 //!   order, so their concatenation is the tarball byte for byte. The binary's member is the
 //!   same in every bundle, so the registry stores it once and a push uploads it once;
-//! - the extras manifest ([`oci::ARTIFACT_DIST`]) carries SHA256SUMS, ca.pem, sa.pub,
-//!   rollout.sh and fetch.sh, each a layer titled with its name. Nothing else in `dist/`
+//! - the extras manifest ([`oci::ARTIFACT_DIST`]) carries SHA256SUMS, ca.pem,
+//!   client-ca.pem, sa.pub, rollout.sh and fetch.sh (those the build wrote), each a layer
+//!   titled with its name. Nothing else in `dist/`
 //!   is pushed.
 //!
 //! Bundles are found through `dist/SHA256SUMS`, and each bundle's node, components and
@@ -29,7 +30,14 @@ use crate::oci::{self, Descriptor, Index, Manifest, Reference};
 use crate::registry::{self, Registry};
 
 /// The dist files besides the bundles that a site needs; never keys or admin credentials.
-pub const DIST_EXTRAS: [&str; 5] = ["SHA256SUMS", "ca.pem", "sa.pub", "rollout.sh", "fetch.sh"];
+pub const DIST_EXTRAS: [&str; 6] = [
+    "SHA256SUMS",
+    "ca.pem",
+    "client-ca.pem",
+    "sa.pub",
+    "rollout.sh",
+    "fetch.sh",
+];
 
 /// How far a transfer is, for a progress line.
 #[derive(Debug, Clone, Copy)]

@@ -57,6 +57,12 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
             key: key.unwrap_or_else(|| "missing".into()),
         });
     }
+    if inv.pki.csr_signing == crate::config::CsrSigning::Signer
+        && inv.components.iter().any(|s| s.component.signs_csrs)
+    {
+        let path = inv.pki.dir.join("csr-signer.pem");
+        rows.push(cert_row("csr-signer", None, &path, now, warn)?);
+    }
     for node in &inv.nodes {
         for settings in &inv.components {
             let c = settings.component;

@@ -95,7 +95,14 @@ pub enum Progress {
 }
 
 /// Files `build` writes into `dist/` besides the tarballs.
-const DIST_EXTRAS: [&str; 5] = ["SHA256SUMS", "ca.pem", "sa.pub", "rollout.sh", "fetch.sh"];
+const DIST_EXTRAS: [&str; 6] = [
+    "SHA256SUMS",
+    "ca.pem",
+    "client-ca.pem",
+    "sa.pub",
+    "rollout.sh",
+    "fetch.sh",
+];
 
 pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport> {
     let mut report = BuildReport::default();
@@ -169,9 +176,17 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             .service_account
             .as_ref()
             .map(|sa| sa.public_pem.as_bytes());
+        // kube-apiserver's --client-ca-file: the root CA, and the CSR signing CA whose
+        // kubelet and client certificates it must accept. Go treats every certificate in
+        // that file as a trust anchor, and kubelets present their certificate alone.
+        let client_ca = match &pki.csr_signer {
+            Some(signer) => format!("{}{}", pki.ca_cert_pem, signer.cert_pem),
+            None => pki.ca_cert_pem.clone(),
+        };
         let dist_files = [
             ("SHA256SUMS", Some(sums.as_bytes()), 0o644),
             ("ca.pem", Some(pki.ca_cert_pem.as_bytes()), 0o644),
+            ("client-ca.pem", Some(client_ca.as_bytes()), 0o644),
             ("sa.pub", sa_pub, 0o644),
             ("rollout.sh", Some(rollout.as_bytes()), 0o755),
             ("fetch.sh", Some(fetch_sh.as_bytes()), 0o755),

@@ -237,6 +237,9 @@ fn verify_cmd(
         for f in &report.findings {
             line!(out, "{}: {}: {}", f.bundle, f.file, f.message);
         }
+        for w in &report.warnings {
+            eprintln!("warning: {}: {}: {}", w.bundle, w.file, w.message);
+        }
         let signed = report.bundles.iter().filter(|b| b.signed).count();
         eprintln!(
             "{} bundle(s) checked ({signed} signed), {} finding(s)",

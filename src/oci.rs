@@ -18,7 +18,8 @@ pub const EMPTY_CONFIG: &[u8] = b"{}";
 pub const ARTIFACT_SET: &str = "application/vnd.kube-bundle.set.v1";
 /// `artifactType` of one node's bundle.
 pub const ARTIFACT_BUNDLE: &str = "application/vnd.kube-bundle.bundle.v1";
-/// `artifactType` of the dist extras (SHA256SUMS, ca.pem, sa.pub, rollout.sh, fetch.sh).
+/// `artifactType` of the dist extras (SHA256SUMS, ca.pem, client-ca.pem, sa.pub, rollout.sh,
+/// fetch.sh).
 pub const ARTIFACT_DIST: &str = "application/vnd.kube-bundle.dist.v1";
 /// A layer that is one gzip member of a bundle; the bundle is its members in order.
 pub const MEDIA_MEMBER: &str = "application/vnd.kube-bundle.bundle.member.v1+gzip";

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::component::Component;
-use crate::config::{Inventory, KeyAlgorithm, Node, ServiceAccountKey, Subject};
+use crate::config::{CsrSigning, Inventory, KeyAlgorithm, Node, ServiceAccountKey, Subject};
 use crate::error::{Error, Result};
 use crate::keys;
 pub use crate::manifest::CertSummary;
@@ -33,6 +33,8 @@ pub struct Pki {
     pub ca_key_pem: String,
     /// `None` when the CA key signs service-account tokens.
     pub service_account: Option<ServiceAccountPair>,
+    /// The signing CA of the CSR signers, with `csr-signing = "signer"`.
+    pub csr_signer: Option<Leaf>,
     /// (node, component) → its key and certificate.
     pub leaves: BTreeMap<(String, &'static str), Leaf>,
 }
@@ -150,12 +152,122 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         notes.into_iter().for_each(&mut *say);
         leaves.insert((node.name.clone(), c.name), leaf?);
     }
+    let csr_signer = match inv.pki.csr_signing {
+        CsrSigning::Signer if inv.components.iter().any(|s| s.component.signs_csrs) => {
+            Some(csr_signer(inv, &ca, say)?)
+        }
+        _ => None,
+    };
     restrict_dir(dir)?;
     Ok(Pki {
         ca_cert_pem: ca.cert_pem,
         ca_key_pem: ca.key_pem,
         service_account,
+        csr_signer,
         leaves,
+    })
+}
+
+/// The signing CA of the controller-manager's CSR signers, in `pki/csr-signer{,-key}.pem`:
+/// issued by the root CA (CA:TRUE, path length 0), so the root key stays on the build
+/// host. Reused while it chains to the CA, fits the key algorithm and has not expired;
+/// otherwise reissued, keeping its key where it can.
+fn csr_signer(inv: &Inventory, ca: &Ca, say: &mut dyn FnMut(String)) -> Result<Leaf> {
+    let cert_path = inv.pki.dir.join("csr-signer.pem");
+    let key_path = inv.pki.dir.join("csr-signer-key.pem");
+    let saved_key = if key_path.exists() {
+        Some(read_key_text(&key_path)?)
+    } else {
+        None
+    };
+    let mut why = None;
+    if cert_path.exists() {
+        let Some(key_pem) = &saved_key else {
+            return Err(Error::pki(
+                loc(&cert_path),
+                format!("exists but its key `{}` does not", key_path.display()),
+            )
+            .with_hint("restore the key from backup, or delete csr-signer.pem to issue a new signing CA (then give kube-apiserver the new dist/client-ca.pem)"));
+        };
+        let (cert_pem, cert_der) = read_pem(&cert_path, &["CERTIFICATE"])?;
+        let ca_cert = ca.parsed();
+        why = match X509Certificate::from_der(&cert_der) {
+            Err(_) => Some("the saved certificate is unreadable".to_string()),
+            Ok((_, cert)) => {
+                if cert.issuer().as_raw() != ca_cert.subject().as_raw()
+                    || cert.verify_signature(Some(ca_cert.public_key())).is_err()
+                {
+                    Some("its issuer is no longer the CA".into())
+                } else if !key_matches(&key_path, key_pem, &cert)? {
+                    Some("the saved key does not match the certificate".into())
+                } else if key_algorithm_of(&cert) != Some(inv.pki.key_algorithm) {
+                    Some(format!(
+                        "the key algorithm changed to {}",
+                        inv.pki.key_algorithm.name()
+                    ))
+                } else if cert.validity().not_after.to_datetime() <= OffsetDateTime::now_utc() {
+                    Some(format!(
+                        "it expired on {}",
+                        rfc3339(cert.validity().not_after.to_datetime())
+                    ))
+                } else {
+                    return Ok(Leaf {
+                        cert_pem,
+                        key_pem: key_pem.clone(),
+                    });
+                }
+            }
+        };
+    }
+    let keep = saved_key.filter(|pem| key_fits(pem, inv.pki.key_algorithm));
+    let (key_pem, key) = match keep {
+        Some(pem) => {
+            let key = parse_key_text(&key_path, &pem)?;
+            (pem, key)
+        }
+        None => {
+            let key = generate_key(inv.pki.key_algorithm)?;
+            (key.serialize_pem(), key)
+        }
+    };
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject_dn(
+        &inv.pki.subject,
+        None,
+        &format!("{}-csr-signer", inv.cluster.name),
+    );
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial());
+    validity(&mut params, inv.pki.ca_validity)?;
+    let ca_end = ca.parsed().validity().not_after.to_datetime();
+    if params.not_after > ca_end {
+        params.not_after = ca_end;
+    }
+    let cert = params
+        .signed_by(&key, &ca.issuer()?)
+        .map_err(|e| Error::crypto("signing the CSR signing CA", e))?;
+    ensure_dir(&inv.pki.dir)?;
+    write_private(&key_path, key_pem.as_bytes())?;
+    write_public(&cert_path, cert.pem().as_bytes())?;
+    match why {
+        Some(why) => say(format!(
+            "reissued the CSR signing CA `{}`: {why}; kube-apiserver must trust the new dist/client-ca.pem",
+            cert_path.display()
+        )),
+        None => say(format!(
+            "issued the CSR signing CA `{}`; the CA key stays in pki/",
+            cert_path.display()
+        )),
+    }
+    Ok(Leaf {
+        cert_pem: cert.pem(),
+        key_pem,
     })
 }
 

@@ -49,6 +49,8 @@ pub struct Checked {
 pub struct Report {
     pub bundles: Vec<Checked>,
     pub findings: Vec<Finding>,
+    /// Risks that do not make a bundle wrong: the root CA key on a master.
+    pub warnings: Vec<Finding>,
 }
 
 /// Files up to this size are kept in memory for the checks that read them; larger ones
@@ -102,11 +104,13 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
     let now = OffsetDateTime::now_utc();
     let warn = warn_window(now, opts.warn_within)?;
     let mut findings = Vec::new();
+    let mut warnings = Vec::new();
     let mut checked = Vec::new();
     for (bundle, path) in bundles.iter().zip(&opts.bundles) {
         let mut check = Check {
             bundle,
             findings: &mut findings,
+            warnings: &mut warnings,
         };
         let node = check.run(now, warn, trust.as_ref());
         checked.push(Checked {
@@ -120,6 +124,7 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
     Ok(Report {
         bundles: checked,
         findings,
+        warnings,
     })
 }
 
@@ -404,9 +409,12 @@ fn shown(text: &str) -> String {
 struct Check<'a> {
     bundle: &'a Bundle,
     findings: &'a mut Vec<Finding>,
+    warnings: &'a mut Vec<Finding>,
 }
 
 const CERT_CA: &str = "rootfs/etc/kubernetes/cert/ca.pem";
+const SIGNER_CERT: &str = "rootfs/etc/kubernetes/cert/csr-signer.pem";
+const SIGNER_KEY: &str = "rootfs/etc/kubernetes/cert/csr-signer-key.pem";
 const CERT_CA_KEY: &str = "rootfs/etc/kubernetes/cert/ca-key.pem";
 const SA_KEY: &str = "rootfs/etc/kubernetes/cert/sa.key";
 const SA_PUB: &str = "rootfs/etc/kubernetes/cert/sa.pub";
@@ -417,6 +425,14 @@ fn in_bundle(node_path: &str) -> String {
 }
 
 impl Check<'_> {
+    fn warn(&mut self, file: &str, message: impl Into<String>) {
+        self.warnings.push(Finding {
+            bundle: self.bundle.name.clone(),
+            file: escape(file),
+            message: escape(&message.into()),
+        });
+    }
+
     fn find(&mut self, file: &str, message: impl Into<String>) {
         self.findings.push(Finding {
             bundle: self.bundle.name.clone(),
@@ -659,11 +675,61 @@ impl Check<'_> {
         }
         self.expiry(CERT_CA, &ca, now, warn);
         if let Some(key) = self.key(CERT_CA_KEY) {
-            if !pki::spki_matches(&key, &ca) {
+            if pki::spki_matches(&key, &ca) {
+                self.warn(
+                    CERT_CA_KEY,
+                    "is the root CA key: whoever reads it on this master can sign any certificate the cluster trusts; build with `[pki] csr-signing = \"signer\"` to keep it on the build host",
+                );
+            } else {
                 self.find(CERT_CA_KEY, "does not match ca.pem");
             }
         }
+        self.csr_signer(&ca, now, warn);
         Some(ca_der)
+    }
+
+    /// The CSR signing CA, when the bundle carries one: a CA issued by the bundled root,
+    /// with its key.
+    fn csr_signer(&mut self, ca: &X509Certificate<'_>, now: OffsetDateTime, warn: time::Duration) {
+        if !self.bundle.files.contains_key(SIGNER_CERT)
+            && !self.bundle.files.contains_key(SIGNER_KEY)
+        {
+            return;
+        }
+        let Some(der) = self
+            .required(SIGNER_CERT)
+            .and_then(|_| self.pem_der(SIGNER_CERT))
+        else {
+            return;
+        };
+        let Ok((_, signer)) = X509Certificate::from_der(&der) else {
+            self.find(SIGNER_CERT, "is not an X.509 certificate");
+            return;
+        };
+        if !signer
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.value.ca)
+        {
+            self.find(
+                SIGNER_CERT,
+                "is not a CA certificate, so it cannot sign CSRs",
+            );
+        }
+        if signer.issuer().as_raw() != ca.subject().as_raw()
+            || signer.verify_signature(Some(ca.public_key())).is_err()
+        {
+            self.find(SIGNER_CERT, "does not chain to the bundled CA");
+        }
+        self.expiry(SIGNER_CERT, &signer, now, warn);
+        if !self.bundle.files.contains_key(SIGNER_KEY) {
+            self.find(SIGNER_KEY, "is missing while csr-signer.pem is present");
+        } else if let Some(key) = self.key(SIGNER_KEY) {
+            if !pki::spki_matches(&key, &signer) {
+                self.find(SIGNER_KEY, "does not match csr-signer.pem");
+            }
+        }
     }
 
     /// One component's certificate and key: chain, identity, usages and SANs.
@@ -1006,7 +1072,11 @@ fn human(d: time::Duration) -> String {
 /// Every master must trust the same CA and sign tokens with the same key.
 fn shared_keys(bundles: &[Bundle], findings: &mut Vec<Finding>) {
     let Some(first) = bundles.first() else { return };
-    for (path, what) in [(CERT_CA, "CA"), (SA_KEY, "service-account key")] {
+    for (path, what) in [
+        (CERT_CA, "CA"),
+        (SA_KEY, "service-account key"),
+        (SIGNER_CERT, "CSR signing CA"),
+    ] {
         let reference = first.files.get(path).map(|e| &e.sha256);
         for other in &bundles[1..] {
             if other.files.get(path).map(|e| &e.sha256) != reference {

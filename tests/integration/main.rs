@@ -15,4 +15,5 @@ mod registry;
 mod reproducible;
 mod scheduler;
 mod shared_member;
+mod signing;
 mod verify;
