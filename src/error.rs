@@ -54,6 +54,14 @@ pub enum Error {
 
     #[error("{what}: {message}")]
     Crypto { what: String, message: String },
+
+    /// A registry refused a request or could not be reached; `message` is the registry's.
+    #[error("{what}: {message}")]
+    Registry {
+        what: String,
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Error {
@@ -68,6 +76,14 @@ impl Error {
     pub fn pki(location: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Pki {
             location: location.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn registry(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Registry {
+            what: what.into(),
             message: message.into(),
             hint: None,
         }
@@ -92,9 +108,11 @@ impl Error {
         }
     }
 
-    /// Adds a `hint:` line to input and PKI errors; other variants are returned unchanged.
+    /// Adds a `hint:` line to input, PKI and registry errors; other variants are returned unchanged.
     pub fn with_hint(mut self, text: impl Into<String>) -> Self {
-        if let Error::Input { hint, .. } | Error::Pki { hint, .. } = &mut self {
+        if let Error::Input { hint, .. } | Error::Pki { hint, .. } | Error::Registry { hint, .. } =
+            &mut self
+        {
             *hint = Some(text.into());
         }
         self
@@ -102,7 +120,9 @@ impl Error {
 
     pub fn hint(&self) -> Option<&str> {
         match self {
-            Error::Input { hint, .. } | Error::Pki { hint, .. } => hint.as_deref(),
+            Error::Input { hint, .. } | Error::Pki { hint, .. } | Error::Registry { hint, .. } => {
+                hint.as_deref()
+            }
             Error::Locked { .. } => {
                 Some("run one build at a time; a build that was killed has already let go")
             }
@@ -118,7 +138,8 @@ impl Error {
             | Error::Io(_)
             | Error::File { .. }
             | Error::Locked { .. }
-            | Error::Crypto { .. } => 1,
+            | Error::Crypto { .. }
+            | Error::Registry { .. } => 1,
         }
     }
 }

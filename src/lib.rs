@@ -20,22 +20,30 @@
 //! pki/ with expiry; `rollout` orders the masters for an update, leaders last.
 //! Leaves, imported by the stages and importing none of them: `component`, `version`,
 //! `error`, `manifest`.
+//!
+//! The artifact store: `artifact` pushes a finished `dist/` to an OCI registry and pulls
+//! it back (`oci` holds the references and documents, `registry` the HTTP client), and
+//! `fetch` writes `dist/fetch.sh`, which gets one node's bundle with curl alone.
 
+pub mod artifact;
 pub mod bundle;
 pub mod catalogue;
 pub mod certs;
 pub mod component;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod flags;
 pub mod init;
 pub mod keys;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod member;
+pub mod oci;
 pub mod parallel;
 pub mod pki;
 pub mod plan;
+pub mod registry;
 pub mod render;
 pub mod rollout;
 pub mod signature;
@@ -87,12 +95,13 @@ pub enum Progress {
 }
 
 /// Files `build` writes into `dist/` besides the tarballs.
-const DIST_EXTRAS: [&str; 5] = [
+const DIST_EXTRAS: [&str; 6] = [
     "SHA256SUMS",
     "ca.pem",
     "client-ca.pem",
     "sa.pub",
     "rollout.sh",
+    "fetch.sh",
 ];
 
 pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport> {
@@ -162,6 +171,7 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             .map(|(plan, p)| (bundle_name(plan), p.sha256.clone()))
             .collect();
         let sums = bundle::sha256sums(&listing);
+        let fetch_sh = fetch::script()?;
         let sa_pub = pki
             .service_account
             .as_ref()
@@ -179,6 +189,7 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             ("client-ca.pem", Some(client_ca.as_bytes()), 0o644),
             ("sa.pub", sa_pub, 0o644),
             ("rollout.sh", Some(rollout.as_bytes()), 0o755),
+            ("fetch.sh", Some(fetch_sh.as_bytes()), 0o755),
         ];
         for (name, bytes, mode) in dist_files {
             if let Some(bytes) = bytes {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod progress;
+mod transfer;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -125,6 +126,8 @@ fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
             kubeconfig,
             output,
         } => rollout_plan_cmd(&config, kubeconfig.as_deref(), output, out),
+        C::Push(args) => transfer::push(args, out),
+        C::Pull(args) => transfer::pull(args, out),
         C::Certs {
             config,
             warn_within,

@@ -11,6 +11,7 @@ mod hardening;
 mod init;
 mod install;
 mod outputs;
+mod registry;
 mod reproducible;
 mod scheduler;
 mod shared_member;
