@@ -1,6 +1,7 @@
 # kube-bundle. `make bundle` builds bundles from the example inventory; `make test` runs
 # the test suite (installing the Debian packages it needs when run as root); `make ci` is
-# exactly what CI runs. `make bench` compares kube-bundle with the tutorial's flow (not in CI).
+# exactly what CI runs. `make bench` compares kube-bundle with the tutorial's flow and
+# measures what `push` uploads for 30 masters (not in CI).
 
 CONFIG ?= examples/cluster.toml
 OUT ?= dist
@@ -35,6 +36,7 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 	bash -n scripts/bench.sh
+	bash -n scripts/bench-push.sh
 	shellcheck scripts/*.sh scripts/e2e/*.sh
 
 e2e: deps-e2e
@@ -45,5 +47,6 @@ e2e: deps-e2e
 bench: deps
 	$(CARGO) build --release --locked
 	bash scripts/bench.sh
+	bash scripts/bench-push.sh
 
 ci: lint test e2e

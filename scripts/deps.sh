@@ -22,6 +22,9 @@ declare -A NEEDED=(
     [python3]=python3
     # GNU time: the bench script (and its test) reads each run's peak memory from it.
     [/usr/bin/time]=time
+    # The registry tests (and `make bench`) start their own distribution registry.
+    [docker-registry]=docker-registry
+    [base64]=coreutils
 )
 if [[ ${1:-} == e2e ]]; then
     NEEDED+=(
@@ -36,6 +39,22 @@ if [[ ${1:-} == e2e ]]; then
     )
 fi
 
+# The package's own service listens on :5000 with its own storage; the tests start the
+# registry themselves on a free loopback port, so the service is stopped and disabled.
+disable_registry_service() {
+    [[ -e /lib/systemd/system/docker-registry.service ]] || return 0
+    if [[ -e /etc/systemd/system/multi-user.target.wants/docker-registry.service ]] ||
+        systemctl is-active --quiet docker-registry.service 2>/dev/null; then
+        if [[ $EUID -ne 0 ]]; then
+            printf 'deps: the docker-registry service is enabled; run: sudo systemctl disable --now docker-registry\n' >&2
+            return 1
+        fi
+        printf 'deps: disabling the docker-registry service (the tests run their own)\n' >&2
+        # Without systemd as PID 1 (containers) only the offline disable works.
+        systemctl disable --now docker-registry.service >/dev/null 2>&1 ||
+            systemctl disable docker-registry.service >/dev/null 2>&1
+    fi
+}
 
 missing=()
 for cmd in "${!NEEDED[@]}"; do
@@ -45,6 +64,7 @@ done
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
+    disable_registry_service
     exit 0
 fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -57,3 +77,4 @@ printf 'deps: installing %s\n' "${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+disable_registry_service

@@ -37,7 +37,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn sha256_file(path: &Path) -> Result<(String, u64)> {
+pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let mut file = fs_err::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -264,7 +264,7 @@ struct Members<W: Write> {
 impl<W: Write> Members<W> {
     /// Ends the current member, copies `member` as is and starts a new one.
     fn splice(&mut self, member: &mut dyn Read) -> std::io::Result<()> {
-        let mut inner = self.current.take().expect("a member is open").finish()?;
+        let mut inner = self.current.take().ok_or_else(closed)?.finish()?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = member.read(&mut buf)?;
@@ -278,17 +278,23 @@ impl<W: Write> Members<W> {
     }
 
     fn finish(mut self) -> std::io::Result<W> {
-        self.current.take().expect("a member is open").finish()
+        self.current.take().ok_or_else(closed)?.finish()
     }
+}
+
+/// After a write failed half-way through a member, no member is open; tar's
+/// `Builder` still writes its trailer when dropped, which must get an error, not a panic.
+fn closed() -> std::io::Error {
+    std::io::Error::other("the gzip stream was closed by an earlier error")
 }
 
 impl<W: Write> Write for Members<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.current.as_mut().expect("a member is open").write(buf)
+        self.current.as_mut().ok_or_else(closed)?.write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.current.as_mut().expect("a member is open").flush()
+        self.current.as_mut().ok_or_else(closed)?.flush()
     }
 }
 

@@ -30,8 +30,7 @@ pub struct CertRow {
 
 pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
     let now = OffsetDateTime::now_utc();
-    let warn = time::Duration::try_from(warn_within)
-        .map_err(|e| Error::input("--warn-within", e.to_string()))?;
+    let warn = crate::verify::warn_window(now, warn_within)?;
     let ca_path = match &inv.pki.import_ca {
         Some((cert, _)) => cert.clone(),
         None => inv.pki.dir.join("ca.pem"),
@@ -57,6 +56,12 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
             attention: key.is_none(),
             key: key.unwrap_or_else(|| "missing".into()),
         });
+    }
+    if inv.pki.csr_signing == crate::config::CsrSigning::Signer
+        && inv.components.iter().any(|s| s.component.signs_csrs)
+    {
+        let path = inv.pki.dir.join("csr-signer.pem");
+        rows.push(cert_row("csr-signer", None, &path, now, warn)?);
     }
     for node in &inv.nodes {
         for settings in &inv.components {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -126,6 +126,64 @@ pub enum Command {
         #[arg(short = 'o', long = "out", value_name = "DIR")]
         out: PathBuf,
     },
+    /// Push every bundle of an output folder to an OCI registry as artifacts
+    Push(PushArgs),
+    /// Pull bundles pushed by `push` back from the registry
+    Pull(PullArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The output folder to push
+    #[arg(short = 'o', long = "out", value_name = "DIR", default_value = "dist")]
+    pub out: PathBuf,
+    /// Where to push: `registry.example:5000/k8s/control-plane:v1.20.2-r3`
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// What to print on standard output: one reference with its digest a line, or JSON
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub output: Output,
+    /// No progress line
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// What to pull: the reference given to `push`, or a node's reference
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// Where to write the bundles (and the dist files)
+    #[arg(short = 'o', long = "out", value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// Only this node's bundle
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub output: Output,
+    /// No progress line
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// The registry's CA certificate (PEM); default: the system's CAs
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Plain http, allowed only to a registry on this machine (loopback)
+    #[arg(long)]
+    pub plain_http: bool,
+    /// User name for the registry; the password is read from standard input
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the password from standard input (with --username)
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

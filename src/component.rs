@@ -15,6 +15,9 @@ pub mod paths {
     pub const CA_KEY: &str = "/etc/kubernetes/cert/ca-key.pem";
     pub const SA_KEY: &str = "/etc/kubernetes/cert/sa.key";
     pub const SA_PUB: &str = "/etc/kubernetes/cert/sa.pub";
+    /// The signing CA of the controller-manager's CSR signers (`csr-signing = "signer"`).
+    pub const SIGNER_CERT: &str = "/etc/kubernetes/cert/csr-signer.pem";
+    pub const SIGNER_KEY: &str = "/etc/kubernetes/cert/csr-signer-key.pem";
 }
 
 /// Prefix of every bundle's file name and top folder: `control-plane-<node>`.
@@ -45,8 +48,8 @@ pub struct Component {
     pub managed_flags: &'static [(&'static str, &'static str)],
     /// Whether the component signs with the service-account key (the controller-manager).
     pub uses_service_account_key: bool,
-    /// Whether the component signs CSRs with the CA key (the controller-manager).
-    pub uses_ca_key: bool,
+    /// Whether the component runs the CSR signers (the controller-manager).
+    pub signs_csrs: bool,
 }
 
 pub const KUBE_CONTROLLER_MANAGER: Component = Component {
@@ -62,7 +65,7 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     catalogue: include_str!("kcm-flags.tsv"),
     managed_flags: &[("secure-port", "secure-port"), ("bind-address", "")],
     uses_service_account_key: true,
-    uses_ca_key: true,
+    signs_csrs: true,
 };
 
 pub const KUBE_SCHEDULER: Component = Component {
@@ -82,7 +85,7 @@ pub const KUBE_SCHEDULER: Component = Component {
         ("bind-address", ""),
     ],
     uses_service_account_key: false,
-    uses_ca_key: false,
+    signs_csrs: false,
 };
 
 /// Every component, in the order a node starts them.

@@ -61,6 +61,7 @@ struct RawPki {
     cert_validity: Option<Spanned<String>>,
     ca_validity: Option<Spanned<String>>,
     service_account_key: Option<Spanned<String>>,
+    csr_signing: Option<Spanned<String>>,
     #[serde(rename = "C")]
     country: Option<Spanned<String>>,
     #[serde(rename = "ST")]
@@ -150,6 +151,29 @@ pub enum ServiceAccountKey {
     Ca,
 }
 
+/// Which key the controller-manager's CSR signers (kubelet certificates and the like) use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrSigning {
+    /// The root CA key, on every master, as the tutorial does.
+    Ca,
+    /// A dedicated signing CA issued by the root; the root CA key stays on the build host.
+    Signer,
+    /// No signing: the CSR signers stay off (kubeadm's external-CA mode).
+    Off,
+}
+
+impl CsrSigning {
+    pub const NAMES: [&'static str; 3] = ["ca", "signer", "off"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ca => "ca",
+            Self::Signer => "signer",
+            Self::Off => "off",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subject {
     pub country: Option<String>,
@@ -169,6 +193,7 @@ pub struct PkiSettings {
     pub ca_validity: Duration,
     pub subject: Subject,
     pub service_account_key: ServiceAccountKey,
+    pub csr_signing: CsrSigning,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,7 +447,7 @@ impl Validator<'_> {
             |value: Option<Spanned<String>>, field: &str, default: &str| -> Result<Duration> {
                 match value {
                     None => Ok(parse_duration(default).expect("default duration parses")),
-                    Some(v) => parse_duration(v.get_ref()).map_err(|m| {
+                    Some(v) => parse_go_duration(v.get_ref()).map_err(|m| {
                         self.err(&v, field, m)
                             .with_hint("write durations like `8760h` (hours), `365d` or `90d12h`")
                     }),
@@ -441,6 +466,36 @@ impl Validator<'_> {
                         .with_hint("use `generate` (a dedicated key pair in pki/, the default) or `ca` (sign tokens with the CA key, as the tutorial does)"))
                 }
             },
+        };
+        let csr_signing = match raw.csr_signing {
+            None => CsrSigning::Signer,
+            Some(v) => {
+                let parsed = match v.get_ref().as_str() {
+                    "ca" => CsrSigning::Ca,
+                    "signer" => CsrSigning::Signer,
+                    "off" => CsrSigning::Off,
+                    other => {
+                        return Err(self
+                            .err(&v, "pki.csr-signing", format!("unknown value `{other}`"))
+                            .with_hint(format!(
+                                "use one of {}",
+                                CsrSigning::NAMES.map(|n| format!("`{n}`")).join(", ")
+                            )))
+                    }
+                };
+                if parsed != CsrSigning::Ca && service_account_key == ServiceAccountKey::Ca {
+                    return Err(self
+                        .err(&v, "pki.csr-signing", format!("`{}` keeps the root CA key off the masters, but `pki.service-account-key = \"ca\"` puts it on every one to sign tokens", parsed.name()))
+                        .with_hint("use `service-account-key = \"generate\"` (a dedicated token key), or `csr-signing = \"ca\"`"));
+                }
+                parsed
+            }
+        };
+        // Without the key, the default follows service-account-key: tokens signed with the
+        // CA key need it on the masters anyway.
+        let csr_signing = match (csr_signing, service_account_key) {
+            (CsrSigning::Signer, ServiceAccountKey::Ca) => CsrSigning::Ca,
+            (other, _) => other,
         };
         let subject_field = |value: Option<Spanned<String>>,
                              field: &str|
@@ -471,6 +526,7 @@ impl Validator<'_> {
             ca_validity,
             subject,
             service_account_key,
+            csr_signing,
         })
     }
 
@@ -754,13 +810,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !digits.is_empty() || total == 0 {
         return Err(bad());
     }
-    if total > GO_MAX_DURATION_SECS {
+    Ok(Duration::from_secs(total))
+}
+
+/// A duration the inventory passes on to Kubernetes: at most what Go's `time.Duration`
+/// holds, since a longer one renders a flag the component refuses.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.as_secs() > GO_MAX_DURATION_SECS {
         return Err(format!(
             "`{text}` is longer than Go's longest duration, {}h, which Kubernetes flags cannot exceed",
             GO_MAX_DURATION_SECS / 3600
         ));
     }
-    Ok(Duration::from_secs(total))
+    Ok(d)
 }
 
 /// Go's `time.Duration` holds at most 2^63-1 ns, about 292 years (`2562047h47m16s`).
@@ -799,6 +862,7 @@ ip = "10.0.0.1"
         assert_eq!(inv.pki.key_algorithm, KeyAlgorithm::Rsa2048);
         assert_eq!(inv.pki.cert_validity, Duration::from_secs(8760 * 3600));
         assert_eq!(inv.pki.service_account_key, ServiceAccountKey::Dedicated);
+        assert_eq!(inv.pki.csr_signing, CsrSigning::Signer);
         assert_eq!(inv.apiserver_for(&inv.nodes[0]), "https://10.0.0.1:6443");
         assert_eq!(inv.pki.dir, Path::new("pki"));
     }
@@ -815,9 +879,9 @@ ip = "10.0.0.1"
 
     #[test]
     fn durations_longer_than_go_allows_are_refused() {
-        assert!(parse_duration("2562047h").is_ok());
+        assert!(parse_go_duration("2562047h").is_ok());
         for bad in ["2562048h", "3000000d", "99999999999d", "200000d"] {
-            let err = parse_duration(bad).unwrap_err();
+            let err = parse_go_duration(bad).unwrap_err();
             assert!(
                 err.contains("longer than Go's longest duration, 2562047h"),
                 "{bad}: {err}"

@@ -38,8 +38,30 @@ pub enum Error {
     #[error(transparent)]
     Io(#[from] std::io::Error),
 
+    /// An I/O failure while doing `action` to `path`, for paths the user knows (a
+    /// bundle in `dist/`) where the failing call only knew a staging name.
+    #[error("{action} `{}`: {}", path.display(), innermost(source))]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Another build holds pki/ or the output folder.
+    #[error("`{}` is in use by another kube-bundle build (waited {waited}s for it)", path.display())]
+    Locked { path: PathBuf, waited: u64 },
+
     #[error("{what}: {message}")]
     Crypto { what: String, message: String },
+
+    /// A registry refused a request or could not be reached; `message` is the registry's.
+    #[error("{what}: {message}")]
+    Registry {
+        what: String,
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Error {
@@ -59,6 +81,14 @@ impl Error {
         }
     }
 
+    pub fn registry(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Registry {
+            what: what.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
     pub fn crypto(what: impl Into<String>, err: impl std::fmt::Display) -> Self {
         Error::Crypto {
             what: what.into(),
@@ -66,9 +96,23 @@ impl Error {
         }
     }
 
-    /// Adds a `hint:` line to input and PKI errors; other variants are returned unchanged.
+    /// Names the action and path of an I/O failure; other errors are returned unchanged.
+    pub fn doing(self, action: &'static str, path: impl Into<PathBuf>) -> Self {
+        match self {
+            Error::Io(source) => Error::File {
+                action,
+                path: path.into(),
+                source,
+            },
+            other => other,
+        }
+    }
+
+    /// Adds a `hint:` line to input, PKI and registry errors; other variants are returned unchanged.
     pub fn with_hint(mut self, text: impl Into<String>) -> Self {
-        if let Error::Input { hint, .. } | Error::Pki { hint, .. } = &mut self {
+        if let Error::Input { hint, .. } | Error::Pki { hint, .. } | Error::Registry { hint, .. } =
+            &mut self
+        {
             *hint = Some(text.into());
         }
         self
@@ -76,7 +120,12 @@ impl Error {
 
     pub fn hint(&self) -> Option<&str> {
         match self {
-            Error::Input { hint, .. } | Error::Pki { hint, .. } => hint.as_deref(),
+            Error::Input { hint, .. } | Error::Pki { hint, .. } | Error::Registry { hint, .. } => {
+                hint.as_deref()
+            }
+            Error::Locked { .. } => {
+                Some("run one build at a time; a build that was killed has already let go")
+            }
             _ => None,
         }
     }
@@ -85,7 +134,21 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input { .. } | Error::Toml { .. } | Error::Pki { .. } => 2,
-            Error::Template { .. } | Error::Io(_) | Error::Crypto { .. } => 1,
+            Error::Template { .. }
+            | Error::Io(_)
+            | Error::File { .. }
+            | Error::Locked { .. }
+            | Error::Crypto { .. }
+            | Error::Registry { .. } => 1,
         }
     }
+}
+
+/// The last error in a chain: the operating system's own words (`No space left on device`).
+fn innermost(err: &std::io::Error) -> String {
+    let mut last: &dyn std::error::Error = err;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::component::{paths, Component, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER};
-use crate::config::{ComponentSettings, Inventory, Node, ServiceAccountKey};
+use crate::config::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
 use crate::version::KubeVersion;
 
 /// One flag as it appears on the command line: `--name` or `--name=value`.
@@ -97,17 +97,27 @@ fn controller_manager(inv: &Inventory, node: &Node, settings: &ComponentSettings
         flags.push(Flag::set("port", "0"));
     }
     flags.extend(delegated_auth(c));
-    flags.extend([
-        Flag::set("cluster-signing-cert-file", paths::CA_CERT),
-        Flag::set("cluster-signing-key-file", paths::CA_KEY),
-    ]);
-    // The experimental spelling is the only one before 1.19 and is removed in 1.25.
-    let signing = if minor < 19 {
-        "experimental-cluster-signing-duration"
-    } else {
-        "cluster-signing-duration"
+    // One pair for every signer (kubelet client and serving, kube-apiserver client,
+    // legacy-unknown): the per-signer flags of 1.19+ would only repeat it. With `off`
+    // the signers stay off, as when the flags are unset and the default files absent.
+    let signing = match inv.pki.csr_signing {
+        CsrSigning::Ca => Some((paths::CA_CERT, paths::CA_KEY)),
+        CsrSigning::Signer => Some((paths::SIGNER_CERT, paths::SIGNER_KEY)),
+        CsrSigning::Off => None,
     };
-    flags.push(Flag::set(signing, go_duration(inv.pki.cert_validity)));
+    if let Some((cert, key)) = signing {
+        flags.extend([
+            Flag::set("cluster-signing-cert-file", cert),
+            Flag::set("cluster-signing-key-file", key),
+        ]);
+        // The experimental spelling is the only one before 1.19 and is removed in 1.25.
+        let duration = if minor < 19 {
+            "experimental-cluster-signing-duration"
+        } else {
+            "cluster-signing-duration"
+        };
+        flags.push(Flag::set(duration, go_duration(inv.pki.cert_validity)));
+    }
     flags.extend([
         Flag::set("horizontal-pod-autoscaler-sync-period", "10s"),
         Flag::set("concurrent-deployment-syncs", "10"),
@@ -184,7 +194,7 @@ pub fn scheduler_config_api(version: &KubeVersion) -> &'static str {
 /// Go's duration syntax, as kube-controller-manager parses it.
 fn go_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
     } else {
         format!("{secs}s")

@@ -108,7 +108,14 @@ pub struct Imported {
 }
 
 pub fn import_env(path: &Path) -> Result<Imported> {
-    let text = fs_err::read_to_string(path)?;
+    // The file is the user's input: missing or not text is exit 2, like an inventory.
+    let text = fs_err::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData => {
+            Error::input(format!("`{}`", path.display()), e.to_string())
+                .with_hint("pass the tutorial's environment.sh with `--from-env FILE`")
+        }
+        _ => Error::Io(e),
+    })?;
     let vars = parse_env(&text);
     let loc = |name: &str| format!("`{}`: `{name}`", path.display());
     let scalar = |name: &str| -> Result<Option<String>> {
@@ -200,6 +207,9 @@ key-algorithm = "rsa-2048"             # rsa-2048, rsa-3072, rsa-4096 or ecdsa-p
 cert-validity = "8760h"
 ca-validity = "87600h"
 # service-account-key = "generate"     # or "ca": sign tokens with the CA key, as the tutorial does
+# csr-signing = "signer"               # kubelet CSRs signed by a signing CA issued from the
+#                                      #   root, which stays here; "ca" ships the root CA key
+#                                      #   to every master as the tutorial does; "off" signs none
 # C = "CN"
 # ST = "BeiJing"
 # L = "BeiJing"

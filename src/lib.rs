@@ -20,22 +20,30 @@
 //! pki/ with expiry; `rollout` orders the masters for an update, leaders last.
 //! Leaves, imported by the stages and importing none of them: `component`, `version`,
 //! `error`, `manifest`.
+//!
+//! The artifact store: `artifact` pushes a finished `dist/` to an OCI registry and pulls
+//! it back (`oci` holds the references and documents, `registry` the HTTP client), and
+//! `fetch` writes `dist/fetch.sh`, which gets one node's bundle with curl alone.
 
+pub mod artifact;
 pub mod bundle;
 pub mod catalogue;
 pub mod certs;
 pub mod component;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod flags;
 pub mod init;
 pub mod keys;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod member;
+pub mod oci;
 pub mod parallel;
 pub mod pki;
 pub mod plan;
+pub mod registry;
 pub mod render;
 pub mod rollout;
 pub mod signature;
@@ -87,7 +95,14 @@ pub enum Progress {
 }
 
 /// Files `build` writes into `dist/` besides the tarballs.
-const DIST_EXTRAS: [&str; 4] = ["SHA256SUMS", "ca.pem", "sa.pub", "rollout.sh"];
+const DIST_EXTRAS: [&str; 6] = [
+    "SHA256SUMS",
+    "ca.pem",
+    "client-ca.pem",
+    "sa.pub",
+    "rollout.sh",
+    "fetch.sh",
+];
 
 pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport> {
     let mut report = BuildReport::default();
@@ -112,27 +127,35 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
         signer: signer.as_ref(),
         pinned_signers: pinned.as_deref(),
     };
+    // Held to the end: a second build waits here, so pki/ and dist/ always come from
+    // one build.
+    let _out_lock = lock_output(&opts.out)?;
+    remove_leftovers(&opts.out)?;
     check_dist(&opts.out)?;
     let previous = previous_sums(&opts.out);
+    let _pki_lock = lock_pki(&inv.pki.dir)?;
 
     let plans = plan::plan(&inv);
     let pki = pki::prepare(&inv, &opts.renew, &mut |line| report.notes.push(line))?;
+    remove_stale_temporaries(&inv.pki.dir);
     let plans = plans
         .iter()
         .map(|plan| templates.render_node(&inv, plan, &pki))
         .collect::<Result<Vec<_>>>()?;
 
     let rollout = templates.render_rollout(&inv)?;
-    let staging = staging_dir(&opts.out)?;
+    let staging_folder = Staging::create(&opts.out)?;
+    let staging = &staging_folder.0;
     let threads = parallel::threads();
     let result = (|| -> Result<Vec<bundle::Packed>> {
-        let shared = bundle::compress_shared(&plans, &staging, threads, &mut |done, total| {
+        let shared = bundle::compress_shared(&plans, staging, threads, &mut |done, total| {
             progress(Progress::Compressing { done, total })
         })?;
         let packed_count = std::sync::atomic::AtomicUsize::new(0);
         let packed = parallel::map(&plans, threads, |_, plan| {
             let out = staging.join(bundle_name(plan));
-            let packed = bundle::pack_node(plan, &out, opts.mtime, &shared, &extras);
+            let packed = bundle::pack_node(plan, &out, opts.mtime, &shared, &extras)
+                .map_err(|e| e.doing("writing", opts.out.join(bundle_name(plan))));
             let done = packed_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress(Progress::Packing {
                 done,
@@ -147,24 +170,38 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             .zip(&packed)
             .map(|(plan, p)| (bundle_name(plan), p.sha256.clone()))
             .collect();
-        pki::write_public(
-            &staging.join("SHA256SUMS"),
-            bundle::sha256sums(&listing).as_bytes(),
-        )?;
-        pki::write_public(&staging.join("ca.pem"), pki.ca_cert_pem.as_bytes())?;
-        if let Some(sa) = &pki.service_account {
-            pki::write_public(&staging.join("sa.pub"), sa.public_pem.as_bytes())?;
+        let sums = bundle::sha256sums(&listing);
+        let fetch_sh = fetch::script()?;
+        let sa_pub = pki
+            .service_account
+            .as_ref()
+            .map(|sa| sa.public_pem.as_bytes());
+        // kube-apiserver's --client-ca-file: the root CA, and the CSR signing CA whose
+        // kubelet and client certificates it must accept. Go treats every certificate in
+        // that file as a trust anchor, and kubelets present their certificate alone.
+        let client_ca = match &pki.csr_signer {
+            Some(signer) => format!("{}{}", pki.ca_cert_pem, signer.cert_pem),
+            None => pki.ca_cert_pem.clone(),
+        };
+        let dist_files = [
+            ("SHA256SUMS", Some(sums.as_bytes()), 0o644),
+            ("ca.pem", Some(pki.ca_cert_pem.as_bytes()), 0o644),
+            ("client-ca.pem", Some(client_ca.as_bytes()), 0o644),
+            ("sa.pub", sa_pub, 0o644),
+            ("rollout.sh", Some(rollout.as_bytes()), 0o755),
+            ("fetch.sh", Some(fetch_sh.as_bytes()), 0o755),
+        ];
+        for (name, bytes, mode) in dist_files {
+            if let Some(bytes) = bytes {
+                pki::write_atomic(&staging.join(name), bytes, mode)
+                    .map_err(|e| e.doing("writing", opts.out.join(name)))?;
+            }
         }
-        pki::write_atomic(&staging.join("rollout.sh"), rollout.as_bytes(), 0o755)?;
         Ok(packed)
     })();
-    let packed = match result.and_then(|p| replace_dist(&staging, &opts.out).map(|()| p)) {
-        Ok(packed) => packed,
-        Err(e) => {
-            let _ = fs_err::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
+    // On failure the staging folder goes when `Staging` drops.
+    let packed = result?;
+    replace_dist(staging, &opts.out)?;
     report.changed = plans
         .iter()
         .zip(&packed)
@@ -228,35 +265,165 @@ fn check_dist(out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn staging_dir(out: &Path) -> Result<PathBuf> {
+/// How long a build waits for another one to release pki/ or the output folder, in
+/// seconds; `KUBE_BUNDLE_LOCK_WAIT` overrides it (0: fail at once).
+const LOCK_WAIT: u64 = 30;
+
+/// Takes the output folder's lock: the folder it lives in, since the output folder
+/// itself is replaced by a rename and a lock file would be left behind. Builds into
+/// other folders beside it wait too, which costs little. Waits up to [`LOCK_WAIT`]
+/// seconds; the lock goes with the returned handle, also when the process is killed.
+fn lock_output(out: &Path) -> Result<std::fs::File> {
+    let (parent, _) = beside(out);
+    pki::create_dirs(&parent)?;
+    let handle =
+        std::fs::File::open(&parent).map_err(|e| Error::from(e).doing("opening", &parent))?;
+    lock(&handle, out)?;
+    Ok(handle)
+}
+
+/// Takes pki/ (the folder itself, made first if need be), after the output folder's
+/// lock: every build takes them in that order.
+fn lock_pki(pki_dir: &Path) -> Result<std::fs::File> {
+    pki::ensure_dir(pki_dir)?;
+    let handle =
+        std::fs::File::open(pki_dir).map_err(|e| Error::from(e).doing("opening", pki_dir))?;
+    lock(&handle, pki_dir)?;
+    Ok(handle)
+}
+
+fn lock(file: &std::fs::File, what: &Path) -> Result<()> {
+    let wait = std::env::var("KUBE_BUNDLE_LOCK_WAIT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(LOCK_WAIT);
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock)
+                if start.elapsed() < std::time::Duration::from_secs(wait) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: what.to_path_buf(),
+                    waited: wait,
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::from(e).doing("locking", what))
+            }
+        }
+    }
+}
+
+/// Temporary files a killed build left in pki/ (a full copy of the CA certificate is
+/// recovered by `pki` before this runs). Only called with pki/ locked.
+fn remove_stale_temporaries(pki_dir: &Path) {
+    let stale = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| e.strip_prefix("tmp-"))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+    };
+    for entry in walkdir::WalkDir::new(pki_dir)
+        .max_depth(2)
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_file() && stale(entry.path()) {
+            let _ = fs_err::remove_file(entry.path());
+        }
+    }
+}
+
+/// The folder `out` lives in and its name.
+fn beside(out: &Path) -> (PathBuf, String) {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    fs_err::create_dir_all(&parent)?;
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "dist".into());
-    let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if staging.exists() {
-        fs_err::remove_dir_all(&staging)?;
+    (parent, name)
+}
+
+/// The folder a build writes into, `.<name>.tmp-<pid>` beside the output folder. It is
+/// removed when dropped unless it became the output folder, so no error or panic leaves
+/// it behind; what a killed build left is removed by the next one.
+struct Staging(PathBuf);
+
+impl Staging {
+    fn create(out: &Path) -> Result<Staging> {
+        let (parent, name) = beside(out);
+        let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            // Never wider than 0755, whatever the umask: it becomes dist/.
+            std::fs::DirBuilder::new()
+                .mode(0o755)
+                .create(&staging)
+                .map_err(|e| Error::from(e).doing("creating", &staging))?;
+        }
+        Ok(Staging(staging))
     }
-    fs_err::create_dir(&staging)?;
-    Ok(staging)
+}
+
+/// Staging and old output folders that killed builds left beside `out`. Called with the
+/// output folder locked, so none of them belongs to a running build.
+fn remove_leftovers(out: &Path) -> Result<()> {
+    let (parent, name) = beside(out);
+    if !parent.exists() {
+        return Ok(());
+    }
+    let tmp_prefix = format!(".{name}.tmp-");
+    let old_prefix = format!(".{name}.old");
+    let mut leftovers: Vec<(PathBuf, bool)> = Vec::new();
+    for entry in fs_err::read_dir(&parent)? {
+        let entry = entry?;
+        let file_name = entry.file_name().to_string_lossy().to_string();
+        if file_name.starts_with(&tmp_prefix) || file_name.starts_with(&old_prefix) {
+            leftovers.push((entry.path(), file_name.starts_with(&old_prefix)));
+        }
+    }
+    for (path, is_old) in leftovers {
+        // A build killed between its two renames left the previous output as `.old`
+        // and none in place: it is put back, as if that build had not started.
+        if is_old && !out.exists() {
+            fs_err::rename(&path, out)?;
+        } else {
+            fs_err::remove_dir_all(&path)?;
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = fs_err::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Swaps the staging folder in for `out`; the old output is removed only once the new
 /// one is in place.
 fn replace_dist(staging: &Path, out: &Path) -> Result<()> {
     if out.exists() {
-        let old = staging.with_extension("old");
+        let (parent, name) = beside(out);
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
         fs_err::rename(out, &old)?;
         if let Err(e) = fs_err::rename(staging, out) {
             let _ = fs_err::rename(&old, out);
             return Err(e.into());
         }
-        fs_err::remove_dir_all(&old)?;
+        // The new output is in place: a failure here leaves only a leftover, which the
+        // next build removes.
+        let _ = fs_err::remove_dir_all(&old);
     } else {
         fs_err::rename(staging, out)?;
     }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod progress;
+mod transfer;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -31,10 +32,17 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err}");
+            let mut said = err.to_string();
+            eprintln!("error: {said}");
+            // Messages often quote their cause (a TOML error, the operating system's
+            // words); a cause already said is not said again.
             let mut source = std::error::Error::source(&err);
             while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
+                let text = cause.to_string();
+                if !said.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    said.push_str(&text);
+                }
                 source = cause.source();
             }
             if let Some(hint) = err.hint() {
@@ -118,6 +126,8 @@ fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
             kubeconfig,
             output,
         } => rollout_plan_cmd(&config, kubeconfig.as_deref(), output, out),
+        C::Push(args) => transfer::push(args, out),
+        C::Pull(args) => transfer::pull(args, out),
         C::Certs {
             config,
             warn_within,
@@ -226,6 +236,9 @@ fn verify_cmd(
     emit(out, output, &report, |out| {
         for f in &report.findings {
             line!(out, "{}: {}: {}", f.bundle, f.file, f.message);
+        }
+        for w in &report.warnings {
+            eprintln!("warning: {}: {}: {}", w.bundle, w.file, w.message);
         }
         let signed = report.bundles.iter().filter(|b| b.signed).count();
         eprintln!(

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::component::Component;
-use crate::config::{Inventory, KeyAlgorithm, Node, ServiceAccountKey, Subject};
+use crate::config::{CsrSigning, Inventory, KeyAlgorithm, Node, ServiceAccountKey, Subject};
 use crate::error::{Error, Result};
 use crate::keys;
 pub use crate::manifest::CertSummary;
@@ -33,6 +33,8 @@ pub struct Pki {
     pub ca_key_pem: String,
     /// `None` when the CA key signs service-account tokens.
     pub service_account: Option<ServiceAccountPair>,
+    /// The signing CA of the CSR signers, with `csr-signing = "signer"`.
+    pub csr_signer: Option<Leaf>,
     /// (node, component) → its key and certificate.
     pub leaves: BTreeMap<(String, &'static str), Leaf>,
 }
@@ -150,12 +152,122 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         notes.into_iter().for_each(&mut *say);
         leaves.insert((node.name.clone(), c.name), leaf?);
     }
+    let csr_signer = match inv.pki.csr_signing {
+        CsrSigning::Signer if inv.components.iter().any(|s| s.component.signs_csrs) => {
+            Some(csr_signer(inv, &ca, say)?)
+        }
+        _ => None,
+    };
     restrict_dir(dir)?;
     Ok(Pki {
         ca_cert_pem: ca.cert_pem,
         ca_key_pem: ca.key_pem,
         service_account,
+        csr_signer,
         leaves,
+    })
+}
+
+/// The signing CA of the controller-manager's CSR signers, in `pki/csr-signer{,-key}.pem`:
+/// issued by the root CA (CA:TRUE, path length 0), so the root key stays on the build
+/// host. Reused while it chains to the CA, fits the key algorithm and has not expired;
+/// otherwise reissued, keeping its key where it can.
+fn csr_signer(inv: &Inventory, ca: &Ca, say: &mut dyn FnMut(String)) -> Result<Leaf> {
+    let cert_path = inv.pki.dir.join("csr-signer.pem");
+    let key_path = inv.pki.dir.join("csr-signer-key.pem");
+    let saved_key = if key_path.exists() {
+        Some(read_key_text(&key_path)?)
+    } else {
+        None
+    };
+    let mut why = None;
+    if cert_path.exists() {
+        let Some(key_pem) = &saved_key else {
+            return Err(Error::pki(
+                loc(&cert_path),
+                format!("exists but its key `{}` does not", key_path.display()),
+            )
+            .with_hint("restore the key from backup, or delete csr-signer.pem to issue a new signing CA (then give kube-apiserver the new dist/client-ca.pem)"));
+        };
+        let (cert_pem, cert_der) = read_pem(&cert_path, &["CERTIFICATE"])?;
+        let ca_cert = ca.parsed();
+        why = match X509Certificate::from_der(&cert_der) {
+            Err(_) => Some("the saved certificate is unreadable".to_string()),
+            Ok((_, cert)) => {
+                if cert.issuer().as_raw() != ca_cert.subject().as_raw()
+                    || cert.verify_signature(Some(ca_cert.public_key())).is_err()
+                {
+                    Some("its issuer is no longer the CA".into())
+                } else if !key_matches(&key_path, key_pem, &cert)? {
+                    Some("the saved key does not match the certificate".into())
+                } else if key_algorithm_of(&cert) != Some(inv.pki.key_algorithm) {
+                    Some(format!(
+                        "the key algorithm changed to {}",
+                        inv.pki.key_algorithm.name()
+                    ))
+                } else if cert.validity().not_after.to_datetime() <= OffsetDateTime::now_utc() {
+                    Some(format!(
+                        "it expired on {}",
+                        rfc3339(cert.validity().not_after.to_datetime())
+                    ))
+                } else {
+                    return Ok(Leaf {
+                        cert_pem,
+                        key_pem: key_pem.clone(),
+                    });
+                }
+            }
+        };
+    }
+    let keep = saved_key.filter(|pem| key_fits(pem, inv.pki.key_algorithm));
+    let (key_pem, key) = match keep {
+        Some(pem) => {
+            let key = parse_key_text(&key_path, &pem)?;
+            (pem, key)
+        }
+        None => {
+            let key = generate_key(inv.pki.key_algorithm)?;
+            (key.serialize_pem(), key)
+        }
+    };
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject_dn(
+        &inv.pki.subject,
+        None,
+        &format!("{}-csr-signer", inv.cluster.name),
+    );
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial());
+    validity(&mut params, inv.pki.ca_validity)?;
+    let ca_end = ca.parsed().validity().not_after.to_datetime();
+    if params.not_after > ca_end {
+        params.not_after = ca_end;
+    }
+    let cert = params
+        .signed_by(&key, &ca.issuer()?)
+        .map_err(|e| Error::crypto("signing the CSR signing CA", e))?;
+    ensure_dir(&inv.pki.dir)?;
+    write_private(&key_path, key_pem.as_bytes())?;
+    write_public(&cert_path, cert.pem().as_bytes())?;
+    match why {
+        Some(why) => say(format!(
+            "reissued the CSR signing CA `{}`: {why}; kube-apiserver must trust the new dist/client-ca.pem",
+            cert_path.display()
+        )),
+        None => say(format!(
+            "issued the CSR signing CA `{}`; the CA key stays in pki/",
+            cert_path.display()
+        )),
+    }
+    Ok(Leaf {
+        cert_pem: cert.pem(),
+        key_pem,
     })
 }
 
@@ -189,9 +301,20 @@ fn loc(path: &Path) -> String {
     format!("`{}`", path.display())
 }
 
+/// A PEM file's text. A file that is missing or not text is bad PKI state (exit 2); any
+/// other failure to read it (permissions, I/O) is an I/O error naming it (exit 1).
+fn read_text(path: &Path) -> Result<String> {
+    fs_err::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData => {
+            Error::pki(loc(path), e.to_string())
+        }
+        _ => Error::Io(e),
+    })
+}
+
 /// Reads the first PEM block of `label` from a file.
 fn read_pem(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
-    let text = fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))?;
+    let text = read_text(path)?;
     let blocks =
         pem::parse_many(&text).map_err(|e| Error::pki(loc(path), format!("is not PEM: {e}")))?;
     let block = blocks
@@ -207,7 +330,7 @@ fn read_pem(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
 }
 
 fn read_key_text(path: &Path) -> Result<String> {
-    fs_err::read_to_string(path).map_err(|e| Error::pki(loc(path), e.to_string()))
+    read_text(path)
 }
 
 fn parse_key_text(path: &Path, text: &str) -> Result<KeyPair> {
@@ -319,17 +442,62 @@ fn saved_ca(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Ca> {
             format!("exists but its key `{}` does not", key_path.display()),
         )
         .with_hint("restore the CA key from backup; kube-bundle never replaces a CA on its own")),
-        (false, true) => Err(Error::pki(
-            loc(&key_path),
-            format!(
-                "exists but its certificate `{}` does not",
-                cert_path.display()
-            ),
-        )
-        .with_hint(
-            "restore the CA certificate from backup; kube-bundle never replaces a CA on its own",
-        )),
+        (false, true) => {
+            if let Some(tmp) = recover_ca_cert(&inv.pki.dir, &cert_path, &key_path)? {
+                say(format!(
+                    "recovered `{}` from `{}`, which an interrupted build wrote in full",
+                    cert_path.display(),
+                    tmp.display()
+                ));
+                return load_ca(&cert_path, &key_path);
+            }
+            Err(Error::pki(
+                loc(&key_path),
+                format!(
+                    "exists but its certificate `{}` does not",
+                    cert_path.display()
+                ),
+            )
+            .with_hint(
+                "restore the CA certificate from backup; kube-bundle never replaces a CA on its own",
+            ))
+        }
     }
+}
+
+/// A first build writes `ca-key.pem`, then `ca.pem` through a synced temporary file. If
+/// it died between the two, that temporary file is the certificate: it is put in place
+/// when it parses and matches the key. Returns the file it came from.
+fn recover_ca_cert(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<Option<PathBuf>> {
+    let Ok(key) = KeyPair::from_pem(&fs_err::read_to_string(key_path)?) else {
+        return Ok(None);
+    };
+    let prefix = format!(
+        "{}.tmp-",
+        cert_path.file_stem().unwrap_or_default().to_string_lossy()
+    );
+    for entry in fs_err::read_dir(dir)? {
+        let tmp = entry?.path();
+        let is_candidate = tmp
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix));
+        let Some(text) = is_candidate
+            .then(|| fs_err::read_to_string(&tmp).ok())
+            .flatten()
+        else {
+            continue;
+        };
+        let matches = pem::parse(&text).ok().is_some_and(|block| {
+            block.tag() == "CERTIFICATE"
+                && X509Certificate::from_der(block.contents())
+                    .is_ok_and(|(_, cert)| spki_matches(&key, &cert))
+        });
+        if matches {
+            fs_err::rename(&tmp, cert_path)?;
+            return Ok(Some(tmp));
+        }
+    }
+    Ok(None)
 }
 
 fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair> {
@@ -743,11 +911,23 @@ fn leaf(
     })
 }
 
-fn ensure_dir(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
-        fs_err::create_dir_all(dir)?;
+        create_dirs(dir)?;
     }
     restrict_dir(dir)
+}
+
+/// Creates `dir` and its missing parents no wider than 0755, whatever the umask (a umask
+/// of 000 would make them world-writable, and a folder holding pki/ or dist/ replaceable
+/// by any local user). A narrower umask narrows them further.
+pub(crate) fn create_dirs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| Error::from(e).doing("creating", dir))
 }
 
 fn restrict_dir(dir: &Path) -> Result<()> {
@@ -762,16 +942,28 @@ fn restrict_dir(dir: &Path) -> Result<()> {
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
     let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut file = fs_err::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs_err::rename(&tmp, path)?;
-    Ok(())
+    // Only one build at a time holds pki/ and the output folder, so a temporary file of
+    // this name is a leftover of a killed process that had the same id.
+    if tmp.exists() {
+        fs_err::remove_file(&tmp)?;
+    }
+    let written = (|| -> Result<()> {
+        let mut file = fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs_err::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if written.is_err() {
+        // A half-written key is no use to anyone; a full disk must not keep it.
+        let _ = fs_err::remove_file(&tmp);
+    }
+    written
 }
 
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -8,14 +8,18 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::component::{paths, Component, BUNDLE_PREFIX};
-use crate::config::{Inventory, Node, ServiceAccountKey};
+use crate::config::{CsrSigning, Inventory, Node, ServiceAccountKey};
 
 /// Where a file's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     CaCert,
-    /// The CA key, for the controller-manager's CSR signers.
+    /// The root CA key: for the CSR signers with `csr-signing = "ca"`, or to sign tokens
+    /// with `service-account-key = "ca"`.
     CaKey,
+    /// The signing CA of the CSR signers and its key (`csr-signing = "signer"`).
+    SignerCert,
+    SignerKey,
     ServiceAccountKey,
     ServiceAccountPub,
     /// The component's certificate, from `pki/<node>/<component>.pem`.
@@ -110,10 +114,10 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
                 },
             );
         };
-    let signing_ca: Vec<_> = components
+    let csr_signers: Vec<_> = components
         .iter()
         .copied()
-        .filter(|c| c.uses_ca_key)
+        .filter(|c| c.signs_csrs)
         .collect();
     let token_signers: Vec<_> = components
         .iter()
@@ -128,14 +132,39 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
         Source::CaCert,
         components.clone(),
     );
-    if !signing_ca.is_empty() {
-        // The CA key signs kubelet CSRs (--cluster-signing-key-file), as in the tutorial.
+    // The root CA key leaves the build host only when it signs kubelet CSRs, as in the
+    // tutorial, or service-account tokens.
+    let mut root_key_users: Vec<_> = Vec::new();
+    if inv.pki.csr_signing == CsrSigning::Ca {
+        root_key_users.extend(csr_signers.iter().copied());
+    }
+    if inv.pki.service_account_key == ServiceAccountKey::Ca {
+        root_key_users.extend(token_signers.iter().copied());
+    }
+    root_key_users.dedup();
+    if !root_key_users.is_empty() {
         put(
             paths::CA_KEY.into(),
             0o600,
             Kind::PrivateKey,
             Source::CaKey,
-            signing_ca,
+            root_key_users,
+        );
+    }
+    if inv.pki.csr_signing == CsrSigning::Signer && !csr_signers.is_empty() {
+        put(
+            paths::SIGNER_CERT.into(),
+            0o644,
+            Kind::Certificate,
+            Source::SignerCert,
+            csr_signers.clone(),
+        );
+        put(
+            paths::SIGNER_KEY.into(),
+            0o600,
+            Kind::PrivateKey,
+            Source::SignerKey,
+            csr_signers,
         );
     }
     if inv.pki.service_account_key == ServiceAccountKey::Dedicated && !token_signers.is_empty() {
@@ -236,7 +265,8 @@ mod tests {
 
     #[test]
     fn controller_manager_alone_is_todays_file_set() {
-        let plan = plan_node(&inventory(""), &inventory("").nodes[0]);
+        let inv = inventory("[pki]\ncsr-signing = \"ca\"\n");
+        let plan = plan_node(&inv, &inv.nodes[0]);
         assert_eq!(plan.top_dir(), "control-plane-m1");
         assert_eq!(
             listing(&plan),
@@ -256,7 +286,7 @@ mod tests {
 
     #[test]
     fn the_scheduler_adds_its_own_files_and_shares_the_ca() {
-        let inv = inventory("[kube-scheduler]\n");
+        let inv = inventory("[pki]\ncsr-signing = \"ca\"\n[kube-scheduler]\n");
         let plan = plan_node(&inv, &inv.nodes[0]);
         assert_eq!(plan.components, [&KCM, &KS]);
         let listing = listing(&plan);
@@ -275,6 +305,22 @@ mod tests {
             );
         }
         assert_eq!(listing.len(), 13);
+    }
+
+    #[test]
+    fn the_root_ca_key_stays_home_unless_asked_for() {
+        let has = |extra: &str, path: &str| {
+            let inv = inventory(extra);
+            plan_node(&inv, &inv.nodes[0]).files.contains_key(path)
+        };
+        let (key, signer) = (paths::CA_KEY, paths::SIGNER_KEY);
+        assert!(!has("", key) && has("", signer), "signer is the default");
+        assert!(has("[pki]\ncsr-signing = \"ca\"\n", key));
+        assert!(!has("[pki]\ncsr-signing = \"ca\"\n", signer));
+        assert!(!has("[pki]\ncsr-signing = \"off\"\n", key));
+        assert!(!has("[pki]\ncsr-signing = \"off\"\n", signer));
+        // Tokens signed with the CA key need it on the masters whatever signs CSRs.
+        assert!(has("[pki]\nservice-account-key = \"ca\"\n", key));
     }
 
     #[test]

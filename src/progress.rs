@@ -34,6 +34,11 @@ impl Line {
     }
 
     pub fn show(&self, progress: Progress) {
+        self.show_text(|| describe(progress));
+    }
+
+    /// Shows the line `text` makes, when it is time to redraw.
+    pub fn show_text(&self, text: impl FnOnce() -> String) {
         if !self.enabled {
             return;
         }
@@ -47,7 +52,7 @@ impl Line {
         }
         state.last_draw = Some(now);
         state.drawn = true;
-        eprint!("\r\x1b[2K{}", describe(progress));
+        eprint!("\r\x1b[2K{}", text());
     }
 
     pub fn clear(&self) {

@@ -181,6 +181,16 @@ impl Templates {
         Ok(match source {
             Source::CaCert => pki.ca_cert_pem.clone(),
             Source::CaKey => pki.ca_key_pem.clone(),
+            Source::SignerCert | Source::SignerKey => {
+                let signer = pki.csr_signer.as_ref().ok_or_else(|| Error::Template {
+                    name: "CSR signer".into(),
+                    message: "planned but not prepared".into(),
+                })?;
+                match source {
+                    Source::SignerCert => signer.cert_pem.clone(),
+                    _ => signer.key_pem.clone(),
+                }
+            }
             Source::ServiceAccountKey | Source::ServiceAccountPub => {
                 let sa = pki
                     .service_account
@@ -295,6 +305,10 @@ impl Templates {
         for (path, f) in &plan.files {
             let pem = match &f.source {
                 Source::CaCert => &pki.ca_cert_pem,
+                Source::SignerCert => match &pki.csr_signer {
+                    Some(s) => &s.cert_pem,
+                    None => continue,
+                },
                 Source::Cert(c) => &pki.leaf(&node.name, c).cert_pem,
                 _ => continue,
             };

@@ -49,10 +49,20 @@ pub struct Checked {
 pub struct Report {
     pub bundles: Vec<Checked>,
     pub findings: Vec<Finding>,
+    /// Risks that do not make a bundle wrong: the root CA key on a master.
+    pub warnings: Vec<Finding>,
 }
 
-/// Files larger than this are hashed but not kept in memory (the binary).
+/// Files up to this size are kept in memory for the checks that read them; larger ones
+/// (the binary) are only hashed, and a check that needs one reports it.
 const KEEP_LIMIT: u64 = 4 << 20;
+/// Limits on what one archive may make verify hold, so a small hostile file cannot make
+/// it allocate gigabytes. Past any of them the archive is refused as unreadable (exit 2),
+/// naming the limit. Real bundles stay far below every one.
+const NAME_LIMIT: u64 = 4096;
+const PAX_LIMIT: u64 = 64 << 10;
+const TOTAL_LIMIT: u64 = 64 << 20;
+const ENTRY_LIMIT: usize = 10_000;
 
 struct Entry {
     mode: u32,
@@ -65,6 +75,9 @@ struct Bundle {
     name: String,
     top: String,
     files: BTreeMap<String, Entry>,
+    /// (file, message) about the archive itself: links, devices, names leaving the top
+    /// folder, repeated members.
+    findings: Vec<(String, String)>,
 }
 
 impl Bundle {
@@ -89,14 +102,15 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
         .map(|p| load(p))
         .collect::<Result<Vec<_>>>()?;
     let now = OffsetDateTime::now_utc();
-    let warn = time::Duration::try_from(opts.warn_within)
-        .map_err(|e| Error::input("--warn-within", e.to_string()))?;
+    let warn = warn_window(now, opts.warn_within)?;
     let mut findings = Vec::new();
+    let mut warnings = Vec::new();
     let mut checked = Vec::new();
     for (bundle, path) in bundles.iter().zip(&opts.bundles) {
         let mut check = Check {
             bundle,
             findings: &mut findings,
+            warnings: &mut warnings,
         };
         let node = check.run(now, warn, trust.as_ref());
         checked.push(Checked {
@@ -110,7 +124,26 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
     Ok(Report {
         bundles: checked,
         findings,
+        warnings,
     })
+}
+
+/// `--warn-within` as a span that can be added to `now`: one that reaches past the
+/// year 9999 is refused, not left to overflow.
+pub(crate) fn warn_window(now: OffsetDateTime, within: Duration) -> Result<time::Duration> {
+    time::Duration::try_from(within)
+        .ok()
+        .filter(|warn| now.checked_add(*warn).is_some())
+        .ok_or_else(|| {
+            Error::input(
+                "--warn-within",
+                match within.as_secs() {
+                    s if s % 86_400 == 0 => format!("{}d reaches past the year 9999", s / 86_400),
+                    s => format!("{s}s reaches past the year 9999"),
+                },
+            )
+            .with_hint("give a window such as `30d` or `365d`")
+        })
 }
 
 fn load(path: &Path) -> Result<Bundle> {
@@ -118,45 +151,174 @@ fn load(path: &Path) -> Result<Bundle> {
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
+    let location = format!("`{}`", escape(&path.display().to_string()));
     let unreadable = |e: &dyn std::fmt::Display| {
         Error::input(
-            format!("`{}`", path.display()),
-            format!("is not a readable .tar.gz ({e})"),
+            location.clone(),
+            format!("is not a readable .tar.gz ({})", shown(&e.to_string())),
         )
         .with_hint("the file is truncated or damaged: copy it again from the build host")
     };
-    let file = fs_err::File::open(path)
-        .map_err(|e| Error::input(format!("`{}`", path.display()), e.to_string()))?;
+    let over = |what: &str, limit: &str| {
+        Error::input(
+            location.clone(),
+            format!("holds {what} over verify's limit of {limit}"),
+        )
+        .with_hint("no bundle kube-bundle builds comes near it: this archive is not one of them")
+    };
+    let file =
+        fs_err::File::open(path).map_err(|e| Error::input(location.clone(), e.to_string()))?;
     // Bundles may be multi-member gzip: GzDecoder would stop after the first member.
     let mut archive = tar::Archive::new(MultiGzDecoder::new(BufReader::new(file)));
+    // Raw entries: the tar crate would read GNU long names and PAX headers whole, at
+    // whatever size the archive claims. They are read here, within limits.
+    let entries = archive.entries().map_err(|e| unreadable(&e))?.raw(true);
     let mut top: Option<String> = None;
     let mut files = BTreeMap::new();
-    for entry in archive.entries().map_err(|e| unreadable(&e))? {
+    let mut findings = Vec::new();
+    let mut long_name: Option<Vec<u8>> = None;
+    let mut pax_path: Option<Vec<u8>> = None;
+    let mut total = 0u64;
+    for (count, entry) in entries.enumerate() {
+        if count >= ENTRY_LIMIT {
+            return Err(over("a number of entries", &ENTRY_LIMIT.to_string()));
+        }
         let mut entry = entry.map_err(|e| unreadable(&e))?;
-        let full = entry
-            .path()
-            .map_err(|e| unreadable(&e))?
-            .to_string_lossy()
-            .into_owned();
-        let (first, rest) = full.split_once('/').unwrap_or((full.as_str(), ""));
+        let kind = entry.header().entry_type();
+        let size = entry.header().entry_size().map_err(|e| unreadable(&e))?;
+        if kind.is_gnu_longname() || kind.is_gnu_longlink() {
+            if size > NAME_LIMIT {
+                return Err(over("a member name", &bytes(NAME_LIMIT)));
+            }
+            let mut text = read_small(&mut entry, size).map_err(|e| unreadable(&e))?;
+            while text.last() == Some(&0) {
+                text.pop();
+            }
+            // A long link name belongs to a link, which is a finding on its own.
+            if kind.is_gnu_longname() {
+                long_name = Some(text);
+            }
+            continue;
+        }
+        if kind.is_pax_global_extensions() {
+            // Global headers change how every later member reads, and readers disagree on
+            // them (the tar crate lists one as an entry, GNU tar applies it): kube-bundle
+            // never writes one, and GNU tar and bsdtar repacking a bundle write none.
+            findings.push((
+                shown(&String::from_utf8_lossy(&entry.path_bytes())),
+                "is a PAX global header, which kube-bundle never writes".to_string(),
+            ));
+            continue;
+        }
+        if kind.is_pax_local_extensions() {
+            if size > PAX_LIMIT {
+                return Err(over("a PAX header", &bytes(PAX_LIMIT)));
+            }
+            let text = read_small(&mut entry, size).map_err(|e| unreadable(&e))?;
+            let global = kind.is_pax_global_extensions();
+            for record in tar::PaxExtensions::new(&text) {
+                let record = record.map_err(|e| unreadable(&e))?;
+                let key = record.key().map_err(|e| unreadable(&e))?;
+                match key {
+                    "path" if !global => {
+                        if record.value_bytes().len() as u64 > NAME_LIMIT {
+                            return Err(over("a member name", &bytes(NAME_LIMIT)));
+                        }
+                        pax_path = Some(record.value_bytes().to_vec());
+                    }
+                    // Times and owners change nothing verify or install.sh relies on.
+                    "mtime" | "atime" | "ctime" | "uid" | "gid" | "uname" | "gname" => {}
+                    // A size or name record changes how tar reads what follows, and
+                    // extended attributes would reach the node: kube-bundle writes none.
+                    _ => {
+                        return Err(Error::input(
+                            location.clone(),
+                            format!(
+                                "holds a PAX {} record `{}`, which kube-bundle never writes",
+                                if global { "global" } else { "extended" },
+                                shown(key)
+                            ),
+                        ))
+                    }
+                }
+            }
+            continue;
+        }
+        let raw_name = match (pax_path.take(), long_name.take()) {
+            (Some(p), _) | (None, Some(p)) => p,
+            (None, None) => entry.path_bytes().into_owned(),
+        };
+        let full = String::from_utf8_lossy(&raw_name).into_owned();
+        total += full.len() as u64;
+        // `./top/x`, `top//x` and `top/./x` unpack to the same place as `top/x`.
+        let parts: Vec<&str> = full
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        let Some((&first, rest)) = parts.split_first() else {
+            if full.starts_with('/') {
+                findings.push((shown(&full), "is an absolute path".to_string()));
+            }
+            continue;
+        };
+        if full.starts_with('/') || first == ".." || rest.contains(&"..") {
+            findings.push((
+                shown(&full),
+                "leaves the bundle's top folder (an absolute path or `..`)".to_string(),
+            ));
+            continue;
+        }
         match &top {
             None => top = Some(first.to_string()),
             Some(t) if t != first => {
                 return Err(Error::input(
-                    format!("`{}`", path.display()),
-                    format!("holds more than one top folder (`{t}` and `{first}`)"),
+                    location.clone(),
+                    format!(
+                        "holds more than one top folder (`{}` and `{}`)",
+                        shown(t),
+                        shown(first)
+                    ),
                 ))
             }
             Some(_) => {}
         }
-        let rest = rest.trim_end_matches('/').to_string();
-        if !entry.header().entry_type().is_file() || rest.is_empty() {
+        let rest = rest.join("/");
+        let what = if rest.is_empty() { first } else { &rest };
+        if kind.is_dir() {
+            continue;
+        }
+        if !kind.is_file() {
+            findings.push((
+                shown(what),
+                format!(
+                    "is {}, but a bundle holds only regular files and folders",
+                    kind_name(kind)
+                ),
+            ));
+            continue;
+        }
+        if rest.is_empty() {
+            findings.push((shown(first), "is a file in place of the top folder".into()));
             continue;
         }
         let mode = entry.header().mode().map_err(|e| unreadable(&e))?;
-        let size = entry.header().size().map_err(|e| unreadable(&e))?;
+        if mode & !0o777 != 0 {
+            findings.push((
+                shown(&rest),
+                format!("has mode {mode:o}, with bits beyond rwx (setuid, setgid, sticky or a file type)"),
+            ));
+        }
         let mut hasher = Sha256::new();
         let mut kept = (size <= KEEP_LIMIT).then(Vec::new);
+        if kept.is_some() {
+            total += size;
+            if total > TOTAL_LIMIT {
+                return Err(over(
+                    "files to check (names and files up to 4 MiB, together)",
+                    &bytes(TOTAL_LIMIT),
+                ));
+            }
+        }
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = entry.read(&mut buf).map_err(|e| unreadable(&e))?;
@@ -168,6 +330,12 @@ fn load(path: &Path) -> Result<Bundle> {
                 k.extend_from_slice(&buf[..n]);
             }
         }
+        if files.contains_key(&rest) {
+            findings.push((
+                shown(&rest),
+                "appears more than once in the archive; tar keeps the last".into(),
+            ));
+        }
         files.insert(
             rest,
             Entry {
@@ -177,21 +345,86 @@ fn load(path: &Path) -> Result<Bundle> {
             },
         );
     }
+    if long_name.is_some() || pax_path.is_some() {
+        return Err(unreadable(&"it ends with a long name that names no member"));
+    }
     let Some(top) = top else {
-        return Err(Error::input(
-            format!("`{}`", path.display()),
-            "is an empty archive",
-        ));
+        return Err(Error::input(location, "is an empty archive"));
     };
-    Ok(Bundle { name, top, files })
+    Ok(Bundle {
+        name: escape(&name),
+        top,
+        files,
+        findings,
+    })
+}
+
+/// Reads the whole of a small entry whose size was checked against a limit.
+fn read_small(entry: &mut impl Read, size: u64) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(size as usize);
+    entry.take(size).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+fn kind_name(kind: tar::EntryType) -> String {
+    match kind {
+        tar::EntryType::Symlink => "a symbolic link".into(),
+        tar::EntryType::Link => "a hard link".into(),
+        tar::EntryType::Char => "a character device".into(),
+        tar::EntryType::Block => "a block device".into(),
+        tar::EntryType::Fifo => "a FIFO".into(),
+        tar::EntryType::GNUSparse => "a sparse file".into(),
+        other => format!(
+            "an entry of type `{}`",
+            escape(&(other.as_byte() as char).to_string())
+        ),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// Text from a bundle, safe to print: control characters (and the bidirectional
+/// overrides that reorder a line) are written as escapes, so a member name cannot end a
+/// line, forge another or drive the terminal.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`escape`], cut to a length that fits in one line of an error.
+fn shown(text: &str) -> String {
+    const MAX: usize = 200;
+    let escaped = escape(text);
+    match escaped.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}… ({} bytes)", &escaped[..at], text.len()),
+        None => escaped,
+    }
 }
 
 struct Check<'a> {
     bundle: &'a Bundle,
     findings: &'a mut Vec<Finding>,
+    warnings: &'a mut Vec<Finding>,
 }
 
 const CERT_CA: &str = "rootfs/etc/kubernetes/cert/ca.pem";
+const SIGNER_CERT: &str = "rootfs/etc/kubernetes/cert/csr-signer.pem";
+const SIGNER_KEY: &str = "rootfs/etc/kubernetes/cert/csr-signer-key.pem";
 const CERT_CA_KEY: &str = "rootfs/etc/kubernetes/cert/ca-key.pem";
 const SA_KEY: &str = "rootfs/etc/kubernetes/cert/sa.key";
 const SA_PUB: &str = "rootfs/etc/kubernetes/cert/sa.pub";
@@ -202,12 +435,44 @@ fn in_bundle(node_path: &str) -> String {
 }
 
 impl Check<'_> {
+    fn warn(&mut self, file: &str, message: impl Into<String>) {
+        self.warnings.push(Finding {
+            bundle: self.bundle.name.clone(),
+            file: escape(file),
+            message: escape(&message.into()),
+        });
+    }
+
     fn find(&mut self, file: &str, message: impl Into<String>) {
         self.findings.push(Finding {
             bundle: self.bundle.name.clone(),
-            file: file.to_string(),
-            message: message.into(),
+            file: escape(file),
+            message: escape(&message.into()),
         });
+    }
+
+    /// A file's text, or `None` when it is absent or too large to keep (which is a
+    /// finding, so it is never mistaken for a missing file).
+    fn text(&mut self, path: &str) -> Option<String> {
+        let entry = self.bundle.files.get(path)?;
+        if entry.bytes.is_none() {
+            self.find(
+                path,
+                format!(
+                    "is larger than the {} verify reads of a file",
+                    bytes(KEEP_LIMIT)
+                ),
+            );
+        }
+        self.bundle.text(path)
+    }
+
+    /// [`Check::text`] of a file the bundle must have.
+    fn required(&mut self, path: &str) -> Option<String> {
+        if !self.bundle.files.contains_key(path) {
+            self.find(path, "is missing");
+        }
+        self.text(path)
     }
 
     /// Runs every check on one bundle and returns its node name.
@@ -217,12 +482,15 @@ impl Check<'_> {
         warn: time::Duration,
         trust: Option<&signature::AllowedSigners>,
     ) -> String {
+        for (file, message) in &self.bundle.findings {
+            self.find(file, message.as_str());
+        }
         self.checksums();
         self.signature(trust);
         let manifest = self.manifest();
         let node = manifest
             .as_ref()
-            .map(|m| m.node.clone())
+            .map(|m| escape(&m.node))
             .unwrap_or_default();
         let node_ip = manifest.as_ref().map(|m| m.node_ip.clone());
         let components = manifest
@@ -246,8 +514,7 @@ impl Check<'_> {
     }
 
     fn checksums(&mut self) {
-        let Some(sums) = self.bundle.text("SHA256SUMS") else {
-            self.find("SHA256SUMS", "is missing");
+        let Some(sums) = self.required("SHA256SUMS") else {
             return;
         };
         let mut listed = std::collections::BTreeSet::new();
@@ -279,7 +546,6 @@ impl Check<'_> {
 
     fn signature(&mut self, trust: Option<&signature::AllowedSigners>) {
         let pinned = self
-            .bundle
             .text(signature::PINNED_FILE)
             .map(|t| signature::AllowedSigners::parse(&t));
         let signers = match (trust, &pinned) {
@@ -293,7 +559,7 @@ impl Check<'_> {
             (None, None) => return,
         };
         let (Some(sig), Some(sums)) = (
-            self.bundle.text(signature::SIG_FILE),
+            self.text(signature::SIG_FILE),
             self.bundle.files.get("SHA256SUMS"),
         ) else {
             self.find(
@@ -309,10 +575,7 @@ impl Check<'_> {
     }
 
     fn manifest(&mut self) -> Option<Manifest> {
-        let Some(text) = self.bundle.text("manifest.json") else {
-            self.find("manifest.json", "is missing");
-            return None;
-        };
+        let text = self.required("manifest.json")?;
         let manifest: Manifest = match serde_json::from_str(&text) {
             Ok(m) => m,
             Err(e) => {
@@ -361,7 +624,7 @@ impl Check<'_> {
     }
 
     fn pem_der(&mut self, path: &str) -> Option<Vec<u8>> {
-        let text = self.bundle.text(path)?;
+        let text = self.text(path)?;
         match pem::parse(&text) {
             Ok(p) if p.tag() == "CERTIFICATE" => Some(p.into_contents()),
             _ => {
@@ -372,7 +635,7 @@ impl Check<'_> {
     }
 
     fn key(&mut self, path: &str) -> Option<KeyPair> {
-        let text = self.bundle.text(path)?;
+        let text = self.text(path)?;
         match KeyPair::from_pem(&text) {
             Ok(k) => Some(k),
             Err(e) => {
@@ -393,7 +656,7 @@ impl Check<'_> {
                 Some(c) => found.push(c),
                 None => self.find(
                     "manifest.json",
-                    format!("names an unknown component `{}`", name.escape_debug()),
+                    format!("names an unknown component `{}`", escape(name)),
                 ),
             }
         }
@@ -422,11 +685,61 @@ impl Check<'_> {
         }
         self.expiry(CERT_CA, &ca, now, warn);
         if let Some(key) = self.key(CERT_CA_KEY) {
-            if !pki::spki_matches(&key, &ca) {
+            if pki::spki_matches(&key, &ca) {
+                self.warn(
+                    CERT_CA_KEY,
+                    "is the root CA key: whoever reads it on this master can sign any certificate the cluster trusts; build with `[pki] csr-signing = \"signer\"` to keep it on the build host",
+                );
+            } else {
                 self.find(CERT_CA_KEY, "does not match ca.pem");
             }
         }
+        self.csr_signer(&ca, now, warn);
         Some(ca_der)
+    }
+
+    /// The CSR signing CA, when the bundle carries one: a CA issued by the bundled root,
+    /// with its key.
+    fn csr_signer(&mut self, ca: &X509Certificate<'_>, now: OffsetDateTime, warn: time::Duration) {
+        if !self.bundle.files.contains_key(SIGNER_CERT)
+            && !self.bundle.files.contains_key(SIGNER_KEY)
+        {
+            return;
+        }
+        let Some(der) = self
+            .required(SIGNER_CERT)
+            .and_then(|_| self.pem_der(SIGNER_CERT))
+        else {
+            return;
+        };
+        let Ok((_, signer)) = X509Certificate::from_der(&der) else {
+            self.find(SIGNER_CERT, "is not an X.509 certificate");
+            return;
+        };
+        if !signer
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.value.ca)
+        {
+            self.find(
+                SIGNER_CERT,
+                "is not a CA certificate, so it cannot sign CSRs",
+            );
+        }
+        if signer.issuer().as_raw() != ca.subject().as_raw()
+            || signer.verify_signature(Some(ca.public_key())).is_err()
+        {
+            self.find(SIGNER_CERT, "does not chain to the bundled CA");
+        }
+        self.expiry(SIGNER_CERT, &signer, now, warn);
+        if !self.bundle.files.contains_key(SIGNER_KEY) {
+            self.find(SIGNER_KEY, "is missing while csr-signer.pem is present");
+        } else if let Some(key) = self.key(SIGNER_KEY) {
+            if !pki::spki_matches(&key, &signer) {
+                self.find(SIGNER_KEY, "does not match csr-signer.pem");
+            }
+        }
     }
 
     /// One component's certificate and key: chain, identity, usages and SANs.
@@ -518,7 +831,7 @@ impl Check<'_> {
 
     fn service_account(&mut self) {
         if self.bundle.files.contains_key(SA_KEY) || self.bundle.files.contains_key(SA_PUB) {
-            match (self.key(SA_KEY), self.bundle.text(SA_PUB)) {
+            match (self.key(SA_KEY), self.text(SA_PUB)) {
                 (Some(key), Some(public)) if key.public_key_pem() == public => {}
                 (Some(_), Some(_)) => self.find(SA_PUB, "is not the public half of sa.key"),
                 (None, _) if !self.bundle.files.contains_key(SA_KEY) => {
@@ -556,8 +869,7 @@ impl Check<'_> {
         let file = in_bundle(&c.kubeconfig_path());
         let cert_file = in_bundle(&c.cert_path());
         let key_file = in_bundle(&c.key_path());
-        let Some(text) = self.bundle.text(&file) else {
-            self.find(&file, "is missing");
+        let Some(text) = self.required(&file) else {
             return;
         };
         let config: Kubeconfig = match yaml_serde::from_str(&text) {
@@ -635,8 +947,7 @@ impl Check<'_> {
 
     fn unit(&mut self, c: &Component, manifest: &Manifest) {
         let file = in_bundle(&c.unit_path());
-        let Some(text) = self.bundle.text(&file) else {
-            self.find(&file, "is missing");
+        let Some(text) = self.required(&file) else {
             return;
         };
         let words = exec_start_words(&text);
@@ -680,8 +991,7 @@ impl Check<'_> {
     fn config_file(&mut self, c: &Component, manifest: &Manifest) {
         let Some(path) = c.config_path() else { return };
         let file = in_bundle(&path);
-        let Some(text) = self.bundle.text(&file) else {
-            self.find(&file, "is missing");
+        let Some(text) = self.required(&file) else {
             return;
         };
         let config: ComponentConfig = match yaml_serde::from_str(&text) {
@@ -772,7 +1082,11 @@ fn human(d: time::Duration) -> String {
 /// Every master must trust the same CA and sign tokens with the same key.
 fn shared_keys(bundles: &[Bundle], findings: &mut Vec<Finding>) {
     let Some(first) = bundles.first() else { return };
-    for (path, what) in [(CERT_CA, "CA"), (SA_KEY, "service-account key")] {
+    for (path, what) in [
+        (CERT_CA, "CA"),
+        (SA_KEY, "service-account key"),
+        (SIGNER_CERT, "CSR signing CA"),
+    ] {
         let reference = first.files.get(path).map(|e| &e.sha256);
         for other in &bundles[1..] {
             if other.files.get(path).map(|e| &e.sha256) != reference {

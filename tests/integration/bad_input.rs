@@ -44,7 +44,7 @@ fn duplicate_node_names_and_ips() {
     refused(
         &with("name = \"m2\"", "name = \"m1\""),
         no_setup,
-        &["cluster.toml:18:8: `nodes[1].name`", "listed twice"],
+        &["cluster.toml:21:8: `nodes[1].name`", "listed twice"],
     );
     refused(
         &with("ip = \"127.0.1.2\"", "ip = \"127.0.1.1\""),
@@ -59,7 +59,7 @@ fn malformed_ips_and_cidrs() {
         &with("127.0.1.3", "127.0.1.300"),
         no_setup,
         &[
-            "cluster.toml:23:6: `nodes[2].ip`",
+            "cluster.toml:26:6: `nodes[2].ip`",
             "`127.0.1.300` is not an IP address",
         ],
     );

@@ -63,3 +63,36 @@ fn the_bench_script_runs_both_flows_and_prints_the_table() {
         "{listing}"
     );
 }
+
+/// `make bench`'s upload measurement on a tiny case: two masters, a 2 MiB stand-in.
+#[test]
+fn the_push_bench_measures_uploads_against_one_binary_plus_node_members() {
+    let scratch = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench-push.sh");
+    let out = Command::new(tool("bash"))
+        .arg(script)
+        .env("KUBE_BUNDLE", env!("CARGO_BIN_EXE_kube-bundle"))
+        .env("BENCH_PUSH_NODES", "2")
+        .env("BENCH_BINARY_MB", "2")
+        .env("BENCH_DIR", scratch.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let table = stdout(&out);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| 2 |"))
+        .unwrap_or_else(|| panic!("no row for 2 masters:\n{table}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert!(
+        cells[2].ends_with("MiB") && cells[3].contains(" + "),
+        "{row}"
+    );
+    assert!(
+        cells[5].ends_with("met"),
+        "the upload is within 1.2x: {row}"
+    );
+    // The pushed storage holds the binary once: far less than the two bundles.
+    let mib = |c: &str| c.trim_end_matches(" MiB").parse::<f64>().unwrap();
+    assert!(mib(cells[10]) < mib(cells[6]) * 0.75, "{row}");
+}

@@ -12,6 +12,9 @@ service-cidr = "10.254.0.0/16"
 cluster-cidr = "172.30.0.0/16"
 
 [pki]
+# The tutorial's signing, as most tests expect; `tests/integration/signing.rs` covers the
+# default signing CA.
+csr-signing = "ca"
 C = "CN"
 ST = "BeiJing"
 L = "BeiJing"

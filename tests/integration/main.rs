@@ -1,15 +1,20 @@
 //! Integration tests through the built `kube-bundle` binary and the real tools an operator
 //! would use: openssl, kubectl, systemd-analyze, shellcheck, GNU tar, sha256sum, cfssl.
 
+mod archive;
 mod bad_input;
 mod bench;
 mod certs;
 mod common;
+mod fuzz;
+mod hardening;
 mod init;
 mod install;
 mod install_safety;
 mod outputs;
+mod registry;
 mod reproducible;
 mod scheduler;
 mod shared_member;
+mod signing;
 mod verify;

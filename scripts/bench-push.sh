@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# `make bench`, second part: what `kube-bundle push` uploads for many masters sharing one
+# binary, against the ideal of one compressed binary plus every node's own gzip members,
+# and the peak memory of push and pull.
+#
+# A docker-registry is started on a free loopback port with plain http and its own
+# config and storage (never the package's service), the bundles are built and pushed,
+# then one node's bundle is pulled back and compared.
+#
+# Environment:
+#   KUBE_BUNDLE        the kube-bundle binary (default: target/release/kube-bundle)
+#   BENCH_PUSH_NODES   master counts (default "30")
+#   BENCH_BINARY       the binary (default: the end-to-end cache's kube-controller-manager,
+#                      else a generated file of real executables)
+#   BENCH_BINARY_MB    size of a generated binary (default 100)
+#   BENCH_DIR          scratch folder (default: a new temporary folder, removed at the end)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KUBE_BUNDLE=${KUBE_BUNDLE:-$ROOT/target/release/kube-bundle}
+NODES=${BENCH_PUSH_NODES:-30}
+BINARY_MB=${BENCH_BINARY_MB:-100}
+CACHED_KCM=/var/cache/kube-bundle/k8s-v1.20.2/kube-controller-manager
+# Upload bytes may exceed the ideal by this factor at most.
+TARGET=1.2
+
+die() {
+    printf 'bench-push: %s\n' "$*" >&2
+    exit 1
+}
+
+for tool in docker-registry python3 gzip /usr/bin/time; do
+    command -v "$tool" >/dev/null 2>&1 || die "\`$tool\` is missing; run \`make deps\` as root"
+done
+[[ -x $KUBE_BUNDLE ]] || die "no kube-bundle binary at \`$KUBE_BUNDLE\`; run \`cargo build --release\`"
+
+if [[ -n ${BENCH_DIR:-} ]]; then
+    WORK=$BENCH_DIR/push
+    mkdir -p "$WORK"
+else
+    WORK=$(mktemp -d)
+fi
+registry_pid=
+cleanup() {
+    if [[ -n $registry_pid ]]; then kill "$registry_pid" 2>/dev/null || true; fi
+    if [[ -z ${BENCH_DIR:-} ]]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+binary=${BENCH_BINARY:-}
+if [[ -z $binary && $BINARY_MB == 100 && -f $CACHED_KCM ]]; then
+    binary=$CACHED_KCM
+elif [[ -z $binary ]]; then
+    binary=$WORK/generated-binary
+    find /usr/bin /usr/lib -type f -size +100k -perm -u+x 2>/dev/null | LC_ALL=C sort |
+        xargs cat 2>/dev/null | head -c "$((BINARY_MB << 20))" >"$binary" || true
+    [[ $(stat -c %s "$binary") -eq $((BINARY_MB << 20)) ]] ||
+        die "could not gather ${BINARY_MB} MiB of executables for a stand-in binary"
+    chmod 755 "$binary"
+fi
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$WORK/registry.yml" <<YAML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $WORK/storage
+http:
+  addr: 127.0.0.1:$port
+YAML
+docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.1
+done
+
+# python3 reads the push summary: uploaded bytes, and the ideal from the member sizes.
+summarize() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+binary_gz = int(sys.argv[2])
+# The binary's member is each bundle's largest; every other member counts per node.
+own = sum(sum(l["size"] for l in n["layers"]) - max(l["size"] for l in n["layers"])
+          for n in report["nodes"])
+print(report["uploaded_bytes"], binary_gz + own, own)
+PY
+}
+
+printf 'bench-push: kube-bundle %s, binary %s (%s MiB)\n' \
+    "$("$KUBE_BUNDLE" --version | awk '{print $2}')" "$binary" "$(($(stat -c %s "$binary") >> 20))" >&2
+# One gzip -6 of the binary: "one compressed binary", made independently of kube-bundle.
+binary_gz=$(gzip -6 -n -c "$binary" | wc -c)
+
+rows=()
+for n in $NODES; do
+    dir=$WORK/n$n
+    mkdir -p "$dir"
+    {
+        printf '[cluster]\nkubernetes-version = "1.20.2"\nservice-cidr = "10.254.0.0/16"\n'
+        printf '[pki]\nkey-algorithm = "ecdsa-p256"\n'
+        printf '[kube-controller-manager]\nbinary = "%s"\n' "$binary"
+        for ((i = 1; i <= n; i++)); do
+            printf '[[nodes]]\nname = "m%s"\nip = "10.0.%s.%s"\n' "$i" "$((i / 200))" "$((i % 200 + 1))"
+        done
+    } >"$dir/cluster.toml"
+    SOURCE_DATE_EPOCH=1700000000 "$KUBE_BUNDLE" build -q -c "$dir/cluster.toml" -o "$dir/dist" >/dev/null
+    ref=127.0.0.1:$port/bench/n$n:v1
+    start=$(date +%s%N)
+    /usr/bin/time -f %M -o "$dir/push.kib" "$KUBE_BUNDLE" push -q --plain-http --output json \
+        --out "$dir/dist" "$ref" >"$dir/push.json"
+    push_ms=$((($(date +%s%N) - start) / 1000000))
+    /usr/bin/time -f %M -o "$dir/pull.kib" "$KUBE_BUNDLE" pull -q --plain-http --node m1 \
+        -o "$dir/pulled" "$ref" >/dev/null
+    cmp -s "$dir/pulled/$(basename "$(find "$dir/dist" -name '*m1.tar.gz')")" \
+        "$(find "$dir/dist" -name '*m1.tar.gz')" || die "the pulled bundle of m1 differs"
+    stored=$(find "$WORK/storage/docker/registry/v2/blobs" -name data -printf '%s\n' | awk '{ s += $1 } END { print s }')
+    read -r uploaded ideal own <<<"$(summarize "$dir/push.json" "$binary_gz")"
+    bundles=$(find "$dir/dist" -name '*.tar.gz' -printf '%s\n' | awk '{ s += $1 } END { print s }')
+    rows+=("$n $uploaded $ideal $binary_gz $own $bundles $push_ms $(cat "$dir/push.kib") $(cat "$dir/pull.kib") $stored")
+done
+
+printf '| masters | uploaded | one compressed binary + per-node members | ratio | target | all bundles | push time | push peak RSS | pull peak RSS | registry storage |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|\n'
+for row in "${rows[@]}"; do
+    read -r n up ideal gz own bundles ms prss lrss stored <<<"$row"
+    awk -v n="$n" -v up="$up" -v ideal="$ideal" -v gz="$gz" -v own="$own" -v b="$bundles" -v ms="$ms" \
+        -v p="$prss" -v l="$lrss" -v st="$stored" -v t="$TARGET" 'BEGIN {
+        M = 1048576; r = up / ideal
+        printf "| %s | %.1f MiB | %.1f MiB (%.1f + %.2f) | %.2fx | ≤%sx %s | %.1f MiB | %d ms | %.1f MiB | %.1f MiB | %.1f MiB |\n",
+            n, up / M, ideal / M, gz / M, own / M, r, t, (r <= t) ? "met" : "MISSED", b / M, ms, p / 1024, l / 1024, st / M
+    }'
+done

@@ -1,0 +1,53 @@
+//! `dist/fetch.sh`: the script that gets one node's bundle out of the registry with curl,
+//! sha256sum and tar alone. The template is `bundle-templates/fetch.sh.hbs`; this module
+//! fills in the media types and annotation keys from `oci`, so the script and `push`
+//! cannot drift apart. It writes nothing itself.
+
+use handlebars::Handlebars;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::oci;
+
+const TEMPLATE: &str = include_str!("../bundle-templates/fetch.sh.hbs");
+
+/// The text of fetch.sh.
+pub fn script() -> Result<String> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    let template_error = |e: &dyn std::fmt::Display| Error::Template {
+        name: "fetch.sh".into(),
+        message: e.to_string(),
+    };
+    hb.register_template_string("fetch.sh", TEMPLATE)
+        .map_err(|e| template_error(&e))?;
+    hb.render(
+        "fetch.sh",
+        &json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "media_manifest": oci::MEDIA_MANIFEST,
+            "media_index": oci::MEDIA_INDEX,
+            "artifact_bundle": oci::ARTIFACT_BUNDLE,
+            "annotation_node": oci::ANNOTATION_NODE,
+            "annotation_bundle": oci::ANNOTATION_BUNDLE,
+            "annotation_digest": oci::ANNOTATION_BUNDLE_DIGEST,
+        }),
+    )
+    .map_err(|e| template_error(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_script_names_the_artifact_types_push_writes() {
+        let s = super::script().unwrap();
+        assert!(s.starts_with("#!/usr/bin/env bash\n"));
+        assert!(s.contains(&format!(
+            "readonly ARTIFACT_BUNDLE=\"{}\"",
+            crate::oci::ARTIFACT_BUNDLE
+        )));
+        assert!(s.contains("readonly ANNOTATION_DIGEST=\"io.kube-bundle.bundle.digest\""));
+        assert!(!s.contains("{{"));
+    }
+}
