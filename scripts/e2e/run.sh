@@ -632,7 +632,16 @@ grep -qF "this bundle is for $OTHER (${NODE_IP[$OTHER]}), but this host is named
     fail_with_details "$OTHER's bundle on $FOLLOWER did not name the host mismatch" "$INSTALL_OUT"
 [[ $(main_pid_since "$FOLLOWER") == "$before" && $(unit_sum "$FOLLOWER") == "$good_unit" ]] ||
     fail "$OTHER's bundle changed or restarted $FOLLOWER although it was refused"
-pass "$OTHER's bundle on $FOLLOWER: refused before any change (host name differs), exit 1, no restart"
+# --force-node (image builds) goes past the check and says so; --dry-run keeps the node as it is
+INSTALL_RC=0
+# shellcheck disable=SC2016  # expanded by the node's sh
+INSTALL_OUT=$(node_exec "$FOLLOWER" sh -c 'cd /root/wrong && exec "./$1-$2/install.sh" --force-node --dry-run' sh "$STEM" "$OTHER" 2>&1) || INSTALL_RC=$?
+((INSTALL_RC == 0)) || fail_with_details "--force-node --dry-run of $OTHER's bundle on $FOLLOWER exited $INSTALL_RC" "$INSTALL_OUT"
+grep -qF "warning: --force-node: installing although this host is named $FOLLOWER; not checking that this is $OTHER" <<<"$INSTALL_OUT" ||
+    fail_with_details "--force-node on $FOLLOWER did not say what it skipped" "$INSTALL_OUT"
+[[ $(main_pid_since "$FOLLOWER") == "$before" && $(unit_sum "$FOLLOWER") == "$good_unit" ]] ||
+    fail "--force-node --dry-run changed or restarted $FOLLOWER"
+pass "$OTHER's bundle on $FOLLOWER: refused before any change (host name differs), exit 1, no restart; --force-node names what it skips"
 
 # ----- a flag the binary rejects, and a second install.sh while it runs (review D4, D13)
 t0=$(now)
