@@ -32,6 +32,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=store.sh
+. "$HERE/store.sh"
 
 KUBE_BUNDLE=${KUBE_BUNDLE:-$ROOT/target/release/kube-bundle}
 K8S_BIN_DIR=${K8S_BIN_DIR:-${KUBE_BUNDLE_CACHE:-/var/cache/kube-bundle}/k8s-v1.20.2}
@@ -221,12 +223,20 @@ ADMIN=$PKI/admin
 start_etcd "$WORK/etcd" "$WORK/etcd.log"
 APISERVER_LOG=$WORK/kube-apiserver.log
 mkdir -p "$WORK/apiserver"
-start_apiserver "$K8S_BIN_DIR/kube-apiserver" "$WORK/apiserver" "$APISERVER_LOG" "$CA" "$DIST/sa.pub" "$PKI/apiserver"
+# --client-ca-file is dist/client-ca.pem: the root CA and the bundle's CSR signing CA, whose
+# kubelet certificates it must accept.
+start_apiserver "$K8S_BIN_DIR/kube-apiserver" "$WORK/apiserver" "$APISERVER_LOG" "$DIST/client-ca.pem" "$DIST/sa.pub" "$PKI/apiserver"
 wait_apiserver "$CA" "$ADMIN" 120 "$APISERVER_LOG"
 E2E_KUBECONFIG=$WORK/admin.kubeconfig
 write_kubeconfig "$E2E_KUBECONFIG" "$CA" "$ADMIN"
 k get --raw /version >/dev/null || fail "kubectl cannot reach the apiserver with the admin cert"
-pass "etcd + kube-apiserver v1.20.2 up on loopback, trusting the bundle CA and sa.pub"
+pass "etcd + kube-apiserver v1.20.2 up on loopback, trusting dist/client-ca.pem and sa.pub"
+
+# The artifact store: the nodes fetch their bundles from it instead of a copy.
+start_registry "$WORK/registry" "$WORK/registry.log" "$CA" "$CAKEY"
+push_bundles "$DIST" "$CA"
+cp "$CA" "$DIST/registry-ca.pem"
+pass "docker-registry on https://$REGISTRY_ADDR (TLS, htpasswd): kube-bundle push of every bundle and the dist extras"
 
 # ------------------------------------------- 3. nodes and install.sh ---
 
@@ -239,20 +249,18 @@ for n in "${NODES[@]}"; do
 done
 pass "3 nspawn nodes booted (hostnames = machine names)"
 
-# install_on NODE: as an operator would: copy the tarball in, unpack, ./install.sh
-# (default gate: timeout and stability window). Output in $WORK/install-NODE.log, exit
-# status in $WORK/install-NODE.rc.
+# install_on NODE: as an operator at an air-gapped site would: fetch the node's bundle
+# from the registry with dist/fetch.sh (curl, sha256sum, tar), then ./install.sh (default
+# gate: timeout and stability window). Output in $WORK/install-NODE.log, exit status in
+# $WORK/install-NODE.rc.
 install_on() {
     local n=$1 rc=0
-    # shellcheck disable=SC2016  # expanded by the node's sh
-    node_exec "$n" timeout "$INSTALL_TIMEOUT" sh -c '
-            set -e
-            mkdir -p /root/install && cd /root/install
-            cp "/bundle/$2-$1.tar.gz" .
-            tar -xzf "$2-$1.tar.gz"
-            cd "$2-$1"
-            ./install.sh
-        ' sh "$n" "$STEM" >"$WORK/install-$n.log" 2>&1 || rc=$?
+    fetch_in_node "$n" /root/install >"$WORK/install-$n.log" 2>&1 || rc=$?
+    if ((rc == 0)); then
+        # shellcheck disable=SC2016  # expanded by the node's sh
+        node_exec "$n" timeout "$INSTALL_TIMEOUT" sh -c 'cd "/root/install/$2-$1" && exec ./install.sh' \
+            sh "$n" "$STEM" >>"$WORK/install-$n.log" 2>&1 || rc=$?
+    fi
     echo "$rc" >"$WORK/install-$n.rc"
 }
 
@@ -294,8 +302,11 @@ for n in "${NODES[@]}"; do
     grep -q "healthy for 15s; the node runs $STEM-$n" "$WORK/install-$n.log" ||
         fail_with_details "install.sh on $n did not report its gate" "$(cat "$WORK/install-$n.log")"
     INSTALL_S[$n]=$(elapsed_since "$t0")
+    fetched=$(node_exec "$n" sha256sum "/root/install/$STEM-$n.tar.gz" | cut -d' ' -f1)
+    [[ $fetched == "$(sha256sum "$DIST/$STEM-$n.tar.gz" | cut -d' ' -f1)" ]] ||
+        fail "$n fetched a tarball that differs from dist/$STEM-$n.tar.gz"
 done
-pass "install.sh (unchanged, from the unpacked tarball) on all 3 nodes at once: active, /healthz ok, certificates accepted by the apiserver, no restart for 15s"
+pass "each node fetched its own bundle from the registry with fetch.sh (byte for byte dist's), and install.sh on all 3 at once: active, /healthz ok, certificates accepted by the apiserver, no restart for 15s"
 
 # --------------------------------------------------------- 4. assertions ---
 
@@ -391,6 +402,16 @@ wait_until 15 1 audit_creator_ok replicasets system:serviceaccount:kube-system:d
 wait_until 15 1 audit_creator_ok pods system:serviceaccount:kube-system:replicaset-controller ||
     fail "Pods were not created by system:serviceaccount:kube-system:replicaset-controller (audit log: $(grep -F '"resource":"pods"' "$E2E_AUDIT_LOG" | grep -o '"username":"[^"]*"' | sort | uniq -c | tr '\n' ' '))"
 pass "Deployment -> ReplicaSet -> 2 Pods, created by the deployment-controller and replicaset-controller service accounts"
+
+# ----- CSR signing with the bundle's signing CA; the root CA key never reached a node
+for n in "${NODES[@]}"; do
+    node_exec "$n" test ! -e /etc/kubernetes/cert/ca-key.pem ||
+        fail "$n holds the root CA key /etc/kubernetes/cert/ca-key.pem"
+    node_exec "$n" test -s /etc/kubernetes/cert/csr-signer-key.pem ||
+        fail "$n has no CSR signing key"
+done
+csr_signed_by_the_bundle e2e-kubelet "$CA" "$CLUSTER/pki/csr-signer.pem"
+pass "no node holds the root CA key; a kubelet CSR approved with kubectl was signed by the controller-manager with the bundle's signing CA, and kube-apiserver accepts the certificate as system:node:e2e-kubelet"
 
 # ----- failover
 # stop_and_wait_failover NODE LABEL -> sets NEW_LEADER
