@@ -170,3 +170,56 @@ fn no_progress_line_when_standard_error_is_not_a_terminal() {
     let log = project.build_ok();
     assert!(!log.contains('\r') && !log.contains("compressing"), "{log}");
 }
+
+/// The gzip members of a `.tar.gz`, each as its own bytes, in order.
+fn gzip_members(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut members = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let mut decoder = flate2::bufread::GzDecoder::new(rest);
+        std::io::copy(&mut decoder, &mut std::io::sink()).unwrap();
+        let left = decoder.into_inner();
+        let used = rest.len() - left.len();
+        assert!(used > 0, "no progress splitting members");
+        members.push(rest[..used].to_vec());
+        rest = left;
+    }
+    members
+}
+
+#[test]
+fn two_binaries_are_each_compressed_once_and_shared_by_every_bundle() {
+    let project = Project::new(&format!(
+        "{INVENTORY}\n[kube-controller-manager]\nbinary = \"kcm\"\n[kube-scheduler]\nbinary = \"ks\"\n"
+    ));
+    let kcm = binary_bytes();
+    let ks: Vec<u8> = kcm.iter().rev().copied().collect();
+    for (name, bytes) in [("kcm", &kcm), ("ks", &ks)] {
+        std::fs::write(project.path(name), bytes).unwrap();
+        std::fs::set_permissions(
+            project.path(name),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    project.build_ok();
+    let mut shared: Option<Vec<Vec<u8>>> = None;
+    for (node, _) in NODES {
+        let tarball = std::fs::read(project.tarball(node)).unwrap();
+        let members = gzip_members(&tarball);
+        // Entries before the first binary, its member, entries between, the second
+        // binary's member, the rest.
+        assert_eq!(members.len(), 5, "{node}: {} members", members.len());
+        let large: Vec<Vec<u8>> = members.into_iter().filter(|m| m.len() > 1 << 20).collect();
+        assert_eq!(large.len(), 2, "{node}: one member per binary");
+        match &shared {
+            None => shared = Some(large),
+            Some(first) => assert!(first == &large, "{node}: binary members differ"),
+        }
+        // And the tarball unpacks both binaries intact.
+        let into = unpack_with(&project, node, "gnu-tar");
+        let bin = into.join(format!("control-plane-{node}/rootfs/opt/k8s/bin"));
+        assert!(std::fs::read(bin.join("kube-controller-manager")).unwrap() == kcm);
+        assert!(std::fs::read(bin.join("kube-scheduler")).unwrap() == ks);
+    }
+}
