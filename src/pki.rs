@@ -220,16 +220,7 @@ fn csr_signer(inv: &Inventory, ca: &Ca, say: &mut dyn FnMut(String)) -> Result<L
         };
     }
     let keep = saved_key.filter(|pem| key_fits(pem, inv.pki.key_algorithm));
-    let (key_pem, key) = match keep {
-        Some(pem) => {
-            let key = parse_key_text(&key_path, &pem)?;
-            (pem, key)
-        }
-        None => {
-            let key = generate_key(inv.pki.key_algorithm)?;
-            (key.serialize_pem(), key)
-        }
-    };
+    let (key_pem, key) = kept_or_new_key(&key_path, keep, inv.pki.key_algorithm)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = subject_dn(
         &inv.pki.subject,
@@ -841,16 +832,7 @@ fn leaf(
             && problem.as_ref().is_none_or(LeafProblem::keeps_key)
     });
     let kept_key = keep_key.is_some();
-    let (key_pem, key) = match keep_key {
-        Some(pem) => {
-            let key = parse_key_text(&key_path, &pem)?;
-            (pem, key)
-        }
-        None => {
-            let key = generate_key(inv.pki.key_algorithm)?;
-            (key.serialize_pem(), key)
-        }
-    };
+    let (key_pem, key) = kept_or_new_key(&key_path, keep_key, inv.pki.key_algorithm)?;
 
     let mut params = CertificateParams::default();
     params.distinguished_name = subject_dn(&inv.pki.subject, Some(c.user), c.user);
@@ -909,6 +891,24 @@ fn leaf(
         cert_pem: cert.pem(),
         key_pem,
     })
+}
+
+/// The saved key `kept` (read from `path`), parsed so it can sign, or a new one.
+fn kept_or_new_key(
+    path: &Path,
+    kept: Option<String>,
+    alg: KeyAlgorithm,
+) -> Result<(String, KeyPair)> {
+    match kept {
+        Some(pem) => {
+            let key = parse_key_text(path, &pem)?;
+            Ok((pem, key))
+        }
+        None => {
+            let key = generate_key(alg)?;
+            Ok((key.serialize_pem(), key))
+        }
+    }
 }
 
 pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
