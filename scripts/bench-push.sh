@@ -28,6 +28,8 @@ die() {
     printf 'bench-push: %s\n' "$*" >&2
     exit 1
 }
+# shellcheck source-path=SCRIPTDIR source=stand-in.sh
+. "$ROOT/scripts/stand-in.sh"
 
 for tool in docker-registry python3 gzip /usr/bin/time; do
     command -v "$tool" >/dev/null 2>&1 || die "\`$tool\` is missing; run \`make deps\` as root"
@@ -52,11 +54,7 @@ if [[ -z $binary && $BINARY_MB == 100 && -f $CACHED_KCM ]]; then
     binary=$CACHED_KCM
 elif [[ -z $binary ]]; then
     binary=$WORK/generated-binary
-    find /usr/bin /usr/lib -type f -size +100k -perm -u+x 2>/dev/null | LC_ALL=C sort |
-        xargs cat 2>/dev/null | head -c "$((BINARY_MB << 20))" >"$binary" || true
-    [[ $(stat -c %s "$binary") -eq $((BINARY_MB << 20)) ]] ||
-        die "could not gather ${BINARY_MB} MiB of executables for a stand-in binary"
-    chmod 755 "$binary"
+    stand_in "$binary" "$((BINARY_MB << 20))"
 fi
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -41,6 +41,8 @@ die() {
     printf 'bench: %s\n' "$*" >&2
     exit 1
 }
+# shellcheck source-path=SCRIPTDIR source=stand-in.sh
+. "$ROOT/scripts/stand-in.sh"
 
 # --- the tutorial's flow --------------------------------------------------------------
 
@@ -241,11 +243,7 @@ if [[ -z $binary && $BINARY_MB == 100 && -f $CACHED_KCM ]]; then
     binary=$CACHED_KCM
 elif [[ -z $binary ]]; then
     binary=$WORK/generated-binary
-    find /usr/bin /usr/lib -type f -size +100k -perm -u+x 2>/dev/null | LC_ALL=C sort |
-        xargs cat 2>/dev/null | head -c "$((BINARY_MB << 20))" >"$binary" || true
-    [[ $(stat -c %s "$binary") -eq $((BINARY_MB << 20)) ]] ||
-        die "could not gather ${BINARY_MB} MiB of executables for a stand-in binary"
-    chmod 755 "$binary"
+    stand_in "$binary" "$((BINARY_MB << 20))"
 fi
 ks_binary=${BENCH_SCHEDULER_BINARY:-}
 if [[ -z $ks_binary && -z ${BENCH_BINARY:-} && $BINARY_MB == 100 && -f $CACHED_KS ]]; then
@@ -253,11 +251,7 @@ if [[ -z $ks_binary && -z ${BENCH_BINARY:-} && $BINARY_MB == 100 && -f $CACHED_K
 elif [[ -z $ks_binary ]]; then
     # Another stand-in, from the other end of the same executables.
     ks_binary=$WORK/generated-scheduler
-    find /usr/bin /usr/lib -type f -size +100k -perm -u+x 2>/dev/null | LC_ALL=C sort -r |
-        xargs cat 2>/dev/null | head -c "$((BINARY_MB << 19))" >"$ks_binary" || true
-    [[ $(stat -c %s "$ks_binary") -eq $((BINARY_MB << 19)) ]] ||
-        die "could not gather $((BINARY_MB / 2)) MiB of executables for a stand-in scheduler binary"
-    chmod 755 "$ks_binary"
+    stand_in "$ks_binary" "$((BINARY_MB << 19))" -r
 fi
 
 
