@@ -30,13 +30,14 @@ use crate::oci::{self, Descriptor, Index, Manifest, Reference};
 use crate::registry::{self, Registry};
 
 /// The dist files besides the bundles that a site needs; never keys or admin credentials.
-pub const DIST_EXTRAS: [&str; 6] = [
+pub const DIST_EXTRAS: [&str; 7] = [
     "SHA256SUMS",
     "ca.pem",
     "client-ca.pem",
     "sa.pub",
     "rollout.sh",
     "fetch.sh",
+    "kube-apiserver-rbac.yaml",
 ];
 
 /// How far a transfer is, for a progress line.

@@ -18,7 +18,80 @@ pub mod paths {
     /// The signing CA of the controller-manager's CSR signers (`csr-signing = "signer"`).
     pub const SIGNER_CERT: &str = "/etc/kubernetes/cert/csr-signer.pem";
     pub const SIGNER_KEY: &str = "/etc/kubernetes/cert/csr-signer-key.pem";
+    /// The root CA, then the CSR signing CA when there is one: kube-apiserver's
+    /// `--client-ca-file`.
+    pub const CLIENT_CA: &str = "/etc/kubernetes/cert/client-ca.pem";
+    /// The aggregation layer's CA (`--requestheader-client-ca-file`).
+    pub const FRONT_PROXY_CA: &str = "/etc/kubernetes/cert/front-proxy-ca.pem";
+    /// An external etcd's CA and kube-apiserver's client pair for it.
+    pub const ETCD_CA: &str = "/etc/kubernetes/cert/etcd-ca.pem";
+    pub const ETCD_CLIENT_CERT: &str = "/etc/kubernetes/cert/apiserver-etcd-client.pem";
+    pub const ETCD_CLIENT_KEY: &str = "/etc/kubernetes/cert/apiserver-etcd-client-key.pem";
+    pub const ENCRYPTION_CONFIG: &str = "/etc/kubernetes/encryption-config.yaml";
+    pub const AUDIT_POLICY: &str = "/etc/kubernetes/audit-policy.yaml";
 }
+
+/// Which CA issues a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IssuedBy {
+    /// The cluster's root CA.
+    Root,
+    /// The aggregation layer's front-proxy CA.
+    FrontProxy,
+}
+
+/// Which names a certificate carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Names {
+    /// None: a client certificate.
+    None,
+    /// 127.0.0.1, the node IP and the node name.
+    Node,
+    /// The node's names, the inventory's extra SANs, the first service IP and the
+    /// `kubernetes` service names: kube-apiserver's serving certificate.
+    ApiServer,
+}
+
+/// One certificate a component carries on every node, issued into `pki/<node>/`.
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CertSpec {
+    /// File stem, in `pki/<node>/` and in the node's certificate folder.
+    pub name: &'static str,
+    pub cn: &'static str,
+    pub org: Option<&'static str>,
+    pub server: bool,
+    pub client: bool,
+    pub names: Names,
+    pub issued_by: IssuedBy,
+}
+
+impl CertSpec {
+    pub fn cert_path(&self) -> String {
+        format!("{}/{}.pem", paths::CERT_DIR, self.name)
+    }
+    pub fn key_path(&self) -> String {
+        format!("{}/{}-key.pem", paths::CERT_DIR, self.name)
+    }
+    /// File names of its key and certificate in a node's folder of `pki/`.
+    pub fn pki_files(&self) -> (String, String) {
+        (
+            format!("{}.pem", self.name),
+            format!("{}-key.pem", self.name),
+        )
+    }
+}
+
+/// The operator's client certificate, for `dist/admin.kubeconfig` (chapter 03 of the
+/// tutorial): kept in `pki/admin{,-key}.pem`, never in a node's bundle.
+pub const ADMIN: CertSpec = CertSpec {
+    name: "admin",
+    cn: "admin",
+    org: Some("system:masters"),
+    server: false,
+    client: true,
+    names: Names::None,
+    issued_by: IssuedBy::Root,
+};
 
 /// Prefix of every bundle's file name and top folder: `control-plane-<node>`.
 pub const BUNDLE_PREFIX: &str = "control-plane";
@@ -38,15 +111,26 @@ pub struct Component {
     pub default_secure_port: u16,
     /// Path of the health endpoint on the secure port.
     pub health_path: &'static str,
-    /// Leader-election Lease (and, before 1.17, Endpoints) name in `kube-system`.
-    pub lease: &'static str,
+    /// Leader-election Lease (and, before 1.17, Endpoints) name in `kube-system`; `None`
+    /// for a component every node runs active (kube-apiserver).
+    pub lease: Option<&'static str>,
+    /// Whether it talks to the apiserver through a kubeconfig of its own.
+    pub kubeconfig: bool,
+    /// Its certificates: the first is its own (serving and, with a kubeconfig, client).
+    pub certs: &'static [CertSpec],
+    /// Whether the components after it wait until it is healthy before they restart.
+    pub gates_the_rest: bool,
+    /// Whether its unit is `Type=notify` with a raised file limit (kube-apiserver tells
+    /// systemd when it serves, as in the tutorial's unit).
+    pub notify: bool,
     /// Handlebars template of a configuration file passed with `--config`, if any.
     pub config_template: Option<&'static str>,
     /// The flag catalogue: name, first and last minor release, source.
     pub catalogue: &'static str,
     /// Inventory keys that own a flag, as (flag, key under the component's section).
     pub managed_flags: &'static [(&'static str, &'static str)],
-    /// Whether the component signs with the service-account key (the controller-manager).
+    /// Whether the component uses the service-account key pair (the controller-manager
+    /// signs tokens, kube-apiserver signs and checks them).
     pub uses_service_account_key: bool,
     /// Whether the component runs the CSR signers (the controller-manager).
     pub signs_csrs: bool,
@@ -60,7 +144,19 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-controller-manager/",
     default_secure_port: 10257,
     health_path: "/healthz",
-    lease: "kube-controller-manager",
+    lease: Some("kube-controller-manager"),
+    kubeconfig: true,
+    certs: &[CertSpec {
+        name: "kube-controller-manager",
+        cn: "system:kube-controller-manager",
+        org: Some("system:kube-controller-manager"),
+        server: true,
+        client: true,
+        names: Names::Node,
+        issued_by: IssuedBy::Root,
+    }],
+    gates_the_rest: false,
+    notify: false,
     config_template: None,
     catalogue: include_str!("kcm-flags.tsv"),
     managed_flags: &[("secure-port", "secure-port"), ("bind-address", "")],
@@ -76,7 +172,19 @@ pub const KUBE_SCHEDULER: Component = Component {
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-scheduler/",
     default_secure_port: 10259,
     health_path: "/healthz",
-    lease: "kube-scheduler",
+    lease: Some("kube-scheduler"),
+    kubeconfig: true,
+    certs: &[CertSpec {
+        name: "kube-scheduler",
+        cn: "system:kube-scheduler",
+        org: Some("system:kube-scheduler"),
+        server: true,
+        client: true,
+        names: Names::Node,
+        issued_by: IssuedBy::Root,
+    }],
+    gates_the_rest: false,
+    notify: false,
     config_template: Some("kube-scheduler.yaml"),
     catalogue: include_str!("ks-flags.tsv"),
     managed_flags: &[
@@ -88,8 +196,80 @@ pub const KUBE_SCHEDULER: Component = Component {
     signs_csrs: false,
 };
 
-/// Every component, in the order a node starts them.
-pub const ALL: [&Component; 2] = [&KUBE_CONTROLLER_MANAGER, &KUBE_SCHEDULER];
+/// The client certificate kube-apiserver presents to kubelets; `system:kubelet-api-admin`
+/// is bound to its user by `dist/kube-apiserver-rbac.yaml`.
+pub const KUBELET_CLIENT: CertSpec = CertSpec {
+    name: "kube-apiserver-kubelet-client",
+    cn: "kube-apiserver-kubelet-client",
+    org: None,
+    server: false,
+    client: true,
+    names: Names::None,
+    issued_by: IssuedBy::Root,
+};
+
+/// The client certificate kube-apiserver presents to aggregated API servers.
+pub const FRONT_PROXY_CLIENT: CertSpec = CertSpec {
+    name: "front-proxy-client",
+    cn: "front-proxy-client",
+    org: None,
+    server: false,
+    client: true,
+    names: Names::None,
+    issued_by: IssuedBy::FrontProxy,
+};
+
+pub const KUBE_APISERVER: Component = Component {
+    name: "kube-apiserver",
+    user: "kube-apiserver",
+    description: "Kubernetes API Server",
+    documentation:
+        "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-apiserver/",
+    default_secure_port: 6443,
+    health_path: "/healthz",
+    lease: None,
+    kubeconfig: false,
+    certs: &[
+        CertSpec {
+            name: "kube-apiserver",
+            cn: "kube-apiserver",
+            org: None,
+            server: true,
+            client: false,
+            names: Names::ApiServer,
+            issued_by: IssuedBy::Root,
+        },
+        KUBELET_CLIENT,
+        FRONT_PROXY_CLIENT,
+    ],
+    gates_the_rest: true,
+    notify: true,
+    config_template: None,
+    catalogue: include_str!("kas-flags.tsv"),
+    managed_flags: &[
+        ("secure-port", "secure-port"),
+        ("bind-address", ""),
+        ("advertise-address", ""),
+        ("service-node-port-range", "service-node-port-range"),
+        ("etcd-servers", "etcd-servers"),
+        ("etcd-cafile", "etcd-ca"),
+        ("etcd-certfile", "etcd-cert"),
+        ("etcd-keyfile", "etcd-key"),
+        ("encryption-provider-config", ""),
+        ("service-cluster-ip-range", ""),
+        ("service-account-issuer", ""),
+        ("service-account-signing-key-file", ""),
+        ("service-account-key-file", ""),
+        ("tls-cert-file", ""),
+        ("tls-private-key-file", ""),
+    ],
+    uses_service_account_key: true,
+    signs_csrs: false,
+};
+
+/// Every component, in the order a node starts them: kube-apiserver first, the others
+/// need it.
+pub const ALL: [&Component; 3] = [&KUBE_APISERVER, &KUBE_CONTROLLER_MANAGER, &KUBE_SCHEDULER];
 
 pub fn by_name(name: &str) -> Option<&'static Component> {
     ALL.into_iter().find(|c| c.name == name)
@@ -106,11 +286,23 @@ impl Component {
     pub fn unit_path(&self) -> String {
         format!("{}/{}.service", paths::UNIT_DIR, self.name)
     }
+    /// Its own certificate's node path.
     pub fn cert_path(&self) -> String {
-        format!("{}/{}.pem", paths::CERT_DIR, self.name)
+        self.own_cert().cert_path()
     }
     pub fn key_path(&self) -> String {
-        format!("{}/{}-key.pem", paths::CERT_DIR, self.name)
+        self.own_cert().key_path()
+    }
+    pub fn own_cert(&self) -> &'static CertSpec {
+        &self.certs[0]
+    }
+    /// The client certificate it presents: its own, or for kube-apiserver the one for
+    /// kubelets (what install.sh authenticates its health checks with).
+    pub fn client_cert(&self) -> &'static CertSpec {
+        self.certs
+            .iter()
+            .find(|s| s.client && s.issued_by == IssuedBy::Root)
+            .unwrap_or(self.own_cert())
     }
     pub fn kubeconfig_path(&self) -> String {
         format!("{}/{}.kubeconfig", paths::CONFIG_DIR, self.name)
@@ -125,12 +317,9 @@ impl Component {
     pub fn work_dir(&self, k8s_dir: &str) -> String {
         format!("{k8s_dir}/{}", self.name)
     }
-    /// File names of its key and certificate in a node's folder of `pki/`.
+    /// File names of its own key and certificate in a node's folder of `pki/`.
     pub fn pki_files(&self) -> (String, String) {
-        (
-            format!("{}.pem", self.name),
-            format!("{}-key.pem", self.name),
-        )
+        self.own_cert().pki_files()
     }
 }
 
@@ -145,8 +334,22 @@ mod tests {
         assert_eq!(names.len(), ALL.len());
         for c in ALL {
             assert_eq!(by_name(c.name), Some(c));
-            assert_eq!(c.user, format!("system:{}", c.name));
+            assert_eq!(c.own_cert().name, c.name);
+            assert_eq!(c.kubeconfig, c.lease.is_some());
+            if c.kubeconfig {
+                assert_eq!(c.user, format!("system:{}", c.name));
+                assert_eq!(c.own_cert().cn, c.user);
+            }
         }
+        let mut stems: Vec<&str> = ALL
+            .iter()
+            .flat_map(|c| c.certs.iter().map(|s| s.name))
+            .chain([ADMIN.name])
+            .collect();
+        stems.sort();
+        let n = stems.len();
+        stems.dedup();
+        assert_eq!(stems.len(), n, "certificate file names are unique");
         assert_eq!(by_name("kubelet"), None);
     }
 

@@ -13,13 +13,15 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalogue;
-use crate::component::{self, Component, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER};
+use crate::component::{self, Component, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER};
 use crate::error::{Error, Result};
 use crate::version::KubeVersion;
 
 pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
 pub const DEFAULT_APISERVER: &str = "https://{{node.ip}}:6443";
 pub const DEFAULT_K8S_DIR: &str = "/data/k8s/k8s";
+pub const DEFAULT_DNS_DOMAIN: &str = "cluster.local";
+pub const DEFAULT_NODE_PORT_RANGE: &str = "30000-32767";
 pub const NODE_IP_PLACEHOLDER: &str = "{{node.ip}}";
 
 // ---- raw, as written -------------------------------------------------------------------
@@ -38,6 +40,25 @@ struct RawInventory {
     /// Not built when absent.
     #[serde(rename = "kube-scheduler")]
     kube_scheduler: Option<RawComponent>,
+    /// Not built when absent.
+    #[serde(rename = "kube-apiserver")]
+    kube_apiserver: Option<RawApiServer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawApiServer {
+    binary: Option<Spanned<String>>,
+    secure_port: Option<Spanned<i64>>,
+    #[serde(default)]
+    extra_sans: Vec<Spanned<String>>,
+    service_node_port_range: Option<Spanned<String>>,
+    etcd_servers: Option<Spanned<Vec<Spanned<String>>>>,
+    etcd_ca: Option<Spanned<String>>,
+    etcd_cert: Option<Spanned<String>>,
+    etcd_key: Option<Spanned<String>>,
+    #[serde(default)]
+    extra_args: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +70,7 @@ struct RawCluster {
     service_cidr: Option<Spanned<String>>,
     cluster_cidr: Option<Spanned<String>>,
     k8s_dir: Option<Spanned<String>>,
+    dns_domain: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +121,42 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     /// The components built for every node, in start order.
     pub components: Vec<ComponentSettings>,
+    /// kube-apiserver's own settings, when the inventory builds it.
+    pub apiserver: Option<ApiServerSettings>,
+}
+
+/// A name a serving certificate carries.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum San {
+    Ip(IpAddr),
+    Dns(String),
+}
+
+impl std::fmt::Display for San {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            San::Ip(ip) => write!(f, "IP:{ip}"),
+            San::Dns(name) => write!(f, "DNS:{name}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiServerSettings {
+    /// A load balancer's name or VIP, in every node's serving certificate.
+    pub extra_sans: Vec<San>,
+    /// `--service-node-port-range`, as `FIRST-LAST`.
+    pub node_port_range: String,
+    pub etcd_servers: Vec<String>,
+    /// An external etcd's CA and the apiserver's client certificate and key for it.
+    pub etcd_tls: Option<EtcdTls>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +168,26 @@ pub struct Cluster {
     pub service_cidr: IpNet,
     pub cluster_cidr: Option<IpNet>,
     pub k8s_dir: String,
+    /// The cluster's DNS domain (`cluster.local`), for the `kubernetes` service's names.
+    pub dns_domain: String,
+    /// Whether `apiserver` was written in the inventory rather than defaulted.
+    pub apiserver_set: bool,
+}
+
+impl Cluster {
+    /// The `kubernetes` service's cluster IP: the first address of the service range.
+    pub fn kubernetes_service_ip(&self) -> IpAddr {
+        first_ip(&self.service_cidr)
+    }
+}
+
+/// The first host address of a range, as kube-apiserver picks the `kubernetes`
+/// service's IP: the network address plus one.
+pub fn first_ip(net: &IpNet) -> IpAddr {
+    match net.network() {
+        IpAddr::V4(v4) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v4).wrapping_add(1))),
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6).wrapping_add(1))),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,9 +356,10 @@ impl Validator<'_> {
     }
 
     fn inventory(&self, raw: RawInventory) -> Result<Inventory> {
-        let cluster = self.cluster(raw.cluster)?;
+        let mut cluster = self.cluster(raw.cluster)?;
         let pki = self.pki(raw.pki)?;
         let nodes = self.nodes(raw.nodes)?;
+        let mut apiserver = None;
         let mut components = vec![self.component(
             &KUBE_CONTROLLER_MANAGER,
             raw.kube_controller_manager,
@@ -288,6 +367,16 @@ impl Validator<'_> {
         )?];
         if let Some(raw) = raw.kube_scheduler {
             components.push(self.component(&KUBE_SCHEDULER, raw, &cluster.version)?);
+        }
+        if let Some(raw) = raw.kube_apiserver {
+            let (settings, own) = self.apiserver(raw, &cluster, &nodes)?;
+            // The controller-manager and scheduler talk to the apiserver on their node.
+            if !cluster.apiserver_set {
+                cluster.apiserver =
+                    format!("https://{NODE_IP_PLACEHOLDER}:{}", settings.secure_port);
+            }
+            components.push(settings);
+            apiserver = Some(own);
         }
         components.sort_by_key(|s| component::ALL.iter().position(|c| *c == s.component));
         for (i, a) in components.iter().enumerate() {
@@ -318,6 +407,7 @@ impl Validator<'_> {
             pki,
             nodes,
             components,
+            apiserver,
         })
     }
 
@@ -342,6 +432,7 @@ impl Validator<'_> {
         let version = KubeVersion::parse(version_text.get_ref())
             .map_err(|m| self.err(&version_text, "cluster.kubernetes-version", m))?;
 
+        let apiserver_set = raw.apiserver.is_some();
         let apiserver = match raw.apiserver {
             None => DEFAULT_APISERVER.to_string(),
             Some(a) => {
@@ -381,6 +472,32 @@ impl Validator<'_> {
             }
         };
 
+        let dns_domain = match raw.dns_domain {
+            None => DEFAULT_DNS_DOMAIN.to_string(),
+            Some(d) => {
+                if d.get_ref().ends_with('.') {
+                    return Err(self
+                        .err(
+                            &d,
+                            "cluster.dns-domain",
+                            format!("`{}` ends with a dot", d.get_ref()),
+                        )
+                        .with_hint(format!(
+                            "write it without the trailing dot: `{}`",
+                            d.get_ref().trim_end_matches('.')
+                        )));
+                }
+                if !is_host_name(d.get_ref()) {
+                    return Err(self.err(
+                        &d,
+                        "cluster.dns-domain",
+                        format!("`{}` is not a DNS domain like `cluster.local`", d.get_ref()),
+                    ));
+                }
+                d.into_inner()
+            }
+        };
+
         Ok(Cluster {
             name,
             version,
@@ -388,7 +505,187 @@ impl Validator<'_> {
             service_cidr,
             cluster_cidr,
             k8s_dir,
+            dns_domain,
+            apiserver_set,
         })
+    }
+
+    /// `[kube-apiserver]`: its component settings and its own.
+    fn apiserver(
+        &self,
+        raw: RawApiServer,
+        cluster: &Cluster,
+        nodes: &[Node],
+    ) -> Result<(ComponentSettings, ApiServerSettings)> {
+        let section = KUBE_APISERVER.name;
+        let settings = self.component(
+            &KUBE_APISERVER,
+            RawComponent {
+                binary: raw.binary,
+                secure_port: raw.secure_port,
+                extra_args: raw.extra_args,
+            },
+            &cluster.version,
+        )?;
+        let mut extra_sans = Vec::new();
+        for (i, san) in raw.extra_sans.iter().enumerate() {
+            let field = format!("{section}.extra-sans[{i}]");
+            let text = san.get_ref().as_str();
+            let parsed = match text.parse::<IpAddr>() {
+                Ok(ip) => San::Ip(ip.to_canonical()),
+                Err(_) if text.ends_with('.') => {
+                    return Err(self
+                        .err(san, &field, format!("`{text}` ends with a dot"))
+                        .with_hint(format!(
+                            "certificates name hosts without the trailing dot: `{}`",
+                            text.trim_end_matches('.')
+                        )))
+                }
+                Err(_) if is_host_name(text) => San::Dns(text.to_ascii_lowercase()),
+                Err(_) => {
+                    return Err(self
+                        .err(san, &field, format!("`{text}` is neither an IP address nor a DNS name"))
+                        .with_hint("list a load balancer's name (`lb.example.com`) or address (`10.0.0.100`), without scheme or port"))
+                }
+            };
+            if !extra_sans.contains(&parsed) {
+                extra_sans.push(parsed);
+            }
+        }
+        let service_ip = cluster.kubernetes_service_ip();
+        if let Some(node) = nodes.iter().find(|n| n.ip == service_ip) {
+            return Err(Error::input(
+                self.whole_file("cluster.service-cidr"),
+                format!(
+                    "the `kubernetes` service takes the range's first IP, {service_ip}, which is node `{}`'s address",
+                    node.name
+                ),
+            )
+            .with_hint("pick a service range that no master's address falls in, such as `10.254.0.0/16`"));
+        }
+        let node_port_range = match raw.service_node_port_range {
+            None => DEFAULT_NODE_PORT_RANGE.to_string(),
+            Some(r) => {
+                let parsed = r
+                    .get_ref()
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
+                    .filter(|(a, b)| *a > 0 && a <= b);
+                let Some((first, last)) = parsed else {
+                    return Err(self.err(
+                        &r,
+                        &format!("{section}.service-node-port-range"),
+                        format!("`{}` is not a port range like `30000-32767`", r.get_ref()),
+                    ));
+                };
+                format!("{first}-{last}")
+            }
+        };
+        let Some(servers) = raw.etcd_servers else {
+            return Err(Error::input(
+                self.whole_file(&format!("{section}.etcd-servers")),
+                "is required: kube-apiserver keeps its state in etcd",
+            )
+            .with_hint(
+                "list the etcd client URLs, e.g. `etcd-servers = [\"https://10.0.0.11:2379\"]`",
+            ));
+        };
+        if servers.get_ref().is_empty() {
+            return Err(self.err(
+                &servers,
+                &format!("{section}.etcd-servers"),
+                "lists no etcd server",
+            ));
+        }
+        let mut etcd_servers = Vec::new();
+        let mut any_https = false;
+        for (i, url) in servers.get_ref().iter().enumerate() {
+            let field = format!("{section}.etcd-servers[{i}]");
+            let text = url.get_ref();
+            let rest = match (text.strip_prefix("https://"), text.strip_prefix("http://")) {
+                (Some(rest), _) => {
+                    any_https = true;
+                    rest
+                }
+                (None, Some(rest)) => rest,
+                _ => {
+                    return Err(self.err(
+                        url,
+                        &field,
+                        format!("`{text}` is not an http or https URL"),
+                    ))
+                }
+            };
+            let host_port = rest.trim_end_matches('/');
+            let ok = !host_port.contains(['/', '?', '#', '@', ',', ' '])
+                && check_apiserver(&format!("https://{host_port}")).is_ok()
+                && host_port
+                    .rsplit_once(':')
+                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err(self
+                    .err(
+                        url,
+                        &field,
+                        format!("`{text}` is not an etcd client URL like `https://10.0.0.11:2379`"),
+                    )
+                    .with_hint("write scheme, host and port, nothing more"));
+            }
+            etcd_servers.push(format!(
+                "{}{host_port}",
+                if text.starts_with("https") {
+                    "https://"
+                } else {
+                    "http://"
+                }
+            ));
+        }
+        let file = |value: &Option<Spanned<String>>, key: &str| -> Result<Option<PathBuf>> {
+            let Some(v) = value else { return Ok(None) };
+            let path = self.relative(v.get_ref());
+            match fs_err::metadata(&path) {
+                Ok(m) if m.is_file() => Ok(Some(path)),
+                _ => Err(self
+                    .err(
+                        v,
+                        &format!("{section}.{key}"),
+                        format!("`{}` is not a readable file", path.display()),
+                    )
+                    .with_hint(
+                        "point it at the PEM file of your etcd cluster, relative to the inventory",
+                    )),
+            }
+        };
+        let ca = file(&raw.etcd_ca, "etcd-ca")?;
+        let cert = file(&raw.etcd_cert, "etcd-cert")?;
+        let key = file(&raw.etcd_key, "etcd-key")?;
+        let etcd_tls = match (ca, cert, key) {
+            (Some(ca), Some(cert), Some(key)) => Some(EtcdTls { ca, cert, key }),
+            (None, None, None) if !any_https => None,
+            (None, None, None) => {
+                return Err(Error::input(
+                    self.whole_file(&format!("{section}.etcd-ca")),
+                    "is required with https etcd servers",
+                )
+                .with_hint("set `etcd-ca`, `etcd-cert` and `etcd-key`: the etcd CA and the apiserver's client certificate and key for it"))
+            }
+            _ => {
+                return Err(Error::input(
+                    self.whole_file(&format!("{section}.etcd-ca")),
+                    "`etcd-ca`, `etcd-cert` and `etcd-key` go together",
+                )
+                .with_hint("set all three, or none for plain-http etcd servers"))
+            }
+        };
+        Ok((
+            settings,
+            ApiServerSettings {
+                extra_sans,
+                node_port_range,
+                etcd_servers,
+                etcd_tls,
+            },
+        ))
     }
 
     fn cidr(&self, value: &Spanned<String>, field: &str) -> Result<IpNet> {

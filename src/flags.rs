@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use crate::component::{paths, Component, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER};
+use crate::component::{
+    paths, Component, FRONT_PROXY_CLIENT, KUBELET_CLIENT, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER,
+    KUBE_SCHEDULER,
+};
 use crate::config::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
 use crate::version::KubeVersion;
 
@@ -39,6 +42,8 @@ pub fn flags(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<
     let c = settings.component;
     let mut flags = if c == &KUBE_SCHEDULER {
         scheduler(inv, node, settings)
+    } else if c == &KUBE_APISERVER {
+        apiserver(inv, node, settings)
     } else {
         controller_manager(inv, node, settings)
     };
@@ -62,18 +67,120 @@ fn serving(c: &Component, node: &Node, settings: &ComponentSettings) -> Vec<Flag
     ]
 }
 
-fn delegated_auth(c: &Component) -> Vec<Flag> {
+fn delegated_auth(inv: &Inventory, c: &Component) -> Vec<Flag> {
     let kubeconfig = c.kubeconfig_path();
-    vec![
+    let mut flags = vec![
         Flag::set("authentication-kubeconfig", &kubeconfig),
         Flag::set("client-ca-file", paths::CA_CERT),
-        Flag::set("requestheader-allowed-names", "aggregator"),
-        Flag::set("requestheader-client-ca-file", paths::CA_CERT),
+    ];
+    flags.extend(request_header(inv));
+    flags.push(Flag::set("authorization-kubeconfig", &kubeconfig));
+    flags
+}
+
+/// Who may assert a user in request headers (the aggregation layer): with the
+/// apiserver in the bundle, its front-proxy client certificate under the front-proxy
+/// CA, as kubeadm sets it up; otherwise the tutorial's `aggregator` under the root CA.
+fn request_header(inv: &Inventory) -> Vec<Flag> {
+    let (allowed, ca) = match inv.apiserver {
+        Some(_) => (FRONT_PROXY_CLIENT.cn, paths::FRONT_PROXY_CA),
+        None => ("aggregator", paths::CA_CERT),
+    };
+    vec![
+        Flag::set("requestheader-allowed-names", allowed),
+        Flag::set("requestheader-client-ca-file", ca),
         Flag::set("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
         Flag::set("requestheader-group-headers", "X-Remote-Group"),
         Flag::set("requestheader-username-headers", "X-Remote-User"),
-        Flag::set("authorization-kubeconfig", &kubeconfig),
     ]
+}
+
+/// The service-account token issuer: kubeadm's default, the in-cluster name of the
+/// `kubernetes` service.
+pub fn service_account_issuer(inv: &Inventory) -> String {
+    format!("https://kubernetes.default.svc.{}", inv.cluster.dns_domain)
+}
+
+/// The tutorial's chapter 05-2 flags, with kubeadm's choices where the tutorial is
+/// outdated: service-account issuer and signing key (required from 1.20), front-proxy
+/// CA and client, and no `DynamicAuditing` gate or `--runtime-config=api/all=true`
+/// (alpha APIs on; set it in `extra-args` if wanted).
+fn apiserver(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
+    let c = &KUBE_APISERVER;
+    let minor = inv.cluster.version.profile_minor();
+    let api = inv
+        .apiserver
+        .as_ref()
+        .expect("kube-apiserver settings come with its component");
+    let mut flags = vec![
+        Flag::set("advertise-address", node.ip.to_string()),
+        Flag::set("default-not-ready-toleration-seconds", "360"),
+        Flag::set("default-unreachable-toleration-seconds", "360"),
+        Flag::set("max-mutating-requests-inflight", "2000"),
+        Flag::set("max-requests-inflight", "4000"),
+        Flag::set("default-watch-cache-size", "200"),
+        Flag::set("delete-collection-workers", "2"),
+        Flag::set("encryption-provider-config", paths::ENCRYPTION_CONFIG),
+    ];
+    if api.etcd_tls.is_some() {
+        flags.extend([
+            Flag::set("etcd-cafile", paths::ETCD_CA),
+            Flag::set("etcd-certfile", paths::ETCD_CLIENT_CERT),
+            Flag::set("etcd-keyfile", paths::ETCD_CLIENT_KEY),
+        ]);
+    }
+    flags.push(Flag::set("etcd-servers", api.etcd_servers.join(",")));
+    flags.extend(serving(c, node, settings));
+    // The insecure port 8080 is on by default below 1.20 and the flag is gone in 1.24.
+    if minor < 20 {
+        flags.push(Flag::set("insecure-port", "0"));
+    }
+    let work_dir = c.work_dir(&inv.cluster.k8s_dir);
+    flags.extend([
+        Flag::set("audit-log-maxage", "15"),
+        Flag::set("audit-log-maxbackup", "3"),
+        Flag::set("audit-log-maxsize", "100"),
+        Flag::on("audit-log-truncate-enabled"),
+        Flag::set("audit-log-path", format!("{work_dir}/audit.log")),
+        Flag::set("audit-policy-file", paths::AUDIT_POLICY),
+        Flag::on("profiling"),
+        Flag::set("anonymous-auth", "false"),
+        Flag::set("client-ca-file", paths::CLIENT_CA),
+        Flag::on("enable-bootstrap-token-auth"),
+    ]);
+    flags.extend(request_header(inv));
+    let (sa_public, sa_private) = match inv.pki.service_account_key {
+        ServiceAccountKey::Dedicated => (paths::SA_PUB, paths::SA_KEY),
+        ServiceAccountKey::Ca => (paths::CA_CERT, paths::CA_KEY),
+    };
+    let issuer = service_account_issuer(inv);
+    flags.extend([
+        Flag::set("service-account-issuer", &issuer),
+        Flag::set("service-account-key-file", sa_public),
+        Flag::set("service-account-signing-key-file", sa_private),
+        Flag::set("api-audiences", &issuer),
+        Flag::set("authorization-mode", "Node,RBAC"),
+        Flag::set("enable-admission-plugins", "NodeRestriction"),
+        Flag::set("allow-privileged", "true"),
+        Flag::set("event-ttl", "168h"),
+        // Kubelets' serving certificates come from the CSR signers: root or signing CA.
+        Flag::set("kubelet-certificate-authority", paths::CLIENT_CA),
+        Flag::set("kubelet-client-certificate", KUBELET_CLIENT.cert_path()),
+        Flag::set("kubelet-client-key", KUBELET_CLIENT.key_path()),
+        Flag::set("kubelet-timeout", "10s"),
+        Flag::set("proxy-client-cert-file", FRONT_PROXY_CLIENT.cert_path()),
+        Flag::set("proxy-client-key-file", FRONT_PROXY_CLIENT.key_path()),
+        Flag::set(
+            "service-cluster-ip-range",
+            inv.cluster.service_cidr.to_string(),
+        ),
+        Flag::set("service-node-port-range", &api.node_port_range),
+    ]);
+    if minor < 23 {
+        flags.push(Flag::set("logtostderr", "true"));
+    }
+    flags.push(Flag::set("v", "2"));
+    flags
 }
 
 fn controller_manager(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
@@ -96,7 +203,7 @@ fn controller_manager(inv: &Inventory, node: &Node, settings: &ComponentSettings
     if minor < 22 {
         flags.push(Flag::set("port", "0"));
     }
-    flags.extend(delegated_auth(c));
+    flags.extend(delegated_auth(inv, c));
     // One pair for every signer (kubelet client and serving, kube-apiserver client,
     // legacy-unknown): the per-signer flags of 1.19+ would only repeat it. With `off`
     // the signers stay off, as when the flags are unset and the default files absent.
@@ -171,7 +278,7 @@ fn scheduler(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<
     if minor < 23 {
         flags.push(Flag::set("port", "0"));
     }
-    flags.extend(delegated_auth(c));
+    flags.extend(delegated_auth(inv, c));
     if minor < 23 {
         flags.push(Flag::set("logtostderr", "true"));
     }
@@ -189,6 +296,12 @@ pub fn scheduler_config_api(version: &KubeVersion) -> &'static str {
         23..=24 => "kubescheduler.config.k8s.io/v1beta3",
         _ => "kubescheduler.config.k8s.io/v1",
     }
+}
+
+/// The EncryptionConfiguration apiVersion: `apiserver.config.k8s.io/v1` from 1.13
+/// through 1.34 (the tutorial's `EncryptionConfig` `v1` is the pre-1.13 spelling).
+pub fn encryption_config_api(_version: &KubeVersion) -> &'static str {
+    "apiserver.config.k8s.io/v1"
 }
 
 /// Go's duration syntax, as kube-controller-manager parses it.
@@ -218,11 +331,24 @@ mod tests {
     }
 
     fn names_of(version: &str, c: &Component) -> Vec<String> {
-        let inv = inventory(version, "");
+        let inv = if c == &KUBE_APISERVER {
+            with_apiserver(version)
+        } else {
+            inventory(version, "")
+        };
         flags(&inv, &inv.nodes[0], inv.settings(c).unwrap())
             .into_iter()
             .map(|f| f.name)
             .collect()
+    }
+
+    fn with_apiserver(version: &str) -> Inventory {
+        let text = format!(
+            "[cluster]\nkubernetes-version = \"{version}\"\nservice-cidr = \"10.254.0.0/16\"\n\
+             [[nodes]]\nname = \"m1\"\nip = \"10.0.0.1\"\n[kube-scheduler]\n\
+             [kube-apiserver]\netcd-servers = [\"http://10.0.0.1:2379\"]\n"
+        );
+        config::parse(Path::new("cluster.toml"), &text).unwrap()
     }
 
     fn names(version: &str) -> Vec<String> {

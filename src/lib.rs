@@ -95,14 +95,23 @@ pub enum Progress {
 }
 
 /// Files `build` writes into `dist/` besides the tarballs.
-const DIST_EXTRAS: [&str; 6] = [
+const DIST_EXTRAS: [&str; 8] = [
     "SHA256SUMS",
     "ca.pem",
     "client-ca.pem",
     "sa.pub",
     "rollout.sh",
     "fetch.sh",
+    ADMIN_KUBECONFIG,
+    KUBELET_RBAC,
 ];
+
+/// The operator's kubeconfig (`system:masters`), written only with kube-apiserver and
+/// never into a node's bundle or the artifact store.
+pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
+/// The binding that lets kube-apiserver's kubelet client certificate use the kubelet
+/// API (`kubectl --kubeconfig dist/admin.kubeconfig apply -f` it once the apiservers run).
+pub const KUBELET_RBAC: &str = "kube-apiserver-rbac.yaml";
 
 pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport> {
     let mut report = BuildReport::default();
@@ -176,13 +185,12 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             .service_account
             .as_ref()
             .map(|sa| sa.public_pem.as_bytes());
-        // kube-apiserver's --client-ca-file: the root CA, and the CSR signing CA whose
-        // kubelet and client certificates it must accept. Go treats every certificate in
-        // that file as a trust anchor, and kubelets present their certificate alone.
-        let client_ca = match &pki.csr_signer {
-            Some(signer) => format!("{}{}", pki.ca_cert_pem, signer.cert_pem),
-            None => pki.ca_cert_pem.clone(),
-        };
+        let client_ca = pki.client_ca_pem();
+        let admin = pki
+            .admin
+            .as_ref()
+            .map(|admin| render::admin_kubeconfig(&inv, &pki.ca_cert_pem, admin));
+        let rbac = inv.apiserver.as_ref().map(|_| render::kubelet_rbac());
         let dist_files = [
             ("SHA256SUMS", Some(sums.as_bytes()), 0o644),
             ("ca.pem", Some(pki.ca_cert_pem.as_bytes()), 0o644),
@@ -190,6 +198,8 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             ("sa.pub", sa_pub, 0o644),
             ("rollout.sh", Some(rollout.as_bytes()), 0o755),
             ("fetch.sh", Some(fetch_sh.as_bytes()), 0o755),
+            (ADMIN_KUBECONFIG, admin.as_deref().map(str::as_bytes), 0o600),
+            (KUBELET_RBAC, rbac.as_deref().map(str::as_bytes), 0o644),
         ];
         for (name, bytes, mode) in dist_files {
             if let Some(bytes) = bytes {

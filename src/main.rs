@@ -259,8 +259,10 @@ fn rollout_plan_cmd(
     let inv = config::load(config)?;
     // Per component: the node holding its lease, or why that is not known.
     let mut leaders: Vec<(&str, Option<String>, rollout::LeaderSource)> = Vec::new();
-    for settings in &inv.components {
-        let c = settings.component;
+    for c in inv.components.iter().map(|s| s.component) {
+        if c.lease.is_none() {
+            continue;
+        }
         let (leader, source) = match kubeconfig {
             None => (
                 None,

@@ -17,8 +17,8 @@ use rcgen::{
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::component::Component;
-use crate::config::{CsrSigning, Inventory, KeyAlgorithm, Node, ServiceAccountKey, Subject};
+use crate::component::{CertSpec, Component, IssuedBy, Names, ADMIN};
+use crate::config::{CsrSigning, Inventory, KeyAlgorithm, Node, San, ServiceAccountKey, Subject};
 use crate::error::{Error, Result};
 use crate::keys;
 pub use crate::manifest::CertSummary;
@@ -35,13 +35,34 @@ pub struct Pki {
     pub service_account: Option<ServiceAccountPair>,
     /// The signing CA of the CSR signers, with `csr-signing = "signer"`.
     pub csr_signer: Option<Leaf>,
-    /// (node, component) → its key and certificate.
+    /// (node, certificate name) → its key and certificate.
     pub leaves: BTreeMap<(String, &'static str), Leaf>,
+    /// The aggregation layer's CA (certificate, key), when kube-apiserver is built.
+    pub front_proxy_ca: Option<Leaf>,
+    /// The secrets encryption key (base64 of 32 bytes), when kube-apiserver is built.
+    pub encryption_key: Option<String>,
+    /// The operator's client certificate, when kube-apiserver is built.
+    pub admin: Option<Leaf>,
 }
 
 impl Pki {
+    /// A component's own certificate on a node.
     pub fn leaf(&self, node: &str, c: &Component) -> &Leaf {
-        &self.leaves[&(node.to_string(), c.name)]
+        self.cert(node, c.own_cert())
+    }
+
+    pub fn cert(&self, node: &str, spec: &CertSpec) -> &Leaf {
+        &self.leaves[&(node.to_string(), spec.name)]
+    }
+
+    /// kube-apiserver's `--client-ca-file`: the root CA, then the CSR signing CA whose
+    /// kubelet and client certificates it must accept. Go treats every certificate in
+    /// that file as a trust anchor, and kubelets present their certificate alone.
+    pub fn client_ca_pem(&self) -> String {
+        match &self.csr_signer {
+            Some(signer) => format!("{}{}", self.ca_cert_pem, signer.cert_pem),
+            None => self.ca_cert_pem.clone(),
+        }
     }
 }
 
@@ -137,21 +158,74 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     };
     ca_notes.into_iter().chain(sa_notes).for_each(&mut *say);
     let (ca, service_account) = (ca?, service_account?);
-    let wanted: Vec<(&Node, &'static Component)> = inv
+    let with_apiserver = inv.apiserver.is_some();
+    let front_proxy = if with_apiserver {
+        let cert_path = dir.join("front-proxy-ca.pem");
+        let key_path = dir.join("front-proxy-ca-key.pem");
+        Some(saved_ca_at(
+            inv,
+            &cert_path,
+            &key_path,
+            &format!("{}-front-proxy-ca", inv.cluster.name),
+            "the front-proxy CA",
+            say,
+        )?)
+    } else {
+        None
+    };
+    let wanted: Vec<(&Node, &'static Component, &'static CertSpec)> = inv
         .nodes
         .iter()
-        .flat_map(|node| inv.components.iter().map(move |s| (node, s.component)))
+        .flat_map(|node| {
+            inv.components.iter().flat_map(move |s| {
+                s.component
+                    .certs
+                    .iter()
+                    .map(move |spec| (node, s.component, spec))
+            })
+        })
         .collect();
-    let issued = parallel::map(&wanted, parallel::threads(), |_, (node, c)| {
+    let issued = parallel::map(&wanted, parallel::threads(), |_, (node, c, spec)| {
         let mut notes = Vec::new();
-        let leaf = leaf(inv, node, c, &ca, renew, &mut |line| notes.push(line));
+        let issuer = match spec.issued_by {
+            IssuedBy::Root => &ca,
+            IssuedBy::FrontProxy => front_proxy.as_ref().expect("made with kube-apiserver"),
+        };
+        let leaf = leaf(
+            inv,
+            Some(node),
+            spec,
+            issuer,
+            renew.covers(&node.name, c).then_some(renew.rotate_keys),
+            &mut |line| notes.push(line),
+        );
         (leaf, notes)
     });
     let mut leaves = BTreeMap::new();
-    for ((node, c), (leaf, notes)) in wanted.iter().zip(issued) {
+    for ((node, _, spec), (leaf, notes)) in wanted.iter().zip(issued) {
         notes.into_iter().for_each(&mut *say);
-        leaves.insert((node.name.clone(), c.name), leaf?);
+        leaves.insert((node.name.clone(), spec.name), leaf?);
     }
+    let admin = if with_apiserver {
+        // Renewed with every node's certificates, not with some nodes' or components'.
+        let renewing =
+            renew.nodes.as_ref().is_some_and(|n| n.is_empty()) && renew.components.is_empty();
+        Some(leaf(
+            inv,
+            None,
+            &ADMIN,
+            &ca,
+            renewing.then_some(renew.rotate_keys),
+            say,
+        )?)
+    } else {
+        None
+    };
+    let encryption_key = if with_apiserver {
+        Some(encryption_key(inv, say)?)
+    } else {
+        None
+    };
     let csr_signer = match inv.pki.csr_signing {
         CsrSigning::Signer if inv.components.iter().any(|s| s.component.signs_csrs) => {
             Some(csr_signer(inv, &ca, say)?)
@@ -165,7 +239,54 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         service_account,
         csr_signer,
         leaves,
+        front_proxy_ca: front_proxy.map(|ca| Leaf {
+            cert_pem: ca.cert_pem,
+            key_pem: ca.key_pem,
+        }),
+        encryption_key,
+        admin,
     })
+}
+
+/// Length of an aescbc key, in bytes.
+pub const ENCRYPTION_KEY_BYTES: usize = 32;
+
+/// The secrets encryption key in `pki/encryption-key`: base64 of 32 random bytes,
+/// generated once and the same for every master. A saved key of the wrong length is
+/// refused, never replaced: Secrets written with it could not be read again.
+fn encryption_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<String> {
+    use base64::Engine;
+    let path = inv.pki.dir.join("encryption-key");
+    if path.exists() {
+        let text = read_text(&path)?;
+        let key = text.trim();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .map_err(|e| {
+                Error::pki(loc(&path), format!("is not base64 ({e})"))
+                    .with_hint("it holds one line: the base64 of 32 random bytes, as `head -c 32 /dev/urandom | base64` prints")
+            })?;
+        if decoded.len() != ENCRYPTION_KEY_BYTES {
+            return Err(Error::pki(
+                loc(&path),
+                format!(
+                    "decodes to {} bytes; an aescbc key is {ENCRYPTION_KEY_BYTES}",
+                    decoded.len()
+                ),
+            )
+            .with_hint("restore the cluster's key from backup; a new key (`head -c 32 /dev/urandom | base64`) only suits a cluster without encrypted Secrets"));
+        }
+        return Ok(key.to_string());
+    }
+    let bytes: [u8; ENCRYPTION_KEY_BYTES] = rand::random();
+    let key = base64::engine::general_purpose::STANDARD.encode(bytes);
+    ensure_dir(&inv.pki.dir)?;
+    write_private(&path, format!("{key}\n").as_bytes())?;
+    say(format!(
+        "generated the secrets encryption key `{}`; back it up: Secrets in etcd cannot be read without it",
+        path.display()
+    ));
+    Ok(key)
 }
 
 /// The signing CA of the controller-manager's CSR signers, in `pki/csr-signer{,-key}.pem`:
@@ -416,16 +537,35 @@ fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca> {
 }
 
 fn saved_ca(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Ca> {
-    let cert_path = inv.pki.dir.join("ca.pem");
-    let key_path = inv.pki.dir.join("ca-key.pem");
+    saved_ca_at(
+        inv,
+        &inv.pki.dir.join("ca.pem"),
+        &inv.pki.dir.join("ca-key.pem"),
+        &format!("{}-ca", inv.cluster.name),
+        "a new CA",
+        say,
+    )
+}
+
+/// A self-signed CA kept in `cert_path` and `key_path`: loaded, or generated once with
+/// common name `cn` when neither file exists.
+fn saved_ca_at(
+    inv: &Inventory,
+    cert_path: &Path,
+    key_path: &Path,
+    cn: &str,
+    what: &str,
+    say: &mut dyn FnMut(String),
+) -> Result<Ca> {
+    let (cert_path, key_path) = (cert_path.to_path_buf(), key_path.to_path_buf());
     match (cert_path.exists(), key_path.exists()) {
         (true, true) => load_ca(&cert_path, &key_path),
         (false, false) => {
-            let ca = generate_ca(inv, &key_path)?;
+            let ca = generate_ca(inv, &key_path, cn)?;
             ensure_dir(&inv.pki.dir)?;
             write_private(&key_path, ca.key_pem.as_bytes())?;
             write_public(&cert_path, ca.cert_pem.as_bytes())?;
-            say(format!("generated a new CA in `{}`", cert_path.display()));
+            say(format!("generated {what} in `{}`", cert_path.display()));
             Ok(ca)
         }
         (true, false) => Err(Error::pki(
@@ -434,7 +574,8 @@ fn saved_ca(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<Ca> {
         )
         .with_hint("restore the CA key from backup; kube-bundle never replaces a CA on its own")),
         (false, true) => {
-            if let Some(tmp) = recover_ca_cert(&inv.pki.dir, &cert_path, &key_path)? {
+            let dir = cert_path.parent().unwrap_or(Path::new("."));
+            if let Some(tmp) = recover_ca_cert(dir, &cert_path, &key_path)? {
                 say(format!(
                     "recovered `{}` from `{}`, which an interrupted build wrote in full",
                     cert_path.display(),
@@ -558,11 +699,10 @@ fn validity(params: &mut CertificateParams, lifetime: std::time::Duration) -> Re
     Ok(())
 }
 
-fn generate_ca(inv: &Inventory, key_path: &Path) -> Result<Ca> {
+fn generate_ca(inv: &Inventory, key_path: &Path, cn: &str) -> Result<Ca> {
     let key = generate_key(inv.pki.key_algorithm)?;
     let mut params = CertificateParams::default();
-    params.distinguished_name =
-        subject_dn(&inv.pki.subject, None, &format!("{}-ca", inv.cluster.name));
+    params.distinguished_name = subject_dn(&inv.pki.subject, None, cn);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -639,13 +779,43 @@ fn service_account_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<S
     Ok(pair)
 }
 
-/// The SANs a node's component certificate must carry.
-fn expected_sans(node: &Node) -> Vec<String> {
-    let mut sans = vec![
-        format!("DNS:{}", node.name),
-        "IP:127.0.0.1".to_string(),
-        format!("IP:{}", node.ip),
-    ];
+/// The names a certificate of `spec` carries on `node`, in certificate order.
+pub fn names(inv: &Inventory, node: Option<&Node>, spec: &CertSpec) -> Vec<San> {
+    let Some(node) = node else { return Vec::new() };
+    let own = || {
+        vec![
+            San::Ip("127.0.0.1".parse().expect("loopback")),
+            San::Ip(node.ip),
+            San::Dns(node.name.clone()),
+        ]
+    };
+    let mut names = match spec.names {
+        Names::None => Vec::new(),
+        Names::Node => own(),
+        Names::ApiServer => {
+            let mut names = own();
+            if let Some(api) = &inv.apiserver {
+                names.extend(api.extra_sans.iter().cloned());
+            }
+            names.push(San::Ip(inv.cluster.kubernetes_service_ip()));
+            for name in ["kubernetes", "kubernetes.default", "kubernetes.default.svc"] {
+                names.push(San::Dns(name.into()));
+            }
+            names.push(San::Dns(format!(
+                "kubernetes.default.svc.{}",
+                inv.cluster.dns_domain
+            )));
+            names
+        }
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
+}
+
+/// The SANs a certificate must carry, sorted, as [`cert_sans`] lists them.
+fn expected_sans(inv: &Inventory, node: Option<&Node>, spec: &CertSpec) -> Vec<String> {
+    let mut sans: Vec<String> = names(inv, node, spec).iter().map(San::to_string).collect();
     sans.sort();
     sans.dedup();
     sans
@@ -692,10 +862,10 @@ pub(crate) fn attr_of(
         .and_then(|a| a.as_str().ok().map(str::to_string))
 }
 
-fn subject_matches(cert: &X509Certificate<'_>, user: &str, subject: &Subject) -> bool {
+fn subject_matches(cert: &X509Certificate<'_>, spec: &CertSpec, subject: &Subject) -> bool {
     use x509_parser::oid_registry as oids;
-    attr(cert, &oids::OID_X509_COMMON_NAME).as_deref() == Some(user)
-        && attr(cert, &oids::OID_X509_ORGANIZATION_NAME).as_deref() == Some(user)
+    attr(cert, &oids::OID_X509_COMMON_NAME).as_deref() == Some(spec.cn)
+        && attr(cert, &oids::OID_X509_ORGANIZATION_NAME).as_deref() == spec.org
         && attr(cert, &oids::OID_X509_COUNTRY_NAME) == subject.country
         && attr(cert, &oids::OID_X509_STATE_OR_PROVINCE_NAME) == subject.state
         && attr(cert, &oids::OID_X509_LOCALITY_NAME) == subject.locality
@@ -751,8 +921,8 @@ impl LeafProblem {
 /// Why a saved leaf cannot be reused, or `None` when it can.
 fn leaf_problem(
     inv: &Inventory,
-    node: &Node,
-    c: &Component,
+    node: Option<&Node>,
+    spec: &CertSpec,
     ca: &Ca,
     cert_der: &[u8],
     key_path: &Path,
@@ -767,11 +937,11 @@ fn leaf_problem(
     {
         return Ok(Some(LeafProblem::Issuer));
     }
-    let (have, want) = (cert_sans(&cert), expected_sans(node));
+    let (have, want) = (cert_sans(&cert), expected_sans(inv, node, spec));
     if have != want {
         return Ok(Some(LeafProblem::Sans { have, want }));
     }
-    if !subject_matches(&cert, c.user, &inv.pki.subject) {
+    if !subject_matches(&cert, spec, &inv.pki.subject) {
         return Ok(Some(LeafProblem::Subject));
     }
     if !key_matches(key_path, key_pem, &cert)? {
@@ -788,18 +958,33 @@ fn leaf_problem(
     Ok(None)
 }
 
+/// The key and certificate of `spec` on `node` (`pki/<node>/<name>.pem`), or with no
+/// node one of the cluster's (`pki/<name>.pem`): reused while it fits, otherwise issued
+/// by `ca` and reported. `renewing` reissues a fitting one under the same names, with a
+/// new key when it holds `true`.
 fn leaf(
     inv: &Inventory,
-    node: &Node,
-    c: &Component,
+    node: Option<&Node>,
+    spec: &CertSpec,
     ca: &Ca,
-    renew: &Renewal,
+    renewing: Option<bool>,
     say: &mut dyn FnMut(String),
 ) -> Result<Leaf> {
-    let dir = inv.pki.dir.join(&node.name);
-    let (cert_name, key_name) = c.pki_files();
+    let dir = match node {
+        Some(node) => inv.pki.dir.join(&node.name),
+        None => inv.pki.dir.clone(),
+    };
+    let (cert_name, key_name) = spec.pki_files();
     let cert_path = dir.join(cert_name);
     let key_path = dir.join(key_name);
+    let whose = match node {
+        Some(node) => format!("{}: ", node.name),
+        None => String::new(),
+    };
+    let what = match node {
+        Some(_) => format!("{} certificate", spec.name),
+        None => format!("{} certificate `{}`", spec.name, cert_path.display()),
+    };
 
     let saved_key = if key_path.exists() {
         Some(read_key_text(&key_path)?)
@@ -809,14 +994,14 @@ fn leaf(
     let problem = match (&saved_key, cert_path.exists()) {
         (Some(key_pem), true) => {
             let (cert_pem, cert_der) = read_pem(&cert_path, &["CERTIFICATE"])?;
-            let found = leaf_problem(inv, node, c, ca, &cert_der, &key_path, key_pem)?;
-            match (found, renew.covers(&node.name, c)) {
+            let found = leaf_problem(inv, node, spec, ca, &cert_der, &key_path, key_pem)?;
+            match (found, renewing.is_some()) {
                 (None, false) => return Ok(Leaf { cert_pem, key_pem: key_pem.clone() }),
                 (None, true) => Some(LeafProblem::Renewal),
                 (Some(LeafProblem::Sans { have, want }), true) => {
                     return Err(Error::input(
                         format!("`{}`", cert_path.display()),
-                        format!("renewing the {} certificate of `{}` would change its SANs from {} to {}", c.name, node.name, have.join(","), want.join(",")),
+                        format!("renewing the {what} of `{}` would change its SANs from {} to {}", node.map_or("the cluster", |n| n.name.as_str()), have.join(","), want.join(",")),
                     )
                     .with_hint("renewal keeps a certificate's names; build without --renew to reissue it with the inventory's names"))
                 }
@@ -828,33 +1013,37 @@ fn leaf(
 
     let keep_key = saved_key.filter(|pem| {
         key_fits(pem, inv.pki.key_algorithm)
-            && !(renew.rotate_keys && renew.covers(&node.name, c))
+            && renewing != Some(true)
             && problem.as_ref().is_none_or(LeafProblem::keeps_key)
     });
     let kept_key = keep_key.is_some();
     let (key_pem, key) = kept_or_new_key(&key_path, keep_key, inv.pki.key_algorithm)?;
 
     let mut params = CertificateParams::default();
-    params.distinguished_name = subject_dn(&inv.pki.subject, Some(c.user), c.user);
-    params.subject_alt_names = vec![
-        SanType::IpAddress("127.0.0.1".parse().expect("loopback")),
-        SanType::IpAddress(node.ip),
-        SanType::DnsName(
-            node.name
+    params.distinguished_name = subject_dn(&inv.pki.subject, spec.org, spec.cn);
+    params.subject_alt_names = names(inv, node, spec)
+        .into_iter()
+        .map(|name| match name {
+            San::Ip(ip) => Ok(SanType::IpAddress(ip)),
+            San::Dns(dns) => dns
                 .clone()
                 .try_into()
-                .map_err(|e| Error::crypto(format!("node name `{}`", node.name), e))?,
-        ),
-    ];
+                .map(SanType::DnsName)
+                .map_err(|e| Error::crypto(format!("the name `{dns}`"), e)),
+        })
+        .collect::<Result<_>>()?;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    params.extended_key_usages = [
+        (spec.server, ExtendedKeyUsagePurpose::ServerAuth),
+        (spec.client, ExtendedKeyUsagePurpose::ClientAuth),
+    ]
+    .into_iter()
+    .filter_map(|(on, usage)| on.then_some(usage))
+    .collect();
     params.use_authority_key_identifier_extension = true;
     params.serial_number = Some(random_serial());
     validity(&mut params, inv.pki.cert_validity)?;
@@ -863,8 +1052,7 @@ fn leaf(
     if params.not_after > ca_end {
         if params.not_after - ca_end > time::Duration::days(1) {
             say(format!(
-                "{}: certificate ends with the CA on {}",
-                node.name,
+                "{whose}certificate ends with the CA on {}",
                 rfc3339(ca_end)
             ));
         }
@@ -872,7 +1060,7 @@ fn leaf(
     }
     let cert = params
         .signed_by(&key, &ca.issuer()?)
-        .map_err(|e| Error::crypto(format!("signing the certificate of `{}`", node.name), e))?;
+        .map_err(|e| Error::crypto(format!("signing the {what}"), e))?;
 
     ensure_dir(&dir)?;
     write_private(&key_path, key_pem.as_bytes())?;
@@ -880,12 +1068,10 @@ fn leaf(
     match problem {
         Some(problem) => {
             let key_note = if kept_key { "" } else { " (new key)" };
-            say(format!(
-                "{}: reissued the {} certificate{key_note}: {problem}",
-                node.name, c.name
-            ))
+            say(format!("{whose}reissued the {what}{key_note}: {problem}"))
         }
-        None => say(format!("{}: issued a {} certificate", node.name, c.name)),
+        None if node.is_none() => say(format!("issued the {what}")),
+        None => say(format!("{whose}issued a {what}")),
     }
     Ok(Leaf {
         cert_pem: cert.pem(),

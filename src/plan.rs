@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::component::{paths, Component, BUNDLE_PREFIX};
+use crate::component::{paths, CertSpec, Component, BUNDLE_PREFIX};
 use crate::config::{CsrSigning, Inventory, Node, ServiceAccountKey};
 
 /// Where a file's bytes come from.
@@ -22,9 +22,19 @@ pub enum Source {
     SignerKey,
     ServiceAccountKey,
     ServiceAccountPub,
-    /// The component's certificate, from `pki/<node>/<component>.pem`.
-    Cert(&'static Component),
-    Key(&'static Component),
+    /// A certificate of the node, from `pki/<node>/<name>.pem`.
+    Cert(&'static CertSpec),
+    Key(&'static CertSpec),
+    /// The root CA, then the CSR signing CA when there is one.
+    ClientCa,
+    /// The aggregation layer's CA certificate.
+    FrontProxyCa,
+    /// kube-apiserver's EncryptionConfiguration, with the key from `pki/`.
+    EncryptionConfig,
+    AuditPolicy,
+    /// A small file of the build host carried as it is (an external etcd's CA or client
+    /// pair), read when rendering.
+    Copied(PathBuf),
     Kubeconfig(&'static Component),
     Unit(&'static Component),
     /// The `--config` file of a component that has one.
@@ -183,31 +193,86 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
             token_signers,
         );
     }
+    if let Some(api) = &inv.apiserver {
+        let apiserver: Vec<_> = components
+            .iter()
+            .copied()
+            .filter(|c| !c.kubeconfig)
+            .collect();
+        put(
+            paths::CLIENT_CA.into(),
+            0o644,
+            Kind::Certificate,
+            Source::ClientCa,
+            apiserver.clone(),
+        );
+        // Every component checks front-proxy requests with it.
+        put(
+            paths::FRONT_PROXY_CA.into(),
+            0o644,
+            Kind::Certificate,
+            Source::FrontProxyCa,
+            components.clone(),
+        );
+        put(
+            paths::ENCRYPTION_CONFIG.into(),
+            0o600,
+            Kind::Other,
+            Source::EncryptionConfig,
+            apiserver.clone(),
+        );
+        put(
+            paths::AUDIT_POLICY.into(),
+            0o644,
+            Kind::Other,
+            Source::AuditPolicy,
+            apiserver.clone(),
+        );
+        if let Some(tls) = &api.etcd_tls {
+            for (path, mode, kind, from) in [
+                (paths::ETCD_CA, 0o644, Kind::Certificate, &tls.ca),
+                (paths::ETCD_CLIENT_CERT, 0o644, Kind::Certificate, &tls.cert),
+                (paths::ETCD_CLIENT_KEY, 0o600, Kind::PrivateKey, &tls.key),
+            ] {
+                put(
+                    path.into(),
+                    mode,
+                    kind,
+                    Source::Copied(from.clone()),
+                    apiserver.clone(),
+                );
+            }
+        }
+    }
     let mut external = Vec::new();
     for settings in &inv.components {
         let c = settings.component;
         let own = vec![c];
-        put(
-            c.cert_path(),
-            0o644,
-            Kind::Certificate,
-            Source::Cert(c),
-            own.clone(),
-        );
-        put(
-            c.key_path(),
-            0o600,
-            Kind::PrivateKey,
-            Source::Key(c),
-            own.clone(),
-        );
-        put(
-            c.kubeconfig_path(),
-            0o600,
-            Kind::Other,
-            Source::Kubeconfig(c),
-            own.clone(),
-        );
+        for spec in c.certs {
+            put(
+                spec.cert_path(),
+                0o644,
+                Kind::Certificate,
+                Source::Cert(spec),
+                own.clone(),
+            );
+            put(
+                spec.key_path(),
+                0o600,
+                Kind::PrivateKey,
+                Source::Key(spec),
+                own.clone(),
+            );
+        }
+        if c.kubeconfig {
+            put(
+                c.kubeconfig_path(),
+                0o600,
+                Kind::Other,
+                Source::Kubeconfig(c),
+                own.clone(),
+            );
+        }
         if let Some(path) = c.config_path() {
             put(path, 0o644, Kind::Other, Source::Config(c), own.clone());
         }

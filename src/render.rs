@@ -21,12 +21,23 @@ use crate::plan::{Content, Kind, NodePlan, Source};
 
 pub const INSTALL_TEMPLATE: &str = "install.sh";
 pub const ROLLOUT_TEMPLATE: &str = "rollout.sh";
+const ENCRYPTION_TEMPLATE: &str = "encryption-config.yaml";
+const AUDIT_TEMPLATE: &str = "audit-policy.yaml";
 
 const UNIT: &str = include_str!("../bundle-templates/unit.service.hbs");
 
-const EMBEDDED: [(&str, &str); 5] = [
+const EMBEDDED: [(&str, &str); 8] = [
+    ("kube-apiserver.service", UNIT),
     ("kube-controller-manager.service", UNIT),
     ("kube-scheduler.service", UNIT),
+    (
+        ENCRYPTION_TEMPLATE,
+        include_str!("../bundle-templates/encryption-config.yaml.hbs"),
+    ),
+    (
+        AUDIT_TEMPLATE,
+        include_str!("../bundle-templates/audit-policy.yaml.hbs"),
+    ),
     (
         "kube-scheduler.yaml",
         include_str!("../bundle-templates/kube-scheduler.yaml.hbs"),
@@ -204,8 +215,21 @@ impl Templates {
                     _ => sa.public_pem.clone(),
                 }
             }
-            Source::Cert(c) => pki.leaf(&node.name, c).cert_pem.clone(),
-            Source::Key(c) => pki.leaf(&node.name, c).key_pem.clone(),
+            Source::Cert(spec) => pki.cert(&node.name, spec).cert_pem.clone(),
+            Source::Key(spec) => pki.cert(&node.name, spec).key_pem.clone(),
+            Source::ClientCa => pki.client_ca_pem(),
+            Source::FrontProxyCa => planned(pki.front_proxy_ca.as_ref(), "front-proxy CA")?
+                .cert_pem
+                .clone(),
+            Source::EncryptionConfig => self.render(
+                ENCRYPTION_TEMPLATE,
+                &json!({
+                    "api_version": flags::encryption_config_api(&inv.cluster.version),
+                    "key": planned(pki.encryption_key.as_ref(), "encryption key")?,
+                }),
+            )?,
+            Source::AuditPolicy => self.render(AUDIT_TEMPLATE, &json!({}))?,
+            Source::Copied(path) => fs_err::read_to_string(path)?,
             Source::Kubeconfig(c) => {
                 let leaf = pki.leaf(&node.name, c);
                 kubeconfig::render(
@@ -240,6 +264,7 @@ impl Templates {
                 "binary": c.binary_path(),
                 "work_dir": c.work_dir(&inv.cluster.k8s_dir),
                 "args": args,
+                "notify": c.notify,
                 "node": { "name": node.name, "ip": node.ip.to_string() },
             }),
         )
@@ -279,11 +304,14 @@ impl Templates {
                     "unit": c.unit_name(),
                     "work_dir": c.work_dir(&inv.cluster.k8s_dir),
                     "health_url": format!("https://{host}:{port}{}", c.health_path),
-                    "kubeconfig": c.kubeconfig_path(),
+                    // Without a kubeconfig (kube-apiserver) there is no apiserver to
+                    // check credentials against; its /healthz needs a client certificate.
+                    "kubeconfig": if c.kubeconfig { c.kubeconfig_path() } else { String::new() },
                     "server": inv.apiserver_for(node),
-                    "client_cert": c.cert_path(),
-                    "client_key": c.key_path(),
-                    "lease": c.lease,
+                    "client_cert": c.client_cert().cert_path(),
+                    "client_key": c.client_cert().key_path(),
+                    "lease": c.lease.unwrap_or_default(),
+                    "gates_the_rest": c.gates_the_rest,
                 })
             })
             .collect();
@@ -309,7 +337,11 @@ impl Templates {
                     Some(s) => &s.cert_pem,
                     None => continue,
                 },
-                Source::Cert(c) => &pki.leaf(&node.name, c).cert_pem,
+                Source::Cert(spec) => &pki.cert(&node.name, spec).cert_pem,
+                Source::FrontProxyCa => match &pki.front_proxy_ca {
+                    Some(ca) => &ca.cert_pem,
+                    None => continue,
+                },
                 _ => continue,
             };
             if let Some(summary) = pki::describe(pem) {
@@ -330,6 +362,9 @@ impl Templates {
                 "cert_dir": paths::CERT_DIR,
                 "backup_dir": paths::BACKUP_DIR,
                 "components": components,
+                // Parts of install.sh only a node running kube-apiserver needs; without
+                // it install.sh stays as it was before kube-apiserver joined.
+                "with_apiserver": plan.components.iter().any(|c| !c.kubeconfig),
                 "files": files,
                 "certificates": certificates,
             }),
@@ -346,7 +381,8 @@ impl Templates {
         let components: Vec<serde_json::Value> = inv
             .components
             .iter()
-            .map(|s| json!({ "name": s.component.name, "lease": s.component.lease }))
+            .filter_map(|s| s.component.lease.map(|lease| (s.component.name, lease)))
+            .map(|(name, lease)| json!({ "name": name, "lease": lease }))
             .collect();
         self.render(
             ROLLOUT_TEMPLATE,
@@ -358,6 +394,54 @@ impl Templates {
             }),
         )
     }
+}
+
+/// `dist/admin.kubeconfig`: the operator's `admin` (group `system:masters`) against the
+/// inventory's apiserver when it names one endpoint (a load balancer), else the first
+/// master's apiserver.
+pub fn admin_kubeconfig(inv: &Inventory, ca_pem: &str, admin: &pki::Leaf) -> String {
+    let server = if inv.cluster.apiserver_set
+        && !inv
+            .cluster
+            .apiserver
+            .contains(crate::config::NODE_IP_PLACEHOLDER)
+    {
+        inv.cluster.apiserver.clone()
+    } else {
+        inv.apiserver_for(&inv.nodes[0])
+    };
+    kubeconfig::render(
+        &server,
+        crate::component::ADMIN.cn,
+        ca_pem,
+        &admin.cert_pem,
+        &admin.key_pem,
+    )
+}
+
+/// `dist/kube-apiserver-rbac.yaml`: the tutorial's binding of `system:kubelet-api-admin`
+/// to the user of kube-apiserver's kubelet client certificate, for logs, exec and port
+/// forwarding through kubelets.
+pub fn kubelet_rbac() -> String {
+    format!(
+        "# Lets kube-apiserver use the kubelet API (logs, exec, port-forward, metrics) with its\n\
+         # kubelet client certificate. Apply once the apiservers run:\n\
+         #   kubectl --kubeconfig admin.kubeconfig apply -f kube-apiserver-rbac.yaml\n\
+         apiVersion: rbac.authorization.k8s.io/v1\n\
+         kind: ClusterRoleBinding\n\
+         metadata:\n  name: kube-apiserver:kubelet-apis\n\
+         roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: system:kubelet-api-admin\n\
+         subjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {}\n",
+        crate::component::KUBELET_CLIENT.cn
+    )
+}
+
+/// Something the plan names and `pki::prepare` must have made.
+fn planned<'a, T>(value: Option<&'a T>, what: &str) -> Result<&'a T> {
+    value.ok_or_else(|| Error::Template {
+        name: what.into(),
+        message: "planned but not prepared".into(),
+    })
 }
 
 fn host(node: &Node) -> String {

@@ -68,6 +68,12 @@ pub fn read_leader(
     c: &Component,
     kubeconfig: &Path,
 ) -> Result<(String, LeaderSource)> {
+    let Some(lease) = c.lease else {
+        return Err(Error::input(
+            c.name,
+            "runs active on every node and elects no leader",
+        ));
+    };
     let endpoints = inv.cluster.version.minor < 17;
     let jsonpath = if endpoints {
         r"jsonpath={.metadata.annotations.control-plane\.alpha\.kubernetes\.io/leader}"
@@ -84,7 +90,7 @@ pub fn read_leader(
             LEASE_NAMESPACE,
             "get",
             kind,
-            c.lease,
+            lease,
             "-o",
             jsonpath,
         ])
@@ -97,8 +103,7 @@ pub fn read_leader(
         return Err(Error::input(
             format!("`{}`", kubeconfig.display()),
             format!(
-                "kubectl could not read the {kind} {LEASE_NAMESPACE}/{}: {}",
-                c.lease,
+                "kubectl could not read the {kind} {LEASE_NAMESPACE}/{lease}: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         ));
@@ -112,7 +117,7 @@ pub fn read_leader(
         }
         let record: Record = serde_json::from_str(&text).map_err(|e| {
             Error::input(
-                format!("endpoints {LEASE_NAMESPACE}/{}", c.lease),
+                format!("endpoints {LEASE_NAMESPACE}/{lease}"),
                 format!("has no leader record ({e})"),
             )
         })?;
