@@ -5,17 +5,24 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::{self, DEFAULT_APISERVER, DEFAULT_K8S_DIR};
+use crate::config::{
+    self, DEFAULT_APISERVER, DEFAULT_DNS_DOMAIN, DEFAULT_K8S_DIR, DEFAULT_NODE_PORT_RANGE,
+};
 use crate::error::{Error, Result};
 
 /// The environment.sh variables `init` understands.
-pub const USED: [&str; 6] = [
+pub const USED: [&str; 11] = [
     "NODE_NAMES",
     "NODE_IPS",
     "KUBE_APISERVER",
     "K8S_DIR",
     "SERVICE_CIDR",
     "CLUSTER_CIDR",
+    "CLUSTER_DNS_DOMAIN",
+    "CLUSTER_KUBERNETES_SVC_IP",
+    "NODE_PORT_RANGE",
+    "ETCD_ENDPOINTS",
+    "ENCRYPTION_KEY",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,8 +110,16 @@ pub struct Imported {
     pub k8s_dir: Option<String>,
     pub service_cidr: Option<String>,
     pub cluster_cidr: Option<String>,
+    pub dns_domain: Option<String>,
+    pub node_port_range: Option<String>,
+    /// ETCD_ENDPOINTS, split at commas.
+    pub etcd_servers: Vec<String>,
+    /// A literal ENCRYPTION_KEY (base64 of 32 bytes), for `pki/encryption-key`.
+    pub encryption_key: Option<String>,
     pub used: Vec<String>,
     pub ignored: Vec<String>,
+    /// Why a variable `init` understands was not taken, one line each.
+    pub notes: Vec<String>,
 }
 
 pub fn import_env(path: &Path) -> Result<Imported> {
@@ -157,10 +172,85 @@ pub fn import_env(path: &Path) -> Result<Imported> {
         k8s_dir: scalar("K8S_DIR")?,
         service_cidr: scalar("SERVICE_CIDR")?,
         cluster_cidr: scalar("CLUSTER_CIDR")?,
+        dns_domain: scalar("CLUSTER_DNS_DOMAIN")?,
+        node_port_range: scalar("NODE_PORT_RANGE")?,
+        etcd_servers: scalar("ETCD_ENDPOINTS")?
+            .map(|e| {
+                e.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
         ..Default::default()
     };
+    if let Some(domain) = &imported.dns_domain {
+        if domain.ends_with('.') {
+            return Err(Error::input(
+                loc("CLUSTER_DNS_DOMAIN"),
+                format!("`{domain}` ends with a dot"),
+            )
+            .with_hint(format!(
+                "write it without the trailing dot, as the tutorial asks: `{}`",
+                domain.trim_end_matches('.')
+            )));
+        }
+    }
+    if let Some(range) = &imported.node_port_range {
+        let ok = range
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
+            .is_some_and(|(a, b)| a > 0 && a <= b);
+        if !ok {
+            return Err(Error::input(
+                loc("NODE_PORT_RANGE"),
+                format!("`{range}` is not a port range like `30000-32767`"),
+            ));
+        }
+    }
+    // The `kubernetes` service takes the first IP of the service range: a different
+    // CLUSTER_KUBERNETES_SVC_IP in the apiserver's certificate would not match it.
+    if let Some(svc_ip) = scalar("CLUSTER_KUBERNETES_SVC_IP")? {
+        let cidr = imported.service_cidr.as_deref().unwrap_or("10.254.0.0/16");
+        if let Ok(net) = cidr.parse::<ipnet::IpNet>() {
+            let first = config::first_ip(&net.trunc());
+            if svc_ip.parse::<std::net::IpAddr>().ok() != Some(first) {
+                return Err(Error::input(
+                    loc("CLUSTER_KUBERNETES_SVC_IP"),
+                    format!("`{svc_ip}` is not the first IP of SERVICE_CIDR `{cidr}`, {first}, which kube-apiserver gives the `kubernetes` service"),
+                )
+                .with_hint(format!("set CLUSTER_KUBERNETES_SVC_IP=\"{first}\", or change SERVICE_CIDR")));
+            }
+        }
+    }
+    match vars.get("ENCRYPTION_KEY") {
+        Some(ShellValue::Scalar(key)) => {
+            use base64::Engine;
+            let len = base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .map(|b| b.len());
+            if len.as_ref().ok() != Some(&crate::pki::ENCRYPTION_KEY_BYTES) {
+                return Err(Error::input(
+                    loc("ENCRYPTION_KEY"),
+                    match len {
+                        Ok(n) => format!("decodes to {n} bytes; an aescbc key is 32"),
+                        Err(e) => format!("is not base64 ({e})"),
+                    },
+                )
+                .with_hint("give the cluster's key, the base64 of 32 bytes (`head -c 32 /dev/urandom | base64`)"));
+            }
+            imported.encryption_key = Some(key.clone());
+        }
+        Some(_) => imported.notes.push(
+            "ENCRYPTION_KEY runs a command, which would make a new key each time environment.sh is sourced; not taken: kube-bundle makes one key once, in pki/encryption-key (to keep a cluster's key, write it there)".into(),
+        ),
+        None => {}
+    }
     for name in vars.keys() {
-        if USED.contains(&name.as_str()) {
+        let taken = USED.contains(&name.as_str())
+            && !(name == "ENCRYPTION_KEY" && imported.encryption_key.is_none());
+        if taken {
             imported.used.push(name.clone());
         } else {
             imported.ignored.push(name.clone());
@@ -198,6 +288,7 @@ apiserver = {apiserver}
 service-cidr = {service_cidr}          # must equal kube-apiserver's --service-cluster-ip-range
 {cluster_cidr}
 k8s-dir = {k8s_dir}                    # work dirs live under here
+{dns_domain}
 
 [pki]
 # dir = "pki"                          # PKI state, beside this file; keep it safe and backed up
@@ -227,6 +318,16 @@ ca-validity = "87600h"
                 .to_string(),
         },
         k8s_dir = toml_str(imported.k8s_dir.as_deref().unwrap_or(DEFAULT_K8S_DIR)),
+        dns_domain = match &imported.dns_domain {
+            Some(d) => format!(
+                "dns-domain = {}          # the kubernetes service's names end in it",
+                toml_str(d)
+            ),
+            None => format!(
+                "# dns-domain = {}  # the kubernetes service's names end in it",
+                toml_str(DEFAULT_DNS_DOMAIN)
+            ),
+        },
     ));
     for (name, ip) in &nodes {
         out.push_str(&format!(
@@ -254,6 +355,40 @@ secure-port = 10259
 # v = 4
 "#,
     );
+    let servers = if imported.etcd_servers.is_empty() {
+        "\"https://10.0.0.11:2379\"".to_string()
+    } else {
+        imported
+            .etcd_servers
+            .iter()
+            .map(|s| toml_str(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    out.push_str(&format!(
+        r#"
+# kube-apiserver on every master, as the tutorial's chapter 05-2: uncomment the section
+# once etcd-ca, etcd-cert and etcd-key name your etcd's CA and the apiserver's client
+# certificate and key for it.
+# [kube-apiserver]
+# binary = "/opt/k8s/bin/kube-apiserver"            # carried in each bundle when set
+# secure-port = 6443
+# extra-sans = ["lb.example.com"]                     # a load balancer's name or VIP
+# service-node-port-range = {range}
+# etcd-servers = [{servers}]
+# etcd-ca = "etcd-ca.pem"
+# etcd-cert = "apiserver-etcd-client.pem"
+# etcd-key = "apiserver-etcd-client-key.pem"
+# [kube-apiserver.extra-args]
+# v = 4
+"#,
+        range = toml_str(
+            imported
+                .node_port_range
+                .as_deref()
+                .unwrap_or(DEFAULT_NODE_PORT_RANGE)
+        ),
+    ));
     out
 }
 

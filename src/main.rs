@@ -161,6 +161,29 @@ fn init_cmd(
     };
     let text = init::inventory_text(&imported, kubernetes_version);
     init::validate(output, &text)?;
+    // A literal ENCRYPTION_KEY goes where `build` keeps the key: pki/ beside the inventory.
+    let key_file = match (&imported.encryption_key, output.as_os_str() == "-") {
+        (Some(key), false) => {
+            let inv = kube_bundle::config::parse(output, &text)?;
+            let path = inv.pki.dir.join("encryption-key");
+            match fs_err::read_to_string(&path) {
+                Ok(saved) if saved.trim() == key => None,
+                Ok(_) => {
+                    return Err(Error::input(
+                        format!("`{}`", path.display()),
+                        "holds another encryption key than ENCRYPTION_KEY",
+                    )
+                    .with_hint("keep the key Secrets are encrypted with: remove ENCRYPTION_KEY from environment.sh, or restore that key into the file"))
+                }
+                Err(_) => Some((inv.pki.dir, path, key.clone())),
+            }
+        }
+        (Some(_), true) => {
+            eprintln!("ENCRYPTION_KEY: not written with `-o -`; put it in pki/encryption-key beside the inventory");
+            None
+        }
+        (None, _) => None,
+    };
     if output.as_os_str() == "-" {
         out.push_str(&text);
     } else {
@@ -173,6 +196,11 @@ fn init_cmd(
         fs_err::write(output, &text)?;
         eprintln!("wrote `{}`", output.display());
     }
+    if let Some((dir, path, key)) = key_file {
+        kube_bundle::pki::ensure_dir(&dir)?;
+        kube_bundle::pki::write_private(&path, format!("{key}\n").as_bytes())?;
+        eprintln!("wrote ENCRYPTION_KEY into `{}` (0600)", path.display());
+    }
     if let Some(path) = from_env {
         eprintln!("from `{}`: used {}", path.display(), list(&imported.used));
         eprintln!(
@@ -180,6 +208,9 @@ fn init_cmd(
             path.display(),
             list(&imported.ignored)
         );
+        for note in &imported.notes {
+            eprintln!("from `{}`: {note}", path.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -128,6 +128,12 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         .with_hint(format!("it builds {}", built.join(", "))));
     }
     let dir = &inv.pki.dir;
+    // A saved encryption key that cannot be used stops the build before anything is
+    // written; a missing one is generated below, after the CA.
+    let saved_encryption_key = match &inv.apiserver {
+        Some(_) => saved_encryption_key(inv)?,
+        None => None,
+    };
     // Key generation is most of a fresh build: a new CA and the service-account key are
     // made side by side, then the leaves on every core. An existing CA is checked first,
     // so a bad one stops the build before anything is written. Notes keep the order of
@@ -221,10 +227,10 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     } else {
         None
     };
-    let encryption_key = if with_apiserver {
-        Some(encryption_key(inv, say)?)
-    } else {
-        None
+    let encryption_key = match saved_encryption_key {
+        Some(key) => Some(key),
+        None if with_apiserver => Some(new_encryption_key(inv, say)?),
+        None => None,
     };
     let csr_signer = match inv.pki.csr_signing {
         CsrSigning::Signer if inv.components.iter().any(|s| s.component.signs_csrs) => {
@@ -251,12 +257,16 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
 /// Length of an aescbc key, in bytes.
 pub const ENCRYPTION_KEY_BYTES: usize = 32;
 
-/// The secrets encryption key in `pki/encryption-key`: base64 of 32 random bytes,
-/// generated once and the same for every master. A saved key of the wrong length is
-/// refused, never replaced: Secrets written with it could not be read again.
-fn encryption_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<String> {
+fn encryption_key_path(inv: &Inventory) -> PathBuf {
+    inv.pki.dir.join("encryption-key")
+}
+
+/// The secrets encryption key saved in `pki/encryption-key` (base64 of 32 bytes, the
+/// same for every master), if there is one. A saved key that does not decode to 32
+/// bytes is refused, never replaced: Secrets written with it could not be read again.
+fn saved_encryption_key(inv: &Inventory) -> Result<Option<String>> {
     use base64::Engine;
-    let path = inv.pki.dir.join("encryption-key");
+    let path = encryption_key_path(inv);
     if path.exists() {
         let text = read_text(&path)?;
         let key = text.trim();
@@ -276,8 +286,15 @@ fn encryption_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<String
             )
             .with_hint("restore the cluster's key from backup; a new key (`head -c 32 /dev/urandom | base64`) only suits a cluster without encrypted Secrets"));
         }
-        return Ok(key.to_string());
+        return Ok(Some(key.to_string()));
     }
+    Ok(None)
+}
+
+/// A new encryption key of 32 random bytes, saved in `pki/encryption-key` (0600).
+fn new_encryption_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<String> {
+    use base64::Engine;
+    let path = encryption_key_path(inv);
     let bytes: [u8; ENCRYPTION_KEY_BYTES] = rand::random();
     let key = base64::engine::general_purpose::STANDARD.encode(bytes);
     ensure_dir(&inv.pki.dir)?;
@@ -1097,7 +1114,7 @@ fn kept_or_new_key(
     }
 }
 
-pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
+pub fn ensure_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         create_dirs(dir)?;
     }

@@ -34,11 +34,14 @@ fn imports_environment_sh_without_running_it() {
     let err = stderr(&out);
     assert!(
         err.contains(
-            "used CLUSTER_CIDR, K8S_DIR, KUBE_APISERVER, NODE_IPS, NODE_NAMES, SERVICE_CIDR\n"
+            "used CLUSTER_CIDR, CLUSTER_DNS_DOMAIN, ETCD_ENDPOINTS, K8S_DIR, KUBE_APISERVER, NODE_IPS, NODE_NAMES, SERVICE_CIDR\n"
         ),
         "{err}"
     );
-    assert!(err.contains("ignored BOOTSTRAP_TOKEN, CLUSTER_DNS_DOMAIN, ENCRYPTION_KEY, ETCD_ENDPOINTS, IFACE, PATH, TRAP\n"), "{err}");
+    assert!(
+        err.contains("ignored BOOTSTRAP_TOKEN, ENCRYPTION_KEY, IFACE, PATH, TRAP\n"),
+        "{err}"
+    );
 
     let text = std::fs::read_to_string(project.path("imported.toml")).unwrap();
     for want in [
@@ -48,9 +51,17 @@ fn imports_environment_sh_without_running_it() {
         "service-cidr = \"10.96.0.0/16\"",
         "cluster-cidr = \"10.244.0.0/16\"",
         "k8s-dir = \"/srv/k8s\"",
+        "dns-domain = \"cluster.local\"",
+        "# etcd-servers = [\"https://10.10.0.11:2379\", \"https://10.10.0.12:2379\", \"https://10.10.0.13:2379\"]",
     ] {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
+    // ENCRYPTION_KEY runs a command: a new key on every `source`, the tutorial's trap.
+    assert!(
+        err.contains("ENCRYPTION_KEY runs a command, which would make a new key each time environment.sh is sourced; not taken"),
+        "{err}"
+    );
+    assert!(!project.path("pki/encryption-key").exists());
     // The written inventory builds.
     std::fs::rename(project.path("imported.toml"), project.path("cluster.toml")).unwrap();
     project.build_ok();
@@ -90,4 +101,121 @@ fn a_fresh_inventory_builds() {
     assert!(out.status.success(), "{}", stderr(&out));
     project.build_ok();
     assert!(project.tarball("master-1").exists());
+}
+
+/// The tutorial's apiserver variables: the node port range, the cluster domain, a literal
+/// encryption key kept in pki/, and the kubernetes service IP checked against the range.
+const APISERVER_ENV: &str = "NODE_NAMES=(m1 m2)\nNODE_IPS=(127.0.1.1 127.0.1.2)\n\
+    SERVICE_CIDR=\"10.254.0.0/16\"\nexport CLUSTER_KUBERNETES_SVC_IP=\"10.254.0.1\"\n\
+    export NODE_PORT_RANGE=\"31000-32000\"\nexport CLUSTER_DNS_DOMAIN=\"k8s.example\"\n\
+    export ETCD_ENDPOINTS=\"http://127.0.0.1:2379\"\n\
+    export ENCRYPTION_KEY=\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
+
+#[test]
+fn apiserver_settings_come_from_environment_sh() {
+    let project = Project::new("");
+    std::fs::remove_file(project.path("cluster.toml")).unwrap();
+    project.write("environment.sh", APISERVER_ENV);
+    let out = project.kube_bundle(&["init", "--from-env", "environment.sh"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("used CLUSTER_DNS_DOMAIN, CLUSTER_KUBERNETES_SVC_IP, ENCRYPTION_KEY, ETCD_ENDPOINTS, NODE_IPS, NODE_NAMES, NODE_PORT_RANGE, SERVICE_CIDR\n"), "{err}");
+    assert!(err.contains("wrote ENCRYPTION_KEY into `"), "{err}");
+    let key = project.path("pki/encryption-key");
+    assert_eq!(
+        std::fs::read_to_string(&key).unwrap(),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"
+    );
+    assert_eq!(mode_of(&key), 0o600);
+    let text = std::fs::read_to_string(project.path("cluster.toml")).unwrap();
+    for want in [
+        "dns-domain = \"k8s.example\"",
+        "# service-node-port-range = \"31000-32000\"",
+        "# etcd-servers = [\"http://127.0.0.1:2379\"]",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    // With the section switched on, the bundles carry that key, range and domain.
+    let on = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with("[kube-apiserver")
+                    || rest.starts_with("service-node-port-range")
+                    || rest.starts_with("etcd-servers") =>
+            {
+                rest.to_string()
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    project.write("cluster.toml", &on);
+    project.build_ok();
+    let bundle = project.unpack("m1");
+    let config =
+        std::fs::read_to_string(bundle.join("rootfs/etc/kubernetes/encryption-config.yaml"))
+            .unwrap();
+    assert!(
+        config.contains("secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"),
+        "{config}"
+    );
+    let unit =
+        std::fs::read_to_string(bundle.join("rootfs/etc/systemd/system/kube-apiserver.service"))
+            .unwrap();
+    assert!(
+        unit.contains("--service-node-port-range=31000-32000"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("--service-account-issuer=https://kubernetes.default.svc.k8s.example"),
+        "{unit}"
+    );
+    // Run again, the same key is fine; another one is refused and nothing changes.
+    let again = project.kube_bundle(&["init", "--from-env", "environment.sh", "-o", "again.toml"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    project.write("other.sh", &APISERVER_ENV.replace("MDEy", "QUJD"));
+    let other = project.kube_bundle(&["init", "--from-env", "other.sh", "-o", "other.toml"]);
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("holds another encryption key than ENCRYPTION_KEY"),
+        "{}",
+        stderr(&other)
+    );
+    assert!(!project.path("other.toml").exists());
+}
+
+#[test]
+fn environment_sh_mistakes_are_refused_naming_the_variable() {
+    let project = Project::new("");
+    for (find, replace, needle) in [
+        (
+            "CLUSTER_KUBERNETES_SVC_IP=\"10.254.0.1\"",
+            "CLUSTER_KUBERNETES_SVC_IP=\"10.254.0.2\"",
+            "`CLUSTER_KUBERNETES_SVC_IP`: `10.254.0.2` is not the first IP of SERVICE_CIDR `10.254.0.0/16`, 10.254.0.1",
+        ),
+        (
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            "MDEyMzQ1Njc4OWFiY2RlZg==",
+            "`ENCRYPTION_KEY`: decodes to 16 bytes; an aescbc key is 32",
+        ),
+        (
+            "NODE_PORT_RANGE=\"31000-32000\"",
+            "NODE_PORT_RANGE=\"32000-31000\"",
+            "`NODE_PORT_RANGE`: `32000-31000` is not a port range",
+        ),
+        (
+            "CLUSTER_DNS_DOMAIN=\"k8s.example\"",
+            "CLUSTER_DNS_DOMAIN=\"k8s.example.\"",
+            "`CLUSTER_DNS_DOMAIN`: `k8s.example.` ends with a dot",
+        ),
+    ] {
+        assert!(APISERVER_ENV.contains(find), "{find}");
+        project.write("env.sh", &APISERVER_ENV.replace(find, replace));
+        let out = project.kube_bundle(&["init", "--from-env", "env.sh", "-o", "x.toml"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{needle} not in:\n{}", stderr(&out));
+        assert!(!project.path("x.toml").exists());
+        assert!(!project.path("pki").exists());
+    }
 }
