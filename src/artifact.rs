@@ -37,7 +37,7 @@ pub const DIST_EXTRAS: [&str; 7] = [
     "sa.pub",
     "rollout.sh",
     "fetch.sh",
-    "kube-apiserver-rbac.yaml",
+    crate::component::dist::KUBELET_RBAC,
 ];
 
 /// How far a transfer is, for a progress line.

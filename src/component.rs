@@ -31,6 +31,17 @@ pub mod paths {
     pub const AUDIT_POLICY: &str = "/etc/kubernetes/audit-policy.yaml";
 }
 
+/// Files `build` writes into the output folder for the operator, beside the bundles.
+pub mod dist {
+    /// The operator's kubeconfig (`system:masters`), written only with kube-apiserver and
+    /// never into a node's bundle or the artifact store.
+    pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
+    /// The binding that lets kube-apiserver's kubelet client certificate use the kubelet
+    /// API (`kubectl --kubeconfig dist/admin.kubeconfig apply -f` it once the apiservers
+    /// run; `dist/rollout.sh` does).
+    pub const KUBELET_RBAC: &str = "kube-apiserver-rbac.yaml";
+}
+
 /// Which CA issues a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IssuedBy {

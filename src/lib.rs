@@ -106,12 +106,7 @@ const DIST_EXTRAS: [&str; 8] = [
     KUBELET_RBAC,
 ];
 
-/// The operator's kubeconfig (`system:masters`), written only with kube-apiserver and
-/// never into a node's bundle or the artifact store.
-pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
-/// The binding that lets kube-apiserver's kubelet client certificate use the kubelet
-/// API (`kubectl --kubeconfig dist/admin.kubeconfig apply -f` it once the apiservers run).
-pub const KUBELET_RBAC: &str = "kube-apiserver-rbac.yaml";
+use crate::component::dist::{ADMIN_KUBECONFIG, KUBELET_RBAC};
 
 pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport> {
     let mut report = BuildReport::default();

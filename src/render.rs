@@ -11,7 +11,7 @@ use std::path::Path;
 use handlebars::Handlebars;
 use serde_json::json;
 
-use crate::component::{paths, Component, LEASE_NAMESPACE};
+use crate::component::{dist, paths, Component, LEASE_NAMESPACE};
 use crate::config::{Inventory, Node};
 use crate::error::{Error, Result};
 use crate::flags::{self, Flag};
@@ -391,6 +391,8 @@ impl Templates {
                 "components": components,
                 "lease_namespace": LEASE_NAMESPACE,
                 "endpoints_lock": inv.cluster.version.minor < 17,
+                "kubelet_rbac": inv.apiserver.as_ref().map(|_| dist::KUBELET_RBAC),
+                "admin_kubeconfig": dist::ADMIN_KUBECONFIG,
             }),
         )
     }

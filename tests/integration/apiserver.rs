@@ -553,3 +553,75 @@ fn an_external_etcd_pair_is_carried_with_the_key_private() {
         assert!(unit.contains(want), "{want} not in:\n{unit}");
     }
 }
+
+#[test]
+fn rollout_sh_applies_the_kubelet_binding_after_the_last_master() {
+    let project = Project::new(&with_apiserver());
+    project.build_ok();
+    let remote = project.path("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    // ssh and scp act on this machine; kubectl records how it was called.
+    let bin = project.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = project.path("kubectl.log");
+    for (name, body) in [
+        ("ssh", "#!/bin/sh\nshift\nexec sh -c \"$*\"\n".to_string()),
+        ("scp", "#!/bin/sh\nexec cp \"$1\" \"${2#*:}\"\n".to_string()),
+        (
+            "kubectl",
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >>{}\necho 'clusterrolebinding.rbac.authorization.k8s.io/kube-apiserver:kubelet-apis created'\n",
+                log.display()
+            ),
+        ),
+    ] {
+        std::fs::write(bin.join(name), body).unwrap();
+        std::fs::set_permissions(
+            bin.join(name),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let root = project.path("target-root");
+    let rollout = |extra: &[&str]| {
+        Command::new(tool("bash"))
+            .arg(project.path("dist/rollout.sh"))
+            .args(extra)
+            .args(["--remote-dir", remote.to_str().unwrap(), "--", "--root"])
+            .arg(&root)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let dist = project.path("dist").canonicalize().unwrap();
+    let out = rollout(&["--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "would apply {0}/kube-apiserver-rbac.yaml with {0}/admin.kubeconfig",
+            dist.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!log.exists(), "--dry-run runs no kubectl");
+    let out = rollout(&[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    let updated = text.find("all 3 masters updated").expect(&text);
+    let applied = text
+        .find("applied the kubelet API binding: clusterrolebinding")
+        .expect(&text);
+    assert!(updated < applied, "{text}");
+    assert_eq!(
+        read(&log),
+        format!(
+            "--kubeconfig {0}/admin.kubeconfig --request-timeout=30s apply -f {0}/kube-apiserver-rbac.yaml\n",
+            dist.display()
+        )
+    );
+    assert!(root
+        .join("etc/systemd/system/kube-apiserver.service")
+        .exists());
+}
