@@ -119,11 +119,15 @@ fn verify_unit(unit: &Path) -> Vec<String> {
         .chain(String::from_utf8_lossy(&out.stdout).lines())
         .filter(|l| !l.trim().is_empty())
         .filter(|l| {
-            !COMPONENTS.iter().any(|(c, _)| {
-                l.contains(&format!(
-                    "/opt/k8s/bin/{c} is not executable: No such file or directory"
-                ))
-            })
+            !COMPONENTS
+                .iter()
+                .map(|(c, _)| *c)
+                .chain(["kube-apiserver"])
+                .any(|c| {
+                    l.contains(&format!(
+                        "/opt/k8s/bin/{c} is not executable: No such file or directory"
+                    ))
+                })
         })
         .map(str::to_string)
         .collect()
@@ -210,6 +214,36 @@ fn rendered_units_match_the_golden_files() {
                 golden.display()
             );
         }
+    }
+}
+
+#[test]
+fn apiserver_units_pass_systemd_analyze_and_match_the_golden_files() {
+    // Regenerate with UPDATE_GOLDEN=1 after an intended change.
+    for version in ["1.16.6", "1.20.2", "1.22.0", "1.24.0", "1.34.0"] {
+        let inventory = format!(
+            "{}\n[kube-scheduler]\n[kube-apiserver]\netcd-servers = [\"http://127.0.0.1:2379\"]\n",
+            INVENTORY.replace("1.20.2", version)
+        );
+        let project = Project::new(&inventory);
+        project.build_ok();
+        let bundle = project.unpack("m1");
+        let unit_path = bundle.join("rootfs/etc/systemd/system/kube-apiserver.service");
+        let problems = verify_unit(&unit_path);
+        assert!(problems.is_empty(), "{version}: {problems:?}");
+        let text = std::fs::read_to_string(&unit_path).unwrap();
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+            "tests/fixtures/golden/kube-apiserver-{version}.service"
+        ));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&golden, &text).unwrap();
+        }
+        assert_eq!(
+            text,
+            std::fs::read_to_string(&golden).unwrap_or_default(),
+            "{version}: differs from {}",
+            golden.display()
+        );
     }
 }
 
