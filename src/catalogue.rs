@@ -54,6 +54,19 @@ pub fn check_extra_arg(
     name: &str,
     version: &KubeVersion,
 ) -> Result<(), (String, String)> {
+    check_flag(c, name, version.profile_minor(), &version.to_string())
+}
+
+/// [`check_extra_arg`] for a component versioned by itself (etcd): `minor` is the minor
+/// release of its `series`, `shown` how the inventory names the version.
+pub fn check_flag(
+    c: &Component,
+    name: &str,
+    minor: u32,
+    shown: &str,
+) -> Result<(), (String, String)> {
+    let version = shown;
+    let series = c.version_series;
     if let Some((_, key)) = c.managed_flags.iter().find(|(flag, _)| *flag == name) {
         let hint = if key.is_empty() {
             format!(
@@ -65,7 +78,6 @@ pub fn check_extra_arg(
         };
         return Err((format!("`--{name}` is set by kube-bundle"), hint));
     }
-    let minor = version.profile_minor();
     let Some(life) = catalogue(c).get(name) else {
         return Err((
             format!("{} has no flag `--{name}`", c.name),
@@ -75,16 +87,20 @@ pub fn check_extra_arg(
     if minor < life.first {
         return Err((
             format!(
-                "`--{name}` does not exist in {} {version}; it was added in 1.{}",
+                "`--{name}` does not exist in {} {version}; it was added in {series}{}",
                 c.name, life.first
             ),
-            "remove it or raise `cluster.kubernetes-version`".into(),
+            if series == "1." {
+                "remove it or raise `cluster.kubernetes-version`".into()
+            } else {
+                format!("remove it or raise `{}.version`", c.name)
+            },
         ));
     }
     if let Some(last) = life.last.filter(|last| minor > *last) {
         return Err((
             format!(
-                "`--{name}` does not exist in {} {version}; it was removed after 1.{last}",
+                "`--{name}` does not exist in {} {version}; it was removed after {series}{last}",
                 c.name
             ),
             "remove it from `extra-args`".into(),

@@ -25,6 +25,8 @@ pub mod paths {
     pub const FRONT_PROXY_CA: &str = "/etc/kubernetes/cert/front-proxy-ca.pem";
     /// An external etcd's CA and kube-apiserver's client pair for it.
     pub const ETCD_CA: &str = "/etc/kubernetes/cert/etcd-ca.pem";
+    /// etcdctl, when the inventory carries one: install.sh's health checks and snapshots.
+    pub const ETCDCTL: &str = "/opt/k8s/bin/etcdctl";
     pub const ETCD_CLIENT_CERT: &str = "/etc/kubernetes/cert/apiserver-etcd-client.pem";
     pub const ETCD_CLIENT_KEY: &str = "/etc/kubernetes/cert/apiserver-etcd-client-key.pem";
     pub const ENCRYPTION_CONFIG: &str = "/etc/kubernetes/encryption-config.yaml";
@@ -49,6 +51,8 @@ pub enum IssuedBy {
     Root,
     /// The aggregation layer's front-proxy CA.
     FrontProxy,
+    /// etcd's CA: a dedicated one, or the root CA with `[pki] etcd-ca = "shared"`.
+    Etcd,
 }
 
 /// Which names a certificate carries.
@@ -131,13 +135,16 @@ pub struct Component {
     pub certs: &'static [CertSpec],
     /// Whether the components after it wait until it is healthy before they restart.
     pub gates_the_rest: bool,
-    /// Whether its unit is `Type=notify` with a raised file limit (kube-apiserver tells
-    /// systemd when it serves, as in the tutorial's unit).
-    pub notify: bool,
+    /// Extra `[Service]` lines of its unit: kube-apiserver and etcd tell systemd when they
+    /// serve (`Type=notify`), with the tutorial's file limit.
+    pub unit_settings: &'static [&'static str],
     /// Handlebars template of a configuration file passed with `--config`, if any.
     pub config_template: Option<&'static str>,
     /// The flag catalogue: name, first and last minor release, source.
     pub catalogue: &'static str,
+    /// The release series its catalogue's minor numbers belong to: `1.` for Kubernetes
+    /// components, `3.` for etcd, which has its own versions.
+    pub version_series: &'static str,
     /// Inventory keys that own a flag, as (flag, key under the component's section).
     pub managed_flags: &'static [(&'static str, &'static str)],
     /// Whether the component uses the service-account key pair (the controller-manager
@@ -167,9 +174,10 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
         issued_by: IssuedBy::Root,
     }],
     gates_the_rest: false,
-    notify: false,
+    unit_settings: &[],
     config_template: None,
     catalogue: include_str!("kcm-flags.tsv"),
+    version_series: "1.",
     managed_flags: &[("secure-port", "secure-port"), ("bind-address", "")],
     uses_service_account_key: true,
     signs_csrs: true,
@@ -195,9 +203,10 @@ pub const KUBE_SCHEDULER: Component = Component {
         issued_by: IssuedBy::Root,
     }],
     gates_the_rest: false,
-    notify: false,
+    unit_settings: &[],
     config_template: Some("kube-scheduler.yaml"),
     catalogue: include_str!("ks-flags.tsv"),
+    version_series: "1.",
     managed_flags: &[
         ("secure-port", "secure-port"),
         ("config", ""),
@@ -230,6 +239,66 @@ pub const FRONT_PROXY_CLIENT: CertSpec = CertSpec {
     issued_by: IssuedBy::FrontProxy,
 };
 
+/// kube-apiserver's client certificate for etcd from the inventory (`[etcd]`).
+pub const APISERVER_ETCD_CLIENT: CertSpec = CertSpec {
+    name: "apiserver-etcd-client",
+    cn: "kube-apiserver-etcd-client",
+    org: None,
+    server: false,
+    client: true,
+    names: Names::None,
+    issued_by: IssuedBy::Etcd,
+};
+
+/// etcd, as the tutorial's chapter 04: one member per master, TLS between members and
+/// to clients with one certificate per node.
+pub const ETCD: Component = Component {
+    name: "etcd",
+    user: "etcd",
+    description: "Etcd Server",
+    documentation: "https://etcd.io/docs/",
+    default_secure_port: 2379,
+    health_path: "/health",
+    lease: None,
+    kubeconfig: false,
+    certs: &[CertSpec {
+        name: "etcd",
+        cn: "etcd",
+        org: None,
+        server: true,
+        client: true,
+        names: Names::Node,
+        issued_by: IssuedBy::Etcd,
+    }],
+    gates_the_rest: true,
+    // A member of a cluster that has not formed yet is not ready until its peers run:
+    // install.sh starts it without waiting, and systemd must not time it out meanwhile.
+    unit_settings: &["Type=notify", "TimeoutStartSec=0", "LimitNOFILE=65536"],
+    config_template: None,
+    catalogue: include_str!("etcd-flags.tsv"),
+    version_series: "3.",
+    managed_flags: &[
+        ("name", ""),
+        ("data-dir", "data-dir"),
+        ("wal-dir", "wal-dir"),
+        ("cert-file", ""),
+        ("key-file", ""),
+        ("trusted-ca-file", ""),
+        ("peer-cert-file", ""),
+        ("peer-key-file", ""),
+        ("peer-trusted-ca-file", ""),
+        ("listen-client-urls", "client-port"),
+        ("advertise-client-urls", "client-port"),
+        ("listen-peer-urls", "peer-port"),
+        ("initial-advertise-peer-urls", "peer-port"),
+        ("initial-cluster", ""),
+        ("initial-cluster-state", ""),
+        ("initial-cluster-token", "cluster-token"),
+    ],
+    uses_service_account_key: false,
+    signs_csrs: false,
+};
+
 pub const KUBE_APISERVER: Component = Component {
     name: "kube-apiserver",
     user: "kube-apiserver",
@@ -254,9 +323,10 @@ pub const KUBE_APISERVER: Component = Component {
         FRONT_PROXY_CLIENT,
     ],
     gates_the_rest: true,
-    notify: true,
+    unit_settings: &["Type=notify", "LimitNOFILE=65536"],
     config_template: None,
     catalogue: include_str!("kas-flags.tsv"),
+    version_series: "1.",
     managed_flags: &[
         ("secure-port", "secure-port"),
         ("bind-address", ""),
@@ -278,9 +348,14 @@ pub const KUBE_APISERVER: Component = Component {
     signs_csrs: false,
 };
 
-/// Every component, in the order a node starts them: kube-apiserver first, the others
-/// need it.
-pub const ALL: [&Component; 3] = [&KUBE_APISERVER, &KUBE_CONTROLLER_MANAGER, &KUBE_SCHEDULER];
+/// Every component, in the order a node starts them: etcd, then kube-apiserver, which
+/// needs it, then the others, which need the apiserver.
+pub const ALL: [&Component; 4] = [
+    &ETCD,
+    &KUBE_APISERVER,
+    &KUBE_CONTROLLER_MANAGER,
+    &KUBE_SCHEDULER,
+];
 
 pub fn by_name(name: &str) -> Option<&'static Component> {
     ALL.into_iter().find(|c| c.name == name)
@@ -346,7 +421,9 @@ mod tests {
         for c in ALL {
             assert_eq!(by_name(c.name), Some(c));
             assert_eq!(c.own_cert().name, c.name);
-            assert_eq!(c.kubeconfig, c.lease.is_some());
+            if c.kubeconfig {
+                assert!(c.lease.is_some());
+            }
             if c.kubeconfig {
                 assert_eq!(c.user, format!("system:{}", c.name));
                 assert_eq!(c.own_cert().cn, c.user);
@@ -355,7 +432,7 @@ mod tests {
         let mut stems: Vec<&str> = ALL
             .iter()
             .flat_map(|c| c.certs.iter().map(|s| s.name))
-            .chain([ADMIN.name])
+            .chain([ADMIN.name, APISERVER_ETCD_CLIENT.name])
             .collect();
         stems.sort();
         let n = stems.len();

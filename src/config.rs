@@ -22,6 +22,9 @@ pub const DEFAULT_APISERVER: &str = "https://{{node.ip}}:6443";
 pub const DEFAULT_K8S_DIR: &str = "/data/k8s/k8s";
 pub const DEFAULT_DNS_DOMAIN: &str = "cluster.local";
 pub const DEFAULT_NODE_PORT_RANGE: &str = "30000-32767";
+pub const DEFAULT_ETCD_DATA_DIR: &str = "/data/k8s/etcd/data";
+pub const DEFAULT_ETCD_WAL_DIR: &str = "/data/k8s/etcd/wal";
+pub const DEFAULT_ETCD_CLUSTER_TOKEN: &str = "etcd-cluster-0";
 pub const NODE_IP_PLACEHOLDER: &str = "{{node.ip}}";
 
 // ---- raw, as written -------------------------------------------------------------------
@@ -43,6 +46,8 @@ struct RawInventory {
     /// Not built when absent.
     #[serde(rename = "kube-apiserver")]
     kube_apiserver: Option<RawApiServer>,
+    /// Not built when absent.
+    etcd: Option<RawEtcd>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +89,7 @@ struct RawPki {
     ca_validity: Option<Spanned<String>>,
     service_account_key: Option<Spanned<String>>,
     csr_signing: Option<Spanned<String>>,
+    etcd_ca: Option<Spanned<String>>,
     #[serde(rename = "C")]
     country: Option<Spanned<String>>,
     #[serde(rename = "ST")]
@@ -99,6 +105,25 @@ struct RawPki {
 struct RawNode {
     name: Spanned<String>,
     ip: Spanned<String>,
+    /// `existing` for a member joining a formed etcd cluster; `new` (the default) for the
+    /// members that bootstrap it.
+    #[serde(rename = "etcd-state")]
+    etcd_state: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawEtcd {
+    binary: Option<Spanned<String>>,
+    etcdctl: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
+    client_port: Option<Spanned<i64>>,
+    peer_port: Option<Spanned<i64>>,
+    data_dir: Option<Spanned<String>>,
+    wal_dir: Option<Spanned<String>>,
+    cluster_token: Option<Spanned<String>>,
+    #[serde(default)]
+    extra_args: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +148,85 @@ pub struct Inventory {
     pub components: Vec<ComponentSettings>,
     /// kube-apiserver's own settings, when the inventory builds it.
     pub apiserver: Option<ApiServerSettings>,
+    /// etcd's own settings, when the inventory builds it.
+    pub etcd: Option<EtcdSettings>,
+    /// Things worth saying that do not stop a build, one line each.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtcdCa {
+    /// `pki/etcd-ca.pem`, generated once: a certificate of the cluster CA cannot reach etcd.
+    Dedicated,
+    /// The root CA, as the tutorial does.
+    Shared,
+}
+
+/// The etcd releases with a checked flag profile, as minor numbers of 3.x.
+pub const ETCD_MINORS: [u32; 3] = [4, 5, 6];
+
+#[derive(Debug, Clone)]
+pub struct EtcdSettings {
+    /// Minor release of 3.x: 4, 5 or 6.
+    pub minor: u32,
+    /// An etcdctl to carry as `/opt/k8s/bin/etcdctl`.
+    pub etcdctl: Option<PathBuf>,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: String,
+    pub wal_dir: String,
+    pub cluster_token: String,
+    /// Nodes whose member joins a formed cluster (`etcd-state = "existing"`), in
+    /// inventory order; the others bootstrap it.
+    pub joining: Vec<String>,
+}
+
+impl EtcdSettings {
+    /// `--initial-cluster` of `node`: the bootstrapping members, and for a joining one
+    /// also every member joined before it, in inventory order, then itself, which is what
+    /// `etcdctl member add` asks for. A member added later never changes the bundles of
+    /// those before it.
+    pub fn initial_cluster(&self, nodes: &[Node], node: &Node) -> String {
+        let joins = |n: &Node| self.joining.contains(&n.name);
+        let upto = nodes
+            .iter()
+            .position(|n| n.name == node.name)
+            .unwrap_or(nodes.len());
+        nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| !joins(n) || (joins(node) && *i <= upto))
+            .map(|(_, n)| format!("{}={}", n.name, self.peer_url(n)))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn peer_url(&self, node: &Node) -> String {
+        format!("https://{}:{}", host(node.ip), self.peer_port)
+    }
+
+    pub fn client_url(&self, node: &Node) -> String {
+        format!("https://{}:{}", host(node.ip), self.client_port)
+    }
+
+    /// Every member's client URL, `node`'s own first: kube-apiserver's `--etcd-servers`.
+    pub fn servers_for(&self, nodes: &[Node], node: &Node) -> Vec<String> {
+        let mut urls = vec![self.client_url(node)];
+        urls.extend(
+            nodes
+                .iter()
+                .filter(|n| n.name != node.name)
+                .map(|n| self.client_url(n)),
+        );
+        urls
+    }
+}
+
+fn host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
 }
 
 /// A name a serving certificate carries.
@@ -272,6 +376,8 @@ pub struct PkiSettings {
     pub subject: Subject,
     pub service_account_key: ServiceAccountKey,
     pub csr_signing: CsrSigning,
+    /// Whether etcd has a CA of its own (kubeadm's way) or uses the root CA (the tutorial's).
+    pub etcd_ca: EtcdCa,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,6 +403,25 @@ impl Inventory {
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
         self.cluster.apiserver.replace(NODE_IP_PLACEHOLDER, &ip)
+    }
+
+    /// Every certificate `c` carries on a node: its row's, and with `[etcd]` the
+    /// apiserver's client certificate for it.
+    pub fn certs(&self, c: &'static Component) -> Vec<&'static component::CertSpec> {
+        let mut certs: Vec<_> = c.certs.iter().collect();
+        if c == &KUBE_APISERVER && self.etcd.is_some() {
+            certs.push(&component::APISERVER_ETCD_CLIENT);
+        }
+        certs
+    }
+
+    /// `c`'s working directory on a node: etcd's data dir, `<k8s-dir>/<name>` for the
+    /// others.
+    pub fn work_dir(&self, c: &Component) -> String {
+        match &self.etcd {
+            Some(etcd) if c == &component::ETCD => etcd.data_dir.clone(),
+            _ => c.work_dir(&self.cluster.k8s_dir),
+        }
     }
 
     /// The settings of `c`, when the inventory builds it.
@@ -358,7 +483,11 @@ impl Validator<'_> {
     fn inventory(&self, raw: RawInventory) -> Result<Inventory> {
         let mut cluster = self.cluster(raw.cluster)?;
         let pki = self.pki(raw.pki)?;
+        let joining = self.joining(&raw.nodes)?;
         let nodes = self.nodes(raw.nodes)?;
+        let mut warnings = Vec::new();
+        let with_etcd = raw.etcd.is_some();
+        let mut etcd = None;
         let mut apiserver = None;
         let mut components = vec![self.component(
             &KUBE_CONTROLLER_MANAGER,
@@ -369,7 +498,7 @@ impl Validator<'_> {
             components.push(self.component(&KUBE_SCHEDULER, raw, &cluster.version)?);
         }
         if let Some(raw) = raw.kube_apiserver {
-            let (settings, own) = self.apiserver(raw, &cluster, &nodes)?;
+            let (settings, own) = self.apiserver(raw, &cluster, &nodes, with_etcd)?;
             // The controller-manager and scheduler talk to the apiserver on their node.
             if !cluster.apiserver_set {
                 cluster.apiserver =
@@ -378,18 +507,42 @@ impl Validator<'_> {
             components.push(settings);
             apiserver = Some(own);
         }
+        if let Some(raw) = raw.etcd {
+            let (settings, own) = self.etcd(raw, &cluster, joining, &nodes)?;
+            if nodes.len() % 2 == 0 {
+                let n = nodes.len();
+                warnings.push(format!(
+                    "{} lists {n} etcd members: a quorum is {}, so the cluster survives the loss of {} member(s), no more than with {}; an odd number is what etcd recommends",
+                    self.path.display(),
+                    n / 2 + 1,
+                    (n - 1) / 2,
+                    n - 1
+                ));
+            }
+            components.push(settings);
+            etcd = Some(own);
+        }
         components.sort_by_key(|s| component::ALL.iter().position(|c| *c == s.component));
-        for (i, a) in components.iter().enumerate() {
-            if let Some(b) = components[..i]
-                .iter()
-                .find(|b| b.secure_port == a.secure_port)
-            {
+        // Every port a node listens on, with the key that sets it.
+        let mut ports: Vec<(u16, String)> = components
+            .iter()
+            .map(|s| {
+                let key = if s.component == &component::ETCD {
+                    "client-port"
+                } else {
+                    "secure-port"
+                };
+                (s.secure_port, format!("{}.{key}", s.component.name))
+            })
+            .collect();
+        if let Some(e) = &etcd {
+            ports.push((e.peer_port, "etcd.peer-port".into()));
+        }
+        for (i, (port, key)) in ports.iter().enumerate() {
+            if let Some((_, first)) = ports[..i].iter().find(|(p, _)| p == port) {
                 return Err(Error::input(
-                    self.whole_file(&format!("{}.secure-port", a.component.name)),
-                    format!(
-                        "{} and {} would both listen on port {} of every node",
-                        b.component.name, a.component.name, a.secure_port
-                    ),
+                    self.whole_file(key),
+                    format!("`{first}` and `{key}` would both listen on port {port} of every node"),
                 )
                 .with_hint(format!(
                     "give each component its own port (defaults: {})",
@@ -408,7 +561,196 @@ impl Validator<'_> {
             nodes,
             components,
             apiserver,
+            etcd,
+            warnings,
         })
+    }
+
+    /// The nodes whose etcd member joins a formed cluster, from `etcd-state`.
+    fn joining(&self, raw: &[RawNode]) -> Result<Vec<String>> {
+        let mut joining = Vec::new();
+        for (i, node) in raw.iter().enumerate() {
+            let Some(state) = &node.etcd_state else {
+                continue;
+            };
+            match state.get_ref().as_str() {
+                "new" => {}
+                "existing" => joining.push(node.name.get_ref().clone()),
+                other => {
+                    return Err(self
+                        .err(state, &format!("nodes[{i}].etcd-state"), format!("unknown value `{other}`"))
+                        .with_hint("`new` for a member that bootstraps the cluster (the default), `existing` for one added to a formed cluster with `etcdctl member add`"))
+                }
+            }
+        }
+        if !joining.is_empty() && joining.len() == raw.len() {
+            return Err(Error::input(
+                self.whole_file("nodes"),
+                "every node has `etcd-state = \"existing\"`: no member is left to bootstrap or to join",
+            ));
+        }
+        Ok(joining)
+    }
+
+    /// `[etcd]`: its component settings and its own.
+    fn etcd(
+        &self,
+        raw: RawEtcd,
+        cluster: &Cluster,
+        joining: Vec<String>,
+        nodes: &[Node],
+    ) -> Result<(ComponentSettings, EtcdSettings)> {
+        let Some(version) = raw.version else {
+            return Err(Error::input(self.whole_file("etcd.version"), "is required")
+                .with_hint("set the etcd release the bundles carry: `3.4`, `3.5` or `3.6` (`etcd --version` says it)"));
+        };
+        let minor = version
+            .get_ref()
+            .trim_start_matches('v')
+            .strip_prefix("3.")
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|m| m.parse::<u32>().ok())
+            .filter(|m| ETCD_MINORS.contains(m))
+            .ok_or_else(|| {
+                self.err(
+                    &version,
+                    "etcd.version",
+                    format!("etcd `{}` has no flag profile", version.get_ref()),
+                )
+                .with_hint("kube-bundle knows etcd 3.4, 3.5 and 3.6; write `3.4`, `3.5` or `3.6` (a patch release like `3.4.23` is fine)")
+            })?;
+        let shown = format!("3.{minor}");
+        let settings = self.component_of(
+            &component::ETCD,
+            RawComponent {
+                binary: raw.binary,
+                secure_port: raw.client_port,
+                extra_args: raw.extra_args,
+            },
+            &cluster.version,
+            Some((minor, &shown)),
+        )?;
+        let client_port = settings.secure_port;
+        let peer_port = match raw.peer_port {
+            None => 2380,
+            Some(p) => u16::try_from(*p.get_ref())
+                .ok()
+                .filter(|port| *port > 0)
+                .ok_or_else(|| {
+                    self.err(
+                        &p,
+                        "etcd.peer-port",
+                        "must be a port number from 1 to 65535",
+                    )
+                })?,
+        };
+        let etcdctl = match raw.etcdctl {
+            None => None,
+            Some(b) => {
+                let path = self.relative(b.get_ref());
+                check_executable(&path).map_err(|m| {
+                    self.err(&b, "etcd.etcdctl", format!("`{}` {m}", path.display()))
+                        .with_hint("point it at the etcdctl executable to carry in the bundles, or remove the key")
+                })?;
+                Some(path)
+            }
+        };
+        let dir = |value: Option<Spanned<String>>, key: &str, default: &str| -> Result<String> {
+            match value {
+                None => Ok(default.to_string()),
+                Some(d) => {
+                    let text = d.get_ref();
+                    let ok = text.starts_with('/')
+                        && text.trim_end_matches('/').len() > 1
+                        && !text.split('/').any(|part| part == ".." || part == ".")
+                        && !text.chars().any(|c| {
+                            c.is_whitespace() || c.is_control() || "\"'\\$%`*?[]".contains(c)
+                        });
+                    if !ok {
+                        return Err(self.err(
+                            &d,
+                            &format!("etcd.{key}"),
+                            "must be an absolute folder below `/` without `..`, spaces, quotes, `$` or wildcards",
+                        ));
+                    }
+                    Ok(text.trim_end_matches('/').to_string())
+                }
+            }
+        };
+        let data_dir = dir(raw.data_dir, "data-dir", DEFAULT_ETCD_DATA_DIR)?;
+        let wal_dir = dir(raw.wal_dir, "wal-dir", DEFAULT_ETCD_WAL_DIR)?;
+        let inside = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+        if inside(&wal_dir, &data_dir) || inside(&data_dir, &wal_dir) {
+            return Err(Error::input(
+                self.whole_file("etcd.wal-dir"),
+                format!("`{wal_dir}` and the data dir `{data_dir}` overlap"),
+            )
+            .with_hint("give the WAL a folder of its own beside the data dir, as the tutorial's /data/k8s/etcd/{data,wal}"));
+        }
+        // Nothing another component owns may hold etcd's data, or be held by it: an
+        // uninstall --purge of that component would take the data with it.
+        let mut owned: Vec<(String, String)> = component::ALL
+            .iter()
+            .filter(|c| c.name != component::ETCD.name)
+            .map(|c| {
+                (
+                    c.work_dir(&cluster.k8s_dir),
+                    format!("{}'s work dir", c.name),
+                )
+            })
+            .collect();
+        owned.push((
+            component::paths::CONFIG_DIR.into(),
+            "the configuration folder".into(),
+        ));
+        owned.push((
+            component::paths::BIN_DIR.into(),
+            "the binaries' folder".into(),
+        ));
+        owned.push((
+            component::paths::BACKUP_DIR.into(),
+            "install.sh's releases".into(),
+        ));
+        for (key, path) in [("data-dir", &data_dir), ("wal-dir", &wal_dir)] {
+            for (other, what) in &owned {
+                if inside(path, other) || inside(other, path) {
+                    return Err(Error::input(
+                        self.whole_file(&format!("etcd.{key}")),
+                        format!("`{path}` overlaps {what} `{other}`"),
+                    )
+                    .with_hint(
+                        "keep etcd's data in a folder of its own, such as /data/k8s/etcd/data",
+                    ));
+                }
+            }
+        }
+        let cluster_token = match raw.cluster_token {
+            None => DEFAULT_ETCD_CLUSTER_TOKEN.to_string(),
+            Some(t) => {
+                if !is_host_name(t.get_ref()) {
+                    return Err(self.err(
+                        &t,
+                        "etcd.cluster-token",
+                        "must be letters, digits, `-` and `.`",
+                    ));
+                }
+                t.into_inner()
+            }
+        };
+        debug_assert!(joining.iter().all(|j| nodes.iter().any(|n| &n.name == j)));
+        Ok((
+            settings,
+            EtcdSettings {
+                minor,
+                etcdctl,
+                client_port,
+                peer_port,
+                data_dir,
+                wal_dir,
+                cluster_token,
+                joining,
+            },
+        ))
     }
 
     fn cluster(&self, raw: RawCluster) -> Result<Cluster> {
@@ -516,6 +858,7 @@ impl Validator<'_> {
         raw: RawApiServer,
         cluster: &Cluster,
         nodes: &[Node],
+        with_etcd: bool,
     ) -> Result<(ComponentSettings, ApiServerSettings)> {
         let section = KUBE_APISERVER.name;
         let settings = self.component(
@@ -581,6 +924,30 @@ impl Validator<'_> {
                 format!("{first}-{last}")
             }
         };
+        if with_etcd {
+            let given = [
+                ("etcd-servers", raw.etcd_servers.as_ref().map(Spanned::span)),
+                ("etcd-ca", raw.etcd_ca.as_ref().map(Spanned::span)),
+                ("etcd-cert", raw.etcd_cert.as_ref().map(Spanned::span)),
+                ("etcd-key", raw.etcd_key.as_ref().map(Spanned::span)),
+            ];
+            if let Some((key, Some(span))) = given.into_iter().find(|(_, s)| s.is_some()) {
+                return Err(Error::input(
+                    self.at(span, &format!("{section}.{key}")),
+                    "is set by kube-bundle when the inventory has `[etcd]`",
+                )
+                .with_hint("remove it: the apiservers use the bundled etcd members, its CA and a client certificate from pki/"));
+            }
+            return Ok((
+                settings,
+                ApiServerSettings {
+                    extra_sans,
+                    node_port_range,
+                    etcd_servers: Vec::new(),
+                    etcd_tls: None,
+                },
+            ));
+        }
         let Some(servers) = raw.etcd_servers else {
             return Err(Error::input(
                 self.whole_file(&format!("{section}.etcd-servers")),
@@ -794,6 +1161,18 @@ impl Validator<'_> {
             (CsrSigning::Signer, ServiceAccountKey::Ca) => CsrSigning::Ca,
             (other, _) => other,
         };
+        let etcd_ca = match raw.etcd_ca {
+            None => EtcdCa::Dedicated,
+            Some(v) => match v.get_ref().as_str() {
+                "dedicated" => EtcdCa::Dedicated,
+                "shared" => EtcdCa::Shared,
+                other => {
+                    return Err(self
+                        .err(&v, "pki.etcd-ca", format!("unknown value `{other}`"))
+                        .with_hint("use `dedicated` (a CA of etcd's own, as kubeadm makes) or `shared` (the cluster CA, as the tutorial does)"))
+                }
+            },
+        };
         let subject_field = |value: Option<Spanned<String>>,
                              field: &str|
          -> Result<Option<String>> {
@@ -824,6 +1203,7 @@ impl Validator<'_> {
             subject,
             service_account_key,
             csr_signing,
+            etcd_ca,
         })
     }
 
@@ -910,6 +1290,18 @@ impl Validator<'_> {
         raw: RawComponent,
         version: &KubeVersion,
     ) -> Result<ComponentSettings> {
+        self.component_of(c, raw, version, None)
+    }
+
+    /// [`Validator::component`], with `extra-args` checked against `etcd_minor` (minor
+    /// release and its spelling) instead of the Kubernetes version.
+    fn component_of(
+        &self,
+        c: &'static Component,
+        raw: RawComponent,
+        version: &KubeVersion,
+        etcd_minor: Option<(u32, &str)>,
+    ) -> Result<ComponentSettings> {
         let section = c.name;
         let binary = match raw.binary {
             None => None,
@@ -944,8 +1336,11 @@ impl Validator<'_> {
                     .err(&value, &field, format!("`--{name}` is set twice"))
                     .with_hint("keep one spelling: names are written without leading dashes"));
             }
-            catalogue::check_extra_arg(c, &name, version)
-                .map_err(|(message, hint)| self.err(&value, &field, message).with_hint(hint))?;
+            let checked = match etcd_minor {
+                Some((minor, shown)) => catalogue::check_flag(c, &name, minor, shown),
+                None => catalogue::check_extra_arg(c, &name, version),
+            };
+            checked.map_err(|(message, hint)| self.err(&value, &field, message).with_hint(hint))?;
             let text = match value.get_ref() {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Integer(i) => i.to_string(),

@@ -114,6 +114,9 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
     if let Some(w) = inv.cluster.version.profile_warning() {
         report.notes.push(format!("warning: {w}"));
     }
+    for w in &inv.warnings {
+        report.notes.push(format!("warning: {w}"));
+    }
     let templates = render::Templates::load(opts.templates.as_deref())?;
     let signer = opts
         .sign

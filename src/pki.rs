@@ -18,7 +18,9 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::component::{CertSpec, Component, IssuedBy, Names, ADMIN};
-use crate::config::{CsrSigning, Inventory, KeyAlgorithm, Node, San, ServiceAccountKey, Subject};
+use crate::config::{
+    CsrSigning, EtcdCa, Inventory, KeyAlgorithm, Node, San, ServiceAccountKey, Subject,
+};
 use crate::error::{Error, Result};
 use crate::keys;
 pub use crate::manifest::CertSummary;
@@ -43,6 +45,8 @@ pub struct Pki {
     pub encryption_key: Option<String>,
     /// The operator's client certificate, when kube-apiserver is built.
     pub admin: Option<Leaf>,
+    /// etcd's own CA, with `[etcd]` and `etcd-ca = "dedicated"`.
+    pub etcd_ca: Option<Leaf>,
 }
 
 impl Pki {
@@ -53,6 +57,13 @@ impl Pki {
 
     pub fn cert(&self, node: &str, spec: &CertSpec) -> &Leaf {
         &self.leaves[&(node.to_string(), spec.name)]
+    }
+
+    /// The CA etcd trusts: its own, or the root CA when shared.
+    pub fn etcd_ca_pem(&self) -> &str {
+        self.etcd_ca
+            .as_ref()
+            .map_or(&self.ca_cert_pem, |ca| &ca.cert_pem)
     }
 
     /// kube-apiserver's `--client-ca-file`: the root CA, then the CSR signing CA whose
@@ -179,14 +190,24 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     } else {
         None
     };
+    let etcd_ca = match (&inv.etcd, inv.pki.etcd_ca) {
+        (Some(_), EtcdCa::Dedicated) => Some(saved_ca_at(
+            inv,
+            &dir.join("etcd-ca.pem"),
+            &dir.join("etcd-ca-key.pem"),
+            &format!("{}-etcd-ca", inv.cluster.name),
+            "the etcd CA",
+            say,
+        )?),
+        _ => None,
+    };
     let wanted: Vec<(&Node, &'static Component, &'static CertSpec)> = inv
         .nodes
         .iter()
         .flat_map(|node| {
             inv.components.iter().flat_map(move |s| {
-                s.component
-                    .certs
-                    .iter()
+                inv.certs(s.component)
+                    .into_iter()
                     .map(move |spec| (node, s.component, spec))
             })
         })
@@ -196,6 +217,7 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         let issuer = match spec.issued_by {
             IssuedBy::Root => &ca,
             IssuedBy::FrontProxy => front_proxy.as_ref().expect("made with kube-apiserver"),
+            IssuedBy::Etcd => etcd_ca.as_ref().unwrap_or(&ca),
         };
         let leaf = leaf(
             inv,
@@ -251,6 +273,10 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         }),
         encryption_key,
         admin,
+        etcd_ca: etcd_ca.map(|ca| Leaf {
+            cert_pem: ca.cert_pem,
+            key_pem: ca.key_pem,
+        }),
     })
 }
 

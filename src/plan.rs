@@ -29,6 +29,8 @@ pub enum Source {
     ClientCa,
     /// The aggregation layer's CA certificate.
     FrontProxyCa,
+    /// The CA etcd members and their clients trust: etcd's own, or the root CA.
+    EtcdCa,
     /// kube-apiserver's EncryptionConfiguration, with the key from `pki/`.
     EncryptionConfig,
     AuditPolicy,
@@ -244,11 +246,35 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
             }
         }
     }
+    if let Some(etcd) = &inv.etcd {
+        // etcd and the apiserver, its client, trust it.
+        let users: Vec<_> = components
+            .iter()
+            .copied()
+            .filter(|c| !c.kubeconfig)
+            .collect();
+        put(
+            paths::ETCD_CA.into(),
+            0o644,
+            Kind::Certificate,
+            Source::EtcdCa,
+            users,
+        );
+        if let Some(etcdctl) = &etcd.etcdctl {
+            put(
+                paths::ETCDCTL.into(),
+                0o755,
+                Kind::Other,
+                Source::Binary(etcdctl.clone()),
+                Vec::new(),
+            );
+        }
+    }
     let mut external = Vec::new();
     for settings in &inv.components {
         let c = settings.component;
         let own = vec![c];
-        for spec in c.certs {
+        for spec in inv.certs(c) {
             put(
                 spec.cert_path(),
                 0o644,

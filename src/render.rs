@@ -26,7 +26,8 @@ const AUDIT_TEMPLATE: &str = "audit-policy.yaml";
 
 const UNIT: &str = include_str!("../bundle-templates/unit.service.hbs");
 
-const EMBEDDED: [(&str, &str); 8] = [
+const EMBEDDED: [(&str, &str); 9] = [
+    ("etcd.service", UNIT),
     ("kube-apiserver.service", UNIT),
     ("kube-controller-manager.service", UNIT),
     ("kube-scheduler.service", UNIT),
@@ -218,6 +219,7 @@ impl Templates {
             Source::Cert(spec) => pki.cert(&node.name, spec).cert_pem.clone(),
             Source::Key(spec) => pki.cert(&node.name, spec).key_pem.clone(),
             Source::ClientCa => pki.client_ca_pem(),
+            Source::EtcdCa => pki.etcd_ca_pem().to_string(),
             Source::FrontProxyCa => planned(pki.front_proxy_ca.as_ref(), "front-proxy CA")?
                 .cert_pem
                 .clone(),
@@ -262,9 +264,9 @@ impl Templates {
                 "description": c.description,
                 "documentation": c.documentation,
                 "binary": c.binary_path(),
-                "work_dir": c.work_dir(&inv.cluster.k8s_dir),
+                "work_dir": inv.work_dir(c),
                 "args": args,
-                "notify": c.notify,
+                "unit_settings": c.unit_settings,
                 "node": { "name": node.name, "ip": node.ip.to_string() },
             }),
         )
@@ -302,7 +304,7 @@ impl Templates {
                 json!({
                     "name": c.name,
                     "unit": c.unit_name(),
-                    "work_dir": c.work_dir(&inv.cluster.k8s_dir),
+                    "work_dir": inv.work_dir(c),
                     "health_url": format!("https://{host}:{port}{}", c.health_path),
                     // Without a kubeconfig (kube-apiserver) there is no apiserver to
                     // check credentials against; its /healthz needs a client certificate.
@@ -338,6 +340,7 @@ impl Templates {
                     None => continue,
                 },
                 Source::Cert(spec) => &pki.cert(&node.name, spec).cert_pem,
+                Source::EtcdCa => pki.etcd_ca_pem(),
                 Source::FrontProxyCa => match &pki.front_proxy_ca {
                     Some(ca) => &ca.cert_pem,
                     None => continue,
