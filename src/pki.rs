@@ -1114,7 +1114,14 @@ fn leaf(
             say(format!("{whose}reissued the {what}{key_note}: {problem}"))
         }
         None if node.is_none() => say(format!("issued the {what}")),
-        None => say(format!("{whose}issued a {what}")),
+        None => {
+            let article = if spec.name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            say(format!("{whose}issued {article} {what}"))
+        }
     }
     Ok(Leaf {
         cert_pem: cert.pem(),

@@ -11,7 +11,7 @@ use std::path::Path;
 use handlebars::Handlebars;
 use serde_json::json;
 
-use crate::component::{dist, paths, Component, LEASE_NAMESPACE};
+use crate::component::{self, dist, paths, Component, LEASE_NAMESPACE};
 use crate::config::{Inventory, Node};
 use crate::error::{Error, Result};
 use crate::flags::{self, Flag};
@@ -314,6 +314,10 @@ impl Templates {
                     "client_key": c.client_cert().key_path(),
                     "lease": c.lease.unwrap_or_default(),
                     "gates_the_rest": c.gates_the_rest,
+                    "health_ca": if c == &&component::ETCD { paths::ETCD_CA } else { paths::CA_CERT },
+                    "health_ok": if c == &&component::ETCD { "\"health\":\"true\"" } else { "ok" },
+                    // etcd's data dir holds every key of the cluster.
+                    "work_mode": if c == &&component::ETCD { "0700" } else { "0755" },
                 })
             })
             .collect();
@@ -368,6 +372,16 @@ impl Templates {
                 // Parts of install.sh only a node running kube-apiserver needs; without
                 // it install.sh stays as it was before kube-apiserver joined.
                 "with_apiserver": plan.components.iter().any(|c| !c.kubeconfig),
+                "etcd": inv.etcd.as_ref().map(|etcd| json!({
+                    "data_dir": etcd.data_dir,
+                    "wal_dir": etcd.wal_dir,
+                    "endpoint": etcd.client_url(node),
+                    "members": etcd.initial_cluster(&inv.nodes, node).split(',').count(),
+                    "peers": inv.nodes.iter().filter(|n| n.name != node.name).map(|n| etcd.client_url(n)).collect::<Vec<_>>(),
+                    "ca": paths::ETCD_CA,
+                    "cert": component::ETCD.cert_path(),
+                    "key": component::ETCD.key_path(),
+                })),
                 "files": files,
                 "certificates": certificates,
             }),
