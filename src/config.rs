@@ -548,7 +548,10 @@ impl Validator<'_> {
                     "give each component its own port (defaults: {})",
                     component::ALL
                         .iter()
-                        .map(|c| format!("{} {}", c.name, c.default_secure_port))
+                        .map(|c| match c.name {
+                            "etcd" => format!("etcd {} and peers 2380", c.default_secure_port),
+                            _ => format!("{} {}", c.name, c.default_secure_port),
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 )));

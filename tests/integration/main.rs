@@ -7,6 +7,7 @@ mod bad_input;
 mod bench;
 mod certs;
 mod common;
+mod etcd;
 mod fuzz;
 mod hardening;
 mod init;

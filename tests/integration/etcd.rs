@@ -1,0 +1,469 @@
+//! etcd from the inventory: its certificates and flags, the bad input that must stop a
+//! build, and install.sh's care for etcd's data, run for real with `--root`: no action
+//! but `--uninstall --purge --delete-etcd-data` removes it, and that one and every
+//! install that changes etcd keep a snapshot first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::*;
+
+/// Three masters with every component; etcd is carried from a stand-in binary.
+fn inventory(extra_etcd: &str) -> String {
+    format!(
+        "{}\n[kube-scheduler]\n[kube-apiserver]\n[etcd]\nversion = \"3.4\"\nbinary = \"fake-etcd\"\n{extra_etcd}",
+        INVENTORY
+            .replace("apiserver = \"https://{{node.ip}}:6443\"\n", "")
+            .replace("csr-signing = \"ca\"", "csr-signing = \"signer\"")
+    )
+}
+
+fn project(extra_etcd: &str) -> Project {
+    let project = Project::new(&inventory(extra_etcd));
+    project.write("fake-etcd", FAKE_BINARY);
+    std::fs::set_permissions(
+        project.path("fake-etcd"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    project
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn openssl(args: &[&str], dir: &Path) -> Output {
+    Command::new(tool("openssl"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn members_get_certificates_of_the_etcd_ca_and_the_tutorials_flags() {
+    let project = project("");
+    let notes = project.build_ok();
+    assert!(notes.contains("generated the etcd CA"), "{notes}");
+    assert!(notes.contains("m1: issued an etcd certificate"), "{notes}");
+    assert!(
+        notes.contains("m1: issued an apiserver-etcd-client certificate"),
+        "{notes}"
+    );
+    let bundle = project.unpack("m2");
+    let cert = bundle.join("rootfs/etc/kubernetes/cert");
+    assert_eq!(
+        read(&cert.join("etcd-ca.pem")),
+        read(&project.path("pki/etcd-ca.pem"))
+    );
+    assert!(!cert.join("etcd-ca-key.pem").exists());
+    assert_eq!(mode_of(&cert.join("etcd-key.pem")), 0o600);
+    // The member's certificate serves clients and peers; the apiserver's is a client's.
+    for purpose in ["sslserver", "sslclient"] {
+        let out = openssl(
+            &[
+                "verify",
+                "-CAfile",
+                "etcd-ca.pem",
+                "-purpose",
+                purpose,
+                "etcd.pem",
+            ],
+            &cert,
+        );
+        assert!(out.status.success(), "{purpose}: {}", stdout(&out));
+    }
+    let verify = |ca: &str, file: &str| {
+        openssl(&["verify", "-CAfile", ca, file], &cert)
+            .status
+            .success()
+    };
+    assert!(verify("etcd-ca.pem", "apiserver-etcd-client.pem"));
+    assert!(!verify("ca.pem", "etcd.pem"), "a dedicated CA by default");
+    let sans = stdout(&openssl(
+        &[
+            "x509",
+            "-in",
+            "etcd.pem",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+        &cert,
+    ));
+    assert!(
+        sans.contains("IP Address:127.0.0.1, IP Address:127.0.1.2, DNS:m2\n"),
+        "{sans}"
+    );
+    let unit = read(&bundle.join("rootfs/etc/systemd/system/etcd.service"));
+    for want in [
+        "WorkingDirectory=/data/k8s/etcd/data\n",
+        "  --name=m2 \\\n",
+        "  --data-dir=/data/k8s/etcd/data \\\n  --wal-dir=/data/k8s/etcd/wal \\\n",
+        "  --listen-client-urls=https://127.0.1.2:2379 \\\n",
+        "  --listen-peer-urls=https://127.0.1.2:2380 \\\n",
+        "  --initial-cluster=m1=https://127.0.1.1:2380,m2=https://127.0.1.2:2380,m3=https://127.0.1.3:2380 \\\n",
+        "  --initial-cluster-state=new \\\n",
+        "  --initial-cluster-token=etcd-cluster-0 \\\n",
+        "  --client-cert-auth \\\n",
+        "Type=notify\nTimeoutStartSec=0\nLimitNOFILE=65536\n",
+    ] {
+        assert!(unit.contains(want), "{want} not in:\n{unit}");
+    }
+    assert!(!unit.contains("http://"), "no plain-http listener:\n{unit}");
+    let api = read(&bundle.join("rootfs/etc/systemd/system/kube-apiserver.service"));
+    assert!(
+        api.contains("--etcd-servers=https://127.0.1.2:2379,https://127.0.1.1:2379,https://127.0.1.3:2379 \\\n"),
+        "its own member first:\n{api}"
+    );
+    // etcd starts first, then the apiserver, each gating the rest.
+    let install = read(&bundle.join("install.sh"));
+    assert!(install.contains(
+        "    \"etcd\"\n    \"kube-apiserver\"\n    \"kube-controller-manager\"\n    \"kube-scheduler\"\n"
+    ));
+    assert!(
+        install.contains("GATES_REST[\"etcd\"]=1\n")
+            && install.contains("GATES_REST[\"kube-apiserver\"]=1\n")
+    );
+    run_ok(
+        Command::new(tool("shellcheck"))
+            .arg("--severity=style")
+            .arg(bundle.join("install.sh")),
+    );
+    // A shared CA is the root CA, as in the tutorial.
+    let shared = Project::new(&inventory("").replace("[pki]\n", "[pki]\netcd-ca = \"shared\"\n"));
+    shared.write("fake-etcd", FAKE_BINARY);
+    std::fs::set_permissions(
+        shared.path("fake-etcd"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    shared.build_ok();
+    assert!(!shared.path("pki/etcd-ca.pem").exists());
+    let bundle = shared.unpack("m1");
+    let cert = bundle.join("rootfs/etc/kubernetes/cert");
+    assert_eq!(read(&cert.join("etcd-ca.pem")), read(&cert.join("ca.pem")));
+}
+
+#[test]
+fn a_member_added_later_changes_only_the_apiservers_list_on_the_others() {
+    let project = project("");
+    project.build_ok();
+    let before: Vec<PathBuf> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|n| project.unpack(n))
+        .collect();
+    // A fourth master joins the formed cluster.
+    let text = read(&project.path("cluster.toml")).replace(
+        "\n[kube-scheduler]",
+        "\n[[nodes]]\nname = \"m4\"\nip = \"127.0.1.4\"\netcd-state = \"existing\"\n\n[kube-scheduler]",
+    );
+    project.write("cluster.toml", &text);
+    let out = project.build();
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::rename(project.path("unpacked-m1"), project.path("old-m1")).unwrap();
+    let m4 = project.unpack("m4");
+    let unit = read(&m4.join("rootfs/etc/systemd/system/etcd.service"));
+    assert!(unit.contains("  --initial-cluster=m1=https://127.0.1.1:2380,m2=https://127.0.1.2:2380,m3=https://127.0.1.3:2380,m4=https://127.0.1.4:2380 \\\n"), "{unit}");
+    assert!(
+        unit.contains("  --initial-cluster-state=existing \\\n"),
+        "{unit}"
+    );
+    // On m1, only kube-apiserver's unit changes: its --etcd-servers gains m4.
+    let old = project.path("old-m1/control-plane-m1/rootfs");
+    let new = project.unpack("m1").join("rootfs");
+    let mut changed = Vec::new();
+    for entry in walkdir::WalkDir::new(&new).sort_by_file_name() {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let rel = entry.path().strip_prefix(&new).unwrap();
+            if std::fs::read(entry.path()).unwrap()
+                != std::fs::read(old.join(rel)).unwrap_or_default()
+            {
+                changed.push(rel.display().to_string());
+            }
+        }
+    }
+    assert_eq!(changed, ["etc/systemd/system/kube-apiserver.service"]);
+    let _ = before;
+}
+
+#[test]
+fn bad_etcd_input_is_refused_with_one_error_and_nothing_written() {
+    let refused = |text: &str, needles: &[&str]| {
+        let project = Project::new(text);
+        project.write("fake-etcd", FAKE_BINARY);
+        std::fs::set_permissions(
+            project.path("fake-etcd"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let out = project.build();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{needles:?}:\n{err}");
+        assert_eq!(err.matches("error:").count(), 1, "{err}");
+        for needle in needles {
+            assert!(err.contains(needle), "`{needle}` not in:\n{err}");
+        }
+        assert!(!project.path("dist").exists() && !project.path("pki").exists());
+    };
+    let with = |find: &str, replace: &str| {
+        let text = inventory("");
+        assert!(text.contains(find), "{find}");
+        text.replacen(find, replace, 1)
+    };
+    refused(
+        &with("version = \"3.4\"", "version = \"3.3\""),
+        &["`etcd.version`", "etcd `3.3` has no flag profile"],
+    );
+    refused(
+        &with("version = \"3.4\"\n", ""),
+        &["`etcd.version`", "is required"],
+    );
+    refused(
+        &inventory("data-dir = \"/data/k8s/k8s/kube-apiserver/etcd\"\n"),
+        &[
+            "`etcd.data-dir`",
+            "overlaps kube-apiserver's work dir `/data/k8s/k8s/kube-apiserver`",
+        ],
+    );
+    refused(
+        &inventory("data-dir = \"/data/etcd\"\nwal-dir = \"/data/etcd/wal\"\n"),
+        &[
+            "`etcd.wal-dir`",
+            "`/data/etcd/wal` and the data dir `/data/etcd` overlap",
+        ],
+    );
+    refused(
+        &inventory("client-port = 6443\n"),
+        &["`etcd.client-port` and `kube-apiserver.secure-port` would both listen on port 6443"],
+    );
+    refused(
+        &inventory("peer-port = 10257\n"),
+        &["`kube-controller-manager.secure-port` and `etcd.peer-port` would both listen on port 10257"],
+    );
+    refused(
+        &with(
+            "[kube-apiserver]\n",
+            "[kube-apiserver]\netcd-servers = [\"https://10.0.0.1:2379\"]\n",
+        ),
+        &[
+            "`kube-apiserver.etcd-servers`",
+            "is set by kube-bundle when the inventory has `[etcd]`",
+        ],
+    );
+    refused(
+        &inventory("[etcd.extra-args]\nenable-v2 = true\n").replace("\"3.4\"", "\"3.6\""),
+        &[
+            "`etcd.extra-args.enable-v2`",
+            "`--enable-v2` does not exist in etcd 3.6; it was removed after 3.5",
+        ],
+    );
+    refused(
+        &inventory("[etcd.extra-args]\ninitial-cluster-state = \"existing\"\n"),
+        &["`--initial-cluster-state` is set by kube-bundle"],
+    );
+    refused(
+        &with(
+            "ip = \"127.0.1.3\"",
+            "ip = \"127.0.1.3\"\netcd-state = \"joining\"",
+        ),
+        &["`nodes[2].etcd-state`", "unknown value `joining`"],
+    );
+}
+
+#[test]
+fn an_even_number_of_members_is_a_warning_with_the_quorum_math() {
+    let text = inventory("").replace(
+        "\n[kube-scheduler]",
+        "\n[[nodes]]\nname = \"m4\"\nip = \"127.0.1.4\"\n\n[kube-scheduler]",
+    );
+    let project = Project::new(&text);
+    project.write("fake-etcd", FAKE_BINARY);
+    std::fs::set_permissions(
+        project.path("fake-etcd"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let notes = project.build_ok();
+    assert!(
+        notes.contains("lists 4 etcd members: a quorum is 3, so the cluster survives the loss of 1 member(s), no more than with 3"),
+        "{notes}"
+    );
+}
+
+fn install(bundle: &Path, args: &[&str]) -> Output {
+    Command::new(tool("bash"))
+        .arg(bundle.join("install.sh"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
+    stdout(out)
+}
+
+/// etcd's data as a member leaves it: the database, the WAL and a marker of our own.
+fn seed_data(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let files = [
+        (
+            "data/k8s/etcd/data/member/snap/db",
+            b"bbolt database".to_vec(),
+        ),
+        (
+            "data/k8s/etcd/wal/0000000000000000-0000000000000000.wal",
+            b"write-ahead log".to_vec(),
+        ),
+    ];
+    files
+        .into_iter()
+        .map(|(rel, bytes)| {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+            (path, bytes)
+        })
+        .collect()
+}
+
+fn data_intact(data: &[(PathBuf, Vec<u8>)], after: &str) {
+    for (path, bytes) in data {
+        assert_eq!(
+            std::fs::read(path).unwrap_or_default(),
+            *bytes,
+            "{} lost after {after}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn no_install_path_deletes_etcd_data_without_the_explicit_flag() {
+    let project = project("");
+    project.build_ok();
+    let bundle = project.unpack("m1");
+    let root = project.path("target-root");
+    let r = root.to_str().unwrap();
+    let out = ok(&install(&bundle, &["--root", r]));
+    assert!(out.contains("installed into"), "{out}");
+    assert_eq!(mode_of(&root.join("data/k8s/etcd/data")), 0o700);
+    assert_eq!(mode_of(&root.join("data/k8s/etcd/wal")), 0o700);
+    let data = seed_data(&root);
+
+    // Again: nothing changes, nothing is touched.
+    ok(&install(&bundle, &["--root", r]));
+    data_intact(&data, "a second install");
+
+    // A bundle that changes etcd's flags: the database is copied first, next to the
+    // releases, and the release names it.
+    let text = read(&project.path("cluster.toml")) + "[etcd.extra-args]\nsnapshot-count = 50000\n";
+    project.write("cluster.toml", &text);
+    project.build_ok();
+    std::fs::remove_dir_all(project.path("unpacked-m1")).unwrap();
+    let changed = project.unpack("m1");
+    let out = ok(&install(&changed, &["--root", r]));
+    assert!(out.contains("saved a snapshot of etcd's data in "), "{out}");
+    let backups = root.join("var/backups/kube-bundle");
+    let snapshots: Vec<PathBuf> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("etcd-snapshot-")
+        })
+        .collect();
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    assert_eq!(std::fs::read(&snapshots[0]).unwrap(), b"bbolt database");
+    assert_eq!(mode_of(&snapshots[0]), 0o600);
+    data_intact(&data, "an install changing etcd");
+
+    // Rolling back puts the old unit back, names the snapshot and keeps the data.
+    let out = ok(&install(&changed, &["--root", r, "--rollback"]));
+    assert!(
+        out.contains(&format!(
+            "the snapshot it took first is {}",
+            snapshots[0].display()
+        )),
+        "{out}"
+    );
+    assert!(snapshots[0].exists());
+    data_intact(&data, "--rollback");
+
+    // Uninstall and --purge leave etcd's data; --delete-etcd-data alone is refused.
+    let out = install(&bundle, &["--root", r, "--uninstall", "--delete-etcd-data"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--delete-etcd-data goes with --uninstall --purge"));
+    ok(&install(&bundle, &["--root", r, "--uninstall"]));
+    data_intact(&data, "--uninstall");
+    ok(&install(&bundle, &["--root", r]));
+    let out = ok(&install(&bundle, &["--root", r, "--uninstall", "--purge"]));
+    assert!(
+        out.contains("kept etcd's data in /data/k8s/etcd/data and /data/k8s/etcd/wal"),
+        "{out}"
+    );
+    assert!(
+        !root.join("data/k8s/k8s/kube-apiserver").exists(),
+        "other work dirs go"
+    );
+    data_intact(&data, "--uninstall --purge");
+    let out = ok(&install(
+        &bundle,
+        &["--root", r, "--uninstall", "--purge", "--dry-run"],
+    ));
+    assert!(out.contains("would keep etcd's data"), "{out}");
+
+    // With both flags it goes, after a copy kept beside the releases.
+    let out = ok(&install(
+        &bundle,
+        &["--root", r, "--uninstall", "--purge", "--delete-etcd-data"],
+    ));
+    assert!(out.contains("saved a snapshot of etcd's data in "), "{out}");
+    assert!(!root.join("data/k8s/etcd/data").exists());
+    assert!(!root.join("data/k8s/etcd/wal").exists());
+    let kept: Vec<PathBuf> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("etcd-snapshot-purge-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), b"bbolt database");
+}
+
+#[test]
+fn a_failed_install_keeps_etcd_data() {
+    let project = project("");
+    project.build_ok();
+    let bundle = project.unpack("m1");
+    let root = project.path("target-root");
+    let r = root.to_str().unwrap();
+    ok(&install(&bundle, &["--root", r]));
+    let data = seed_data(&root);
+    // A bundle whose etcd unit cannot be written: install.sh stops and goes back.
+    let text = read(&project.path("cluster.toml")) + "[etcd.extra-args]\nsnapshot-count = 50000\n";
+    project.write("cluster.toml", &text);
+    project.build_ok();
+    std::fs::remove_dir_all(project.path("unpacked-m1")).unwrap();
+    let changed = project.unpack("m1");
+    let units = root.join("etc/systemd/system");
+    std::fs::remove_file(units.join("etcd.service")).unwrap();
+    std::fs::create_dir(units.join("etcd.service")).unwrap();
+    let out = install(&changed, &["--root", r]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    data_intact(&data, "a failed install");
+}
