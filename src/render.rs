@@ -409,6 +409,7 @@ impl Templates {
                 "lease_namespace": LEASE_NAMESPACE,
                 "endpoints_lock": inv.cluster.version.minor < 17,
                 "kubelet_rbac": inv.apiserver.as_ref().map(|_| dist::KUBELET_RBAC),
+                "etcd": inv.etcd.as_ref().map(|e| json!({ "data_dir": e.data_dir })),
                 "admin_kubeconfig": dist::ADMIN_KUBECONFIG,
             }),
         )

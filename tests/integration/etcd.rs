@@ -467,3 +467,80 @@ fn a_failed_install_keeps_etcd_data() {
     );
     data_intact(&data, "a failed install");
 }
+
+#[test]
+fn rollout_sh_starts_a_new_cluster_on_every_master_at_once_then_checks_them() {
+    let project = project("");
+    project.build_ok();
+    let bin = project.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = project.path("ssh.log");
+    // ssh runs the command here, in a root folder of the host's own, and logs it; scp
+    // copies.
+    let roots = project.path("roots");
+    for (name, body) in [
+        (
+            "ssh",
+            format!(
+                "#!/bin/sh\nhost=${{1#*@}}\nshift\ncmd=$(printf '%s' \"$*\" | sed \"s|@ROOT@|{}/$host|g\")\nprintf '%s\\n' \"$*\" >>{}\nexec sh -c \"$cmd\"\n",
+                roots.display(),
+                log.display()
+            ),
+        ),
+        ("scp", "#!/bin/sh\nexec cp \"$1\" \"${2#*:}\"\n".to_string()),
+        ("kubectl", "#!/bin/sh\necho applied\n".to_string()),
+    ] {
+        std::fs::write(bin.join(name), body).unwrap();
+        std::fs::set_permissions(
+            bin.join(name),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let remote = project.path("remote");
+    let out = Command::new(tool("bash"))
+        .arg(project.path("dist/rollout.sh"))
+        .args([
+            "--remote-dir",
+            remote.to_str().unwrap(),
+            "--",
+            "--root",
+            "@ROOT@",
+        ])
+        .env("SSH", bin.join("ssh"))
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("SCP", bin.join("scp"))
+        .output()
+        .unwrap();
+    let text = stdout(&out) + &stderr(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("no master has etcd data yet: installing all 3 at once"),
+        "{text}"
+    );
+    for node in ["m1", "m2", "m3"] {
+        assert!(text.contains(&format!("{node}: healthy")), "{text}");
+    }
+    assert!(text.contains("etcd has its quorum"), "{text}");
+    assert!(!text.contains("[1/3]"), "not one by one:\n{text}");
+    for (node, ip) in NODES {
+        let unit = roots.join(ip).join("etc/systemd/system/etcd.service");
+        assert!(read(&unit).contains(&format!("--name={node} ")), "{node}");
+    }
+    // Each master was asked for etcd data, then installed, then checked.
+    let calls = read(&log);
+    assert_eq!(
+        calls.matches("test -e /data/k8s/etcd/data/member").count(),
+        3,
+        "{calls}"
+    );
+    assert_eq!(calls.matches("/install.sh --root").count(), 3, "{calls}");
+    assert_eq!(
+        calls.matches("./install.sh --check --root").count(),
+        3,
+        "{calls}"
+    );
+}
