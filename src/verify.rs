@@ -1630,6 +1630,16 @@ mod tests {
     }
 
     #[test]
+    fn the_working_directory_is_read_from_the_unit() {
+        let unit = "[Service]\nWorkingDirectory=/data/k8s/k8s/kube-apiserver/\nExecStart=/x\n";
+        assert_eq!(
+            working_directory(unit).as_deref(),
+            Some("/data/k8s/k8s/kube-apiserver")
+        );
+        assert_eq!(working_directory("[Service]\nExecStart=/x\n"), None);
+    }
+
+    #[test]
     fn durations_read_naturally() {
         assert_eq!(human(time::Duration::days(30)), "30d");
         assert_eq!(human(time::Duration::hours(36)), "36h");

@@ -1,6 +1,7 @@
 //! Integration tests through the built `kube-bundle` binary and the real tools an operator
 //! would use: openssl, kubectl, systemd-analyze, shellcheck, GNU tar, sha256sum, cfssl.
 
+mod apiserver_verify;
 mod archive;
 mod bad_input;
 mod bench;
