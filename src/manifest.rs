@@ -1,7 +1,8 @@
 //! `manifest.json`, one schema for both directions: `bundle` writes it into every tarball
 //! and `verify` reads it back. It names the node, the components, every file with its
-//! mode and sha256, every certificate with subject, SANs, serial and validity, and the
-//! node paths the units name that the bundle does not carry.
+//! mode and sha256, every certificate with subject, SANs, serial and validity, the node
+//! paths the units name that the bundle does not carry and, in bundles with
+//! kube-apiserver, the inventory values its serving certificate's names come from.
 
 use serde::{Deserialize, Serialize};
 

@@ -577,7 +577,7 @@ impl Check<'_> {
         else {
             self.find(
                 "manifest.json",
-                "has no `apiserver` object although the bundle carries kube-apiserver: the serving certificate's service IP, cluster-domain and extra names cannot be checked",
+                "has no `apiserver` object although the bundle carries kube-apiserver: the serving certificate's service IP, DNS-domain and extra names cannot be checked",
             );
             names.apiserver = Some(api);
             return names;
