@@ -194,6 +194,7 @@ fn complete(
         files: manifest_files,
         certificates,
         external: plan.external.clone(),
+        apiserver: plan.apiserver.clone(),
     };
     let mut manifest_json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     manifest_json.push(b'\n');
@@ -430,6 +431,7 @@ mod tests {
             components: vec![&crate::component::KUBE_CONTROLLER_MANAGER],
             files,
             external: vec![],
+            apiserver: None,
         }
     }
 

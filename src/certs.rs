@@ -10,6 +10,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use crate::component::ADMIN;
 use crate::config::Inventory;
 use crate::error::{Error, Result};
 use crate::pki;
@@ -63,11 +64,18 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
         let path = inv.pki.dir.join("csr-signer.pem");
         rows.push(cert_row("csr-signer", None, &path, now, warn)?);
     }
+    if inv.apiserver.is_some() {
+        let path = inv.pki.dir.join("front-proxy-ca.pem");
+        rows.push(cert_row("front-proxy-ca", None, &path, now, warn)?);
+        let path = inv.pki.dir.join(ADMIN.pki_files().0);
+        rows.push(cert_row(ADMIN.name, None, &path, now, warn)?);
+    }
     for node in &inv.nodes {
         for settings in &inv.components {
-            let c = settings.component;
-            let path = inv.pki.dir.join(&node.name).join(c.pki_files().0);
-            rows.push(cert_row(c.name, Some(&node.name), &path, now, warn)?);
+            for spec in settings.component.certs {
+                let path = inv.pki.dir.join(&node.name).join(spec.pki_files().0);
+                rows.push(cert_row(spec.name, Some(&node.name), &path, now, warn)?);
+            }
         }
     }
     Ok(rows)

@@ -1,7 +1,8 @@
 //! `manifest.json`, one schema for both directions: `bundle` writes it into every tarball
 //! and `verify` reads it back. It names the node, the components, every file with its
-//! mode and sha256, every certificate with subject, SANs, serial and validity, and the
-//! node paths the units name that the bundle does not carry.
+//! mode and sha256, every certificate with subject, SANs, serial and validity, the node
+//! paths the units name that the bundle does not carry and, in bundles with
+//! kube-apiserver, the inventory values its serving certificate's names come from.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,26 @@ pub struct Manifest {
     /// Files the units name that the bundle does not carry (a binary, when none is given).
     #[serde(default)]
     pub external: Vec<String>,
+    /// What kube-apiserver's serving certificate must be checked against, in bundles that
+    /// carry kube-apiserver; absent (not `null`) in every other bundle, so they keep their
+    /// bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apiserver: Option<ManifestApiServer>,
+}
+
+/// The inventory values behind kube-apiserver's serving certificate names, beyond the
+/// node's own: `verify` rebuilds the names from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestApiServer {
+    /// The `kubernetes` service's cluster IP: the first address of `cluster.service-cidr`.
+    #[serde(rename = "service-ip")]
+    pub service_ip: String,
+    /// `cluster.dns-domain`, for `kubernetes.default.svc.<domain>`.
+    #[serde(rename = "dns-domain")]
+    pub dns_domain: String,
+    /// `kube-apiserver.extra-sans`, as written there: IP addresses and DNS names.
+    #[serde(rename = "extra-sans", default)]
+    pub extra_sans: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

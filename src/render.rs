@@ -16,6 +16,7 @@ use crate::config::{Inventory, Node};
 use crate::error::{Error, Result};
 use crate::flags::{self, Flag};
 use crate::kubeconfig;
+use crate::manifest::ManifestApiServer;
 use crate::pki::{self, Pki};
 use crate::plan::{Content, Kind, NodePlan, Source};
 
@@ -71,12 +72,31 @@ pub struct RenderedNode {
     pub files: BTreeMap<String, BundleFile>,
     /// Node paths the units name that the bundle does not carry.
     pub external: Vec<String>,
+    /// What `verify` needs to rebuild kube-apiserver's serving names, when it is built.
+    pub apiserver: Option<ManifestApiServer>,
 }
 
 impl RenderedNode {
     pub fn top_dir(&self) -> String {
         crate::plan::top_dir(&self.node.name)
     }
+}
+
+/// The inventory values behind kube-apiserver's serving names, for the manifest.
+fn apiserver_names(inv: &Inventory) -> Option<ManifestApiServer> {
+    let api = inv.apiserver.as_ref()?;
+    Some(ManifestApiServer {
+        service_ip: inv.cluster.kubernetes_service_ip().to_string(),
+        dns_domain: inv.cluster.dns_domain.clone(),
+        extra_sans: api
+            .extra_sans
+            .iter()
+            .map(|san| match san {
+                crate::config::San::Ip(ip) => ip.to_string(),
+                crate::config::San::Dns(name) => name.clone(),
+            })
+            .collect(),
+    })
 }
 
 /// A file installed on the node, as install.sh sees it.
@@ -180,6 +200,7 @@ impl Templates {
             components: plan.components.clone(),
             files,
             external: plan.external.clone(),
+            apiserver: apiserver_names(inv),
         })
     }
 

@@ -15,9 +15,10 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::component::{self, Component};
+use crate::component::{self, CertSpec, Component, IssuedBy, Names};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::keys;
+use crate::manifest::{Manifest, ManifestApiServer};
 use crate::pki;
 use crate::plan;
 use crate::signature;
@@ -428,6 +429,12 @@ const SIGNER_KEY: &str = "rootfs/etc/kubernetes/cert/csr-signer-key.pem";
 const CERT_CA_KEY: &str = "rootfs/etc/kubernetes/cert/ca-key.pem";
 const SA_KEY: &str = "rootfs/etc/kubernetes/cert/sa.key";
 const SA_PUB: &str = "rootfs/etc/kubernetes/cert/sa.pub";
+const FRONT_PROXY_CA: &str = "rootfs/etc/kubernetes/cert/front-proxy-ca.pem";
+const CLIENT_CA: &str = "rootfs/etc/kubernetes/cert/client-ca.pem";
+const ENCRYPTION_CONFIG: &str = "rootfs/etc/kubernetes/encryption-config.yaml";
+const ETCD_CA: &str = "rootfs/etc/kubernetes/cert/etcd-ca.pem";
+const ETCD_CLIENT_CERT: &str = "rootfs/etc/kubernetes/cert/apiserver-etcd-client.pem";
+const ETCD_CLIENT_KEY: &str = "rootfs/etc/kubernetes/cert/apiserver-etcd-client-key.pem";
 
 /// A node path as it sits in a bundle.
 fn in_bundle(node_path: &str) -> String {
@@ -492,25 +499,134 @@ impl Check<'_> {
             .as_ref()
             .map(|m| escape(&m.node))
             .unwrap_or_default();
-        let node_ip = manifest.as_ref().map(|m| m.node_ip.clone());
         let components = manifest
             .as_ref()
             .map(|m| self.components(m))
             .unwrap_or_default();
+        let apiserver = components
+            .iter()
+            .any(|c| c.name == component::KUBE_APISERVER.name);
+        let names = manifest
+            .as_ref()
+            .map(|m| self.expected_names(m, apiserver))
+            .unwrap_or_default();
+        let etcd = components.iter().any(|c| c.name == component::ETCD.name);
         if let Some(ca) = self.ca(now, warn) {
-            for c in &components {
-                self.leaf(c, &ca, node_ip.as_deref(), now, warn);
+            let mut specs: Vec<&CertSpec> = components.iter().flat_map(|c| c.certs).collect();
+            // With etcd in the bundle, the apiserver's client certificate for it is ours.
+            if etcd && apiserver {
+                specs.push(&component::APISERVER_ETCD_CLIENT);
+            }
+            let etcd_ca = if etcd {
+                self.ca_cert(ETCD_CA, now, warn)
+            } else {
+                None
+            };
+            let front_proxy = if specs.iter().any(|s| s.issued_by == IssuedBy::FrontProxy)
+                || self.bundle.files.contains_key(FRONT_PROXY_CA)
+            {
+                self.front_proxy_ca(&ca, now, warn)
+            } else {
+                None
+            };
+            for spec in specs {
+                let issuer = match spec.issued_by {
+                    IssuedBy::Root => Some(&ca),
+                    IssuedBy::FrontProxy => front_proxy.as_ref(),
+                    IssuedBy::Etcd => etcd_ca.as_ref(),
+                };
+                self.leaf(spec, issuer, &names, now, warn);
+            }
+            if apiserver || self.bundle.files.contains_key(CLIENT_CA) {
+                self.client_ca(&ca);
             }
         }
         self.service_account();
+        if apiserver || self.bundle.files.contains_key(ENCRYPTION_CONFIG) {
+            self.encryption_config(manifest.as_ref());
+        }
+        // An external etcd's files; the bundled etcd's are checked with the certificates.
+        if !etcd {
+            self.etcd_client(now, warn);
+        }
         for c in &components {
-            self.kubeconfig(c);
+            if c.kubeconfig {
+                self.kubeconfig(c);
+            }
             if let Some(m) = &manifest {
                 self.unit(c, m);
                 self.config_file(c, m);
             }
         }
         node
+    }
+
+    /// The names the node's certificates must carry, from the manifest: the node's own
+    /// and, for a bundle with kube-apiserver, those of its serving certificate. A value
+    /// the manifest gives that could not have come from a valid inventory is a finding.
+    fn expected_names(&mut self, manifest: &Manifest, apiserver: bool) -> ExpectedNames {
+        let mut names = ExpectedNames::default();
+        match manifest.node_ip.parse::<std::net::IpAddr>() {
+            Ok(ip) => names.node.push(format!("IP:{ip}")),
+            Err(_) => self.find(
+                "manifest.json",
+                format!("node-ip `{}` is not an IP address", manifest.node_ip),
+            ),
+        }
+        names.node.insert(0, "IP:127.0.0.1".to_string());
+        if !apiserver {
+            return names;
+        }
+        let mut api = names.node.clone();
+        api.push(format!("DNS:{}", manifest.node));
+        api.extend(
+            ["kubernetes", "kubernetes.default", "kubernetes.default.svc"]
+                .map(|n| format!("DNS:{n}")),
+        );
+        let Some(ManifestApiServer {
+            service_ip,
+            dns_domain,
+            extra_sans,
+        }) = &manifest.apiserver
+        else {
+            self.find(
+                "manifest.json",
+                "has no `apiserver` object although the bundle carries kube-apiserver: the serving certificate's service IP, DNS-domain and extra names cannot be checked",
+            );
+            names.apiserver = Some(api);
+            return names;
+        };
+        match service_ip.parse::<std::net::IpAddr>() {
+            Ok(ip) => api.push(format!("IP:{ip}")),
+            Err(_) => self.find(
+                "manifest.json",
+                format!("apiserver.service-ip `{service_ip}` is not an IP address"),
+            ),
+        }
+        if dns_domain.is_empty() || dns_domain.ends_with('.') {
+            self.find(
+                "manifest.json",
+                format!(
+                    "apiserver.dns-domain `{dns_domain}` is not a DNS domain like `cluster.local`"
+                ),
+            );
+        } else {
+            api.push(format!("DNS:kubernetes.default.svc.{dns_domain}"));
+        }
+        for (i, san) in extra_sans.iter().enumerate() {
+            match san.parse::<std::net::IpAddr>() {
+                Ok(ip) => api.push(format!("IP:{}", ip.to_canonical())),
+                Err(_) if san.is_empty() || san.ends_with('.') => self.find(
+                    "manifest.json",
+                    format!("apiserver.extra-sans[{i}] `{san}` is not a DNS name without a trailing dot"),
+                ),
+                Err(_) => api.push(format!("DNS:{}", san.to_ascii_lowercase())),
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        api.retain(|n| seen.insert(n.clone()));
+        names.apiserver = Some(api);
+        names
     }
 
     fn checksums(&mut self) {
@@ -663,16 +779,21 @@ impl Check<'_> {
         found
     }
 
-    /// The bundled CA, checked, as DER.
-    fn ca(&mut self, now: OffsetDateTime, warn: time::Duration) -> Option<Vec<u8>> {
-        let Some(ca_der) = self.pem_der(CERT_CA) else {
-            if !self.bundle.files.contains_key(CERT_CA) {
-                self.find(CERT_CA, "is missing");
+    /// A bundled CA certificate at `path`, checked (a CA, within its validity), as DER.
+    fn ca_cert(
+        &mut self,
+        path: &str,
+        now: OffsetDateTime,
+        warn: time::Duration,
+    ) -> Option<Vec<u8>> {
+        let Some(ca_der) = self.pem_der(path) else {
+            if !self.bundle.files.contains_key(path) {
+                self.find(path, "is missing");
             }
             return None;
         };
         let Ok((_, ca)) = X509Certificate::from_der(&ca_der) else {
-            self.find(CERT_CA, "is not an X.509 certificate");
+            self.find(path, "is not an X.509 certificate");
             return None;
         };
         if !ca
@@ -681,9 +802,85 @@ impl Check<'_> {
             .flatten()
             .is_some_and(|bc| bc.value.ca)
         {
-            self.find(CERT_CA, "is not a CA certificate");
+            self.find(path, "is not a CA certificate");
         }
-        self.expiry(CERT_CA, &ca, now, warn);
+        self.expiry(path, &ca, now, warn);
+        Some(ca_der)
+    }
+
+    /// The aggregation layer's CA, checked, as DER. It must not be the root CA: every
+    /// client certificate the root issues could then act as the front proxy and name any
+    /// user in request headers.
+    fn front_proxy_ca(
+        &mut self,
+        root_der: &[u8],
+        now: OffsetDateTime,
+        warn: time::Duration,
+    ) -> Option<Vec<u8>> {
+        let der = self.ca_cert(FRONT_PROXY_CA, now, warn)?;
+        let same_key = match (
+            X509Certificate::from_der(&der),
+            X509Certificate::from_der(root_der),
+        ) {
+            (Ok((_, fp)), Ok((_, root))) => fp.public_key().raw == root.public_key().raw,
+            _ => false,
+        };
+        if same_key {
+            self.find(
+                FRONT_PROXY_CA,
+                "is the root CA (same key as ca.pem): every client certificate it issues could act as the front proxy",
+            );
+        }
+        Some(der)
+    }
+
+    /// kube-apiserver's `--client-ca-file`: the bundled CA, then the CSR signing CA when
+    /// the bundle carries one, and nothing else.
+    fn client_ca(&mut self, ca_der: &[u8]) {
+        let Some(text) = self.required(CLIENT_CA) else {
+            return;
+        };
+        let blocks = match pem::parse_many(&text) {
+            Ok(blocks) => blocks,
+            Err(e) => {
+                self.find(CLIENT_CA, format!("is not PEM ({e})"));
+                return;
+            }
+        };
+        let have: Vec<Vec<u8>> = blocks
+            .iter()
+            .filter(|b| b.tag() == "CERTIFICATE")
+            .map(|b| b.contents().to_vec())
+            .collect();
+        if have.len() != blocks.len() {
+            self.find(CLIENT_CA, "holds PEM blocks that are not certificates");
+        }
+        let mut want = vec![ca_der.to_vec()];
+        let signer = self.bundle.files.contains_key(SIGNER_CERT);
+        if signer {
+            match self.pem_der(SIGNER_CERT) {
+                Some(der) => want.push(der),
+                None => return,
+            }
+        }
+        if have != want {
+            self.find(
+                CLIENT_CA,
+                if signer {
+                    "must hold ca.pem then csr-signer.pem, and nothing else"
+                } else {
+                    "must hold ca.pem alone (the bundle has no csr-signer.pem)"
+                },
+            );
+        }
+    }
+
+    /// The bundled CA, checked, as DER.
+    fn ca(&mut self, now: OffsetDateTime, warn: time::Duration) -> Option<Vec<u8>> {
+        let ca_der = self.ca_cert(CERT_CA, now, warn)?;
+        let Ok((_, ca)) = X509Certificate::from_der(&ca_der) else {
+            return None;
+        };
         if let Some(key) = self.key(CERT_CA_KEY) {
             if pki::spki_matches(&key, &ca) {
                 self.warn(
@@ -742,20 +939,18 @@ impl Check<'_> {
         }
     }
 
-    /// One component's certificate and key: chain, identity, usages and SANs.
+    /// One certificate a component carries, by its spec: chain to the CA that issues it,
+    /// validity, key, subject, usages and names.
     fn leaf(
         &mut self,
-        c: &Component,
-        ca_der: &[u8],
-        node_ip: Option<&str>,
+        spec: &CertSpec,
+        issuer_der: Option<&Vec<u8>>,
+        names: &ExpectedNames,
         now: OffsetDateTime,
         warn: time::Duration,
     ) {
-        let Ok((_, ca)) = X509Certificate::from_der(ca_der) else {
-            return;
-        };
-        let cert_file = in_bundle(&c.cert_path());
-        let key_file = in_bundle(&c.key_path());
+        let cert_file = in_bundle(&spec.cert_path());
+        let key_file = in_bundle(&spec.key_path());
         let Some(leaf_der) = self.pem_der(&cert_file) else {
             if !self.bundle.files.contains_key(&cert_file) {
                 self.find(&cert_file, "is missing");
@@ -766,32 +961,35 @@ impl Check<'_> {
             self.find(&cert_file, "is not an X.509 certificate");
             return;
         };
-        let (cert_name, _) = c.pki_files();
-        if leaf.issuer().as_raw() != ca.subject().as_raw()
-            || leaf.verify_signature(Some(ca.public_key())).is_err()
-        {
-            self.find(&cert_file, "does not chain to the bundled CA");
+        let (cert_name, _) = spec.pki_files();
+        if let Some(Ok((_, ca))) = issuer_der.map(|der| X509Certificate::from_der(der)) {
+            if leaf.issuer().as_raw() != ca.subject().as_raw()
+                || leaf.verify_signature(Some(ca.public_key())).is_err()
+            {
+                self.find(
+                    &cert_file,
+                    match spec.issued_by {
+                        IssuedBy::Root => "does not chain to the bundled CA",
+                        IssuedBy::FrontProxy => {
+                            "does not chain to the bundled front-proxy CA (front-proxy-ca.pem)"
+                        }
+                        IssuedBy::Etcd => "does not chain to the bundled etcd CA (etcd-ca.pem)",
+                    },
+                );
+            }
         }
         self.expiry(&cert_file, &leaf, now, warn);
-        if let Some(key) = self.key(&key_file) {
+        if !self.bundle.files.contains_key(&key_file) {
+            self.find(
+                &key_file,
+                format!("is missing while {cert_name} is present"),
+            );
+        } else if let Some(key) = self.key(&key_file) {
             if !pki::spki_matches(&key, &leaf) {
                 self.find(&key_file, format!("does not match {cert_name}"));
             }
         }
-        use x509_parser::oid_registry as oids;
-        let cn = pki::attr(&leaf, &oids::OID_X509_COMMON_NAME);
-        let o = pki::attr(&leaf, &oids::OID_X509_ORGANIZATION_NAME);
-        if cn.as_deref() != Some(c.user) || o.as_deref() != Some(c.user) {
-            self.find(
-                &cert_file,
-                format!(
-                    "subject CN and O must be `{}`, found CN `{}` O `{}`",
-                    c.user,
-                    cn.unwrap_or_default(),
-                    o.unwrap_or_default()
-                ),
-            );
-        }
+        self.subject(&cert_file, spec, &leaf);
         let ku = leaf
             .key_usage()
             .ok()
@@ -803,28 +1001,198 @@ impl Check<'_> {
                 "key usage must include digitalSignature and keyEncipherment",
             );
         }
-        let eku = leaf
-            .extended_key_usage()
-            .ok()
-            .flatten()
-            .map(|e| (e.value.server_auth, e.value.client_auth));
-        if eku != Some((true, true)) {
+        let eku = leaf.extended_key_usage().ok().flatten().map(|e| {
+            let e = &e.value;
+            let others = e.any
+                || e.code_signing
+                || e.email_protection
+                || e.time_stamping
+                || e.ocsp_signing
+                || !e.other.is_empty();
+            (e.server_auth, e.client_auth, others)
+        });
+        if eku != Some((spec.server, spec.client, false)) {
+            let want: Vec<&str> = [(spec.server, "serverAuth"), (spec.client, "clientAuth")]
+                .into_iter()
+                .filter_map(|(on, name)| on.then_some(name))
+                .collect();
             self.find(
                 &cert_file,
-                "extended key usage must include serverAuth and clientAuth",
+                format!("extended key usage must be exactly {}", want.join(" and ")),
             );
         }
         let sans = pki::cert_sans(&leaf);
-        let mut wanted = vec!["IP:127.0.0.1".to_string()];
-        if let Some(ip) = node_ip.and_then(|ip| ip.parse::<std::net::IpAddr>().ok()) {
-            wanted.push(format!("IP:{ip}"));
-        }
+        let wanted = match spec.names {
+            Names::None => return,
+            Names::Node => &names.node,
+            Names::ApiServer => {
+                for san in sans.iter().filter(|s| s.ends_with('.')) {
+                    self.find(
+                        &cert_file,
+                        format!("SAN {san} ends with a dot, which clients do not match"),
+                    );
+                }
+                match &names.apiserver {
+                    Some(names) => names,
+                    None => &names.node,
+                }
+            }
+        };
         for want in wanted {
-            if !sans.contains(&want) {
+            if !sans.contains(want) {
                 self.find(
                     &cert_file,
                     format!("SANs lack {want} (has {})", sans.join(",")),
                 );
+            }
+        }
+    }
+
+    /// Subject CN and O exactly as the spec gives them: one O, or none at all.
+    fn subject(&mut self, cert_file: &str, spec: &CertSpec, leaf: &X509Certificate<'_>) {
+        use x509_parser::oid_registry as oids;
+        let cn = pki::attr(leaf, &oids::OID_X509_COMMON_NAME);
+        let orgs: Vec<String> = leaf
+            .subject()
+            .iter_by_oid(&oids::OID_X509_ORGANIZATION_NAME)
+            .map(|a| a.as_str().map_or_else(|_| "?".to_string(), str::to_string))
+            .collect();
+        let want_orgs: Vec<String> = spec.org.iter().map(|o| o.to_string()).collect();
+        if cn.as_deref() == Some(spec.cn) && orgs == want_orgs {
+            return;
+        }
+        let found = format!(
+            "found CN `{}` O `{}`",
+            cn.unwrap_or_default(),
+            orgs.join("`, `")
+        );
+        let message = match spec.org {
+            Some(org) if org == spec.cn => {
+                format!("subject CN and O must be `{}`, {found}", spec.cn)
+            }
+            Some(org) => format!("subject must be CN `{}` O `{org}`, {found}", spec.cn),
+            None => format!("subject must be CN `{}` with no O, {found}", spec.cn),
+        };
+        self.find(cert_file, message);
+    }
+
+    /// kube-apiserver's EncryptionConfiguration: the kind and apiVersion its release
+    /// reads, Secrets encrypted first with aescbc, every aescbc key 32 bytes.
+    fn encryption_config(&mut self, manifest: Option<&Manifest>) {
+        use base64::Engine;
+        let file = ENCRYPTION_CONFIG;
+        let Some(text) = self.required(file) else {
+            return;
+        };
+        let config: EncryptionConfig = match yaml_serde::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                self.find(file, format!("is not an EncryptionConfiguration ({e})"));
+                return;
+            }
+        };
+        if config.kind != "EncryptionConfiguration" {
+            self.find(
+                file,
+                format!("kind `{}` is not EncryptionConfiguration", config.kind),
+            );
+        }
+        if let Some(version) = manifest.and_then(|m| KubeVersion::parse(&m.kubernetes_version).ok())
+        {
+            let want = crate::flags::encryption_config_api(&version);
+            if config.api_version != want {
+                self.find(
+                    file,
+                    format!(
+                        "apiVersion `{}` is not the one kube-apiserver {version} reads (`{want}`)",
+                        config.api_version
+                    ),
+                );
+            }
+        }
+        let secrets = config
+            .resources
+            .iter()
+            .find(|r| r.resources.iter().any(|n| n == "secrets"));
+        match secrets {
+            None => self.find(file, "does not list the `secrets` resource"),
+            Some(r) if r.providers.first().is_none_or(|p| p.aescbc.is_none()) => self.find(
+                file,
+                "the first provider for secrets is not aescbc: Secrets would be written unencrypted",
+            ),
+            Some(_) => {}
+        }
+        let mut findings = Vec::new();
+        for (i, resource) in config.resources.iter().enumerate() {
+            for (j, provider) in resource.providers.iter().enumerate() {
+                let Some(aescbc) = &provider.aescbc else {
+                    continue;
+                };
+                let at = format!("resources[{i}].providers[{j}].aescbc.keys");
+                if aescbc.keys.is_empty() {
+                    findings.push(format!("{at} is empty"));
+                }
+                for (k, key) in aescbc.keys.iter().enumerate() {
+                    match base64::engine::general_purpose::STANDARD.decode(key.secret.trim()) {
+                        Err(e) => findings.push(format!("{at}[{k}].secret is not base64 ({e})")),
+                        Ok(bytes) if bytes.len() != pki::ENCRYPTION_KEY_BYTES => {
+                            findings.push(format!(
+                                "{at}[{k}].secret decodes to {} bytes; an aescbc key here is {}",
+                                bytes.len(),
+                                pki::ENCRYPTION_KEY_BYTES
+                            ))
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            }
+        }
+        for message in findings {
+            self.find(file, message);
+        }
+    }
+
+    /// An external etcd's CA and kube-apiserver's client pair for it, when the bundle
+    /// carries them: certificates within their validity and a key that matches.
+    fn etcd_client(&mut self, now: OffsetDateTime, warn: time::Duration) {
+        if ![ETCD_CA, ETCD_CLIENT_CERT, ETCD_CLIENT_KEY]
+            .iter()
+            .any(|p| self.bundle.files.contains_key(*p))
+        {
+            return;
+        }
+        for path in [ETCD_CA, ETCD_CLIENT_CERT] {
+            if !self.bundle.files.contains_key(path) {
+                self.find(path, "is missing while the other etcd files are present");
+            } else if let Some(der) = self.pem_der(path) {
+                match X509Certificate::from_der(&der) {
+                    Ok((_, cert)) => self.expiry(path, &cert, now, warn),
+                    Err(_) => self.find(path, "is not an X.509 certificate"),
+                }
+            }
+        }
+        let Some(key_text) = self.required(ETCD_CLIENT_KEY) else {
+            return;
+        };
+        let Some(key) = keys::of_private_pem(&key_text) else {
+            self.find(
+                ETCD_CLIENT_KEY,
+                "is not a PEM private key (PKCS#8, RSA or EC)",
+            );
+            return;
+        };
+        let Some(der) = self
+            .bundle
+            .files
+            .contains_key(ETCD_CLIENT_CERT)
+            .then(|| self.pem_der(ETCD_CLIENT_CERT))
+            .flatten()
+        else {
+            return;
+        };
+        if let Ok((_, cert)) = X509Certificate::from_der(&der) {
+            if keys::of_cert(&cert).as_ref() != Some(&key) {
+                self.find(ETCD_CLIENT_KEY, "does not match apiserver-etcd-client.pem");
             }
         }
     }
@@ -973,9 +1341,28 @@ impl Check<'_> {
                 .filter_map(|w| w.split_once('=').map(|(_, v)| v))
                 .filter(|v| v.starts_with('/')),
         );
+        // The component's own folder (`<k8s-dir>/<component>`, the unit's working
+        // directory) holds what it writes at run time, such as the audit log.
+        let work_dir = working_directory(&text).filter(|dir| {
+            dir.starts_with('/')
+                && dir.rsplit('/').next() == Some(c.name)
+                && !dir.split('/').any(|p| p == ".." || p == ".")
+        });
+        let under_work_dir = |path: &str| {
+            work_dir.as_deref().is_some_and(|dir| {
+                path.strip_prefix(dir)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .is_some_and(|rest| {
+                        !rest.is_empty()
+                            && !rest
+                                .split('/')
+                                .any(|p| p == ".." || p == "." || p.is_empty())
+                    })
+            })
+        };
         for path in named {
             let in_bundle = self.bundle.files.contains_key(&format!("rootfs{path}"));
-            if !in_bundle && !manifest.external.iter().any(|e| e == path) {
+            if !in_bundle && !manifest.external.iter().any(|e| e == path) && !under_work_dir(path) {
                 self.find(
                     &file,
                     format!(
@@ -1038,6 +1425,13 @@ impl Check<'_> {
     }
 }
 
+/// A unit's `WorkingDirectory=`, if it has one.
+fn working_directory(unit: &str) -> Option<String> {
+    unit.lines()
+        .find_map(|l| l.trim().strip_prefix("WorkingDirectory="))
+        .map(|d| d.trim().trim_end_matches('/').to_string())
+}
+
 /// The ExecStart command line of a unit, split into words (continuations joined,
 /// double quotes removed).
 fn exec_start_words(unit: &str) -> Vec<String> {
@@ -1079,28 +1473,87 @@ fn human(d: time::Duration) -> String {
     }
 }
 
-/// Every master must trust the same CA and sign tokens with the same key.
+/// Every master must trust the same CAs, sign tokens with the same key (sa.pub is checked
+/// against sa.key in each bundle) and encrypt Secrets with the same key.
 fn shared_keys(bundles: &[Bundle], findings: &mut Vec<Finding>) {
     let Some(first) = bundles.first() else { return };
     for (path, what) in [
         (CERT_CA, "CA"),
         (SA_KEY, "service-account key"),
         (SIGNER_CERT, "CSR signing CA"),
+        (FRONT_PROXY_CA, "front-proxy CA"),
+        (CLIENT_CA, "client CA bundle"),
+        (ENCRYPTION_CONFIG, "encryption config"),
     ] {
         let reference = first.files.get(path).map(|e| &e.sha256);
         for other in &bundles[1..] {
-            if other.files.get(path).map(|e| &e.sha256) != reference {
-                findings.push(Finding {
-                    bundle: other.name.clone(),
-                    file: path.to_string(),
-                    message: format!(
-                        "the {what} differs from {}'s: every master must share it",
-                        first.name
-                    ),
-                });
-            }
+            let here = other.files.get(path).map(|e| &e.sha256);
+            let message = match (here, reference) {
+                (a, b) if a == b => continue,
+                (None, Some(_)) => format!(
+                    "is missing, but {} carries the {what}: every master must share it",
+                    first.name
+                ),
+                (Some(_), None) => format!(
+                    "the {what} is not in {}: every master must share it",
+                    first.name
+                ),
+                _ => format!(
+                    "the {what} differs from {}'s: every master must share it",
+                    first.name
+                ),
+            };
+            findings.push(Finding {
+                bundle: other.name.clone(),
+                file: path.to_string(),
+                message,
+            });
         }
     }
+}
+
+/// The names certificates must carry, as [`pki::cert_sans`] writes them.
+#[derive(Default)]
+struct ExpectedNames {
+    /// 127.0.0.1 and the node IP: every serving certificate with the node's names.
+    node: Vec<String>,
+    /// Everything kube-apiserver's serving certificate must carry, in a bundle with it.
+    apiserver: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct EncryptionConfig {
+    #[serde(rename = "apiVersion", default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    resources: Vec<EncryptionResource>,
+}
+
+#[derive(Deserialize)]
+struct EncryptionResource {
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    providers: Vec<EncryptionProvider>,
+}
+
+/// One provider; only aescbc is read, the others (identity, secretbox...) are left be.
+#[derive(Deserialize)]
+struct EncryptionProvider {
+    aescbc: Option<AesCbc>,
+}
+
+#[derive(Deserialize)]
+struct AesCbc {
+    #[serde(default)]
+    keys: Vec<AesKey>,
+}
+
+#[derive(Deserialize)]
+struct AesKey {
+    secret: String,
 }
 
 #[derive(Deserialize)]
@@ -1189,6 +1642,16 @@ mod tests {
             exec_start_words(unit),
             ["/opt/k8s/bin/kcm", "--a=1", "--b=x y", "--c"]
         );
+    }
+
+    #[test]
+    fn the_working_directory_is_read_from_the_unit() {
+        let unit = "[Service]\nWorkingDirectory=/data/k8s/k8s/kube-apiserver/\nExecStart=/x\n";
+        assert_eq!(
+            working_directory(unit).as_deref(),
+            Some("/data/k8s/k8s/kube-apiserver")
+        );
+        assert_eq!(working_directory("[Service]\nExecStart=/x\n"), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! would use: openssl, kubectl, systemd-analyze, shellcheck, GNU tar, sha256sum, cfssl.
 
 mod apiserver;
+mod apiserver_verify;
 mod archive;
 mod bad_input;
 mod bench;

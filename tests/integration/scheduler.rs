@@ -373,7 +373,7 @@ fn scheduler_flags_are_checked_against_its_own_catalogue() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out)
-            .contains("kube-controller-manager and kube-scheduler would both listen on port 10257"),
+            .contains("`kube-controller-manager.secure-port` and `kube-scheduler.secure-port` would both listen on port 10257"),
         "{}",
         stderr(&out)
     );
