@@ -11,7 +11,7 @@ use crate::config::{
 use crate::error::{Error, Result};
 
 /// The environment.sh variables `init` understands.
-pub const USED: [&str; 11] = [
+pub const USED: [&str; 14] = [
     "NODE_NAMES",
     "NODE_IPS",
     "KUBE_APISERVER",
@@ -22,6 +22,9 @@ pub const USED: [&str; 11] = [
     "CLUSTER_KUBERNETES_SVC_IP",
     "NODE_PORT_RANGE",
     "ETCD_ENDPOINTS",
+    "ETCD_NODES",
+    "ETCD_DATA_DIR",
+    "ETCD_WAL_DIR",
     "ENCRYPTION_KEY",
 ];
 
@@ -112,8 +115,10 @@ pub struct Imported {
     pub cluster_cidr: Option<String>,
     pub dns_domain: Option<String>,
     pub node_port_range: Option<String>,
-    /// ETCD_ENDPOINTS, split at commas.
-    pub etcd_servers: Vec<String>,
+    /// etcd's client and peer ports, from ETCD_ENDPOINTS and ETCD_NODES.
+    pub etcd_ports: (Option<u16>, Option<u16>),
+    pub etcd_data_dir: Option<String>,
+    pub etcd_wal_dir: Option<String>,
     /// A literal ENCRYPTION_KEY (base64 of 32 bytes), for `pki/encryption-key`.
     pub encryption_key: Option<String>,
     pub used: Vec<String>,
@@ -174,17 +179,103 @@ pub fn import_env(path: &Path) -> Result<Imported> {
         cluster_cidr: scalar("CLUSTER_CIDR")?,
         dns_domain: scalar("CLUSTER_DNS_DOMAIN")?,
         node_port_range: scalar("NODE_PORT_RANGE")?,
-        etcd_servers: scalar("ETCD_ENDPOINTS")?
-            .map(|e| {
-                e.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        etcd_data_dir: scalar("ETCD_DATA_DIR")?,
+        etcd_wal_dir: scalar("ETCD_WAL_DIR")?,
         ..Default::default()
     };
+    // etcd's members are the masters: ETCD_NODES (`name=https://ip:2380,…`) and
+    // ETCD_ENDPOINTS (`https://ip:2379,…`) must name the same nodes and IPs.
+    let node_names: Vec<&str> = imported.nodes.iter().map(|(n, _)| n.as_str()).collect();
+    let node_ips: Vec<&str> = imported.nodes.iter().map(|(_, ip)| ip.as_str()).collect();
+    let url_parts = |var: &str, url: &str| -> Result<(String, u16)> {
+        let bad = || {
+            Error::input(
+                loc(var),
+                format!("`{url}` is not a URL like `https://10.0.0.11:2379`"),
+            )
+        };
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(bad)?;
+        let (host, port) = rest
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        Ok((host.trim_matches(['[', ']']).to_string(), port))
+    };
+    let one_port = |var: &str, ports: &[u16]| -> Result<Option<u16>> {
+        match ports.first() {
+            Some(first) if ports.iter().all(|p| p == first) => Ok(Some(*first)),
+            Some(_) => Err(Error::input(
+                loc(var),
+                format!("uses several ports ({ports:?}); every member listens on the same one"),
+            )),
+            None => Ok(None),
+        }
+    };
+    if let Some(endpoints) = scalar("ETCD_ENDPOINTS")? {
+        let parts = endpoints
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|u| url_parts("ETCD_ENDPOINTS", u))
+            .collect::<Result<Vec<_>>>()?;
+        let ips: Vec<&str> = parts.iter().map(|(h, _)| h.as_str()).collect();
+        if ips != node_ips {
+            return Err(Error::input(
+                loc("ETCD_ENDPOINTS"),
+                format!(
+                    "names the IPs {} but NODE_IPS is ({})",
+                    ips.join(" "),
+                    node_ips.join(" ")
+                ),
+            )
+            .with_hint("etcd runs on every master: list one endpoint per NODE_IPS entry, in the same order"));
+        }
+        let ports: Vec<u16> = parts.iter().map(|(_, p)| *p).collect();
+        imported.etcd_ports.0 = one_port("ETCD_ENDPOINTS", &ports)?;
+    }
+    if let Some(members) = scalar("ETCD_NODES")? {
+        let mut names = Vec::new();
+        let mut ips = Vec::new();
+        let mut ports = Vec::new();
+        for member in members.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((name, url)) = member.split_once('=') else {
+                return Err(Error::input(
+                    loc("ETCD_NODES"),
+                    format!("`{member}` is not `name=https://ip:2380`"),
+                ));
+            };
+            let (host, port) = url_parts("ETCD_NODES", url)?;
+            names.push(name.to_string());
+            ips.push(host);
+            ports.push(port);
+        }
+        if names != node_names || ips != node_ips {
+            return Err(Error::input(
+                loc("ETCD_NODES"),
+                format!(
+                    "names the members {} but NODE_NAMES and NODE_IPS are {}",
+                    names
+                        .iter()
+                        .zip(&ips)
+                        .map(|(n, i)| format!("{n}={i}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    node_names
+                        .iter()
+                        .zip(&node_ips)
+                        .map(|(n, i)| format!("{n}={i}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            )
+            .with_hint("etcd runs on every master: one member per node, with its name and IP, in the same order"));
+        }
+        imported.etcd_ports.1 = one_port("ETCD_NODES", &ports)?;
+    }
     if let Some(domain) = &imported.dns_domain {
         if domain.ends_with('.') {
             return Err(Error::input(
@@ -355,32 +446,31 @@ secure-port = 10259
 # v = 4
 "#,
     );
-    let servers = if imported.etcd_servers.is_empty() {
-        "\"https://10.0.0.11:2379\"".to_string()
-    } else {
-        imported
-            .etcd_servers
-            .iter()
-            .map(|s| toml_str(s))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     out.push_str(&format!(
         r#"
-# kube-apiserver on every master, as the tutorial's chapter 05-2: uncomment the section
-# once etcd-ca, etcd-cert and etcd-key name your etcd's CA and the apiserver's client
-# certificate and key for it.
-# [kube-apiserver]
+# kube-apiserver on every master, as the tutorial's chapter 05-2, talking to the etcd
+# members below. For an etcd of your own, remove [etcd] and set `etcd-servers`, and
+# `etcd-ca`, `etcd-cert` and `etcd-key` for its CA and the apiserver's client pair.
+[kube-apiserver]
 # binary = "/opt/k8s/bin/kube-apiserver"            # carried in each bundle when set
-# secure-port = 6443
+secure-port = 6443
 # extra-sans = ["lb.example.com"]                     # a load balancer's name or VIP
-# service-node-port-range = {range}
-# etcd-servers = [{servers}]
-# etcd-ca = "etcd-ca.pem"
-# etcd-cert = "apiserver-etcd-client.pem"
-# etcd-key = "apiserver-etcd-client-key.pem"
-# [kube-apiserver.extra-args]
+service-node-port-range = {range}
+[kube-apiserver.extra-args]
 # v = 4
+
+# etcd on every master, as the tutorial's chapter 04: one member per node.
+[etcd]
+version = {etcd_version}                              # the etcd release you carry: 3.4, 3.5 or 3.6
+# binary = "/opt/k8s/bin/etcd"                        # carried in each bundle when set
+# etcdctl = "/opt/k8s/bin/etcdctl"                    # for install.sh's snapshots and checks
+client-port = {client_port}
+peer-port = {peer_port}
+data-dir = {data_dir}
+wal-dir = {wal_dir}                    # best on another disk than the data
+cluster-token = "etcd-cluster-0"
+[etcd.extra-args]
+# snapshot-count = 50000
 "#,
         range = toml_str(
             imported
@@ -388,8 +478,34 @@ secure-port = 10259
                 .as_deref()
                 .unwrap_or(DEFAULT_NODE_PORT_RANGE)
         ),
+        etcd_version = toml_str(etcd_version_for(kubernetes_version)),
+        client_port = imported.etcd_ports.0.unwrap_or(2379),
+        peer_port = imported.etcd_ports.1.unwrap_or(2380),
+        data_dir = toml_str(
+            imported
+                .etcd_data_dir
+                .as_deref()
+                .unwrap_or(config::DEFAULT_ETCD_DATA_DIR)
+        ),
+        wal_dir = toml_str(
+            imported
+                .etcd_wal_dir
+                .as_deref()
+                .unwrap_or(config::DEFAULT_ETCD_WAL_DIR)
+        ),
     ));
     out
+}
+
+/// The etcd release kubeadm pairs with a Kubernetes release: 3.4 up to 1.21, 3.5 from
+/// 1.22, 3.6 from 1.34.
+fn etcd_version_for(kubernetes_version: &str) -> &'static str {
+    match crate::version::KubeVersion::parse(kubernetes_version).map(|v| v.minor) {
+        Ok(..=21) => "3.4",
+        Ok(22..=33) => "3.5",
+        Ok(_) => "3.6",
+        Err(_) => "3.5",
+    }
 }
 
 /// Checks generated text against the same validation `build` uses.
@@ -444,6 +560,15 @@ mod tests {
         validate(Path::new("cluster.toml"), &text).unwrap();
         let inv = config::parse(Path::new("cluster.toml"), &text).unwrap();
         let built: Vec<&str> = inv.components.iter().map(|s| s.component.name).collect();
-        assert_eq!(built, ["kube-controller-manager", "kube-scheduler"]);
+        assert_eq!(
+            built,
+            [
+                "etcd",
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler"
+            ]
+        );
+        assert_eq!(inv.etcd.unwrap().minor, 4, "kubeadm's etcd for 1.20");
     }
 }

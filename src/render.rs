@@ -438,18 +438,37 @@ impl Templates {
 }
 
 /// `dist/admin.kubeconfig`: the operator's `admin` (group `system:masters`) against the
-/// inventory's apiserver when it names one endpoint (a load balancer), else the first
-/// master's apiserver.
+/// inventory's apiserver when it names one endpoint (a load balancer) other than
+/// loopback, else the first master's apiserver.
 pub fn admin_kubeconfig(inv: &Inventory, ca_pem: &str, admin: &pki::Leaf) -> String {
+    let configured = &inv.cluster.apiserver;
+    // A loopback endpoint (the tutorial's kube-nginx on every master) exists only on the
+    // masters themselves.
+    let authority = configured
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let endpoint_host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let loopback = endpoint_host == "localhost"
+        || endpoint_host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     let server = if inv.cluster.apiserver_set
-        && !inv
-            .cluster
-            .apiserver
-            .contains(crate::config::NODE_IP_PLACEHOLDER)
+        && !loopback
+        && !configured.contains(crate::config::NODE_IP_PLACEHOLDER)
     {
-        inv.cluster.apiserver.clone()
+        configured.clone()
     } else {
-        inv.apiserver_for(&inv.nodes[0])
+        let port = inv
+            .settings(&component::KUBE_APISERVER)
+            .map_or(component::KUBE_APISERVER.default_secure_port, |s| {
+                s.secure_port
+            });
+        format!("https://{}:{port}", host(&inv.nodes[0]))
     };
     kubeconfig::render(
         &server,

@@ -325,6 +325,20 @@ fn the_operator_gets_an_admin_kubeconfig_and_the_kubelet_binding_outside_the_bun
             .args(["-o", "jsonpath={.clusters[0].cluster.server}"]),
     );
     assert_eq!(server, "https://lb.example.com:8443");
+    // The tutorial's kube-nginx on 127.0.0.1 of every master is no endpoint for the
+    // operator: the first master's apiserver is.
+    let project = Project::new(&format!(
+        "{}{APISERVER}",
+        INVENTORY.replace("https://{{node.ip}}:6443", "https://127.0.0.1:8443")
+    ));
+    project.build_ok();
+    let server = run_ok(
+        Command::new(tool("kubectl"))
+            .args(["config", "view", "--kubeconfig"])
+            .arg(project.path("dist/admin.kubeconfig"))
+            .args(["-o", "jsonpath={.clusters[0].cluster.server}"]),
+    );
+    assert_eq!(server, "https://127.0.1.1:6443");
 }
 
 #[test]

@@ -52,7 +52,9 @@ fn imports_environment_sh_without_running_it() {
         "cluster-cidr = \"10.244.0.0/16\"",
         "k8s-dir = \"/srv/k8s\"",
         "dns-domain = \"cluster.local\"",
-        "# etcd-servers = [\"https://10.10.0.11:2379\", \"https://10.10.0.12:2379\", \"https://10.10.0.13:2379\"]",
+        "[kube-apiserver]\n",
+        "[etcd]\nversion = \"3.4\"",
+        "client-port = 2379\npeer-port = 2380\n",
     ] {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
@@ -108,7 +110,9 @@ fn a_fresh_inventory_builds() {
 const APISERVER_ENV: &str = "NODE_NAMES=(m1 m2)\nNODE_IPS=(127.0.1.1 127.0.1.2)\n\
     SERVICE_CIDR=\"10.254.0.0/16\"\nexport CLUSTER_KUBERNETES_SVC_IP=\"10.254.0.1\"\n\
     export NODE_PORT_RANGE=\"31000-32000\"\nexport CLUSTER_DNS_DOMAIN=\"k8s.example\"\n\
-    export ETCD_ENDPOINTS=\"http://127.0.0.1:2379\"\n\
+    export ETCD_ENDPOINTS=\"https://127.0.1.1:2379,https://127.0.1.2:2379\"\n\
+    export ETCD_NODES=\"m1=https://127.0.1.1:2390,m2=https://127.0.1.2:2390\"\n\
+    export ETCD_DATA_DIR=\"/srv/etcd/data\"\nexport ETCD_WAL_DIR=\"/ssd/etcd/wal\"\n\
     export ENCRYPTION_KEY=\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
 
 #[test]
@@ -119,7 +123,7 @@ fn apiserver_settings_come_from_environment_sh() {
     let out = project.kube_bundle(&["init", "--from-env", "environment.sh"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("used CLUSTER_DNS_DOMAIN, CLUSTER_KUBERNETES_SVC_IP, ENCRYPTION_KEY, ETCD_ENDPOINTS, NODE_IPS, NODE_NAMES, NODE_PORT_RANGE, SERVICE_CIDR\n"), "{err}");
+    assert!(err.contains("used CLUSTER_DNS_DOMAIN, CLUSTER_KUBERNETES_SVC_IP, ENCRYPTION_KEY, ETCD_DATA_DIR, ETCD_ENDPOINTS, ETCD_NODES, ETCD_WAL_DIR, NODE_IPS, NODE_NAMES, NODE_PORT_RANGE, SERVICE_CIDR\n"), "{err}");
     assert!(err.contains("wrote ENCRYPTION_KEY into `"), "{err}");
     let key = project.path("pki/encryption-key");
     assert_eq!(
@@ -130,8 +134,9 @@ fn apiserver_settings_come_from_environment_sh() {
     let text = std::fs::read_to_string(project.path("cluster.toml")).unwrap();
     for want in [
         "dns-domain = \"k8s.example\"",
-        "# service-node-port-range = \"31000-32000\"",
-        "# etcd-servers = [\"http://127.0.0.1:2379\"]",
+        "service-node-port-range = \"31000-32000\"",
+        "peer-port = 2390\n",
+        "data-dir = \"/srv/etcd/data\"\nwal-dir = \"/ssd/etcd/wal\"",
     ] {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
@@ -159,6 +164,16 @@ fn apiserver_settings_come_from_environment_sh() {
     assert!(
         config.contains("secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"),
         "{config}"
+    );
+    let etcd =
+        std::fs::read_to_string(bundle.join("rootfs/etc/systemd/system/etcd.service")).unwrap();
+    assert!(
+        etcd.contains("--data-dir=/srv/etcd/data \\\n  --wal-dir=/ssd/etcd/wal \\\n"),
+        "{etcd}"
+    );
+    assert!(
+        etcd.contains("--initial-cluster=m1=https://127.0.1.1:2390,m2=https://127.0.1.2:2390 "),
+        "{etcd}"
     );
     let unit =
         std::fs::read_to_string(bundle.join("rootfs/etc/systemd/system/kube-apiserver.service"))
@@ -208,6 +223,16 @@ fn environment_sh_mistakes_are_refused_naming_the_variable() {
             "CLUSTER_DNS_DOMAIN=\"k8s.example\"",
             "CLUSTER_DNS_DOMAIN=\"k8s.example.\"",
             "`CLUSTER_DNS_DOMAIN`: `k8s.example.` ends with a dot",
+        ),
+        (
+            "m2=https://127.0.1.2:2390",
+            "m3=https://127.0.1.2:2390",
+            "`ETCD_NODES`: names the members m1=127.0.1.1 m3=127.0.1.2 but NODE_NAMES and NODE_IPS are m1=127.0.1.1 m2=127.0.1.2",
+        ),
+        (
+            "https://127.0.1.2:2379",
+            "https://127.0.1.9:2379",
+            "`ETCD_ENDPOINTS`: names the IPs 127.0.1.1 127.0.1.9 but NODE_IPS is (127.0.1.1 127.0.1.2)",
         ),
     ] {
         assert!(APISERVER_ENV.contains(find), "{find}");
