@@ -634,30 +634,8 @@ impl Validator<'_> {
             Some((minor, &shown)),
         )?;
         let client_port = settings.secure_port;
-        let peer_port = match raw.peer_port {
-            None => 2380,
-            Some(p) => u16::try_from(*p.get_ref())
-                .ok()
-                .filter(|port| *port > 0)
-                .ok_or_else(|| {
-                    self.err(
-                        &p,
-                        "etcd.peer-port",
-                        "must be a port number from 1 to 65535",
-                    )
-                })?,
-        };
-        let etcdctl = match raw.etcdctl {
-            None => None,
-            Some(b) => {
-                let path = self.relative(b.get_ref());
-                check_executable(&path).map_err(|m| {
-                    self.err(&b, "etcd.etcdctl", format!("`{}` {m}", path.display()))
-                        .with_hint("point it at the etcdctl executable to carry in the bundles, or remove the key")
-                })?;
-                Some(path)
-            }
-        };
+        let peer_port = self.port(raw.peer_port, "etcd.peer-port", 2380)?;
+        let etcdctl = self.executable(raw.etcdctl, "etcd.etcdctl", "etcdctl")?;
         let dir = |value: Option<Spanned<String>>, key: &str, default: &str| -> Result<String> {
             match value {
                 None => Ok(default.to_string()),
@@ -727,19 +705,11 @@ impl Validator<'_> {
                 }
             }
         }
-        let cluster_token = match raw.cluster_token {
-            None => DEFAULT_ETCD_CLUSTER_TOKEN.to_string(),
-            Some(t) => {
-                if !is_host_name(t.get_ref()) {
-                    return Err(self.err(
-                        &t,
-                        "etcd.cluster-token",
-                        "must be letters, digits, `-` and `.`",
-                    ));
-                }
-                t.into_inner()
-            }
-        };
+        let cluster_token = self.plain_name(
+            raw.cluster_token,
+            "etcd.cluster-token",
+            DEFAULT_ETCD_CLUSTER_TOKEN,
+        )?;
         debug_assert!(joining.iter().all(|j| nodes.iter().any(|n| &n.name == j)));
         Ok((
             settings,
@@ -757,19 +727,7 @@ impl Validator<'_> {
     }
 
     fn cluster(&self, raw: RawCluster) -> Result<Cluster> {
-        let name = match raw.name {
-            None => DEFAULT_CLUSTER_NAME.to_string(),
-            Some(n) => {
-                if !is_host_name(n.get_ref()) {
-                    return Err(self.err(
-                        &n,
-                        "cluster.name",
-                        "must be a plain name of letters, digits, `-` and `.`",
-                    ));
-                }
-                n.into_inner()
-            }
-        };
+        let name = self.plain_name(raw.name, "cluster.name", DEFAULT_CLUSTER_NAME)?;
         let Some(version_text) = raw.kubernetes_version else {
             return Err(Error::input(self.whole_file("cluster.kubernetes-version"), "is required")
                 .with_hint("add `kubernetes-version = \"1.20.2\"` (the version of the kube-controller-manager you run) under [cluster]"));
@@ -1058,6 +1016,53 @@ impl Validator<'_> {
         ))
     }
 
+    /// A port number from 1 to 65535, or `default` when the key is absent.
+    fn port(&self, value: Option<Spanned<i64>>, field: &str, default: u16) -> Result<u16> {
+        match value {
+            None => Ok(default),
+            Some(p) => u16::try_from(*p.get_ref())
+                .ok()
+                .filter(|port| *port > 0)
+                .ok_or_else(|| self.err(&p, field, "must be a port number from 1 to 65535")),
+        }
+    }
+
+    /// An executable of the build host to carry in the bundles, relative to the inventory.
+    fn executable(
+        &self,
+        value: Option<Spanned<String>>,
+        field: &str,
+        what: &str,
+    ) -> Result<Option<PathBuf>> {
+        let Some(b) = value else { return Ok(None) };
+        let path = self.relative(b.get_ref());
+        check_executable(&path).map_err(|m| {
+            self.err(&b, field, format!("`{}` {m}", path.display()))
+                .with_hint(format!(
+                    "point it at the {what} executable to carry in the bundles, or remove the key"
+                ))
+        })?;
+        Ok(Some(path))
+    }
+
+    /// A plain name of letters, digits, `-` and `.`, or `default` when the key is absent.
+    fn plain_name(
+        &self,
+        value: Option<Spanned<String>>,
+        field: &str,
+        default: &str,
+    ) -> Result<String> {
+        match value {
+            None => Ok(default.to_string()),
+            Some(n) if is_host_name(n.get_ref()) => Ok(n.into_inner()),
+            Some(n) => Err(self.err(
+                &n,
+                field,
+                "must be a plain name of letters, digits, `-` and `.`",
+            )),
+        }
+    }
+
     fn cidr(&self, value: &Spanned<String>, field: &str) -> Result<IpNet> {
         let net: IpNet = value.get_ref().parse().map_err(|_| {
             self.err(
@@ -1306,30 +1311,12 @@ impl Validator<'_> {
         etcd_minor: Option<(u32, &str)>,
     ) -> Result<ComponentSettings> {
         let section = c.name;
-        let binary = match raw.binary {
-            None => None,
-            Some(b) => {
-                let path = self.relative(b.get_ref());
-                check_executable(&path).map_err(|m| {
-                    self.err(&b, &format!("{section}.binary"), format!("`{}` {m}", path.display()))
-                        .with_hint(format!("point it at the {section} executable to carry in the bundles, or remove the key"))
-                })?;
-                Some(path)
-            }
-        };
-        let secure_port = match raw.secure_port {
-            None => c.default_secure_port,
-            Some(p) => u16::try_from(*p.get_ref())
-                .ok()
-                .filter(|port| *port > 0)
-                .ok_or_else(|| {
-                    self.err(
-                        &p,
-                        &format!("{section}.secure-port"),
-                        "must be a port number from 1 to 65535",
-                    )
-                })?,
-        };
+        let binary = self.executable(raw.binary, &format!("{section}.binary"), section)?;
+        let secure_port = self.port(
+            raw.secure_port,
+            &format!("{section}.secure-port"),
+            c.default_secure_port,
+        )?;
         let mut extra_args = BTreeMap::new();
         for (key, value) in raw.extra_args {
             let field = format!("{section}.extra-args.{key}");
