@@ -362,7 +362,7 @@ fn the_etcd_unit_is_checked_by_its_own_flags_not_bind_address() {
     let found = findings(&verify(&project, &all(&project)));
     assert_eq!(
         found,
-        [format!("control-plane-m1.tar.gz: rootfs/etc/systemd/system/kube-apiserver.service: --etcd-servers lists https://127.0.1.2:4001, but the member on that host (control-plane-m2.tar.gz) advertises the client URL https://127.0.1.2:2379")]
+        ["control-plane-m1.tar.gz: rootfs/etc/systemd/system/kube-apiserver.service: --etcd-servers lists https://127.0.1.2:4001, but the member on that host (control-plane-m2.tar.gz) advertises the client URL https://127.0.1.2:2379"]
     );
 }
 
