@@ -195,6 +195,7 @@ fn complete(
         certificates,
         external: plan.external.clone(),
         apiserver: plan.apiserver.clone(),
+        etcd: plan.etcd.clone(),
     };
     let mut manifest_json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     manifest_json.push(b'\n');
@@ -432,6 +433,7 @@ mod tests {
             files,
             external: vec![],
             apiserver: None,
+            etcd: None,
         }
     }
 

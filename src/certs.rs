@@ -70,9 +70,14 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
         let path = inv.pki.dir.join(ADMIN.pki_files().0);
         rows.push(cert_row(ADMIN.name, None, &path, now, warn)?);
     }
+    if inv.etcd.is_some() && inv.pki.etcd_ca == crate::config::EtcdCa::Dedicated {
+        let path = inv.pki.dir.join("etcd-ca.pem");
+        rows.push(cert_row("etcd-ca", None, &path, now, warn)?);
+    }
     for node in &inv.nodes {
         for settings in &inv.components {
-            for spec in settings.component.certs {
+            // With `[etcd]`, kube-apiserver's client certificate for it as well.
+            for spec in inv.certs(settings.component) {
                 let path = inv.pki.dir.join(&node.name).join(spec.pki_files().0);
                 rows.push(cert_row(spec.name, Some(&node.name), &path, now, warn)?);
             }

@@ -2,7 +2,8 @@
 //! and `verify` reads it back. It names the node, the components, every file with its
 //! mode and sha256, every certificate with subject, SANs, serial and validity, the node
 //! paths the units name that the bundle does not carry and, in bundles with
-//! kube-apiserver, the inventory values its serving certificate's names come from.
+//! kube-apiserver, the inventory values its serving certificate's names come from and, in
+//! bundles with etcd, its data and WAL folders.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,21 @@ pub struct Manifest {
     /// bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apiserver: Option<ManifestApiServer>,
+    /// etcd's folders on the node, in bundles that carry etcd; absent in every other
+    /// bundle, so they keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<ManifestEtcd>,
+}
+
+/// The node folders etcd's unit names (`--data-dir`, `--wal-dir`): etcd makes them at
+/// its first start, so the bundle carries no file there and `verify` accepts them by
+/// these values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEtcd {
+    #[serde(rename = "data-dir")]
+    pub data_dir: String,
+    #[serde(rename = "wal-dir")]
+    pub wal_dir: String,
 }
 
 /// The inventory values behind kube-apiserver's serving certificate names, beyond the

@@ -16,7 +16,7 @@ use crate::config::{Inventory, Node};
 use crate::error::{Error, Result};
 use crate::flags::{self, Flag};
 use crate::kubeconfig;
-use crate::manifest::ManifestApiServer;
+use crate::manifest::{ManifestApiServer, ManifestEtcd};
 use crate::pki::{self, Pki};
 use crate::plan::{Content, Kind, NodePlan, Source};
 
@@ -74,6 +74,8 @@ pub struct RenderedNode {
     pub external: Vec<String>,
     /// What `verify` needs to rebuild kube-apiserver's serving names, when it is built.
     pub apiserver: Option<ManifestApiServer>,
+    /// etcd's node folders, for `verify`, when it is built.
+    pub etcd: Option<ManifestEtcd>,
 }
 
 impl RenderedNode {
@@ -201,6 +203,10 @@ impl Templates {
             files,
             external: plan.external.clone(),
             apiserver: apiserver_names(inv),
+            etcd: inv.etcd.as_ref().map(|e| ManifestEtcd {
+                data_dir: e.data_dir.clone(),
+                wal_dir: e.wal_dir.clone(),
+            }),
         })
     }
 

@@ -18,7 +18,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::component::{self, CertSpec, Component, IssuedBy, Names};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::manifest::{Manifest, ManifestApiServer};
+use crate::manifest::{Manifest, ManifestApiServer, ManifestEtcd};
 use crate::pki;
 use crate::plan;
 use crate::signature;
@@ -107,13 +107,16 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
     let mut findings = Vec::new();
     let mut warnings = Vec::new();
     let mut checked = Vec::new();
+    let mut seen = Vec::new();
     for (bundle, path) in bundles.iter().zip(&opts.bundles) {
         let mut check = Check {
             bundle,
             findings: &mut findings,
             warnings: &mut warnings,
+            seen: Seen::default(),
         };
         let node = check.run(now, warn, trust.as_ref());
+        seen.push((bundle, check.seen));
         checked.push(Checked {
             path: path.display().to_string(),
             node,
@@ -122,6 +125,7 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
         });
     }
     shared_keys(&bundles, &mut findings);
+    etcd_cluster(&seen, &mut findings);
     Ok(Report {
         bundles: checked,
         findings,
@@ -421,6 +425,32 @@ struct Check<'a> {
     bundle: &'a Bundle,
     findings: &'a mut Vec<Finding>,
     warnings: &'a mut Vec<Finding>,
+    /// What the bundle says that the checks across bundles compare.
+    seen: Seen,
+}
+
+/// What one bundle says about the etcd cluster, for the checks across bundles.
+#[derive(Default)]
+struct Seen {
+    /// Its etcd member, when it carries etcd and the unit could be read.
+    etcd: Option<EtcdMember>,
+    /// kube-apiserver's `--etcd-servers`, in a bundle that carries etcd with it.
+    etcd_servers: Option<Vec<String>>,
+}
+
+/// One bundle's etcd member, from its unit's flags.
+#[derive(Clone)]
+struct EtcdMember {
+    name: String,
+    /// `--initial-advertise-peer-urls`.
+    peer_url: String,
+    /// `--advertise-client-urls`.
+    client_urls: Vec<String>,
+    /// `--initial-cluster`, as (name, peer URL) pairs.
+    cluster: Vec<(String, String)>,
+    /// `--initial-cluster-state`: `new` (bootstraps) or `existing` (joins).
+    state: String,
+    token: String,
 }
 
 const CERT_CA: &str = "rootfs/etc/kubernetes/cert/ca.pem";
@@ -558,6 +588,12 @@ impl Check<'_> {
                 self.config_file(c, m);
             }
         }
+        if let (Some(m), true) = (&manifest, etcd) {
+            self.seen.etcd = self.etcd_unit(m);
+            if apiserver {
+                self.seen.etcd_servers = self.etcd_servers();
+            }
+        }
         node
     }
 
@@ -574,11 +610,11 @@ impl Check<'_> {
             ),
         }
         names.node.insert(0, "IP:127.0.0.1".to_string());
+        names.node.push(format!("DNS:{}", manifest.node));
         if !apiserver {
             return names;
         }
         let mut api = names.node.clone();
-        api.push(format!("DNS:{}", manifest.node));
         api.extend(
             ["kubernetes", "kubernetes.default", "kubernetes.default.svc"]
                 .map(|n| format!("DNS:{n}")),
@@ -1323,22 +1359,35 @@ impl Check<'_> {
             self.find(&file, "has no ExecStart");
             return;
         }
-        let bind = words.iter().find_map(|w| w.strip_prefix("--bind-address="));
-        if bind != Some(manifest.node_ip.as_str()) {
-            self.find(
-                &file,
-                format!(
-                    "--bind-address is `{}`, not the node IP {}",
-                    bind.unwrap_or("unset"),
-                    manifest.node_ip
-                ),
-            );
+        // etcd has no --bind-address: its listen URLs are checked by `etcd_unit`.
+        if c.managed_flags.iter().any(|(f, _)| *f == "bind-address") {
+            let bind = words.iter().find_map(|w| w.strip_prefix("--bind-address="));
+            if bind != Some(manifest.node_ip.as_str()) {
+                self.find(
+                    &file,
+                    format!(
+                        "--bind-address is `{}`, not the node IP {}",
+                        bind.unwrap_or("unset"),
+                        manifest.node_ip
+                    ),
+                );
+            }
         }
+        // etcd's data and WAL folders are node folders it fills itself, accepted when
+        // they are the ones manifest.json records.
+        let etcd_dirs: Vec<(&str, &str)> = match &manifest.etcd {
+            Some(ManifestEtcd { data_dir, wal_dir }) if c.name == component::ETCD.name => {
+                vec![("--data-dir", data_dir), ("--wal-dir", wal_dir)]
+            }
+            _ => Vec::new(),
+        };
         let mut named: Vec<&str> = vec![words[0].as_str()];
         named.extend(
             words
                 .iter()
-                .filter_map(|w| w.split_once('=').map(|(_, v)| v))
+                .filter_map(|w| w.split_once('='))
+                .filter(|(flag, value)| !etcd_dirs.contains(&(flag, value)))
+                .map(|(_, value)| value)
                 .filter(|v| v.starts_with('/')),
         );
         // The component's own folder (`<k8s-dir>/<component>`, the unit's working
@@ -1371,6 +1420,190 @@ impl Check<'_> {
                 );
             }
         }
+    }
+
+    /// etcd's unit, beyond the paths `unit` checks: it is this node's member (its name,
+    /// listening and advertising on the node IP, over TLS with the bundled etcd CA), its
+    /// `--initial-cluster` names it with its own peer URL, and its data and WAL folders
+    /// are the ones manifest.json records. Returns the member for the checks across
+    /// bundles.
+    fn etcd_unit(&mut self, manifest: &Manifest) -> Option<EtcdMember> {
+        let file = in_bundle(&component::ETCD.unit_path());
+        let text = self.text(&file)?;
+        let words = exec_start_words(&text);
+        if words.is_empty() {
+            return None;
+        }
+        let node_ip = manifest.node_ip.parse::<std::net::IpAddr>().ok();
+        let flag = |name: &str| last_flag(&words, name);
+        let mut found = Vec::new();
+        match &manifest.etcd {
+            None => self.find(
+                "manifest.json",
+                "has no `etcd` object although the bundle carries etcd: the unit's --data-dir and --wal-dir cannot be told from bundle files",
+            ),
+            Some(dirs) => {
+                for (key, want) in [("data-dir", &dirs.data_dir), ("wal-dir", &dirs.wal_dir)] {
+                    if !is_node_folder(want) {
+                        self.find(
+                            "manifest.json",
+                            format!("etcd.{key} `{want}` is not an absolute folder without `.` or `..`"),
+                        );
+                    } else if let Some(held) = self
+                        .bundle
+                        .files
+                        .keys()
+                        .find(|p| p.strip_prefix("rootfs").is_some_and(|p| inside(p, want)))
+                    {
+                        self.find(
+                            "manifest.json",
+                            format!("etcd.{key} `{want}` holds `{held}`, a file of the bundle: etcd's data needs a folder of its own"),
+                        );
+                    }
+                    let have = flag(key);
+                    if have != Some(want.as_str()) {
+                        found.push(format!(
+                            "--{key} is `{}`, not manifest.json's etcd.{key} `{want}`",
+                            have.unwrap_or("unset")
+                        ));
+                    }
+                }
+                if inside(&dirs.data_dir, &dirs.wal_dir) || inside(&dirs.wal_dir, &dirs.data_dir)
+                {
+                    self.find(
+                        "manifest.json",
+                        format!(
+                            "etcd.data-dir `{}` and etcd.wal-dir `{}` overlap",
+                            dirs.data_dir, dirs.wal_dir
+                        ),
+                    );
+                }
+            }
+        }
+        let name = flag("name").unwrap_or_default().to_string();
+        if name != manifest.node {
+            found.push(format!(
+                "--name is `{name}`, not the node name `{}`",
+                manifest.node
+            ));
+        }
+        let on_node = |url: &str| {
+            url_host(url).is_some_and(|(scheme, host, _)| {
+                scheme == "https" && host.parse().ok() == node_ip && node_ip.is_some()
+            })
+        };
+        for key in [
+            "listen-client-urls",
+            "advertise-client-urls",
+            "listen-peer-urls",
+            "initial-advertise-peer-urls",
+        ] {
+            let urls = flag(key).unwrap_or_default();
+            if !urls.split(',').any(on_node) {
+                found.push(format!(
+                    "--{key} is `{urls}`, which names no https URL on the node IP {}",
+                    manifest.node_ip
+                ));
+            }
+        }
+        let cert = component::ETCD.cert_path();
+        let key = component::ETCD.key_path();
+        for (name, want) in [
+            ("cert-file", cert.as_str()),
+            ("key-file", key.as_str()),
+            ("peer-cert-file", cert.as_str()),
+            ("peer-key-file", key.as_str()),
+            ("trusted-ca-file", component::paths::ETCD_CA),
+            ("peer-trusted-ca-file", component::paths::ETCD_CA),
+        ] {
+            if flag(name) != Some(want) {
+                found.push(format!(
+                    "--{name} is `{}`, not the bundled `{want}`",
+                    flag(name).unwrap_or("unset")
+                ));
+            }
+        }
+        for name in ["client-cert-auth", "peer-client-cert-auth"] {
+            if !words.iter().any(|w| {
+                w.strip_prefix("--")
+                    .is_some_and(|w| w == name || w == format!("{name}=true"))
+            }) {
+                found.push(format!(
+                    "--{name} is not set: etcd would take clients without a certificate of its CA"
+                ));
+            }
+        }
+        let peer_url = flag("initial-advertise-peer-urls")
+            .unwrap_or_default()
+            .to_string();
+        let mut cluster = Vec::new();
+        for entry in flag("initial-cluster").unwrap_or_default().split(',') {
+            match entry.split_once('=') {
+                Some((n, u)) if !n.is_empty() && url_host(u).is_some() => {
+                    cluster.push((n.to_string(), u.to_string()))
+                }
+                _ => found.push(format!(
+                    "--initial-cluster entry `{entry}` is not `name=https://ip:port`"
+                )),
+            }
+        }
+        let own: Vec<&str> = cluster
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, u)| u.as_str())
+            .collect();
+        if own.is_empty() {
+            found.push(format!(
+                "--initial-cluster does not name this member `{name}` (with its peer URL {peer_url})"
+            ));
+        } else if !own.contains(&peer_url.as_str()) {
+            found.push(format!(
+                "--initial-cluster gives `{name}` the peer URL {}, not its --initial-advertise-peer-urls {peer_url}",
+                own.join(",")
+            ));
+        }
+        let state = flag("initial-cluster-state").unwrap_or("new").to_string();
+        if state != "new" && state != "existing" {
+            found.push(format!(
+                "--initial-cluster-state is `{state}`, neither `new` nor `existing`"
+            ));
+        }
+        let token = flag("initial-cluster-token")
+            .unwrap_or_default()
+            .to_string();
+        if token.is_empty() {
+            found.push(
+                "--initial-cluster-token is not set: members of another cluster could join this one"
+                    .to_string(),
+            );
+        }
+        for message in found {
+            self.find(&file, message);
+        }
+        let client_urls = flag("advertise-client-urls")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect();
+        Some(EtcdMember {
+            name,
+            peer_url,
+            client_urls,
+            cluster,
+            state,
+            token,
+        })
+    }
+
+    /// kube-apiserver's `--etcd-servers`, in a bundle with etcd.
+    fn etcd_servers(&mut self) -> Option<Vec<String>> {
+        let text = self
+            .bundle
+            .text(&in_bundle(&component::KUBE_APISERVER.unit_path()))?;
+        let words = exec_start_words(&text);
+        let servers = last_flag(&words, "etcd-servers")?;
+        Some(servers.split(',').map(str::to_string).collect())
     }
 
     /// The `--config` file of a component that has one: an apiVersion the bundle's
@@ -1425,6 +1658,44 @@ impl Check<'_> {
     }
 }
 
+/// The value of `--<name>=` in a command line: the last one, as Go's flag package takes.
+fn last_flag<'a>(words: &'a [String], name: &str) -> Option<&'a str> {
+    let prefix = format!("--{name}=");
+    words.iter().rev().find_map(|w| w.strip_prefix(&prefix))
+}
+
+/// Scheme, host (without brackets) and port of a URL such as `https://[fd00::1]:2379`.
+fn url_host(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, port) = v6.split_once(']')?;
+            (host, port.strip_prefix(':')?)
+        }
+        None => authority.rsplit_once(':')?,
+    };
+    (!host.is_empty() && !port.is_empty()).then_some((scheme, host, port))
+}
+
+/// Whether `path` is `folder` or lies under it.
+fn inside(path: &str, folder: &str) -> bool {
+    path == folder
+        || path
+            .strip_prefix(folder)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// An absolute folder with no empty, `.` or `..` component, and not `/` itself.
+fn is_node_folder(path: &str) -> bool {
+    path.strip_prefix('/').is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .split('/')
+                .all(|p| !p.is_empty() && p != "." && p != "..")
+    })
+}
+
 /// A unit's `WorkingDirectory=`, if it has one.
 fn working_directory(unit: &str) -> Option<String> {
     unit.lines()
@@ -1473,8 +1744,8 @@ fn human(d: time::Duration) -> String {
     }
 }
 
-/// Every master must trust the same CAs, sign tokens with the same key (sa.pub is checked
-/// against sa.key in each bundle) and encrypt Secrets with the same key.
+/// Every master must trust the same CAs (etcd's too), sign tokens with the same key (sa.pub
+/// is checked against sa.key in each bundle) and encrypt Secrets with the same key.
 fn shared_keys(bundles: &[Bundle], findings: &mut Vec<Finding>) {
     let Some(first) = bundles.first() else { return };
     for (path, what) in [
@@ -1484,6 +1755,7 @@ fn shared_keys(bundles: &[Bundle], findings: &mut Vec<Finding>) {
         (FRONT_PROXY_CA, "front-proxy CA"),
         (CLIENT_CA, "client CA bundle"),
         (ENCRYPTION_CONFIG, "encryption config"),
+        (ETCD_CA, "etcd CA"),
     ] {
         let reference = first.files.get(path).map(|e| &e.sha256);
         for other in &bundles[1..] {
@@ -1512,10 +1784,174 @@ fn shared_keys(bundles: &[Bundle], findings: &mut Vec<Finding>) {
     }
 }
 
+/// The etcd members of bundles given together form one cluster: one token, distinct
+/// names, peer URLs that agree with what each member advertises, one initial cluster
+/// among the members that bootstrap it (state `new`) that lists every one of them, and
+/// for a member that joins (state `existing`) that cluster and itself. kube-apiserver's
+/// `--etcd-servers` name its own member, and on the host of a given bundle's member the
+/// client URL that member advertises. Findings name the bundle compared with.
+fn etcd_cluster(seen: &[(&Bundle, Seen)], findings: &mut Vec<Finding>) {
+    let unit = in_bundle(&component::ETCD.unit_path());
+    let apiserver_unit = in_bundle(&component::KUBE_APISERVER.unit_path());
+    let members: Vec<(&Bundle, &EtcdMember)> = seen
+        .iter()
+        .filter_map(|(b, s)| s.etcd.as_ref().map(|m| (*b, m)))
+        .collect();
+    let mut find = |bundle: &Bundle, file: &str, message: String| {
+        findings.push(Finding {
+            bundle: bundle.name.clone(),
+            file: file.to_string(),
+            message: escape(&message),
+        })
+    };
+    let Some((first, reference)) = members.first() else {
+        return;
+    };
+    for (i, (bundle, member)) in members.iter().enumerate() {
+        if i > 0 && member.token != reference.token {
+            find(
+                bundle,
+                &unit,
+                format!(
+                    "--initial-cluster-token `{}` differs from `{}` in {}: the members of one cluster share it",
+                    member.token, reference.token, first.name
+                ),
+            );
+        }
+        if let Some((other, _)) = members[..i].iter().find(|(_, m)| m.name == member.name) {
+            find(
+                bundle,
+                &unit,
+                format!(
+                    "--name `{}` is also {}'s: every member needs a name of its own",
+                    member.name, other.name
+                ),
+            );
+        }
+        for (name, url) in &member.cluster {
+            for (other, m) in &members {
+                if m.name != *name || std::ptr::eq(*m, *member) {
+                    continue;
+                }
+                if m.peer_url != *url {
+                    find(
+                        bundle,
+                        &unit,
+                        format!(
+                            "--initial-cluster gives `{name}` the peer URL {url}, but {} advertises {}",
+                            other.name, m.peer_url
+                        ),
+                    );
+                } else if member.state == "new" && m.state == "existing" {
+                    find(
+                        bundle,
+                        &unit,
+                        format!(
+                            "--initial-cluster lists `{name}`, which joins the formed cluster later (state `existing` in {})",
+                            other.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let sorted = |m: &EtcdMember| {
+        let mut c = m.cluster.clone();
+        c.sort();
+        c.dedup();
+        c
+    };
+    let bootstrap: Vec<&(&Bundle, &EtcdMember)> =
+        members.iter().filter(|(_, m)| m.state == "new").collect();
+    if let Some((ref_bundle, ref_member)) = bootstrap.first() {
+        let ref_cluster = sorted(ref_member);
+        for (bundle, member) in &bootstrap[1..] {
+            if sorted(member) != ref_cluster {
+                find(
+                    bundle,
+                    &unit,
+                    format!(
+                        "--initial-cluster differs from {}'s: the members that bootstrap a cluster must list the same members",
+                        ref_bundle.name
+                    ),
+                );
+            }
+            if !ref_cluster.contains(&(member.name.clone(), member.peer_url.clone())) {
+                find(
+                    bundle,
+                    &unit,
+                    format!(
+                        "this member bootstraps the cluster (state `new`), but {}'s --initial-cluster does not list `{}={}`",
+                        ref_bundle.name, member.name, member.peer_url
+                    ),
+                );
+            }
+        }
+        for (bundle, member) in members.iter().filter(|(_, m)| m.state == "existing") {
+            let missing: Vec<String> = ref_cluster
+                .iter()
+                .filter(|entry| !member.cluster.contains(entry))
+                .map(|(n, u)| format!("{n}={u}"))
+                .collect();
+            if !missing.is_empty() {
+                find(
+                    bundle,
+                    &unit,
+                    format!(
+                        "--initial-cluster of this joining member lacks {}, which bootstrap the cluster ({})",
+                        missing.join(","),
+                        ref_bundle.name
+                    ),
+                );
+            }
+        }
+    }
+    for (bundle, s) in seen {
+        let Some(servers) = &s.etcd_servers else {
+            continue;
+        };
+        if let Some(own) = &s.etcd {
+            if !own.client_urls.iter().any(|u| servers.contains(u)) {
+                find(
+                    bundle,
+                    &apiserver_unit,
+                    format!(
+                        "--etcd-servers does not list this node's member ({})",
+                        own.client_urls.join(",")
+                    ),
+                );
+            }
+        }
+        for server in servers {
+            let host = url_host(server).map(|(_, host, _)| host);
+            let Some((other, m)) = members
+                .iter()
+                .find(|(_, m)| host.is_some() && url_host(&m.peer_url).map(|(_, h, _)| h) == host)
+            else {
+                // A member of no bundle given: one that joins later, or a wrong host; the
+                // bundles alone cannot tell.
+                continue;
+            };
+            if !m.client_urls.contains(server) {
+                find(
+                    bundle,
+                    &apiserver_unit,
+                    format!(
+                        "--etcd-servers lists {server}, but the member on that host ({}) advertises the client URL {}",
+                        other.name,
+                        m.client_urls.join(",")
+                    ),
+                );
+            }
+        }
+    }
+}
+
 /// The names certificates must carry, as [`pki::cert_sans`] writes them.
 #[derive(Default)]
 struct ExpectedNames {
-    /// 127.0.0.1 and the node IP: every serving certificate with the node's names.
+    /// 127.0.0.1, the node IP and the node name: every serving certificate with the
+    /// node's names.
     node: Vec<String>,
     /// Everything kube-apiserver's serving certificate must carry, in a bundle with it.
     apiserver: Option<Vec<String>>,

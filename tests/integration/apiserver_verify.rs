@@ -118,7 +118,7 @@ fn verify(project: &Project, bundles: &[&Path]) -> Output {
 
 /// openssl's signature over a new certificate for the key `key`: subject `subj`,
 /// extended key usage `eku`, SANs `sans` (none when empty), issued by `ca`/`ca_key`.
-fn openssl_sign(
+pub fn openssl_sign(
     dir: &Path,
     key: &Path,
     subj: &str,

@@ -9,6 +9,7 @@ mod bench;
 mod certs;
 mod common;
 mod etcd;
+mod etcd_verify;
 mod fuzz;
 mod hardening;
 mod init;
