@@ -321,6 +321,7 @@ install_on() {
     local n=$1 rc=0
     fetch_in_node "$n" /root/install >"$WORK/install-$n.log" 2>&1 || rc=$?
     if ((rc == 0)); then
+        log "$n fetched its bundle; running install.sh"
         # shellcheck disable=SC2016  # expanded by the node's sh
         node_exec "$n" timeout "$INSTALL_TIMEOUT" sh -c 'cd "/root/install/$2-$1" && exec ./install.sh' \
             sh "$n" "$STEM" >>"$WORK/install-$n.log" 2>&1 || rc=$?
