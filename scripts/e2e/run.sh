@@ -262,9 +262,9 @@ if ! out=$("$KUBE_BUNDLE" verify "$DIST"/"$STEM"-*.tar.gz 2>&1); then
     if [[ -z $findings || -n $others ]]; then
         fail_with_details "kube-bundle verify found problems in the bundles it just built" "$out"
     fi
-    SUMMARY_NOTES+=("kube-bundle verify does not know kube-apiserver yet: $(grep -c . <<<"$findings") finding(s), all on kube-apiserver's files (see $WORK/verify.log when kept)")
-    printf '%s\n' "$out" >"$WORK/verify.log"
+    SUMMARY_NOTES+=("kube-bundle verify does not know kube-apiserver yet: $(grep -c . <<<"$findings") finding(s), all on kube-apiserver's files (listed after the build)")
     warn "kube-bundle verify: $(grep -c . <<<"$findings") finding(s) on kube-apiserver's files (it does not know the component yet); going on"
+    printf '%s\n' "$findings" | sed 's/^/    | /' >&2
 fi
 [[ $(stat -c %a "$DIST/admin.kubeconfig") == 600 ]] || fail "dist/admin.kubeconfig has mode $(stat -c %a "$DIST/admin.kubeconfig"), expected 600"
 pass "kube-bundle build wrote 3 node bundles with kube-apiserver, SHA256SUMS, ca.pem, client-ca.pem, sa.pub, admin.kubeconfig (0600), kube-apiserver-rbac.yaml (${BUILD_S}s)"
@@ -550,6 +550,61 @@ done
 csr_signed_by_the_bundle e2e-kubelet "$CA" "$CLUSTER/pki/csr-signer.pem" "$(api_url "$N3")"
 pass "no node holds the root CA key; a kubelet CSR approved with kubectl was signed by the controller-manager with the bundle's signing CA, and $N3's kube-apiserver (client-ca.pem) accepts the certificate as system:node:e2e-kubelet"
 
+# Bundles that differ from the installed ones, all from the cluster's pki/: v2 changes
+# one flag (a restart), bad adds a flag the binary rejects, deadapi points the
+# kubeconfig at a port where nothing listens; crash and sleep carry the stand-in
+# binaries made here.
+# They are built in the background while the failovers below wait for leases
+# (build_variants >LOG &), and collected before the faults that install them.
+build_variant() { # build_variant NAME TOML [BUILD_ARGS...]
+    local name=$1 toml=$2 out
+    shift 2
+    out=$("$KUBE_BUNDLE" build -c "$toml" -o "$WORK/dist-$name" "$@" 2>&1) ||
+        fail_with_details "kube-bundle build of the $name variant failed" "$out"
+    mkdir -p "$DIST/$name"
+    cp "$WORK/dist-$name"/"$STEM"-*.tar.gz "$WORK/dist-$name/rollout.sh" "$DIST/$name/"
+}
+variant_toml() { # variant_toml NAME SED_SCRIPT EXTRA_TOML: writes and names cluster-NAME.toml
+    { sed "$2" "$CLUSTER/cluster.toml"; printf '%s\n' "$3"; } >"$CLUSTER/cluster-$1.toml"
+    printf '%s' "$CLUSTER/cluster-$1.toml"
+}
+# Stand-in binaries: the real kube-controller-manager killed 8 s after it starts (healthz
+# answers ok first), and a process that runs but never listens. Nodes see $DIST as /bundle.
+STANDINS=$DIST/stand-ins
+mkdir -p "$STANDINS"
+cp "$K8S_BIN_DIR/kube-controller-manager" "$STANDINS/kube-controller-manager.real"
+cat >"$STANDINS/crash" <<'SH'
+#!/bin/sh
+/bundle/stand-ins/kube-controller-manager.real "$@" &
+pid=$!
+sleep 8
+kill -9 "$pid"
+exit 1
+SH
+printf '#!/bin/sh\nexec sleep 3600\n' >"$STANDINS/sleep"
+chmod 0755 "$STANDINS/crash" "$STANDINS/sleep"
+mkdir -p "$WORK/bad-templates"
+# The controller-manager's unit template (its own file, or the one units share) with a
+# flag no binary knows, registered under the controller-manager's name only.
+unit_template=$ROOT/bundle-templates/kube-controller-manager.service.hbs
+[[ -f $unit_template ]] || unit_template=$ROOT/bundle-templates/unit.service.hbs
+sed 's|^ExecStart={{binary}}|ExecStart={{binary}} --no-such-flag|' "$unit_template" \
+    >"$WORK/bad-templates/kube-controller-manager.service.hbs"
+build_variants() {
+    local t0 b
+    t0=$(now)
+    build_variant v2 "$(variant_toml v2 '' $'[kube-controller-manager.extra-args]\nv = 3')"
+    build_variant bad "$CLUSTER/cluster.toml" --templates "$WORK/bad-templates"
+    build_variant deadapi "$(variant_toml deadapi '/^\[cluster\]$/a apiserver = "https://127.0.0.1:6444"' '')"
+    for b in crash sleep; do
+        build_variant "$b" "$(variant_toml "$b" "s|^binary = \".*/kube-controller-manager\"|binary = \"$STANDINS/$b\"|" '')"
+    done
+    echo "built the v2, bad, deadapi, crash and sleep variants in $(elapsed_since "$t0")s (in the background)"
+}
+build_variants >"$WORK/variants.log" 2>&1 &
+VARIANTS_PID=$!
+track_pid "$VARIANTS_PID" "variant builds"
+
 # ----- failover
 # stop_and_wait_failover NODE LABEL -> sets NEW_LEADER
 stop_and_wait_failover() {
@@ -701,52 +756,9 @@ pass "kube-scheduler failover: $SCHED_LEADER stopped, $(lease_node kube-schedule
 
 # ------------------------------------------------------ 6. node lifecycle ---
 
-# Bundles that differ from the installed ones, all from the cluster's pki/: v2 changes
-# one flag (a restart), bad adds a flag the binary rejects, deadapi points the
-# kubeconfig at a port where nothing listens; crash and sleep carry the stand-in
-# binaries made here.
-build_variant() { # build_variant NAME TOML [BUILD_ARGS...]
-    local name=$1 toml=$2 out
-    shift 2
-    out=$("$KUBE_BUNDLE" build -c "$toml" -o "$WORK/dist-$name" "$@" 2>&1) ||
-        fail_with_details "kube-bundle build of the $name variant failed" "$out"
-    mkdir -p "$DIST/$name"
-    cp "$WORK/dist-$name"/"$STEM"-*.tar.gz "$WORK/dist-$name/rollout.sh" "$DIST/$name/"
-}
-variant_toml() { # variant_toml NAME SED_SCRIPT EXTRA_TOML: writes and names cluster-NAME.toml
-    { sed "$2" "$CLUSTER/cluster.toml"; printf '%s\n' "$3"; } >"$CLUSTER/cluster-$1.toml"
-    printf '%s' "$CLUSTER/cluster-$1.toml"
-}
-# Stand-in binaries: the real kube-controller-manager killed 8 s after it starts (healthz
-# answers ok first), and a process that runs but never listens. Nodes see $DIST as /bundle.
-STANDINS=$DIST/stand-ins
-mkdir -p "$STANDINS"
-cp "$K8S_BIN_DIR/kube-controller-manager" "$STANDINS/kube-controller-manager.real"
-cat >"$STANDINS/crash" <<'SH'
-#!/bin/sh
-/bundle/stand-ins/kube-controller-manager.real "$@" &
-pid=$!
-sleep 8
-kill -9 "$pid"
-exit 1
-SH
-printf '#!/bin/sh\nexec sleep 3600\n' >"$STANDINS/sleep"
-chmod 0755 "$STANDINS/crash" "$STANDINS/sleep"
-t0=$(now)
-build_variant v2 "$(variant_toml v2 '' $'[kube-controller-manager.extra-args]\nv = 3')"
-mkdir -p "$WORK/bad-templates"
-# The controller-manager's unit template (its own file, or the one units share) with a
-# flag no binary knows, registered under the controller-manager's name only.
-unit_template=$ROOT/bundle-templates/kube-controller-manager.service.hbs
-[[ -f $unit_template ]] || unit_template=$ROOT/bundle-templates/unit.service.hbs
-sed 's|^ExecStart={{binary}}|ExecStart={{binary}} --no-such-flag|' "$unit_template" \
-    >"$WORK/bad-templates/kube-controller-manager.service.hbs"
-build_variant bad "$CLUSTER/cluster.toml" --templates "$WORK/bad-templates"
-build_variant deadapi "$(variant_toml deadapi '/^\[cluster\]$/a apiserver = "https://127.0.0.1:6444"' '')"
-for b in crash sleep; do
-    build_variant "$b" "$(variant_toml "$b" "s|^binary = \".*/kube-controller-manager\"|binary = \"$STANDINS/$b\"|" '')"
-done
-log "built the v2, bad, deadapi, crash and sleep variants in $(elapsed_since "$t0")s"
+wait "$VARIANTS_PID" ||
+    fail_with_details "building the variant bundles failed (log $WORK/variants.log)" "$(tail -n 30 "$WORK/variants.log")"
+log "$(tail -n 1 "$WORK/variants.log")"
 
 node_sum() { node_exec "$1" sha256sum "$2" | cut -d' ' -f1; }
 unit_sum() { node_sum "$1" /etc/systemd/system/kube-controller-manager.service; }
