@@ -29,6 +29,7 @@ declare -A NEEDED=(
 if [[ ${1:-} == e2e ]]; then
     NEEDED+=(
         [etcd]=etcd-server
+        [etcdctl]=etcd-client
         [systemd-nspawn]=systemd-container
         [nsenter]=util-linux
         [go]=golang-go

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # globals here are read by the sourcing script
 # Reusable pieces of the kube-bundle end-to-end test: logging and assertions,
-# bounded waits, openssl certificates, etcd + kube-apiserver on loopback, and
+# bounded waits, openssl certificates, etcd with TLS on loopback, and
 # systemd-nspawn "nodes" that boot this machine's /usr on a fresh tmpfs root.
 #
 # Source it from a script that runs with `set -euo pipefail`; everything the
@@ -77,7 +77,7 @@ require_cmd() {
 
 E2E_FAILED=0
 E2E_PASSED=()
-E2E_PIDS=()      # background host processes (etcd, kube-apiserver), killed in reverse order
+E2E_PIDS=()      # background host processes (etcd, docker-registry), killed in reverse order
 E2E_NODES=()     # nspawn machine names booted by node_boot
 E2E_DIRS=()      # temp dirs to remove
 E2E_CLEANED=0
@@ -177,7 +177,7 @@ make_ca() {
 }
 
 # sign_cert CA_PEM CA_KEY OUT_PREFIX SUBJECT USAGE [SAN]
-#   USAGE: server | client; SAN e.g. "IP:127.0.0.1,DNS:localhost".
+#   USAGE: server | client | both; SAN e.g. "IP:127.0.0.1,DNS:localhost".
 #   Writes OUT_PREFIX.pem and OUT_PREFIX-key.pem (RSA 2048).
 sign_cert() {
     local ca=$1 cakey=$2 out=$3 subj=$4 usage=$5 san=${6:-}
@@ -186,11 +186,11 @@ sign_cert() {
     {
         echo "basicConstraints=critical,CA:FALSE"
         echo "keyUsage=critical,digitalSignature,keyEncipherment"
-        if [[ $usage == server ]]; then
-            echo "extendedKeyUsage=serverAuth"
-        else
-            echo "extendedKeyUsage=clientAuth"
-        fi
+        case $usage in
+            server) echo "extendedKeyUsage=serverAuth" ;;
+            both) echo "extendedKeyUsage=serverAuth,clientAuth" ;;
+            *) echo "extendedKeyUsage=clientAuth" ;;
+        esac
         [[ -z $san ]] || echo "subjectAltName=$san"
     } >"$ext"
     if ! openssl req -new -newkey rsa:2048 -nodes -subj "$subj" \
@@ -204,114 +204,48 @@ sign_cert() {
     chmod 600 "$out-key.pem"
 }
 
-# ------------------------------------------------ etcd + kube-apiserver ---
+# ------------------------------------------------------------------ etcd ---
 # Background services run under `setsid` (same PID, own session), so a Ctrl-C
 # on the terminal reaches only the test script, whose trap then stops them in
 # order, instead of every process at once.
 
-ETCD_CLIENT_URL=${ETCD_CLIENT_URL:-http://127.0.0.1:32379}
+ETCD_CLIENT_URL=${ETCD_CLIENT_URL:-https://127.0.0.1:32379}
 ETCD_PEER_URL=${ETCD_PEER_URL:-http://127.0.0.1:32380}
 
-# start_etcd DATA_DIR LOG
+# start_etcd DATA_DIR LOG CA SERVER_PREFIX CLIENT_PREFIX: etcd on loopback with TLS;
+# clients must present a certificate from CA (CLIENT_PREFIX is one, for the health check).
 start_etcd() {
-    local data=$1 logf=$2
+    local data=$1 logf=$2 ca=$3 server=$4 client=$5
     require_cmd etcd
     mkdir -p "$data"
     setsid etcd --name e2e --data-dir "$data" \
         --listen-client-urls "$ETCD_CLIENT_URL" --advertise-client-urls "$ETCD_CLIENT_URL" \
+        --cert-file "$server.pem" --key-file "$server-key.pem" \
+        --client-cert-auth --trusted-ca-file "$ca" \
         --listen-peer-urls "$ETCD_PEER_URL" --initial-advertise-peer-urls "$ETCD_PEER_URL" \
         --initial-cluster "e2e=$ETCD_PEER_URL" --initial-cluster-state new \
         --listen-metrics-urls "" \
         </dev/null >"$logf" 2>&1 &
     track_pid $! etcd
     E2E_ETCD_PID=$!
-    if ! wait_until 30 0.3 curl -fsS "$ETCD_CLIENT_URL/health"; then
+    if ! wait_until 30 0.3 curl -fsS --cacert "$ca" --cert "$client.pem" --key "$client-key.pem" "$ETCD_CLIENT_URL/health"; then
         fail_with_details "etcd did not become healthy on $ETCD_CLIENT_URL within 30s (log $logf)" "$(tail -n 20 "$logf")"
     fi
-    log "etcd up on $ETCD_CLIENT_URL (pid $E2E_ETCD_PID)"
+    log "etcd up on $ETCD_CLIENT_URL with client certificate auth (pid $E2E_ETCD_PID)"
 }
 
-# write_audit_policy FILE: metadata-level audit of writes to the objects the
-# controllers create, so the test can see which identity created them
-write_audit_policy() {
-    cat >"$1" <<'POLICY'
-apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived"]
-rules:
-- level: Metadata
-  verbs: ["create"]
-  resources:
-  - group: ""
-    resources: ["pods", "pods/binding", "secrets", "serviceaccounts"]
-  - group: "apps"
-    resources: ["replicasets", "deployments"]
-- level: None
-POLICY
-}
-
-# start_apiserver BIN DIR LOG CLIENT_CA SA_PUB SERVING_PREFIX
-#   DIR gets the audit policy/log and the token-signing key the apiserver
-#   needs for its own TokenRequest tokens; SA_PUB (the bundle's key) verifies
-#   the tokens kube-controller-manager mints.
-start_apiserver() {
-    local bin=$1 dir=$2 logf=$3 client_ca=$4 sa_pub=$5 serving=$6
-    [[ -x $bin ]] || fail "kube-apiserver binary $bin missing"
-    openssl genrsa -out "$dir/apiserver-sa-signer-key.pem" 2048 >/dev/null 2>&1
-    openssl rsa -in "$dir/apiserver-sa-signer-key.pem" -pubout \
-        -out "$dir/apiserver-sa-signer.pub" >/dev/null 2>&1
-    write_audit_policy "$dir/audit-policy.yaml"
-    setsid "$bin" \
-        --advertise-address=127.0.0.1 --bind-address=127.0.0.1 --secure-port=6443 \
-        --insecure-port=0 \
-        --etcd-servers="$ETCD_CLIENT_URL" \
-        --tls-cert-file="$serving.pem" --tls-private-key-file="$serving-key.pem" \
-        --client-ca-file="$client_ca" \
-        --service-account-key-file="$sa_pub" \
-        --service-account-key-file="$dir/apiserver-sa-signer.pub" \
-        --service-account-signing-key-file="$dir/apiserver-sa-signer-key.pem" \
-        --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-        --api-audiences=https://kubernetes.default.svc.cluster.local \
-        --service-cluster-ip-range=10.254.0.0/16 \
-        --authorization-mode=Node,RBAC \
-        --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,DefaultStorageClass,ResourceQuota \
-        --audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/audit.log" \
-        --audit-log-format=json \
-        --allow-privileged=true --event-ttl=1h --v=1 \
-        </dev/null >"$logf" 2>&1 &
-    track_pid $! kube-apiserver
-    E2E_APISERVER_PID=$!
-    E2E_AUDIT_LOG="$dir/audit.log"
-}
-
-# wait_apiserver CA ADMIN_PREFIX TIMEOUT LOG
-wait_apiserver() {
-    local ca=$1 admin=$2 timeout=$3 logf=$4
-    if ! wait_until "$timeout" 1 apiserver_ready "$ca" "$admin"; then
-        fail_with_details "kube-apiserver not ready on https://127.0.0.1:6443 within ${timeout}s (log $logf)" "$(tail -n 30 "$logf")"
-    fi
-    log "kube-apiserver ready (pid $E2E_APISERVER_PID)"
-}
-
+# apiserver_ready URL CA CLIENT_PREFIX: GET URL/readyz answers ok with that client certificate
 apiserver_ready() {
-    kill -0 "$E2E_APISERVER_PID" 2>/dev/null || return 1
-    [[ $(curl -sS --max-time 5 --cacert "$1" --cert "$2.pem" --key "$2-key.pem" \
-        https://127.0.0.1:6443/readyz) == ok ]]
+    [[ $(curl -sS --max-time 5 --cacert "$2" --cert "$3.pem" --key "$3-key.pem" "$1/readyz" 2>/dev/null) == ok ]]
 }
 
-# write_kubeconfig OUT CA ADMIN_PREFIX
-write_kubeconfig() {
-    local out=$1 ca=$2 admin=$3
-    KUBECONFIG=$out kubectl config set-cluster e2e --server=https://127.0.0.1:6443 \
-        --certificate-authority="$ca" --embed-certs=true >/dev/null
-    KUBECONFIG=$out kubectl config set-credentials admin \
-        --client-certificate="$admin.pem" --client-key="$admin-key.pem" --embed-certs=true >/dev/null
-    KUBECONFIG=$out kubectl config set-context e2e --cluster=e2e --user=admin >/dev/null
-    KUBECONFIG=$out kubectl config use-context e2e >/dev/null
+# k ARGS...: kubectl with the admin kubeconfig (E2E_KUBECONFIG), at K_SERVER when set
+# (an apiserver URL), else at the kubeconfig's server
+k() {
+    local -a at=()
+    [[ -z ${K_SERVER:-} ]] || at=(--server "$K_SERVER")
+    kubectl --kubeconfig "$E2E_KUBECONFIG" --request-timeout=10s "${at[@]}" "$@"
 }
-
-# k ARGS...: kubectl against the test apiserver (needs E2E_KUBECONFIG)
-k() { kubectl --kubeconfig "$E2E_KUBECONFIG" --request-timeout=10s "$@"; }
 
 # --------------------------------------------------------- nspawn nodes ---
 
