@@ -204,36 +204,6 @@ sign_cert() {
     chmod 600 "$out-key.pem"
 }
 
-# ------------------------------------------------------------------ etcd ---
-# Background services run under `setsid` (same PID, own session), so a Ctrl-C
-# on the terminal reaches only the test script, whose trap then stops them in
-# order, instead of every process at once.
-
-ETCD_CLIENT_URL=${ETCD_CLIENT_URL:-https://127.0.0.1:32379}
-ETCD_PEER_URL=${ETCD_PEER_URL:-http://127.0.0.1:32380}
-
-# start_etcd DATA_DIR LOG CA SERVER_PREFIX CLIENT_PREFIX: etcd on loopback with TLS;
-# clients must present a certificate from CA (CLIENT_PREFIX is one, for the health check).
-start_etcd() {
-    local data=$1 logf=$2 ca=$3 server=$4 client=$5
-    require_cmd etcd
-    mkdir -p "$data"
-    setsid etcd --name e2e --data-dir "$data" \
-        --listen-client-urls "$ETCD_CLIENT_URL" --advertise-client-urls "$ETCD_CLIENT_URL" \
-        --cert-file "$server.pem" --key-file "$server-key.pem" \
-        --client-cert-auth --trusted-ca-file "$ca" \
-        --listen-peer-urls "$ETCD_PEER_URL" --initial-advertise-peer-urls "$ETCD_PEER_URL" \
-        --initial-cluster "e2e=$ETCD_PEER_URL" --initial-cluster-state new \
-        --listen-metrics-urls "" \
-        </dev/null >"$logf" 2>&1 &
-    track_pid $! etcd
-    E2E_ETCD_PID=$!
-    if ! wait_until 30 0.3 curl -fsS --cacert "$ca" --cert "$client.pem" --key "$client-key.pem" "$ETCD_CLIENT_URL/health"; then
-        fail_with_details "etcd did not become healthy on $ETCD_CLIENT_URL within 30s (log $logf)" "$(tail -n 20 "$logf")"
-    fi
-    log "etcd up on $ETCD_CLIENT_URL with client certificate auth (pid $E2E_ETCD_PID)"
-}
-
 # apiserver_ready URL CA CLIENT_PREFIX: GET URL/readyz answers ok with that client certificate
 apiserver_ready() {
     [[ $(curl -sS --max-time 5 --cacert "$2" --cert "$3.pem" --key "$3-key.pem" "$1/readyz" 2>/dev/null) == ok ]]
@@ -248,14 +218,20 @@ k() {
 }
 
 # --------------------------------------------------------- nspawn nodes ---
+# Background services run under `setsid` (same PID, own session), so a Ctrl-C
+# on the terminal reaches only the test script, whose trap then stops them in
+# order, instead of every process at once.
 
-# node_boot NAME BUNDLE_DIR LOG: boot a container from this machine's /usr
-# with a fresh tmpfs root; it shares the host network.
+# node_boot NAME BUNDLE_DIR LOG [ETCD_DIR]: boot a container from this machine's /usr
+# with a fresh tmpfs root; it shares the host network. BUNDLE_DIR is its /bundle
+# (read-only), ETCD_DIR, when given, its /data/k8s/etcd.
 node_boot() {
-    local name=$1 bundle=$2 logf=$3
+    local name=$1 bundle=$2 logf=$3 etcd_dir=${4:-}
+    local -a binds=(--bind-ro="$bundle:/bundle")
+    [[ -z $etcd_dir ]] || binds+=(--bind="$etcd_dir:/data/k8s/etcd")
     require_cmd systemd-nspawn nsenter
     setsid systemd-nspawn --register=no --keep-unit --directory=/ --volatile=yes --boot \
-        --machine="$name" --bind-ro="$bundle:/bundle" --console=read-only \
+        --machine="$name" "${binds[@]}" --console=read-only \
         -- systemd.firstboot=off </dev/null >"$logf" 2>&1 &
     E2E_NSPAWN_PID[$name]=$!
     E2E_NODE_LOG[$name]=$logf

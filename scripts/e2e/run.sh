@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # End-to-end test of kube-bundle (`make e2e`).
 #
-# Checks the flag catalogues against the real v1.20.2 binaries, then builds one bundle
-# per node (kube-apiserver, kube-controller-manager and kube-scheduler) with
-# kube-bundle. The harness itself runs only etcd (TLS with client certificates from its
-# own openssl CA, handed to the inventory as etcd-ca/etcd-cert/etcd-key) and a
-# docker-registry on loopback; it boots three systemd-nspawn nodes (this machine's /usr
-# on a fresh tmpfs root, host network, node i on 127.0.1.i), each fetches its bundle from
-# the registry with dist/fetch.sh and installs it with its own ./install.sh, which
-# starts that node's kube-apiserver on 127.0.1.i:6443 first and the controller-manager
-# and scheduler (talking to their own node's apiserver) after it. kubectl uses
-# dist/admin.kubeconfig. It checks that every apiserver is ready over TLS and serves
+# Checks the flag catalogues against the real v1.20.2 binaries and Debian's etcd 3.4,
+# then builds one bundle per node with kube-bundle: the whole control plane, etcd (Debian's
+# etcd and etcdctl), kube-apiserver, kube-controller-manager and kube-scheduler. The
+# harness itself runs only a docker-registry on loopback; it boots three systemd-nspawn
+# nodes (this machine's /usr on a fresh tmpfs root, host network, node i on 127.0.1.i,
+# etcd's data on a folder of the host bound in, so that it outlives the node), each
+# fetches its bundle from the registry with dist/fetch.sh and installs it with its own
+# ./install.sh, all three at once: etcd first (the new cluster forms), then that node's
+# kube-apiserver on 127.0.1.i:6443, then the controller-manager and scheduler (talking
+# to their own node's apiserver). kubectl uses dist/admin.kubeconfig. It checks that etcd
+# has three healthy members named as the inventory; that every apiserver is ready over
+# TLS and serves
 # kubectl; that a Secret written through one apiserver is aescbc-encrypted in etcd and
 # reads back in clear through another; that a ServiceAccount token one apiserver issued
 # authenticates at another; that dist/kube-apiserver-rbac.yaml lets the apiserver's
@@ -25,11 +27,14 @@
 # dead apiserver, another node's bundle, two runs at once, SIGTERM during the health
 # wait, a drop-in override, a mask, --uninstall --purge, a failed first install. Last,
 # it powers off the node leading the controller-manager and checks that the other two
-# keep serving and take over both leases. Everything it starts is torn down on exit,
-# failure or interrupt.
+# keep quorum, serve what was written before and take over both leases; boots the node
+# again and installs its bundle, after which its etcd member has rejoined with its data
+# and serves what was written while it was down; re-runs install.sh everywhere (nothing
+# restarts); and installs a bundle that changes etcd's flags, which takes a snapshot
+# first. Everything it starts is torn down on exit, failure or interrupt.
 #
-# Needs root, systemd-nspawn (systemd-container), etcd, etcdctl, kubectl, openssl, curl,
-# python3, docker-registry.
+# Needs root, systemd-nspawn (systemd-container), etcd and etcdctl (etcd-server and
+# etcd-client: carried into the bundles), kubectl, openssl, curl, python3, docker-registry.
 # Environment knobs:
 #   KUBE_BUNDLE      kube-bundle binary (default target/release/kube-bundle,
 #                    built with `cargo build --release --locked` when missing)
@@ -148,7 +153,7 @@ for n in "${NODES[@]}"; do
     fi
 done
 if command -v ss >/dev/null; then
-    for hp in "${ETCD_CLIENT_URL#https://}" "$REGISTRY_ADDR" 127.0.1.{1,2,3}:$KAS_PORT 127.0.1.{1,2,3}:$SECURE_PORT 127.0.1.{1,2,3}:$SCHED_PORT; do
+    for hp in "$REGISTRY_ADDR" 127.0.1.{1,2,3}:2379 127.0.1.{1,2,3}:2380 127.0.1.{1,2,3}:$KAS_PORT 127.0.1.{1,2,3}:$SECURE_PORT 127.0.1.{1,2,3}:$SCHED_PORT; do
         if ss -Htln "( sport = :${hp##*:} )" | awk '{print $4}' | grep -qxF "$hp"; then
             fail "$hp is already in use on this host; stop whatever listens there first"
         fi
@@ -162,6 +167,10 @@ KUBE_BUNDLE_CACHE=$(dirname "$K8S_BIN_DIR") "$HERE/build-k8s.sh" || fail "script
 # Every flag the v1.20.2 binaries know is in the catalogues kube-bundle renders from.
 if ! out=$("$HERE/check-catalogues.sh" "$K8S_BIN_DIR" 2>&1); then
     fail_with_details "scripts/e2e/check-catalogues.sh: the flag catalogues differ from the binaries in $K8S_BIN_DIR" "$out"
+fi
+pass "$(tail -n 1 <<<"$out")"
+if ! out=$("$HERE/check-etcd-catalogue.sh" "$(command -v etcd)" 2>&1); then
+    fail_with_details "scripts/e2e/check-etcd-catalogue.sh: the etcd flag catalogue differs from $(command -v etcd)" "$out"
 fi
 pass "$(tail -n 1 <<<"$out")"
 if [[ ! -x $KUBE_BUNDLE ]]; then
@@ -180,15 +189,8 @@ log "work dir $WORK"
 CLUSTER=$WORK/cluster
 DIST=$CLUSTER/dist
 mkdir -p "$CLUSTER"
-# etcd's own CA, apart from kube-bundle's PKI: etcd's serving certificate and the client
-# certificate kube-apiserver (and etcdctl here) present to it. The inventory takes the
-# CA and the client pair, beside it.
-ETCD_PKI=$WORK/etcd-pki
-mkdir -p "$ETCD_PKI"
-make_ca "$ETCD_PKI" etcd-ca
-sign_cert "$ETCD_PKI/etcd-ca.pem" "$ETCD_PKI/etcd-ca-key.pem" "$ETCD_PKI/etcd-server" "/CN=e2e-etcd" both "IP:127.0.0.1,DNS:localhost"
-sign_cert "$ETCD_PKI/etcd-ca.pem" "$ETCD_PKI/etcd-ca-key.pem" "$ETCD_PKI/etcd-client" "/CN=kube-apiserver-etcd-client" client
-cp "$ETCD_PKI/etcd-ca.pem" "$ETCD_PKI/etcd-client.pem" "$ETCD_PKI/etcd-client-key.pem" "$CLUSTER/"
+ETCD_BIN=$(command -v etcd)
+ETCDCTL_BIN=$(command -v etcdctl)
 # No cluster.apiserver: each node's controller-manager and scheduler talk to the
 # kube-apiserver of their own node.
 {
@@ -207,13 +209,14 @@ TOML
     done
     cat <<TOML
 
+[etcd]
+version = "3.4"
+binary = "$ETCD_BIN"
+etcdctl = "$ETCDCTL_BIN"
+
 [kube-apiserver]
 binary = "$K8S_BIN_DIR/kube-apiserver"
 secure-port = $KAS_PORT
-etcd-servers = ["$ETCD_CLIENT_URL"]
-etcd-ca = "etcd-ca.pem"
-etcd-cert = "etcd-client.pem"
-etcd-key = "etcd-client-key.pem"
 
 [kube-controller-manager]
 binary = "$K8S_BIN_DIR/kube-controller-manager"
@@ -242,7 +245,7 @@ for n in "${NODES[@]}"; do
     tarball=$DIST/$STEM-$n.tar.gz
     [[ -s $tarball ]] || fail "kube-bundle build did not write $tarball"
     listing=$(tar -tzf "$tarball") || fail "$tarball is not a readable tar.gz"
-    for member in install.sh SHA256SUMS manifest.json rootfs/ "rootfs/etc/systemd/system/$KAS_UNIT"; do
+    for member in install.sh SHA256SUMS manifest.json rootfs/ "rootfs/etc/systemd/system/$KAS_UNIT" rootfs/etc/systemd/system/etcd.service rootfs/opt/k8s/bin/etcd; do
         grep -qx "\(\./\)\?$STEM-$n/$member" <<<"$listing" ||
             fail "$tarball has no $STEM-$n/$member"
     done
@@ -267,22 +270,28 @@ if ! out=$("$KUBE_BUNDLE" verify "$DIST"/"$STEM"-*.tar.gz 2>&1); then
     printf '%s\n' "$findings" | sed 's/^/    | /' >&2
 fi
 [[ $(stat -c %a "$DIST/admin.kubeconfig") == 600 ]] || fail "dist/admin.kubeconfig has mode $(stat -c %a "$DIST/admin.kubeconfig"), expected 600"
-pass "kube-bundle build wrote 3 node bundles with kube-apiserver, SHA256SUMS, ca.pem, client-ca.pem, sa.pub, admin.kubeconfig (0600), kube-apiserver-rbac.yaml (${BUILD_S}s)"
+pass "kube-bundle build wrote 3 node bundles with etcd and kube-apiserver, SHA256SUMS, ca.pem, client-ca.pem, sa.pub, admin.kubeconfig (0600), kube-apiserver-rbac.yaml (${BUILD_S}s)"
 
-# ------------------------------------------------- 2. etcd (TLS), registry ---
+# ------------------------------------------------------------- 2. registry ---
 
 CA=$DIST/ca.pem
 CAKEY=$CLUSTER/pki/ca-key.pem
-start_etcd "$WORK/etcd" "$WORK/etcd.log" "$ETCD_PKI/etcd-ca.pem" "$ETCD_PKI/etcd-server" "$ETCD_PKI/etcd-client"
-# etcdctl with the client certificate (API v3)
+ETCD_CA=$CLUSTER/pki/etcd-ca.pem
+etcd_url() { printf 'https://%s:2379' "${NODE_IP[$1]}"; }
+# etcd_ctl [--endpoints URLS] ARGS...: etcdctl (API v3) with the apiserver's client
+# certificate for etcd from pki/, against every member unless told otherwise
 etcd_ctl() {
-    ETCDCTL_API=3 etcdctl --endpoints "$ETCD_CLIENT_URL" --cacert "$ETCD_PKI/etcd-ca.pem" \
-        --cert "$ETCD_PKI/etcd-client.pem" --key "$ETCD_PKI/etcd-client-key.pem" \
+    local endpoints
+    endpoints=$(for n in "${NODES[@]}"; do etcd_url "$n"; echo; done | paste -sd, -)
+    if [[ ${1:-} == --endpoints ]]; then
+        endpoints=$2
+        shift 2
+    fi
+    ETCDCTL_API=3 etcdctl --endpoints "$endpoints" --cacert "$ETCD_CA" \
+        --cert "$CLUSTER/pki/${NODES[0]}/apiserver-etcd-client.pem" \
+        --key "$CLUSTER/pki/${NODES[0]}/apiserver-etcd-client-key.pem" \
         --dial-timeout 5s --command-timeout 10s "$@"
 }
-code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$ETCD_PKI/etcd-ca.pem" "$ETCD_CLIENT_URL/health" 2>/dev/null) || true
-[[ $code != 200 ]] || fail "etcd answered /health without a client certificate"
-pass "etcd on $ETCD_CLIENT_URL with TLS from its own CA, refusing clients without its client certificate"
 
 # kubectl and the checks use what the build wrote: dist/admin.kubeconfig, and its client
 # certificate for curl.
@@ -304,8 +313,10 @@ pass "docker-registry on https://$REGISTRY_ADDR (TLS, htpasswd): kube-bundle pus
 
 # ------------------------------------------- 3. nodes and install.sh ---
 
+# etcd's data dir of each node is a folder of the host, so that it outlives the node.
 for n in "${NODES[@]}"; do
-    node_boot "$n" "$DIST" "$WORK/node-$n.console.log"
+    mkdir -p "$WORK/etcd-$n"
+    node_boot "$n" "$DIST" "$WORK/node-$n.console.log" "$WORK/etcd-$n"
 done
 for n in "${NODES[@]}"; do
     node_wait_booted "$n" "$BOOT_TIMEOUT"
@@ -371,9 +382,25 @@ for n in "${NODES[@]}"; do
     [[ $fetched == "$(sha256sum "$DIST/$STEM-$n.tar.gz" | cut -d' ' -f1)" ]] ||
         fail "$n fetched a tarball that differs from dist/$STEM-$n.tar.gz"
 done
-pass "each node fetched its own bundle from the registry with fetch.sh (byte for byte dist's), and install.sh on all 3 at once: kube-apiserver first, then the others: active, /healthz ok, certificates accepted by their apiserver, no restart for 15s"
+pass "each node fetched its own bundle from the registry with fetch.sh (byte for byte dist's), and install.sh on all 3 at once: etcd first, then kube-apiserver, then the others: active, healthy, certificates accepted, no restart for 15s"
 
-# ------------------------------------------- 4. kube-apiserver from the bundles ---
+# ------------------------------------------------------ 4. etcd from the bundles ---
+
+out=$(etcd_ctl endpoint health --cluster 2>&1) || fail_with_details "etcdctl endpoint health --cluster failed" "$out"
+[[ $(grep -c 'is healthy' <<<"$out") == 3 ]] || fail_with_details "etcdctl endpoint health --cluster does not list 3 healthy members" "$out"
+members=$(etcd_ctl member list -w simple 2>&1) || fail_with_details "etcdctl member list failed" "$members"
+for n in "${NODES[@]}"; do
+    grep -qE "^[0-9a-f]+, started, $n, https://${NODE_IP[$n]}:2380, https://${NODE_IP[$n]}:2379" <<<"$members" ||
+        fail_with_details "etcdctl member list has no started member $n with its peer and client URLs" "$members"
+    node_exec "$n" test -d /data/k8s/etcd/data/member || fail "$n has no etcd data in /data/k8s/etcd/data"
+    [[ -d $WORK/etcd-$n/data/member ]] || fail "$n's etcd data is not in the host folder bound in ($WORK/etcd-$n)"
+done
+[[ $(grep -c . <<<"$members") == 3 ]] || fail_with_details "etcd has other members than the three nodes" "$members"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$ETCD_CA" "$(etcd_url "${NODES[0]}")/health" 2>/dev/null) || true
+[[ $code != 200 ]] || fail "etcd answered /health without a client certificate"
+pass "etcd from the bundles: endpoint health --cluster shows 3 healthy members, member list names ${NODES[*]} with their peer and client URLs, data on the host folders bound in, no answer without a client certificate"
+
+# ------------------------------------------- 4b. kube-apiserver from the bundles ---
 
 for n in "${NODES[@]}"; do
     url=$(api_url "$n")
@@ -1075,6 +1102,71 @@ for n in "${SURVIVORS[@]}"; do
 done
 code=$(https_code "$(api_url "$DOWN")/readyz" "$CA" "$ADMIN")
 [[ $code == 000 ]] || fail "$DOWN's apiserver still answers (HTTP $code) after its node powered off"
-pass "$DOWN (the controller-manager leader) powered off: ${SURVIVORS[*]} keep serving (apiservers ready, a ConfigMap written before reads back), both leases on survivors in ${d}s"
+out=$(etcd_ctl --endpoints "$(for n in "${SURVIVORS[@]}"; do etcd_url "$n"; echo; done | paste -sd, -)" endpoint health 2>&1) ||
+    fail_with_details "etcd on ${SURVIVORS[*]} is not healthy after $DOWN powered off" "$out"
+pass "$DOWN (the controller-manager leader) powered off: etcd keeps its quorum on ${SURVIVORS[*]}, which keep serving (apiservers ready, a ConfigMap written before reads back), both leases on survivors in ${d}s"
+
+# ----- the node comes back: its member rejoins with its data and catches up
+out=$(k create configmap e2e-while-down --from-literal=written="$SECRET_VALUE" 2>&1) ||
+    fail_with_details "kubectl create configmap through ${SURVIVORS[0]} while $DOWN is down failed" "$out"
+t0=$(now)
+node_boot "$DOWN" "$DIST" "$WORK/node-$DOWN.console.log" "$WORK/etcd-$DOWN"
+node_wait_booted "$DOWN" "$BOOT_TIMEOUT"
+# Its root was volatile: the bundle goes in again; etcd's data dir is the host's.
+install_on "$DOWN"
+rc=$(cat "$WORK/install-$DOWN.rc")
+((rc == 0)) || fail_with_details "install.sh on $DOWN after it came back exited $rc" "$(tail -n 40 "$WORK/install-$DOWN.log")"
+grep -q "healthy for 15s; the node runs $STEM-$DOWN" "$WORK/install-$DOWN.log" ||
+    fail_with_details "install.sh on $DOWN after it came back did not report its gate" "$(tail -n 40 "$WORK/install-$DOWN.log")"
+# A serializable read is answered by the member itself, from its own data.
+got=$(etcd_ctl --endpoints "$(etcd_url "$DOWN")" get /registry/configmaps/default/e2e-while-down --consistency=s --keys-only 2>&1) || true
+[[ $got == /registry/configmaps/default/e2e-while-down* ]] ||
+    fail_with_details "$DOWN's etcd member does not hold the ConfigMap written while it was down" "$got"
+members=$(etcd_ctl member list 2>&1) || fail_with_details "etcdctl member list failed" "$members"
+[[ $(grep -c ', started, ' <<<"$members") == 3 ]] || fail_with_details "etcd does not have 3 started members after $DOWN came back" "$members"
+for cm in e2e-before-down e2e-while-down; do
+    got=$(K_SERVER=$(api_url "$DOWN") k get configmap "$cm" -o 'jsonpath={.data.written}' 2>&1) || true
+    [[ $got == "$SECRET_VALUE" ]] || fail "the ConfigMap $cm reads '$got' through $DOWN's apiserver after it came back"
+done
+pass "$DOWN booted again and installed its bundle: its etcd member rejoined with the data it kept (3 started members) and serves the ConfigMap written while it was down, from its own data; its apiserver serves both ConfigMaps ($(elapsed_since "$t0")s)"
+
+# ----- install.sh again on every node, with the bundle it runs (v2 since the rollout;
+# the original on the node that came back): nothing changes, nothing restarts
+declare -A PIDS_BEFORE=()
+main_pids() { # main_pids NODE: the MainPID of every unit of the bundle, one line
+    local u
+    for u in etcd.service "$KAS_UNIT" "$KCM_UNIT" "$SCHED_UNIT"; do
+        node_exec "$1" systemctl show -p MainPID --value "$u"
+    done | paste -sd' ' -
+}
+for n in "${NODES[@]}"; do PIDS_BEFORE[$n]=$(main_pids "$n"); done
+for n in "${NODES[@]}"; do
+    variant=v2
+    [[ $n != "$DOWN" ]] || variant=""
+    run_install "$n" "$variant" --stable 3 || fail_with_details "install.sh again on $n failed" "$INSTALL_OUT"
+    grep -q "nothing changed: every file is up to date" <<<"$INSTALL_OUT" ||
+        fail_with_details "install.sh again on $n changed something" "$INSTALL_OUT"
+done
+for n in "${NODES[@]}"; do
+    [[ $(main_pids "$n") == "${PIDS_BEFORE[$n]}" ]] ||
+        fail "a unit restarted on $n when install.sh ran again: MainPIDs ${PIDS_BEFORE[$n]} -> $(main_pids "$n")"
+done
+pass "install.sh again on all 3 nodes: nothing changed, every unit healthy, no MainPID changed"
+
+# ----- a bundle that changes etcd's flags: a snapshot first, then the member restarts
+# v2 (where the survivors are) with one more etcd flag: only etcd's unit changes.
+build_variant etcdflags "$(variant_toml etcdflags '' $'[kube-controller-manager.extra-args]\nv = 3\n[etcd.extra-args]\nsnapshot-count = 50000')"
+SNAP_NODE=${SURVIVORS[0]}
+run_install "$SNAP_NODE" etcdflags --stable 5 ||
+    fail_with_details "installing the bundle with new etcd flags on $SNAP_NODE failed" "$INSTALL_OUT"
+snapshot=$(sed -n "s|.*saved a snapshot of etcd's data in \(/var/backups/kube-bundle/etcd-snapshot-[^ ]*\.db\).*|\1|p" <<<"$INSTALL_OUT" | head -n 1)
+[[ -n $snapshot ]] || fail_with_details "install.sh on $SNAP_NODE did not save an etcd snapshot before changing etcd's flags" "$INSTALL_OUT"
+node_exec "$SNAP_NODE" cat "$snapshot" >"$WORK/etcd-snapshot.db" || fail "cannot read $snapshot on $SNAP_NODE"
+status=$(ETCDCTL_API=3 etcdctl snapshot status "$WORK/etcd-snapshot.db" -w simple 2>&1) ||
+    fail_with_details "etcdctl snapshot status of $snapshot from $SNAP_NODE failed" "$status"
+node_exec "$SNAP_NODE" grep -q -- '--snapshot-count=50000' /etc/systemd/system/etcd.service ||
+    fail "the new etcd flag is not in $SNAP_NODE's unit"
+out=$(etcd_ctl endpoint health --cluster 2>&1) || fail_with_details "etcd is not healthy after $SNAP_NODE's member restarted" "$out"
+pass "a bundle changing etcd's flags on $SNAP_NODE: install.sh saved $snapshot first (etcdctl snapshot status: $status), restarted the member, and the cluster is healthy"
 
 log "all checks passed"
