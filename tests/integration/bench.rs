@@ -1,5 +1,6 @@
 //! `make bench` is not part of CI (it takes minutes), so this runs the same script on a
-//! tiny case to catch it breaking: one run, two masters, 2 MiB and 1 MiB stand-in binaries.
+//! tiny case to catch it breaking: one run, two masters, stand-in binaries of 2 MiB
+//! (controller-manager, apiserver), 1 MiB (scheduler) and 512 KiB (etcd, etcdctl).
 
 use std::process::Command;
 
@@ -21,8 +22,17 @@ fn the_bench_script_runs_both_flows_and_prints_the_table() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let table = stdout(&out);
     let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 2 |")).collect();
-    assert_eq!(rows.len(), 6, "none/binary/both × fresh/rebuild:\n{table}");
+    assert_eq!(
+        rows.len(),
+        8,
+        "none/binary/both/all × fresh/rebuild:\n{table}"
+    );
     assert!(table.contains("| 2 | both | fresh |"), "{table}");
+    assert!(table.contains("| 2 | all | rebuild |"), "{table}");
+    assert!(
+        table.contains("kube-bundle peak RSS: ") && table.contains("under the 64 MiB limit"),
+        "{table}"
+    );
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert!(
@@ -61,6 +71,80 @@ fn the_bench_script_runs_both_flows_and_prints_the_table() {
         listing.contains("rootfs/opt/k8s/bin/kube-scheduler")
             && listing.contains("rootfs/opt/k8s/bin/kube-controller-manager"),
         "{listing}"
+    );
+    // The whole control plane: five binaries in every tarball, on both sides.
+    let tut = scratch
+        .path()
+        .join("n2-all/tut/out/control-plane-m2.tar.gz");
+    let listing = run_ok(Command::new(tool("tar")).arg("-tzf").arg(&tut));
+    for file in [
+        "generated-etcd",
+        "generated-etcdctl",
+        "generated-apiserver",
+        "generated-binary",
+        "generated-scheduler",
+        "control-plane-m2/etcd.service",
+        "control-plane-m2/kube-apiserver.service",
+        "control-plane-m2/encryption-config.yaml",
+        "control-plane-m2/audit-policy.yaml",
+        "control-plane-m2/etcd-cert/etcd.pem",
+        "control-plane-m2/cert/kubernetes.pem",
+        "control-plane-m2/cert/proxy-client.pem",
+    ] {
+        assert!(
+            listing.lines().any(|l| l == file),
+            "{file} missing:\n{listing}"
+        );
+    }
+    let ours = scratch
+        .path()
+        .join("n2-all/kb/dist/control-plane-m2.tar.gz");
+    let listing = run_ok(Command::new(tool("tar")).arg("-tzf").arg(&ours));
+    for bin in [
+        "etcd",
+        "etcdctl",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ] {
+        assert!(
+            listing.contains(&format!("rootfs/opt/k8s/bin/{bin}\n")),
+            "{bin} missing:\n{listing}"
+        );
+    }
+    // The stand-ins are five different files.
+    let mut shas: Vec<String> = [
+        "generated-etcd",
+        "generated-etcdctl",
+        "generated-apiserver",
+        "generated-binary",
+        "generated-scheduler",
+    ]
+    .iter()
+    .map(|f| sha256_file(&scratch.path().join(f)))
+    .collect();
+    shas.sort();
+    shas.dedup();
+    assert_eq!(shas.len(), 5);
+}
+
+/// An unknown case is refused before anything runs.
+#[test]
+fn the_bench_script_refuses_an_unknown_case() {
+    let scratch = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench.sh");
+    let out = Command::new(tool("bash"))
+        .arg(script)
+        .env("KUBE_BUNDLE", env!("CARGO_BIN_EXE_kube-bundle"))
+        .env("BENCH_CASES", "binary everything")
+        .env("BENCH_DIR", scratch.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown case `everything`"),
+        "{}",
+        stderr(&out)
     );
 }
 

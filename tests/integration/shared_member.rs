@@ -223,3 +223,80 @@ fn two_binaries_are_each_compressed_once_and_shared_by_every_bundle() {
         assert!(std::fs::read(bin.join("kube-scheduler")).unwrap() == ks);
     }
 }
+
+/// The whole control plane: etcd, etcdctl, kube-apiserver, kube-controller-manager and
+/// kube-scheduler are each deflated once per build, so each one's gzip member is the same
+/// bytes in every node's bundle, and every bundle unpacks all five intact.
+#[test]
+fn the_whole_control_planes_binaries_are_each_compressed_once_and_shared() {
+    // Five different executables of about 1.3 MiB: the same generator, each one varied.
+    let base: Vec<u8> = binary_bytes()[..(1 << 20) + (1 << 18) + 77].to_vec();
+    let variant = |k: u8| -> Vec<u8> {
+        let mut v = base.clone();
+        v.rotate_left(k as usize * 4099);
+        v.iter().map(|b| b ^ k.wrapping_mul(37)).collect()
+    };
+    let binaries = [
+        ("etcd", "fake-etcd", variant(1)),
+        ("etcdctl", "fake-etcdctl", variant(2)),
+        ("kube-apiserver", "fake-kas", variant(3)),
+        ("kube-controller-manager", "fake-kcm", variant(4)),
+        ("kube-scheduler", "fake-ks", variant(5)),
+    ];
+    let project = Project::new(&format!(
+        "{}\n[etcd]\nversion = \"3.4\"\nbinary = \"fake-etcd\"\netcdctl = \"fake-etcdctl\"\n\
+         [kube-apiserver]\nbinary = \"fake-kas\"\n[kube-controller-manager]\nbinary = \"fake-kcm\"\n\
+         [kube-scheduler]\nbinary = \"fake-ks\"\n",
+        INVENTORY.replace("apiserver = \"https://{{node.ip}}:6443\"\n", "")
+    ));
+    for (_, file, bytes) in &binaries {
+        std::fs::write(project.path(file), bytes).unwrap();
+        std::fs::set_permissions(
+            project.path(file),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    project.build_ok();
+    let mut shared: Option<Vec<Vec<u8>>> = None;
+    for (node, _) in NODES {
+        let members = gzip_members(&std::fs::read(project.tarball(node)).unwrap());
+        // Each binary's member sits between members of the node's own entries.
+        assert_eq!(members.len(), 11, "{node}: {} members", members.len());
+        // A binary's member is over 256 KiB compressed; the node's own are far smaller.
+        let large: Vec<Vec<u8>> = members
+            .into_iter()
+            .filter(|m| m.len() > 256 << 10)
+            .collect();
+        assert_eq!(large.len(), 5, "{node}: one member per binary");
+        match &shared {
+            None => shared = Some(large),
+            Some(first) => {
+                for (i, (a, b)) in first.iter().zip(&large).enumerate() {
+                    assert!(a == b, "{node}: member of {} differs", binaries[i].0);
+                }
+            }
+        }
+        let into = unpack_with(&project, node, "gnu-tar");
+        let bin = into.join(format!("control-plane-{node}/rootfs/opt/k8s/bin"));
+        for (name, _, bytes) in &binaries {
+            assert!(
+                std::fs::read(bin.join(name)).unwrap() == *bytes,
+                "{node}: {name} does not unpack intact"
+            );
+        }
+    }
+    // The five members are five different binaries, in the bundles' order.
+    let shared = shared.unwrap();
+    for (member, (name, _, bytes)) in shared.iter().zip(&binaries) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&member[..]), &mut out)
+            .unwrap();
+        // The member holds the binary's bytes (after its tar header when the member
+        // carries it, and before the entry's padding).
+        assert!(
+            out.starts_with(bytes) || out.get(512..).is_some_and(|o| o.starts_with(bytes)),
+            "{name}: the member is not this binary"
+        );
+    }
+}
