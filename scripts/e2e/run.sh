@@ -1169,4 +1169,21 @@ node_exec "$SNAP_NODE" grep -q -- '--snapshot-count=50000' /etc/systemd/system/e
 out=$(etcd_ctl endpoint health --cluster 2>&1) || fail_with_details "etcd is not healthy after $SNAP_NODE's member restarted" "$out"
 pass "a bundle changing etcd's flags on $SNAP_NODE: install.sh saved $snapshot first (etcdctl snapshot status: $status), restarted the member, and the cluster is healthy"
 
+# ----- a kube-apiserver that does not start: the node goes back like for any unit
+BAD_NODE=${SURVIVORS[1]}
+build_variant badkas "$(variant_toml badkas '' $'[kube-controller-manager.extra-args]\nv = 3\n[kube-apiserver.extra-args]\nmax-requests-inflight = "many"')"
+kas_unit_before=$(node_exec "$BAD_NODE" sha256sum /etc/systemd/system/$KAS_UNIT | cut -d' ' -f1)
+if run_install "$BAD_NODE" badkas --timeout 30 --stable 3; then
+    fail_with_details "a kube-apiserver that cannot start installed on $BAD_NODE" "$INSTALL_OUT"
+fi
+grep -qF "the previous release is back in place" <<<"$INSTALL_OUT" ||
+    fail_with_details "install.sh on $BAD_NODE did not put the previous release back after kube-apiserver failed" "$INSTALL_OUT"
+! grep -q "restarted $KCM_UNIT" <<<"$INSTALL_OUT" ||
+    fail_with_details "install.sh on $BAD_NODE restarted the controller-manager although kube-apiserver never became healthy" "$INSTALL_OUT"
+[[ $(node_exec "$BAD_NODE" sha256sum /etc/systemd/system/$KAS_UNIT | cut -d' ' -f1) == "$kas_unit_before" ]] ||
+    fail "kube-apiserver's unit on $BAD_NODE is not the previous one after the rollback"
+wait_until 60 1 apiserver_ready "$(api_url "$BAD_NODE")" "$CA" "$ADMIN" ||
+    fail_with_details "$BAD_NODE's kube-apiserver is not ready after the rollback" "$(kas_journal "$BAD_NODE" 20)"
+pass "a kube-apiserver that cannot start (a flag value it refuses) on $BAD_NODE: install.sh stopped before the controller-manager and scheduler, put the previous release back, and its apiserver serves again"
+
 log "all checks passed"
