@@ -6,8 +6,9 @@
 //!    (`catalogue` says which flags each release of a component has)
 //! 2. plan:   `plan` lists every file of each node's bundle: node path, mode, the
 //!    components it restarts, and where its bytes come from; pure data, no I/O
-//! 3. pki:    `pki` loads or creates the CA, the service-account key and a key and
-//!    certificate per node and component
+//! 3. pki:    `pki` loads or creates the CA (and, with kube-apiserver and etcd, the
+//!    front-proxy and etcd CAs and the encryption key), the service-account key and the
+//!    keys and certificates of every node's components
 //! 4. render: `render` turns each plan and the PKI into bytes through the templates
 //!    (`flags` picks each component's flags, `kubeconfig` writes kubeconfigs)
 //! 5. pack:   `bundle` compresses each binary once (`member`, on every core) and writes
