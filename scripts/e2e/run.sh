@@ -888,7 +888,9 @@ term_pid=$BG_PID
 waiting() { grep -q "waiting up to" "$WORK/term.log"; }
 wait_until 30 0.2 waiting || fail_with_details "install.sh of sleep on $FOLLOWER never reached its health wait" "$(cat "$WORK/term.log")"
 nap 2
-node_exec "$FOLLOWER" pkill -TERM -f "$STEM-$FOLLOWER/install.sh" || fail "could not signal install.sh on $FOLLOWER"
+# To install.sh itself, as `kill PID` or systemd would send it: -o picks the oldest
+# match, not the subshells of its command substitutions.
+node_exec "$FOLLOWER" pkill -o -TERM -f "$STEM-$FOLLOWER/install.sh" || fail "could not signal install.sh on $FOLLOWER"
 term_rc=0
 wait "$term_pid" || term_rc=$?
 ((term_rc == 143)) || fail_with_details "install.sh on $FOLLOWER exited $term_rc after SIGTERM, expected 143" "$(cat "$WORK/term.log")"
