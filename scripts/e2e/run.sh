@@ -844,8 +844,10 @@ grep -qF "warning: --force-node: installing although this host is named $FOLLOWE
 pass "$OTHER's bundle on $FOLLOWER: refused before any change (host name differs), exit 1, no restart; --force-node names what it skips"
 
 # ----- a flag the binary rejects, and a second install.sh while it runs (review D4, D13)
+# The first run holds the lock through the crash, the rollback and a 15 s stability
+# window, longer than the 10 s a second run waits for it.
 t0=$(now)
-in_background "$FOLLOWER" bad "$WORK/bad.log" --timeout 20 --stable 8
+in_background "$FOLLOWER" bad "$WORK/bad.log" --timeout 20 --stable 15
 bad_pid=$BG_PID
 wait_until 30 0.1 pending_exists "$FOLLOWER" ||
     fail_with_details "install.sh of bad on $FOLLOWER never started changing files" "$(cat "$WORK/bad.log")"
