@@ -24,6 +24,8 @@ pub struct CertRow {
     pub expires: Option<String>,
     pub residual: Option<String>,
     pub issuer: Option<String>,
+    /// Its own issuer: a trust anchor (the CAs).
+    pub self_signed: bool,
     pub key: String,
     /// Expires within the warning window (or has expired, or is missing).
     pub attention: bool,
@@ -54,6 +56,7 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
             expires: None,
             residual: None,
             issuer: None,
+            self_signed: false,
             attention: key.is_none(),
             key: key.unwrap_or_else(|| "missing".into()),
         });
@@ -61,8 +64,15 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
     if inv.pki.csr_signing == crate::config::CsrSigning::Signer
         && inv.components.iter().any(|s| s.component.signs_csrs)
     {
-        let path = inv.pki.dir.join("csr-signer.pem");
-        rows.push(cert_row("csr-signer", None, &path, now, warn)?);
+        let files = pki::SignerFiles::of(inv);
+        rows.push(cert_row("csr-signer", None, &files.cert, now, warn)?);
+        // Trusted by kube-apiserver until `build --drop-previous-csr-signer`.
+        if files.previous.exists() {
+            let mut row = cert_row("csr-signer-previous", None, &files.previous, now, warn)?;
+            // Dropped, not renewed: an expired one needs no attention.
+            row.attention = false;
+            rows.push(row);
+        }
     }
     if inv.apiserver.is_some() {
         let path = inv.pki.dir.join("front-proxy-ca.pem");
@@ -108,6 +118,7 @@ fn cert_row(
         expires: None,
         residual: None,
         issuer: None,
+        self_signed: false,
         key: "missing".into(),
         attention: true,
     };
@@ -141,6 +152,7 @@ fn cert_row(
         expires: Some(pki::rfc3339(end)),
         residual: Some(residual),
         issuer: Some(issuer),
+        self_signed: pki::self_signed(&cert),
         key: key_name(cert.public_key()),
         attention: end <= now + warn,
     })
@@ -157,7 +169,10 @@ pub fn table(rows: &[CertRow]) -> String {
                 dash(&r.node),
                 dash(&r.expires),
                 dash(&r.residual),
-                dash(&r.issuer),
+                match (&r.issuer, r.self_signed) {
+                    (Some(issuer), true) => format!("{issuer} (self-signed)"),
+                    _ => dash(&r.issuer),
+                },
                 r.key.clone(),
             ]
         })

@@ -61,6 +61,15 @@ pub enum Command {
         /// With --renew: generate new keys too
         #[arg(long, requires = "renew")]
         rotate_keys: bool,
+        /// Replace the CSR signing CA with a new key and certificate; the new
+        /// client-ca.pem trusts the old certificate too (pki/csr-signer-previous.pem)
+        /// until --drop-previous-csr-signer
+        #[arg(long)]
+        replace_csr_signer: bool,
+        /// Stop trusting the signing CA the last --replace-csr-signer replaced: once the
+        /// bundles are installed, kube-apiserver refuses certificates its key signed
+        #[arg(long)]
+        drop_previous_csr_signer: bool,
         /// Sign each bundle's SHA256SUMS with this Ed25519 OpenSSH private key
         #[arg(long, value_name = "KEY")]
         sign: Option<PathBuf>,

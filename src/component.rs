@@ -18,8 +18,8 @@ pub mod paths {
     /// The signing CA of the controller-manager's CSR signers (`csr-signing = "signer"`).
     pub const SIGNER_CERT: &str = "/etc/kubernetes/cert/csr-signer.pem";
     pub const SIGNER_KEY: &str = "/etc/kubernetes/cert/csr-signer-key.pem";
-    /// The root CA, then the CSR signing CA when there is one: kube-apiserver's
-    /// `--client-ca-file`.
+    /// The root CA, then the CSR signing CA when there is one (and the one it replaced
+    /// while that is kept): kube-apiserver's `--client-ca-file`.
     pub const CLIENT_CA: &str = "/etc/kubernetes/cert/client-ca.pem";
     /// The aggregation layer's CA (`--requestheader-client-ca-file`).
     pub const FRONT_PROXY_CA: &str = "/etc/kubernetes/cert/front-proxy-ca.pem";

@@ -338,7 +338,8 @@ pub enum ServiceAccountKey {
 pub enum CsrSigning {
     /// The root CA key, on every master, as the tutorial does.
     Ca,
-    /// A dedicated signing CA issued by the root; the root CA key stays on the build host.
+    /// A dedicated self-signed signing CA, trusted only by kube-apiserver's client CA;
+    /// the root CA key stays on the build host.
     Signer,
     /// No signing: the CSR signers stay off (kubeadm's external-CA mode).
     Off,

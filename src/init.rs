@@ -389,8 +389,9 @@ key-algorithm = "rsa-2048"             # rsa-2048, rsa-3072, rsa-4096 or ecdsa-p
 cert-validity = "8760h"
 ca-validity = "87600h"
 # service-account-key = "generate"     # or "ca": sign tokens with the CA key, as the tutorial does
-# csr-signing = "signer"               # kubelet CSRs signed by a signing CA issued from the
-#                                      #   root, which stays here; "ca" ships the root CA key
+# csr-signing = "signer"               # kubelet CSRs signed by a self-signed signing CA
+#                                      #   trusted only by kube-apiserver's client CA; the root
+#                                      #   CA key stays here; "ca" ships the root CA key
 #                                      #   to every master as the tutorial does; "off" signs none
 # C = "CN"
 # ST = "BeiJing"

@@ -1,8 +1,9 @@
 //! PKI state in `pki/`: the CA (imported or generated once), the service-account key pair
 //! and one key and certificate per node and component (`pki/<node>/<component>.pem`). State is reused while it still
 //! fits the inventory and the CA; a leaf that no longer fits is reissued and reported. This
-//! module never regenerates a CA or a service-account key that already exists, and never
-//! touches `dist/`.
+//! module never regenerates a CA or a service-account key that already exists, replaces
+//! the CSR signing CA only with a new key (when asked, or when it is not its own trust
+//! anchor), and never touches `dist/`.
 
 use fs_err::os::unix::fs::OpenOptionsExt;
 use std::collections::BTreeMap;
@@ -35,8 +36,12 @@ pub struct Pki {
     pub ca_key_pem: String,
     /// `None` when the CA key signs service-account tokens.
     pub service_account: Option<ServiceAccountPair>,
-    /// The signing CA of the CSR signers, with `csr-signing = "signer"`.
+    /// The signing CA of the CSR signers, with `csr-signing = "signer"`: self-signed, so
+    /// nothing that trusts only the root CA trusts what its key signs.
     pub csr_signer: Option<Leaf>,
+    /// The certificate of the signing CA it replaced (`pki/csr-signer-previous.pem`),
+    /// still trusted by kube-apiserver until it is dropped.
+    pub csr_signer_previous: Option<String>,
     /// (node, certificate name) → its key and certificate.
     pub leaves: BTreeMap<(String, &'static str), Leaf>,
     /// The aggregation layer's CA (certificate, key), when kube-apiserver is built.
@@ -67,13 +72,19 @@ impl Pki {
     }
 
     /// kube-apiserver's `--client-ca-file`: the root CA, then the CSR signing CA whose
-    /// kubelet and client certificates it must accept. Go treats every certificate in
-    /// that file as a trust anchor, and kubelets present their certificate alone.
+    /// kubelet and client certificates it must accept, then the signing CA it replaced
+    /// while that one is kept. Go treats every certificate in that file as a trust
+    /// anchor, and kubelets present their certificate alone. The signing CAs are in no
+    /// other bundle of trust.
     pub fn client_ca_pem(&self) -> String {
-        match &self.csr_signer {
-            Some(signer) => format!("{}{}", self.ca_cert_pem, signer.cert_pem),
-            None => self.ca_cert_pem.clone(),
+        let mut pem = self.ca_cert_pem.clone();
+        if let Some(signer) = &self.csr_signer {
+            pem.push_str(&signer.cert_pem);
+            if let Some(previous) = &self.csr_signer_previous {
+                pem.push_str(previous);
+            }
         }
+        pem
     }
 }
 
@@ -98,6 +109,18 @@ pub struct Renewal {
     pub components: std::collections::BTreeSet<String>,
     /// Generate new keys for the renewed certificates instead of keeping theirs.
     pub rotate_keys: bool,
+    /// Replacing the CSR signing CA, or dropping the one it replaced.
+    pub csr_signer: SignerChange,
+}
+
+/// What a build does to the CSR signing CA besides keeping it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignerChange {
+    /// A new key and certificate; the current certificate becomes the previous signer,
+    /// which `client-ca.pem` keeps trusting.
+    pub replace: bool,
+    /// Stop trusting the previous signer (before a replacement in the same build).
+    pub drop_previous: bool,
 }
 
 impl Renewal {
@@ -139,6 +162,16 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         .with_hint(format!("it builds {}", built.join(", "))));
     }
     let dir = &inv.pki.dir;
+    // What happens to the CSR signing CA is decided, and any state that forbids it
+    // refused, before anything is written; the new one is made after the leaves.
+    let signs_csrs = inv.pki.csr_signing == CsrSigning::Signer
+        && inv.components.iter().any(|s| s.component.signs_csrs);
+    let signer_plan = if signs_csrs {
+        Some(plan_signer(inv, renew.csr_signer, say)?)
+    } else {
+        refuse_signer_change(inv, renew.csr_signer)?;
+        None
+    };
     // A saved encryption key that cannot be used stops the build before anything is
     // written; a missing one is generated below, after the CA.
     let saved_encryption_key = match &inv.apiserver {
@@ -254,11 +287,12 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         None if with_apiserver => Some(new_encryption_key(inv, say)?),
         None => None,
     };
-    let csr_signer = match inv.pki.csr_signing {
-        CsrSigning::Signer if inv.components.iter().any(|s| s.component.signs_csrs) => {
-            Some(csr_signer(inv, &ca, say)?)
+    let (csr_signer, csr_signer_previous) = match signer_plan {
+        Some(plan) => {
+            let (signer, previous) = apply_signer(inv, plan, say)?;
+            (Some(signer), previous)
         }
-        _ => None,
+        None => (None, None),
     };
     restrict_dir(dir)?;
     Ok(Pki {
@@ -266,6 +300,7 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         ca_key_pem: ca.key_pem,
         service_account,
         csr_signer,
+        csr_signer_previous,
         leaves,
         front_proxy_ca: front_proxy.map(|ca| Leaf {
             cert_pem: ca.cert_pem,
@@ -332,64 +367,292 @@ fn new_encryption_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<St
     Ok(key)
 }
 
-/// The signing CA of the controller-manager's CSR signers, in `pki/csr-signer{,-key}.pem`:
-/// issued by the root CA (CA:TRUE, path length 0), so the root key stays on the build
-/// host. Reused while it chains to the CA, fits the key algorithm and has not expired;
-/// otherwise reissued, keeping its key where it can.
-fn csr_signer(inv: &Inventory, ca: &Ca, say: &mut dyn FnMut(String)) -> Result<Leaf> {
-    let cert_path = inv.pki.dir.join("csr-signer.pem");
-    let key_path = inv.pki.dir.join("csr-signer-key.pem");
-    let saved_key = if key_path.exists() {
-        Some(read_key_text(&key_path)?)
+/// The files of the CSR signing CA in `pki/`.
+pub(crate) struct SignerFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The certificate of the signing CA it replaced, trusted until dropped.
+    pub previous: PathBuf,
+    /// A new signing CA is written here first, key then certificate; the certificate
+    /// is the commit point, after which it is moved in place (by the next build if
+    /// this one dies).
+    next_cert: PathBuf,
+    next_key: PathBuf,
+}
+
+impl SignerFiles {
+    pub fn of(inv: &Inventory) -> SignerFiles {
+        let at = |name: &str| inv.pki.dir.join(name);
+        SignerFiles {
+            cert: at("csr-signer.pem"),
+            key: at("csr-signer-key.pem"),
+            previous: at("csr-signer-previous.pem"),
+            next_cert: at("csr-signer-next.pem"),
+            next_key: at("csr-signer-next-key.pem"),
+        }
+    }
+}
+
+const REPLACE_SIGNER_HINT: &str = "restore it from backup, or replace the signing CA with a new key: `kube-bundle build --replace-csr-signer` (see the README's \"CSR signing\")";
+
+/// What a build does with the CSR signing CA, decided before anything is written.
+struct SignerPlan {
+    action: SignerAction,
+    /// The previous signer `client-ca.pem` trusts after this build, unless `action`
+    /// retires the current one into its place.
+    previous: Option<String>,
+    drop_previous: bool,
+}
+
+enum SignerAction {
+    Keep(Leaf),
+    /// A new key and certificate, `why` (none for the first one); `retire` is the
+    /// certificate it replaces, kept as the previous signer.
+    Make {
+        why: Option<String>,
+        retire: Option<String>,
+    },
+}
+
+/// `--replace-csr-signer` and `--drop-previous-csr-signer` without a signing CA.
+fn refuse_signer_change(inv: &Inventory, change: SignerChange) -> Result<()> {
+    let flag = match (change.replace, change.drop_previous) {
+        (true, _) => "--replace-csr-signer",
+        (false, true) => "--drop-previous-csr-signer",
+        (false, false) => return Ok(()),
+    };
+    let why = if inv.pki.csr_signing == CsrSigning::Signer {
+        "no component it builds signs CSRs".to_string()
+    } else {
+        format!("`pki.csr-signing = \"{}\"`", inv.pki.csr_signing.name())
+    };
+    Err(Error::input(
+        flag,
+        format!("`{}` has no CSR signing CA ({why})", inv.path.display()),
+    )
+    .with_hint("a signing CA exists with `[pki] csr-signing = \"signer\"` (the default) and the controller-manager"))
+}
+
+/// Decides what happens to the signing CA in `pki/csr-signer{,-key}.pem`. It is kept
+/// while it is its own issuer (self-signed: what its key signs chains to nothing else),
+/// its key matches, fits the key algorithm and it has not expired. Any new signing CA
+/// has a new key: re-certifying a key that may have leaked would revoke nothing. A
+/// certificate without its key, a key without its certificate or a key that does not
+/// match are refused unless a replacement was asked for.
+fn plan_signer(
+    inv: &Inventory,
+    change: SignerChange,
+    say: &mut dyn FnMut(String),
+) -> Result<SignerPlan> {
+    let files = SignerFiles::of(inv);
+    if finish_signer_change(&files)? {
+        say(format!(
+            "finished putting in place the new CSR signing CA `{}` that an interrupted build made",
+            files.cert.display()
+        ));
+    }
+    let saved_previous = if files.previous.exists() {
+        let (text, der) = read_pem(&files.previous, &["CERTIFICATE"])?;
+        if X509Certificate::from_der(&der).is_err() {
+            return Err(Error::pki(loc(&files.previous), "is not an X.509 certificate")
+                .with_hint("it holds the signing CA the current one replaced; restore it from backup, or build with `--drop-previous-csr-signer` to stop trusting it"));
+        }
+        Some(text)
     } else {
         None
     };
-    let mut why = None;
-    if cert_path.exists() {
-        let Some(key_pem) = &saved_key else {
-            return Err(Error::pki(
-                loc(&cert_path),
-                format!("exists but its key `{}` does not", key_path.display()),
+    let saved_key = if files.key.exists() {
+        Some(read_key_text(&files.key)?)
+    } else {
+        None
+    };
+    let saved_cert = if files.cert.exists() {
+        Some(read_pem(&files.cert, &["CERTIFICATE"])?)
+    } else {
+        None
+    };
+    let make = |why: &str, retire: Option<String>| SignerAction::Make {
+        why: Some(why.to_string()),
+        retire,
+    };
+    let action = match (saved_cert, saved_key) {
+        (None, None) => SignerAction::Make {
+            why: None,
+            retire: None,
+        },
+        (Some((text, der)), _) if change.replace => {
+            if let Some(issuer) = foreign_issuer(&der) {
+                say(issued_by_another_ca(&files.cert, &issuer));
+            }
+            make(
+                "replacement was asked for",
+                X509Certificate::from_der(&der).is_ok().then_some(text),
             )
-            .with_hint("restore the key from backup, or delete csr-signer.pem to issue a new signing CA (then give kube-apiserver the new dist/client-ca.pem)"));
-        };
-        let (cert_pem, cert_der) = read_pem(&cert_path, &["CERTIFICATE"])?;
-        let ca_cert = ca.parsed();
-        why = match X509Certificate::from_der(&cert_der) {
-            Err(_) => Some("the saved certificate is unreadable".to_string()),
-            Ok((_, cert)) => {
-                if cert.issuer().as_raw() != ca_cert.subject().as_raw()
-                    || cert.verify_signature(Some(ca_cert.public_key())).is_err()
-                {
-                    Some("its issuer is no longer the CA".into())
-                } else if !key_matches(&key_path, key_pem, &cert)? {
-                    Some("the saved key does not match the certificate".into())
-                } else if key_algorithm_of(&cert) != Some(inv.pki.key_algorithm) {
-                    Some(format!(
+        }
+        (None, Some(_)) if change.replace => make(
+            "replacement was asked for; the old certificate is gone, so nothing its key signed stays trusted",
+            None,
+        ),
+        (None, Some(_)) => {
+            return Err(Error::pki(
+                loc(&files.cert),
+                format!(
+                    "is missing while its key `{}` exists; kube-bundle does not certify that key again, since a new certificate for it would revoke nothing",
+                    files.key.display()
+                ),
+            )
+            .with_hint("restore csr-signer.pem from backup (or from a bundle: rootfs/etc/kubernetes/cert/csr-signer.pem), or replace the signing CA with a new key: `kube-bundle build --replace-csr-signer`"))
+        }
+        (Some(_), None) => {
+            return Err(Error::pki(
+                loc(&files.cert),
+                format!("exists but its key `{}` does not", files.key.display()),
+            )
+            .with_hint(REPLACE_SIGNER_HINT))
+        }
+        (Some((text, der)), Some(key_pem)) => {
+            let Ok((_, cert)) = X509Certificate::from_der(&der) else {
+                return Err(
+                    Error::pki(loc(&files.cert), "is not an X.509 certificate")
+                        .with_hint(REPLACE_SIGNER_HINT),
+                );
+            };
+            if !key_matches(&files.key, &key_pem, &cert)? {
+                return Err(Error::pki(
+                    loc(&files.key),
+                    format!("does not match `{}`", files.cert.display()),
+                )
+                .with_hint(REPLACE_SIGNER_HINT));
+            }
+            let end = cert.validity().not_after.to_datetime();
+            if let Some(issuer) = foreign_issuer(&der) {
+                say(issued_by_another_ca(&files.cert, &issuer));
+                make(
+                    &format!("it was issued by `{issuer}`, not by itself"),
+                    Some(text),
+                )
+            } else if end <= OffsetDateTime::now_utc() {
+                // Nothing an expired CA signed is still valid: no previous to keep.
+                make(&format!("it expired on {}", rfc3339(end)), None)
+            } else if key_algorithm_of(&cert) != Some(inv.pki.key_algorithm) {
+                make(
+                    &format!(
                         "the key algorithm changed to {}",
                         inv.pki.key_algorithm.name()
-                    ))
-                } else if cert.validity().not_after.to_datetime() <= OffsetDateTime::now_utc() {
-                    Some(format!(
-                        "it expired on {}",
-                        rfc3339(cert.validity().not_after.to_datetime())
-                    ))
-                } else {
-                    return Ok(Leaf {
-                        cert_pem,
-                        key_pem: key_pem.clone(),
-                    });
-                }
+                    ),
+                    Some(text),
+                )
+            } else {
+                SignerAction::Keep(Leaf {
+                    cert_pem: text,
+                    key_pem,
+                })
             }
-        };
+        }
+    };
+    let previous = if change.drop_previous {
+        None
+    } else {
+        saved_previous
+    };
+    if let (
+        Some(_),
+        SignerAction::Make {
+            why,
+            retire: Some(_),
+        },
+    ) = (&previous, &action)
+    {
+        return Err(Error::pki(
+            loc(&files.previous),
+            format!(
+                "still holds the signing CA replaced before, and this build would replace `{}` ({}), which must become the previous one",
+                files.cert.display(),
+                why.as_deref().unwrap_or("replacement was asked for")
+            ),
+        )
+        .with_hint("finish the roll-out of the last replacement first: once every master runs it and no kubelet certificate of the old signer is in use, build with `--drop-previous-csr-signer` (add `--replace-csr-signer` to replace again in the same build)"));
     }
-    let keep = saved_key.filter(|pem| key_fits(pem, inv.pki.key_algorithm));
-    let (key_pem, key) = kept_or_new_key(&key_path, keep, inv.pki.key_algorithm)?;
+    Ok(SignerPlan {
+        action,
+        previous,
+        drop_previous: change.drop_previous,
+    })
+}
+
+/// Carries out a [`SignerPlan`]: drops the previous signer, makes and puts in place a
+/// new signing CA. Returns the signing CA and the previous one kube-apiserver trusts.
+fn apply_signer(
+    inv: &Inventory,
+    plan: SignerPlan,
+    say: &mut dyn FnMut(String),
+) -> Result<(Leaf, Option<String>)> {
+    let files = SignerFiles::of(inv);
+    if plan.drop_previous {
+        if files.previous.exists() {
+            let (_, der) = read_pem(&files.previous, &["CERTIFICATE"])?;
+            fs_err::remove_file(&files.previous)?;
+            say(match foreign_issuer(&der) {
+                None => format!(
+                    "dropped the previous CSR signing CA `{}`: kube-apiserver refuses what its key signed once it runs with the new client-ca.pem",
+                    files.previous.display()
+                ),
+                Some(issuer) => format!(
+                    "warning: dropped the previous CSR signing CA `{}`, but it was issued by `{issuer}`: what its key signs, presented with that certificate, stays trusted by everything that trusts `{issuer}` (kube-apiserver too, for the root CA) until `{issuer}` itself is replaced",
+                    files.previous.display()
+                ),
+            });
+        } else {
+            say(format!(
+                "no previous CSR signing CA to drop (`{}` does not exist)",
+                files.previous.display()
+            ));
+        }
+    }
+    let (why, retire) = match plan.action {
+        SignerAction::Keep(leaf) => return Ok((leaf, plan.previous)),
+        SignerAction::Make { why, retire } => (why, retire),
+    };
+    let signer = new_signer(inv)?;
+    ensure_dir(&inv.pki.dir)?;
+    // The old certificate first: until the new one is committed, a previous equal to
+    // the current one is an interrupted replacement that the next build undoes.
+    if let Some(old) = &retire {
+        write_public(&files.previous, old.as_bytes())?;
+    }
+    write_private(&files.next_key, signer.key_pem.as_bytes())?;
+    write_public(&files.next_cert, signer.cert_pem.as_bytes())?;
+    finish_signer_change(&files)?;
+    let path = files.cert.display();
+    say(match (why, &retire) {
+        (None, _) => format!("issued the CSR signing CA `{path}` (self-signed); its key goes to the masters, the root CA key stays in pki/"),
+        (Some(why), Some(_)) => format!(
+            "replaced the CSR signing CA `{path}` with a new key: {why}; the new dist/client-ca.pem trusts both (the old certificate is `{}`): install the new bundles on every master, let kubelets renew their certificates, then build with `--drop-previous-csr-signer`",
+            files.previous.display()
+        ),
+        (Some(why), None) => format!(
+            "replaced the CSR signing CA `{path}` with a new key: {why}; kube-apiserver refuses certificates of the old one once the new bundles are installed"
+        ),
+    });
+    let previous = retire.or(plan.previous);
+    Ok((signer, previous))
+}
+
+/// A new self-signed signing CA (CA:TRUE, path length 0) with a new key. Its common name
+/// ends with the start of its key identifier, so that the signing CAs a client CA file
+/// holds during a replacement have different names.
+fn new_signer(inv: &Inventory) -> Result<Leaf> {
+    let key = generate_key(inv.pki.key_algorithm)?;
     let mut params = CertificateParams::default();
+    let id = params.key_identifier(&key);
     params.distinguished_name = subject_dn(
         &inv.pki.subject,
         None,
-        &format!("{}-csr-signer", inv.cluster.name),
+        &format!(
+            "{}-csr-signer-{}",
+            inv.cluster.name,
+            hex::encode(&id[..4.min(id.len())])
+        ),
     );
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
@@ -397,33 +660,90 @@ fn csr_signer(inv: &Inventory, ca: &Ca, say: &mut dyn FnMut(String)) -> Result<L
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    params.use_authority_key_identifier_extension = true;
     params.serial_number = Some(random_serial());
     validity(&mut params, inv.pki.ca_validity)?;
-    let ca_end = ca.parsed().validity().not_after.to_datetime();
-    if params.not_after > ca_end {
-        params.not_after = ca_end;
-    }
     let cert = params
-        .signed_by(&key, &ca.issuer()?)
-        .map_err(|e| Error::crypto("signing the CSR signing CA", e))?;
-    ensure_dir(&inv.pki.dir)?;
-    write_private(&key_path, key_pem.as_bytes())?;
-    write_public(&cert_path, cert.pem().as_bytes())?;
-    match why {
-        Some(why) => say(format!(
-            "reissued the CSR signing CA `{}`: {why}; kube-apiserver must trust the new dist/client-ca.pem",
-            cert_path.display()
-        )),
-        None => say(format!(
-            "issued the CSR signing CA `{}`; the CA key stays in pki/",
-            cert_path.display()
-        )),
-    }
+        .self_signed(&key)
+        .map_err(|e| Error::crypto("self-signing the CSR signing CA", e))?;
     Ok(Leaf {
         cert_pem: cert.pem(),
-        key_pem,
+        key_pem: key.serialize_pem(),
     })
+}
+
+/// Completes or undoes what an interrupted build left of a new signing CA; returns
+/// whether it put one in place. With `csr-signer-next.pem` written, the new signing CA
+/// is decided: its key, then its certificate, are moved over the current ones (the old
+/// key is not kept). Without it, the new key is removed and a previous signer equal to
+/// the current one is too.
+fn finish_signer_change(files: &SignerFiles) -> Result<bool> {
+    if !files.next_cert.exists() {
+        if files.next_key.exists() {
+            fs_err::remove_file(&files.next_key)?;
+        }
+        if files.previous.exists() && files.cert.exists() {
+            let (_, previous) = read_pem(&files.previous, &["CERTIFICATE"])?;
+            let (_, current) = read_pem(&files.cert, &["CERTIFICATE"])?;
+            if previous == current {
+                fs_err::remove_file(&files.previous)?;
+            }
+        }
+        return Ok(false);
+    }
+    let key_path = if files.next_key.exists() {
+        &files.next_key
+    } else {
+        &files.key
+    };
+    let (_, der) = read_pem(&files.next_cert, &["CERTIFICATE"])?;
+    let key_pem = read_key_text(key_path)?;
+    let fits = match X509Certificate::from_der(&der) {
+        Ok((_, cert)) => key_matches(key_path, &key_pem, &cert)?,
+        Err(_) => false,
+    };
+    if !fits {
+        return Err(Error::pki(
+            loc(&files.next_cert),
+            format!(
+                "is a new signing CA an interrupted build wrote, but `{}` is not its key",
+                key_path.display()
+            ),
+        )
+        .with_hint("restore pki/ from backup, or delete csr-signer-next.pem and csr-signer-next-key.pem and build with `--replace-csr-signer`"));
+    }
+    if key_path == &files.next_key {
+        fs_err::rename(&files.next_key, &files.key)?;
+    }
+    fs_err::rename(&files.next_cert, &files.cert)?;
+    if let Some(dir) = files.cert.parent() {
+        fs_err::File::open(dir)?.sync_all()?;
+    }
+    Ok(true)
+}
+
+/// Whether a certificate is its own issuer: same name, signed by its own key.
+pub(crate) fn self_signed(cert: &X509Certificate<'_>) -> bool {
+    cert.issuer().as_raw() == cert.subject().as_raw() && cert.verify_signature(None).is_ok()
+}
+
+/// The issuer of a certificate that is not its own issuer, by name.
+fn foreign_issuer(der: &[u8]) -> Option<String> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    (!self_signed(&cert)).then(|| pki_name(cert.issuer()))
+}
+
+/// The warning for a signing CA that another CA issued, as earlier releases made it.
+fn issued_by_another_ca(path: &Path, issuer: &str) -> String {
+    format!(
+        "warning: the CSR signing CA `{}` is issued by `{issuer}` (as earlier kube-bundle releases made it): it is replaced by a self-signed one with a new key. Until `{issuer}` itself is replaced, the old key (on every master that ran the earlier bundles) still signs certificates that everything trusting `{issuer}` accepts; for the root CA that is kubectl with the kubeconfigs, etcd with `etcd-ca = \"shared\"` and kube-apiserver",
+        path.display()
+    )
+}
+
+/// A name's common name, or the whole name without one.
+fn pki_name(name: &x509_parser::x509::X509Name<'_>) -> String {
+    attr_of(name, &x509_parser::oid_registry::OID_X509_COMMON_NAME)
+        .unwrap_or_else(|| name.to_string())
 }
 
 struct Ca {

@@ -25,7 +25,8 @@ pub enum Source {
     /// A certificate of the node, from `pki/<node>/<name>.pem`.
     Cert(&'static CertSpec),
     Key(&'static CertSpec),
-    /// The root CA, then the CSR signing CA when there is one.
+    /// The root CA, then the CSR signing CA when there is one (and the one it replaced
+    /// while that is kept).
     ClientCa,
     /// The aggregation layer's CA certificate.
     FrontProxyCa,

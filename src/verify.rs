@@ -871,7 +871,8 @@ impl Check<'_> {
     }
 
     /// kube-apiserver's `--client-ca-file`: the bundled CA, then the CSR signing CA when
-    /// the bundle carries one, and nothing else.
+    /// the bundle carries one, then at most the signing CA that one replaced (another
+    /// CA), and nothing else.
     fn client_ca(&mut self, ca_der: &[u8]) {
         let Some(text) = self.required(CLIENT_CA) else {
             return;
@@ -899,11 +900,26 @@ impl Check<'_> {
                 None => return,
             }
         }
-        if have != want {
+        // The previous signing CA, trusted during a replacement's roll-out.
+        let previous_ok = |der: &Vec<u8>| {
+            !want.contains(der)
+                && X509Certificate::from_der(der).is_ok_and(|(_, c)| {
+                    c.basic_constraints()
+                        .ok()
+                        .flatten()
+                        .is_some_and(|bc| bc.value.ca)
+                })
+        };
+        let fits = have == want
+            || (signer
+                && have.len() == want.len() + 1
+                && have[..want.len()] == want[..]
+                && previous_ok(&have[want.len()]));
+        if !fits {
             self.find(
                 CLIENT_CA,
                 if signer {
-                    "must hold ca.pem then csr-signer.pem, and nothing else"
+                    "must hold ca.pem, then csr-signer.pem, then at most the signing CA it replaced, and nothing else"
                 } else {
                     "must hold ca.pem alone (the bundle has no csr-signer.pem)"
                 },
@@ -931,8 +947,8 @@ impl Check<'_> {
         Some(ca_der)
     }
 
-    /// The CSR signing CA, when the bundle carries one: a CA issued by the bundled root,
-    /// with its key.
+    /// The CSR signing CA, when the bundle carries one: a self-signed CA other than the
+    /// bundled root, with its key.
     fn csr_signer(&mut self, ca: &X509Certificate<'_>, now: OffsetDateTime, warn: time::Duration) {
         if !self.bundle.files.contains_key(SIGNER_CERT)
             && !self.bundle.files.contains_key(SIGNER_KEY)
@@ -960,10 +976,23 @@ impl Check<'_> {
                 "is not a CA certificate, so it cannot sign CSRs",
             );
         }
-        if signer.issuer().as_raw() != ca.subject().as_raw()
-            || signer.verify_signature(Some(ca.public_key())).is_err()
+        // Its own trust anchor, in client-ca.pem only: what its key signs must chain to
+        // nothing a root-only truster (kubeconfigs, etcd, kube-apiserver's serving
+        // side) accepts.
+        if signer.public_key().raw == ca.public_key().raw {
+            self.find(SIGNER_CERT, "has the root CA's key (ca.pem)");
+        } else if signer.issuer().as_raw() == ca.subject().as_raw()
+            && signer.verify_signature(Some(ca.public_key())).is_ok()
         {
-            self.find(SIGNER_CERT, "does not chain to the bundled CA");
+            self.find(
+                SIGNER_CERT,
+                "is issued by the bundled CA (ca.pem), so everything that trusts ca.pem (kubeconfigs, etcd, kube-apiserver) accepts what its key signs; build again: the signing CA is replaced by a self-signed one",
+            );
+        } else if !pki::self_signed(&signer) {
+            self.find(
+                SIGNER_CERT,
+                "is not self-signed: what its key signs would chain to its issuer",
+            );
         }
         self.expiry(SIGNER_CERT, &signer, now, warn);
         if !self.bundle.files.contains_key(SIGNER_KEY) {
