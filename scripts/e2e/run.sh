@@ -19,7 +19,8 @@
 # kubelet client use the kubelet API; that the controller managers run, elect exactly
 # one leader, serve authenticated /metrics, do their job with their own service-account
 # credentials (seen in the nodes' audit logs), sign a kubelet CSR with the bundle's
-# signing CA, fail over when the leader stops, and survive a re-install; that the
+# signing CA (kubectl refuses a server certificate minted with its key), fail over when
+# the leader stops, and survive a re-install; that the
 # schedulers run beside them, elect one leader, serve /healthz and /metrics over mTLS,
 # bind a Deployment's Pods to a Node registered with kubectl and fail over. Then it
 # takes install.sh and rollout.sh through the faults of a real node (the review's part
@@ -31,7 +32,9 @@
 # again and installs its bundle, after which its etcd member has rejoined with its data
 # and serves what was written while it was down; re-runs install.sh everywhere (nothing
 # restarts); and installs a bundle that changes etcd's flags, which takes a snapshot
-# first. Everything it starts is torn down on exit, failure or interrupt.
+# first; that bundle also carries a replaced signing CA whose predecessor is dropped,
+# so a system:masters certificate minted with the old key gets 401 there. Everything it
+# starts is torn down on exit, failure or interrupt.
 #
 # Needs root, systemd-nspawn (systemd-container), etcd and etcdctl (etcd-server and
 # etcd-client: carried into the bundles), kubectl, openssl, curl, python3, docker-registry.
@@ -576,6 +579,27 @@ for n in "${NODES[@]}"; do
 done
 csr_signed_by_the_bundle e2e-kubelet "$CA" "$CLUSTER/pki/csr-signer.pem" "$(api_url "$N3")"
 pass "no node holds the root CA key; a kubelet CSR approved with kubectl was signed by the controller-manager with the bundle's signing CA, and $N3's kube-apiserver (client-ca.pem) accepts the certificate as system:node:e2e-kubelet"
+
+# ----- the signing CA is its own trust anchor: a kube-apiserver serving certificate
+# minted with its key, sent with the signing CA as its chain, is refused by kubectl
+FORGED=$WORK/forged
+mkdir -p "$FORGED"
+sign_cert "$CLUSTER/pki/csr-signer.pem" "$CLUSTER/pki/csr-signer-key.pem" "$FORGED/apiserver" /CN=kube-apiserver server IP:127.0.0.1
+FORGED_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+setsid openssl s_server -quiet -www -accept "127.0.0.1:$FORGED_PORT" -cert "$FORGED/apiserver.pem" \
+    -key "$FORGED/apiserver-key.pem" -cert_chain "$CLUSTER/pki/csr-signer.pem" </dev/null >"$WORK/s_server.log" 2>&1 &
+FORGED_PID=$!
+track_pid "$FORGED_PID" "openssl s_server"
+forged_answers() { curl -sk --max-time 2 -o /dev/null "https://127.0.0.1:$FORGED_PORT/"; }
+wait_until 10 0.2 forged_answers ||
+    fail_with_details "openssl s_server did not answer on 127.0.0.1:$FORGED_PORT" "$(cat "$WORK/s_server.log")"
+if out=$(K_SERVER=https://127.0.0.1:$FORGED_PORT k get --raw / 2>&1); then
+    fail_with_details "kubectl with dist/admin.kubeconfig accepted a kube-apiserver certificate minted with the signing CA's key" "$out"
+fi
+grep -q "x509: certificate signed by unknown authority" <<<"$out" ||
+    fail_with_details "kubectl refused the forged kube-apiserver, but not for its issuer" "$out"
+stop_pid "$FORGED_PID"
+pass "kubectl with dist/admin.kubeconfig refuses a kube-apiserver (openssl s_server) whose certificate was minted with the signing CA's key and sent with the signing CA as its chain: certificate signed by unknown authority"
 
 # Bundles that differ from the installed ones, all from the cluster's pki/: v2 changes
 # one flag (a restart), bad adds a flag the binary rejects, deadapi points the
@@ -1158,8 +1182,22 @@ done
 pass "install.sh again on all 3 nodes: nothing changed, every unit healthy, no MainPID changed"
 
 # ----- a bundle that changes etcd's flags: a snapshot first, then the member restarts
-# v2 (where the survivors are) with one more etcd flag: only etcd's unit changes.
-build_variant etcdflags "$(variant_toml etcdflags '' $'[kube-controller-manager.extra-args]\nv = 3\n[etcd.extra-args]\nsnapshot-count = 50000')"
+# v2 (where the survivors are) with one more etcd flag. It also brings a replaced
+# signing CA whose predecessor is already dropped (build --replace-csr-signer, then
+# --drop-previous-csr-signer), so its kube-apiserver trusts only the new one.
+etcdflags_toml=$(variant_toml etcdflags '' $'[kube-controller-manager.extra-args]\nv = 3\n[etcd.extra-args]\nsnapshot-count = 50000')
+OLD_SIGNER=$WORK/old-signer
+mkdir -p "$OLD_SIGNER"
+cp "$CLUSTER/pki/csr-signer.pem" "$CLUSTER/pki/csr-signer-key.pem" "$OLD_SIGNER/"
+out=$("$KUBE_BUNDLE" build -c "$etcdflags_toml" -o "$WORK/dist-signer-replaced" --replace-csr-signer 2>&1) ||
+    fail_with_details "kube-bundle build --replace-csr-signer failed" "$out"
+[[ $(openssl pkey -in "$OLD_SIGNER/csr-signer-key.pem" -pubout) != "$(openssl pkey -in "$CLUSTER/pki/csr-signer-key.pem" -pubout)" ]] ||
+    fail "kube-bundle build --replace-csr-signer kept the signing CA's key"
+[[ $(cat "$WORK/dist-signer-replaced/client-ca.pem") == "$(cat "$CA" "$CLUSTER/pki/csr-signer.pem" "$OLD_SIGNER/csr-signer.pem")" ]] ||
+    fail_with_details "client-ca.pem after --replace-csr-signer is not the root, the new and the old signing CA" "$out"
+build_variant etcdflags "$etcdflags_toml" --drop-previous-csr-signer
+[[ $(cat "$WORK/dist-etcdflags/client-ca.pem") == "$(cat "$CA" "$CLUSTER/pki/csr-signer.pem")" ]] ||
+    fail "client-ca.pem after --drop-previous-csr-signer is not the root and the new signing CA"
 SNAP_NODE=${SURVIVORS[0]}
 run_install "$SNAP_NODE" etcdflags --stable 5 ||
     fail_with_details "installing the bundle with new etcd flags on $SNAP_NODE failed" "$INSTALL_OUT"
@@ -1172,6 +1210,24 @@ node_exec "$SNAP_NODE" grep -q -- '--snapshot-count=50000' /etc/systemd/system/e
     fail "the new etcd flag is not in $SNAP_NODE's unit"
 out=$(etcd_ctl endpoint health --cluster 2>&1) || fail_with_details "etcd is not healthy after $SNAP_NODE's member restarted" "$out"
 pass "a bundle changing etcd's flags on $SNAP_NODE: install.sh saved $snapshot first (etcdctl snapshot status: $status), restarted the member, and the cluster is healthy"
+
+# ----- the replaced and dropped signing CA: a system:masters client certificate minted
+# with its key gets 401 from $SNAP_NODE (with or without the old signing CA as chain),
+# while a master that still runs the earlier bundle accepts it; one minted with the new
+# key authenticates at $SNAP_NODE.
+SECRETS_PATH=/api/v1/namespaces/kube-system/secrets
+OLD_TRUSTER=${SURVIVORS[1]}
+sign_cert "$OLD_SIGNER/csr-signer.pem" "$OLD_SIGNER/csr-signer-key.pem" "$FORGED/evil-old" /O=system:masters/CN=evil client
+cat "$FORGED/evil-old.pem" "$OLD_SIGNER/csr-signer.pem" >"$FORGED/evil-old-chain.pem"
+cp "$FORGED/evil-old-key.pem" "$FORGED/evil-old-chain-key.pem"
+sign_cert "$CLUSTER/pki/csr-signer.pem" "$CLUSTER/pki/csr-signer-key.pem" "$FORGED/evil-new" /O=system:masters/CN=evil client
+signer_codes="old key at $OLD_TRUSTER (earlier bundle) $(https_code "$(api_url "$OLD_TRUSTER")$SECRETS_PATH" "$CA" "$FORGED/evil-old")"
+signer_codes+=", old key at $SNAP_NODE $(https_code "$(api_url "$SNAP_NODE")$SECRETS_PATH" "$CA" "$FORGED/evil-old")"
+signer_codes+=", old key with its signing CA as chain at $SNAP_NODE $(https_code "$(api_url "$SNAP_NODE")$SECRETS_PATH" "$CA" "$FORGED/evil-old-chain")"
+signer_codes+=", new key at $SNAP_NODE $(https_code "$(api_url "$SNAP_NODE")$SECRETS_PATH" "$CA" "$FORGED/evil-new")"
+[[ $signer_codes == "old key at $OLD_TRUSTER (earlier bundle) 200, old key at $SNAP_NODE 401, old key with its signing CA as chain at $SNAP_NODE 401, new key at $SNAP_NODE 200" ]] ||
+    fail "client certificates (CN evil, O system:masters) minted with the replaced and the new signing key, GET $SECRETS_PATH: $signer_codes"
+pass "signing CA replaced and the old one dropped: a system:masters client certificate minted with the old key gets 401 from $SNAP_NODE's kube-apiserver (also with the old signing CA as chain; 200 at $OLD_TRUSTER, which still runs the earlier bundle), one minted with the new key authenticates"
 
 # ----- a kube-apiserver that does not start: the node goes back like for any unit
 BAD_NODE=${SURVIVORS[1]}

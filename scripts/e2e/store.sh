@@ -80,8 +80,9 @@ fetch_in_node() {
 }
 
 # csr_signed_by_the_bundle NODE CA_CERT SIGNER_CERT APISERVER_URL: a kubelet client CSR,
-# approved with kubectl, signed by the controller-manager with the bundle's signing CA;
-# the certificate it gets authenticates to the kube-apiserver at APISERVER_URL as that node.
+# approved with kubectl, signed by the controller-manager with the bundle's signing CA
+# (which the root CA does not vouch for); the certificate it gets authenticates to the
+# kube-apiserver at APISERVER_URL as that node.
 csr_signed_by_the_bundle() {
     local name=$1 api=$4 dir=$WORK/csr-$1 cert code body
     mkdir -p "$dir"
@@ -104,8 +105,10 @@ CSR
     fi
     k get csr "e2e-$name" -o 'jsonpath={.status.certificate}' | base64 -d >"$dir/cert.pem"
     cert=$dir/cert.pem
-    openssl verify -CAfile "$2" -untrusted "$3" "$cert" >/dev/null 2>&1 ||
-        fail "the signed certificate does not chain to the root through the bundle's signing CA"
+    openssl verify -CAfile "$3" "$cert" >/dev/null 2>&1 ||
+        fail "the signed certificate does not chain to the bundle's signing CA"
+    ! openssl verify -CAfile "$2" -untrusted "$3" "$cert" >/dev/null 2>&1 ||
+        fail "the signed certificate chains to the root CA through the signing CA: the signing CA must be its own trust anchor"
     [[ $(openssl x509 -in "$cert" -noout -issuer) == *csr-signer* ]] ||
         fail "the certificate was not issued by the signing CA: $(openssl x509 -in "$cert" -noout -issuer)"
     # Authenticated as the node: RBAC forbids listing secrets (403) rather than 401.
