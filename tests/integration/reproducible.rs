@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "e8748c1f97890a738680ceae4199990f4481c285add19a2ea46ec4e35f24b3da",
-        "c7dcbe191a3fd37a4bbce41a768f784fda0830a1e8aa7658a37a5305f185890c",
-        "8bb6adf729a7effe6e398c4070e9c9bd71915868ba7745c85694d799b5f9cd07",
+        "e79f8169bdee9ee56401d45a872f9283aca66bcc7df43f370ed88e734fbee620",
+        "5aa6ef454365d719f030926e9b5532511591ce0b495c77345e640662a4e7b859",
+        "45437db3eb01cd2b7f493007993cba72a64e71e60500818c667ad8a8ddecc25a",
     ];
     assert_eq!(
         hashes(&project),
