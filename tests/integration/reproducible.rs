@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "e79f8169bdee9ee56401d45a872f9283aca66bcc7df43f370ed88e734fbee620",
-        "5aa6ef454365d719f030926e9b5532511591ce0b495c77345e640662a4e7b859",
-        "45437db3eb01cd2b7f493007993cba72a64e71e60500818c667ad8a8ddecc25a",
+        "f056d069ed753f8b3655051e833d7fe75d1a6f99a146f3c36b58a21b6a0b9818",
+        "4ece36818256f4a390f40db546d61a1368927a575aea9e7fe9866156143093b2",
+        "d134d43e43a93b5efe0297a94df3650721343525704fee9bc8eae09083afa23e",
     ];
     assert_eq!(
         hashes(&project),

@@ -1,11 +1,100 @@
 //! Restarts only what changed, with `--root` on a whole control plane (the review's part
-//! 3): a file restarts only the components that read it, so kube-apiserver's files never
-//! restart or snapshot etcd.
+//! 3, rows 4, 5 and 12): a file restarts only the components that read it, so
+//! kube-apiserver's files never restart or snapshot etcd; a failed install that changed
+//! nothing leaves no release to "roll back" to; a snapshot killed half-way leaves no
+//! `.part` after the next run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::common::*;
 use crate::etcd::{data_intact, install, ok, project, read, seed_data};
 
 const BACKUPS: &str = "var/backups/kube-bundle";
+const ETCD_UNIT: &str = "etc/systemd/system/etcd.service";
+
+/// A whole-plane project, its bundle A for m1, and bundle B built from `cluster.toml`
+/// changed by `edit`, both unpacked; the root they install into.
+struct Planes {
+    project: Project,
+    a: PathBuf,
+    b: PathBuf,
+    root: PathBuf,
+}
+
+fn planes(edit: impl Fn(String) -> String) -> Planes {
+    let project = project("");
+    project.build_ok();
+    let a = project.unpack("m1");
+    let text = edit(read(&project.path("cluster.toml")));
+    project.write("b.toml", &text);
+    let b = project.build_unpacked("b.toml", "dist-b", "m1");
+    let root = project.path("root");
+    Planes {
+        project,
+        a,
+        b,
+        root,
+    }
+}
+
+impl Planes {
+    fn r(&self) -> &str {
+        self.root.to_str().unwrap()
+    }
+
+    /// Release folders, oldest first.
+    fn releases(&self) -> Vec<PathBuf> {
+        self.backups(|p| p.is_dir())
+    }
+
+    /// etcd snapshots, finished or not.
+    fn snapshots(&self) -> Vec<PathBuf> {
+        self.backups(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("etcd-snapshot-")
+        })
+    }
+
+    fn backups(&self, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(self.root.join(BACKUPS))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| keep(p))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The node's files, without the backups folder (whose lock names the last run).
+    fn node(&self) -> Vec<(String, String, u32)> {
+        ["etc", "opt", "data"]
+            .iter()
+            .flat_map(|d| snapshot(&self.root.join(d)))
+            .collect()
+    }
+
+    /// PATH with a stand-in for a tool first.
+    fn fake(&self, name: &str, script: &str) -> String {
+        let dir = self.project.fake_tool(name, script);
+        format!("{}:{}", dir.display(), std::env::var("PATH").unwrap())
+    }
+
+    fn install_with_path(&self, bundle: &Path, path: &str) -> std::process::Output {
+        Command::new(tool("bash"))
+            .arg(bundle.join("install.sh"))
+            .args(["--root", self.r()])
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    }
+}
+
+fn with_etcd_flag(text: String) -> String {
+    text + "[etcd.extra-args]\nsnapshot-count = 50000\n"
+}
 
 /// The review's row 5: an audit policy of its own (a template override) changes one file,
 /// which restarts kube-apiserver alone; etcd is neither restarted nor snapshotted. Every
@@ -133,4 +222,118 @@ fn apiserver_files_restart_only_the_apiserver_and_never_snapshot_etcd() {
         format!("# Reviewed by the security team.\n{policy}")
     );
     data_intact(&data, "an apiserver-only change");
+}
+
+/// The review's row 4: installs that fail before changing a file (here the etcd snapshot
+/// cannot be written: the disk is full) leave no release, so `--rollback` afterwards goes
+/// back to the release before the last real install, not to the node as it is.
+#[test]
+fn a_failed_install_that_changed_nothing_leaves_no_release() {
+    let v = planes(with_etcd_flag);
+    ok(&install(&v.a, &["--root", v.r()]));
+    let data = seed_data(&v.root);
+    let out = ok(&install(&v.b, &["--root", v.r()]));
+    assert!(out.contains("saved a snapshot of etcd's data"), "{out}");
+    let releases = v.releases();
+    let snapshots = v.snapshots();
+    assert_eq!((releases.len(), snapshots.len()), (2, 1));
+    let on_b = v.node();
+
+    let path = v.fake(
+        "cp",
+        &format!(
+            "#!/bin/bash\nfor a; do :; done\n\
+             [[ $a == */etcd-snapshot-*.part ]] && {{ echo \"cp: error writing '$a': No space left on device\" >&2; exit 1; }}\n\
+             exec {} \"$@\"\n",
+            tool("cp").display()
+        ),
+    );
+    for _ in 0..6 {
+        std::fs::write(v.root.join(ETCD_UNIT), "edited\n").unwrap();
+        let out = v.install_with_path(&v.a, &path);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("No space left on device") && err.ends_with("; nothing was changed\n"),
+            "{err}"
+        );
+        assert_eq!(v.releases(), releases, "no release of a failed install");
+        assert_eq!(v.snapshots(), snapshots);
+        assert!(!v.root.join(BACKUPS).join(".pending").exists());
+    }
+    std::fs::write(
+        v.root.join(ETCD_UNIT),
+        read(&v.b.join("rootfs").join(ETCD_UNIT)),
+    )
+    .unwrap();
+    assert_eq!(v.node(), on_b);
+
+    let out = ok(&install(&v.b, &["--root", v.r(), "--rollback"]));
+    assert!(
+        out.contains(&format!(
+            "rolled back to the release the last install replaced ({})",
+            releases[1].display()
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        read(&v.root.join(ETCD_UNIT)),
+        read(&v.a.join("rootfs").join(ETCD_UNIT)),
+        "A is back"
+    );
+    data_intact(&data, "--rollback");
+}
+
+/// The review's row 12: install.sh killed (SIGKILL) while it copies etcd's database into
+/// a snapshot. The next run removes the partial snapshot and the release the killed run
+/// took (it had changed nothing), so `--rollback` still goes back to A.
+#[test]
+fn a_killed_snapshot_leaves_nothing_behind_after_the_next_run() {
+    let v = planes(with_etcd_flag);
+    ok(&install(&v.a, &["--root", v.r()]));
+    let data = seed_data(&v.root);
+    let path = v.fake(
+        "cp",
+        &format!(
+            "#!/bin/bash\nfor a; do :; done\n\
+             if [[ $a == */etcd-snapshot-*.part ]]; then head -c 5 \"$2\" >\"$a\"; read -r pid _ <{}/{BACKUPS}/.lock; kill -9 \"$pid\"; exit 1; fi\n\
+             exec {} \"$@\"\n",
+            v.root.display(),
+            tool("cp").display()
+        ),
+    );
+    let out = v.install_with_path(&v.b, &path);
+    assert_eq!(out.status.code(), None, "killed: {}", stderr(&out));
+    let parts: Vec<PathBuf> = v
+        .snapshots()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert_eq!(parts.len(), 1, "{:?}", v.snapshots());
+    assert_eq!(std::fs::read(&parts[0]).unwrap(), b"bbolt");
+
+    let out = ok(&install(&v.b, &["--root", v.r()]));
+    assert!(
+        out.contains(&format!(
+            "removed {}, a snapshot an earlier run that was killed did not finish",
+            parts[0].display()
+        )),
+        "{out}"
+    );
+    assert!(
+        v.snapshots()
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(".part")),
+        "{:?}",
+        v.snapshots()
+    );
+    assert!(!v.root.join(BACKUPS).join(".pending").exists());
+    assert_eq!(v.releases().len(), 2, "{:?}", v.releases());
+    ok(&install(&v.b, &["--root", v.r(), "--rollback"]));
+    assert_eq!(
+        read(&v.root.join(ETCD_UNIT)),
+        read(&v.a.join("rootfs").join(ETCD_UNIT)),
+        "A is back"
+    );
+    data_intact(&data, "a killed snapshot");
 }
