@@ -403,6 +403,7 @@ impl Templates {
                 // before kube-apiserver joined.
                 "with_apiserver": plan.components.iter().any(|c| !c.kubeconfig),
                 "etcd": inv.etcd.as_ref().map(|etcd| json!({
+                    "version": format!("3.{}", etcd.minor),
                     "data_dir": etcd.data_dir,
                     "wal_dir": etcd.wal_dir,
                     "endpoint": etcd.client_url(node),

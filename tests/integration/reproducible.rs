@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "f056d069ed753f8b3655051e833d7fe75d1a6f99a146f3c36b58a21b6a0b9818",
-        "4ece36818256f4a390f40db546d61a1368927a575aea9e7fe9866156143093b2",
-        "d134d43e43a93b5efe0297a94df3650721343525704fee9bc8eae09083afa23e",
+        "9287117a953f015eed7ba0ded730b4111314b7b1565be1f7a4172aece3bd51ca",
+        "ba2460f82173c6dc9b81707ce40c8061336e8f58a2193b1ff080e9317460f7ca",
+        "fced1cb53a421ca7f443dfd484f4ea54398dcbef64cf1aec91e9a8344d3b2cb8",
     ];
     assert_eq!(
         hashes(&project),

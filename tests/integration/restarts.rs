@@ -1,9 +1,11 @@
 //! Restarts only what changed, with `--root` on a whole control plane (the review's part
-//! 3, rows 4, 5 and 12): a file restarts only the components that read it, so
+//! 3, rows 4, 5, 8 and 12): a file restarts only the components that read it, so
 //! kube-apiserver's files never restart or snapshot etcd; a failed install that changed
-//! nothing leaves no release to "roll back" to; a snapshot killed half-way leaves no
-//! `.part` after the next run.
+//! nothing leaves no release to "roll back" to; `--rollback` snapshots etcd before it
+//! changes etcd's files and refuses an older etcd minor release unless forced; a snapshot
+//! killed half-way leaves no `.part` after the next run.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,8 +15,9 @@ use crate::etcd::{data_intact, install, ok, project, read, seed_data};
 const BACKUPS: &str = "var/backups/kube-bundle";
 const ETCD_UNIT: &str = "etc/systemd/system/etcd.service";
 
-/// A whole-plane project, its bundle A for m1, and bundle B built from `cluster.toml`
-/// changed by `edit`, both unpacked; the root they install into.
+/// A whole-plane project, its bundle A for m1 (etcd 3.4), and bundle B built from
+/// `cluster.toml` changed by `edit` (with `binary`, a stand-in executable by that name,
+/// beside it), both unpacked; the root they install into.
 struct Planes {
     project: Project,
     a: PathBuf,
@@ -22,9 +25,14 @@ struct Planes {
     root: PathBuf,
 }
 
-fn planes(edit: impl Fn(String) -> String) -> Planes {
+fn planes(edit: impl Fn(String) -> String, binary: Option<(&str, &str)>) -> Planes {
     let project = project("");
     project.build_ok();
+    if let Some((name, script)) = binary {
+        project.write(name, script);
+        std::fs::set_permissions(project.path(name), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
     let a = project.unpack("m1");
     let text = edit(read(&project.path("cluster.toml")));
     project.write("b.toml", &text);
@@ -229,7 +237,7 @@ fn apiserver_files_restart_only_the_apiserver_and_never_snapshot_etcd() {
 /// back to the release before the last real install, not to the node as it is.
 #[test]
 fn a_failed_install_that_changed_nothing_leaves_no_release() {
-    let v = planes(with_etcd_flag);
+    let v = planes(with_etcd_flag, None);
     ok(&install(&v.a, &["--root", v.r()]));
     let data = seed_data(&v.root);
     let out = ok(&install(&v.b, &["--root", v.r()]));
@@ -281,7 +289,104 @@ fn a_failed_install_that_changed_nothing_leaves_no_release() {
         read(&v.a.join("rootfs").join(ETCD_UNIT)),
         "A is back"
     );
+    // Going back changed etcd's unit: a snapshot came first, as for an install.
+    let rollback: Vec<PathBuf> = v
+        .snapshots()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("-rollback.db"))
+        .collect();
+    assert_eq!(rollback.len(), 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "saved a snapshot of etcd's data in {}",
+            rollback[0].display()
+        )),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(&rollback[0]).unwrap(), b"bbolt database");
+    assert_eq!(mode_of(&rollback[0]), 0o600);
     data_intact(&data, "--rollback");
+}
+
+/// The review's row 8: from etcd 3.5 back to a 3.4 release, `--rollback` (and an install
+/// of the 3.4 bundle) refuses, since etcd 3.4 cannot read data 3.5 wrote, and changes
+/// nothing; with `--force-etcd-downgrade` it goes back after a snapshot.
+#[test]
+fn a_rollback_to_an_older_etcd_minor_is_refused_unless_forced() {
+    let v = planes(
+        |text| {
+            text.replace("version = \"3.4\"", "version = \"3.5\"")
+                .replace("binary = \"fake-etcd\"", "binary = \"fake-etcd-3.5\"")
+        },
+        Some(("fake-etcd-3.5", "#!/bin/sh\necho etcd 3.5\n")),
+    );
+    let help = ok(&install(&v.b, &["--help"]));
+    assert!(help.contains("--force-etcd-downgrade"), "{help}");
+
+    ok(&install(&v.a, &["--root", v.r()]));
+    let data = seed_data(&v.root);
+    ok(&install(&v.b, &["--root", v.r()]));
+    assert_eq!(
+        read(&v.root.join("opt/k8s/bin/etcd")),
+        "#!/bin/sh\necho etcd 3.5\n"
+    );
+    let on_b = v.node();
+    let snapshots = v.snapshots();
+    let releases = v.releases();
+
+    let refusal = "this replaces etcd 3.5 with the older etcd 3.4, and an older minor release cannot read the data a newer one has written";
+    for args in [vec!["--rollback"], vec!["--rollback", "--dry-run"], vec![]] {
+        // Both bundles' install.sh read the node's etcd release, not their own.
+        for bundle in [&v.a, &v.b] {
+            if args.is_empty() && bundle == &v.b {
+                continue;
+            }
+            let mut all = vec!["--root", v.r()];
+            all.extend(&args);
+            let out = install(bundle, &all);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains(refusal)
+                    && err.contains("pass --force-etcd-downgrade")
+                    && err.contains("nothing was changed"),
+                "{args:?}: {err}"
+            );
+            assert_eq!(v.node(), on_b, "{args:?}");
+            assert_eq!(v.snapshots(), snapshots, "{args:?}");
+            assert_eq!(v.releases(), releases, "{args:?}");
+        }
+    }
+    let out = install(
+        &v.b,
+        &["--root", v.r(), "--check", "--force-etcd-downgrade"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    let out = install(
+        &v.b,
+        &["--root", v.r(), "--rollback", "--force-etcd-downgrade"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("--force-etcd-downgrade: replacing etcd 3.5 with the older etcd 3.4"),
+        "{}",
+        stderr(&out)
+    );
+    let taken: Vec<PathBuf> = v
+        .snapshots()
+        .into_iter()
+        .filter(|p| !snapshots.contains(p))
+        .collect();
+    assert_eq!(taken.len(), 1, "{}", stdout(&out));
+    assert!(taken[0].to_string_lossy().ends_with("-rollback.db"));
+    assert_eq!(std::fs::read(&taken[0]).unwrap(), b"bbolt database");
+    assert_eq!(read(&v.root.join("opt/k8s/bin/etcd")), FAKE_BINARY);
+    data_intact(&data, "a forced rollback");
+    // The node runs 3.4 again: A installs without a word about versions.
+    let out = install(&v.a, &["--root", v.r()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("etcd 3."), "{}", stderr(&out));
 }
 
 /// The review's row 12: install.sh killed (SIGKILL) while it copies etcd's database into
@@ -289,7 +394,7 @@ fn a_failed_install_that_changed_nothing_leaves_no_release() {
 /// took (it had changed nothing), so `--rollback` still goes back to A.
 #[test]
 fn a_killed_snapshot_leaves_nothing_behind_after_the_next_run() {
-    let v = planes(with_etcd_flag);
+    let v = planes(with_etcd_flag, None);
     ok(&install(&v.a, &["--root", v.r()]));
     let data = seed_data(&v.root);
     let path = v.fake(
