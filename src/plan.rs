@@ -3,12 +3,17 @@
 //! computed from the inventory alone, before any certificate is issued or template
 //! rendered: it can be printed, diffed and tested by itself. `render` turns a plan into
 //! bytes; this module does no I/O and knows nothing about tar, gzip or templates.
+//!
+//! A file restarts exactly the components that read it: whose flags (from `flags`, with
+//! their `extra-args`) name it, or whose own unit, binary, configuration file or
+//! kubeconfig it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::component::{paths, CertSpec, Component, BUNDLE_PREFIX};
-use crate::config::{CsrSigning, Inventory, Node, ServiceAccountKey};
+use crate::config::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
+use crate::flags;
 
 /// Where a file's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +72,8 @@ pub struct PlannedFile {
     pub mode: u32,
     pub kind: Kind,
     pub source: Source,
-    /// Components whose service restarts when this file changes on the node.
+    /// Components whose service restarts when this file changes on the node: those that
+    /// read it, in start order.
     pub restarts: Vec<&'static Component>,
 }
 
@@ -115,121 +121,85 @@ pub fn plan(inv: &Inventory) -> Vec<NodePlan> {
 pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
     let components: Vec<&'static Component> = inv.components.iter().map(|s| s.component).collect();
     let mut files = BTreeMap::new();
-    let mut put =
-        |path: String, mode: u32, kind: Kind, source: Source, restarts: Vec<&'static Component>| {
-            files.insert(
-                path,
-                PlannedFile {
-                    mode,
-                    kind,
-                    source,
-                    restarts,
-                },
-            );
-        };
-    let csr_signers: Vec<_> = components
-        .iter()
-        .copied()
-        .filter(|c| c.signs_csrs)
-        .collect();
-    let token_signers: Vec<_> = components
-        .iter()
-        .copied()
-        .filter(|c| c.uses_service_account_key)
-        .collect();
+    let mut put = |path: String, mode: u32, kind: Kind, source: Source| {
+        files.insert(
+            path,
+            PlannedFile {
+                mode,
+                kind,
+                source,
+                restarts: Vec::new(),
+            },
+        );
+    };
+    let csr_signers = components.iter().any(|c| c.signs_csrs);
+    let token_signers = components.iter().any(|c| c.uses_service_account_key);
 
     put(
         paths::CA_CERT.into(),
         0o644,
         Kind::Certificate,
         Source::CaCert,
-        components.clone(),
     );
     // The root CA key leaves the build host only when it signs kubelet CSRs, as in the
     // tutorial, or service-account tokens.
-    let mut root_key_users: Vec<_> = Vec::new();
-    if inv.pki.csr_signing == CsrSigning::Ca {
-        root_key_users.extend(csr_signers.iter().copied());
+    if (inv.pki.csr_signing == CsrSigning::Ca && csr_signers)
+        || (inv.pki.service_account_key == ServiceAccountKey::Ca && token_signers)
+    {
+        put(paths::CA_KEY.into(), 0o600, Kind::PrivateKey, Source::CaKey);
     }
-    if inv.pki.service_account_key == ServiceAccountKey::Ca {
-        root_key_users.extend(token_signers.iter().copied());
-    }
-    root_key_users.dedup();
-    if !root_key_users.is_empty() {
-        put(
-            paths::CA_KEY.into(),
-            0o600,
-            Kind::PrivateKey,
-            Source::CaKey,
-            root_key_users,
-        );
-    }
-    if inv.pki.csr_signing == CsrSigning::Signer && !csr_signers.is_empty() {
+    if inv.pki.csr_signing == CsrSigning::Signer && csr_signers {
         put(
             paths::SIGNER_CERT.into(),
             0o644,
             Kind::Certificate,
             Source::SignerCert,
-            csr_signers.clone(),
         );
         put(
             paths::SIGNER_KEY.into(),
             0o600,
             Kind::PrivateKey,
             Source::SignerKey,
-            csr_signers,
         );
     }
-    if inv.pki.service_account_key == ServiceAccountKey::Dedicated && !token_signers.is_empty() {
+    if inv.pki.service_account_key == ServiceAccountKey::Dedicated && token_signers {
         put(
             paths::SA_KEY.into(),
             0o600,
             Kind::PrivateKey,
             Source::ServiceAccountKey,
-            token_signers.clone(),
         );
         put(
             paths::SA_PUB.into(),
             0o644,
             Kind::Other,
             Source::ServiceAccountPub,
-            token_signers,
         );
     }
     if let Some(api) = &inv.apiserver {
-        let apiserver: Vec<_> = components
-            .iter()
-            .copied()
-            .filter(|c| !c.kubeconfig)
-            .collect();
         put(
             paths::CLIENT_CA.into(),
             0o644,
             Kind::Certificate,
             Source::ClientCa,
-            apiserver.clone(),
         );
-        // Every component checks front-proxy requests with it.
         put(
             paths::FRONT_PROXY_CA.into(),
             0o644,
             Kind::Certificate,
             Source::FrontProxyCa,
-            components.clone(),
         );
         put(
             paths::ENCRYPTION_CONFIG.into(),
             0o600,
             Kind::Other,
             Source::EncryptionConfig,
-            apiserver.clone(),
         );
         put(
             paths::AUDIT_POLICY.into(),
             0o644,
             Kind::Other,
             Source::AuditPolicy,
-            apiserver.clone(),
         );
         if let Some(tls) = &api.etcd_tls {
             for (path, mode, kind, from) in [
@@ -237,29 +207,16 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
                 (paths::ETCD_CLIENT_CERT, 0o644, Kind::Certificate, &tls.cert),
                 (paths::ETCD_CLIENT_KEY, 0o600, Kind::PrivateKey, &tls.key),
             ] {
-                put(
-                    path.into(),
-                    mode,
-                    kind,
-                    Source::Copied(from.clone()),
-                    apiserver.clone(),
-                );
+                put(path.into(), mode, kind, Source::Copied(from.clone()));
             }
         }
     }
     if let Some(etcd) = &inv.etcd {
-        // etcd and the apiserver, its client, trust it.
-        let users: Vec<_> = components
-            .iter()
-            .copied()
-            .filter(|c| !c.kubeconfig)
-            .collect();
         put(
             paths::ETCD_CA.into(),
             0o644,
             Kind::Certificate,
             Source::EtcdCa,
-            users,
         );
         if let Some(etcdctl) = &etcd.etcdctl {
             put(
@@ -267,29 +224,20 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
                 0o755,
                 Kind::Other,
                 Source::Binary(etcdctl.clone()),
-                Vec::new(),
             );
         }
     }
     let mut external = Vec::new();
     for settings in &inv.components {
         let c = settings.component;
-        let own = vec![c];
         for spec in inv.certs(c) {
             put(
                 spec.cert_path(),
                 0o644,
                 Kind::Certificate,
                 Source::Cert(spec),
-                own.clone(),
             );
-            put(
-                spec.key_path(),
-                0o600,
-                Kind::PrivateKey,
-                Source::Key(spec),
-                own.clone(),
-            );
+            put(spec.key_path(), 0o600, Kind::PrivateKey, Source::Key(spec));
         }
         if c.kubeconfig {
             put(
@@ -297,29 +245,33 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
                 0o600,
                 Kind::Other,
                 Source::Kubeconfig(c),
-                own.clone(),
             );
         }
         if let Some(path) = c.config_path() {
-            put(path, 0o644, Kind::Other, Source::Config(c), own.clone());
+            put(path, 0o644, Kind::Other, Source::Config(c));
         }
-        put(
-            c.unit_path(),
-            0o644,
-            Kind::Other,
-            Source::Unit(c),
-            own.clone(),
-        );
+        put(c.unit_path(), 0o644, Kind::Other, Source::Unit(c));
         match &settings.binary {
             Some(binary) => put(
                 c.binary_path(),
                 0o755,
                 Kind::Other,
                 Source::Binary(binary.clone()),
-                own,
             ),
             None => external.push(c.binary_path()),
         }
+    }
+    let readers: Vec<(&'static Component, BTreeSet<String>)> = inv
+        .components
+        .iter()
+        .map(|s| (s.component, reads(inv, node, s)))
+        .collect();
+    for (path, file) in &mut files {
+        file.restarts = readers
+            .iter()
+            .filter(|(_, read)| read.contains(path))
+            .map(|(c, _)| *c)
+            .collect();
     }
     NodePlan {
         node: node.clone(),
@@ -328,6 +280,24 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
         files,
         external,
     }
+}
+
+/// Node paths one component reads on `node`: every file its flags name, and its own unit,
+/// binary, configuration file and kubeconfig (the scheduler's configuration file names
+/// its kubeconfig).
+fn reads(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> BTreeSet<String> {
+    let c = settings.component;
+    let mut read: BTreeSet<String> = flags::flags(inv, node, settings)
+        .into_iter()
+        .filter_map(|f| f.value)
+        .filter(|v| v.starts_with('/'))
+        .collect();
+    read.extend([c.unit_path(), c.binary_path()]);
+    read.extend(c.config_path());
+    if c.kubeconfig {
+        read.insert(c.kubeconfig_path());
+    }
+    read
 }
 
 #[cfg(test)]
@@ -368,7 +338,8 @@ mod tests {
                 "0600 /etc/kubernetes/cert/kube-controller-manager-key.pem kube-controller-manager",
                 "0644 /etc/kubernetes/cert/kube-controller-manager.pem kube-controller-manager",
                 "0600 /etc/kubernetes/cert/sa.key kube-controller-manager",
-                "0644 /etc/kubernetes/cert/sa.pub kube-controller-manager",
+                // For an apiserver outside the bundle: the controller-manager never reads it.
+                "0644 /etc/kubernetes/cert/sa.pub ",
                 "0600 /etc/kubernetes/kube-controller-manager.kubeconfig kube-controller-manager",
                 "0644 /etc/systemd/system/kube-controller-manager.service kube-controller-manager",
             ]
@@ -397,6 +368,61 @@ mod tests {
             );
         }
         assert_eq!(listing.len(), 13);
+    }
+
+    #[test]
+    fn a_file_restarts_only_the_components_that_read_it() {
+        let restarts = |extra: &str, path: &str| -> Vec<&str> {
+            let inv = inventory(&format!(
+                "{extra}[kube-scheduler]\n[kube-apiserver]\n[etcd]\nversion = \"3.4\"\n"
+            ));
+            let plan = plan_node(&inv, &inv.nodes[0]);
+            plan.files[path].restarts.iter().map(|c| c.name).collect()
+        };
+        for path in [
+            paths::AUDIT_POLICY,
+            paths::ENCRYPTION_CONFIG,
+            paths::CLIENT_CA,
+            paths::SA_PUB,
+        ] {
+            assert_eq!(restarts("", path), ["kube-apiserver"], "{path}");
+        }
+        assert_eq!(
+            restarts("", paths::FRONT_PROXY_CA),
+            [
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler"
+            ]
+        );
+        assert_eq!(
+            restarts("", paths::CA_CERT),
+            ["kube-controller-manager", "kube-scheduler"]
+        );
+        assert_eq!(restarts("", paths::ETCD_CA), ["etcd", "kube-apiserver"]);
+        assert_eq!(restarts("", "/etc/kubernetes/cert/etcd.pem"), ["etcd"]);
+        // Tokens signed with the root CA key: the apiserver checks them with the CA.
+        let sa_ca = "[pki]\nservice-account-key = \"ca\"\n";
+        assert_eq!(
+            restarts(sa_ca, paths::CA_CERT),
+            [
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler"
+            ]
+        );
+        assert_eq!(
+            restarts(sa_ca, paths::CA_KEY),
+            ["kube-apiserver", "kube-controller-manager"]
+        );
+        // An extra-arg naming a bundle file makes its component a reader.
+        assert_eq!(
+            restarts(
+                "[etcd.extra-args]\nclient-crl-file = \"/etc/kubernetes/cert/client-ca.pem\"\n",
+                paths::CLIENT_CA
+            ),
+            ["etcd", "kube-apiserver"]
+        );
     }
 
     #[test]

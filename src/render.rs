@@ -333,8 +333,9 @@ impl Templates {
                     "unit": c.unit_name(),
                     "work_dir": inv.work_dir(c),
                     "health_url": format!("https://{host}:{port}{}", c.health_path),
-                    // Without a kubeconfig (kube-apiserver) there is no apiserver to
-                    // check credentials against; its /healthz needs a client certificate.
+                    // Without a kubeconfig (kube-apiserver, etcd) there is no apiserver
+                    // to check credentials against; its health URL needs a client
+                    // certificate.
                     "kubeconfig": if c.kubeconfig { c.kubeconfig_path() } else { String::new() },
                     "server": inv.apiserver_for(node),
                     "client_cert": c.client_cert().cert_path(),
@@ -396,10 +397,13 @@ impl Templates {
                 "cert_dir": paths::CERT_DIR,
                 "backup_dir": paths::BACKUP_DIR,
                 "components": components,
-                // Parts of install.sh only a node running kube-apiserver needs; without
-                // it install.sh stays as it was before kube-apiserver joined.
+                // Parts of install.sh only a node running a component without a
+                // kubeconfig (kube-apiserver, etcd) needs: health checks with its own
+                // client certificate, gates; without one install.sh stays as it was
+                // before kube-apiserver joined.
                 "with_apiserver": plan.components.iter().any(|c| !c.kubeconfig),
                 "etcd": inv.etcd.as_ref().map(|etcd| json!({
+                    "version": format!("3.{}", etcd.minor),
                     "data_dir": etcd.data_dir,
                     "wal_dir": etcd.wal_dir,
                     "endpoint": etcd.client_url(node),

@@ -77,6 +77,18 @@ impl Project {
         std::fs::write(p, text).unwrap();
     }
 
+    /// Writes `script` as the stand-in tool `name` into the folder `fake-tools`, which it
+    /// returns (to put first in PATH).
+    pub fn fake_tool(&self, name: &str, script: &str) -> PathBuf {
+        let dir = self.path("fake-tools");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        dir
+    }
+
     pub fn kube_bundle(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
             .args(args)
@@ -109,12 +121,25 @@ impl Project {
 
     /// Unpacks a node's tarball with GNU tar and returns the bundle folder.
     pub fn unpack(&self, node: &str) -> PathBuf {
-        let into = self.path(&format!("unpacked-{node}"));
+        self.unpack_into(&self.tarball(node), &format!("unpacked-{node}"), node)
+    }
+
+    /// Builds `config` into the output folder `out` and unpacks `node`'s bundle from it
+    /// into `unpacked-<out>`; returns the bundle folder.
+    pub fn build_unpacked(&self, config: &str, out: &str, node: &str) -> PathBuf {
+        let built = self.kube_bundle(&["build", "-c", config, "-o", out]);
+        assert!(built.status.success(), "{}", stderr(&built));
+        let tarball = self.path(&format!("{out}/control-plane-{node}.tar.gz"));
+        self.unpack_into(&tarball, &format!("unpacked-{out}"), node)
+    }
+
+    fn unpack_into(&self, tarball: &Path, into: &str, node: &str) -> PathBuf {
+        let into = self.path(into);
         std::fs::create_dir_all(&into).unwrap();
         run_ok(
             Command::new(tool("tar"))
                 .arg("-xzf")
-                .arg(self.tarball(node))
+                .arg(tarball)
                 .arg("-C")
                 .arg(&into),
         );

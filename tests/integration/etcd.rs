@@ -18,7 +18,7 @@ fn inventory(extra_etcd: &str) -> String {
     )
 }
 
-fn project(extra_etcd: &str) -> Project {
+pub fn project(extra_etcd: &str) -> Project {
     let project = Project::new(&inventory(extra_etcd));
     project.write("fake-etcd", FAKE_BINARY);
     std::fs::set_permissions(
@@ -29,7 +29,7 @@ fn project(extra_etcd: &str) -> Project {
     project
 }
 
-fn read(path: &Path) -> String {
+pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -293,7 +293,7 @@ fn an_even_number_of_members_is_a_warning_with_the_quorum_math() {
     );
 }
 
-fn install(bundle: &Path, args: &[&str]) -> Output {
+pub fn install(bundle: &Path, args: &[&str]) -> Output {
     Command::new(tool("bash"))
         .arg(bundle.join("install.sh"))
         .args(args)
@@ -301,13 +301,13 @@ fn install(bundle: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(out: &Output) -> String {
+pub fn ok(out: &Output) -> String {
     assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
     stdout(out)
 }
 
 /// etcd's data as a member leaves it: the database, the WAL and a marker of our own.
-fn seed_data(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+pub fn seed_data(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let files = [
         (
             "data/k8s/etcd/data/member/snap/db",
@@ -329,7 +329,7 @@ fn seed_data(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
-fn data_intact(data: &[(PathBuf, Vec<u8>)], after: &str) {
+pub fn data_intact(data: &[(PathBuf, Vec<u8>)], after: &str) {
     for (path, bytes) in data {
         assert_eq!(
             std::fs::read(path).unwrap_or_default(),

@@ -30,18 +30,7 @@ fn versions() -> Versions {
         "b.toml",
         &format!("{inventory}\n[kube-controller-manager.extra-args]\nv = 4\n"),
     );
-    let out = project.kube_bundle(&["build", "-c", "b.toml", "-o", "dist-b"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let into = project.path("unpacked-b");
-    std::fs::create_dir_all(&into).unwrap();
-    run_ok(
-        Command::new(tool("tar"))
-            .arg("-xzf")
-            .arg(project.path("dist-b/control-plane-m1.tar.gz"))
-            .arg("-C")
-            .arg(&into),
-    );
-    let b = into.join("control-plane-m1");
+    let b = project.build_unpacked("b.toml", "dist-b", "m1");
     let root = project.path("root");
     Versions {
         project,
@@ -98,12 +87,7 @@ impl Versions {
 
     /// A folder of stand-in tools, put first in PATH.
     fn fake(&self, name: &str, script: &str) -> PathBuf {
-        let dir = self.project.path("fake-tools");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, script).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        dir
+        self.project.fake_tool(name, script)
     }
 
     fn pid_in_lock(&self) -> String {

@@ -18,6 +18,7 @@ mod install_safety;
 mod outputs;
 mod registry;
 mod reproducible;
+mod restarts;
 mod scheduler;
 mod shared_member;
 mod signing;

@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "e8748c1f97890a738680ceae4199990f4481c285add19a2ea46ec4e35f24b3da",
-        "c7dcbe191a3fd37a4bbce41a768f784fda0830a1e8aa7658a37a5305f185890c",
-        "8bb6adf729a7effe6e398c4070e9c9bd71915868ba7745c85694d799b5f9cd07",
+        "9287117a953f015eed7ba0ded730b4111314b7b1565be1f7a4172aece3bd51ca",
+        "ba2460f82173c6dc9b81707ce40c8061336e8f58a2193b1ff080e9317460f7ca",
+        "fced1cb53a421ca7f443dfd484f4ea54398dcbef64cf1aec91e9a8344d3b2cb8",
     ];
     assert_eq!(
         hashes(&project),
