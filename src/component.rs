@@ -31,6 +31,95 @@ pub mod paths {
     pub const ETCD_CLIENT_KEY: &str = "/etc/kubernetes/cert/apiserver-etcd-client-key.pem";
     pub const ENCRYPTION_CONFIG: &str = "/etc/kubernetes/encryption-config.yaml";
     pub const AUDIT_POLICY: &str = "/etc/kubernetes/audit-policy.yaml";
+
+    /// The node's own folders, which no work or data folder may be: a purge, or
+    /// `--delete-etcd-data`, removes a work or data folder whole, and a component would
+    /// fill it with its files.
+    pub const SYSTEM_FOLDERS: &[&str] = &[
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/etc/systemd",
+        "/home",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/media",
+        "/mnt",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/srv",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/usr/bin",
+        "/usr/lib",
+        "/usr/lib/systemd",
+        "/usr/lib/systemd/system",
+        "/usr/local",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/share",
+        "/var",
+        "/var/backups",
+        "/var/cache",
+        "/var/lib",
+        "/var/log",
+        "/var/run",
+        "/var/spool",
+        "/var/tmp",
+    ];
+
+    /// The folders install.sh writes a bundle's files and its releases into, with what
+    /// they hold: a work or data folder must neither lie in one nor hold one.
+    pub const INSTALLED_FOLDERS: [(&str, &str); 4] = [
+        (CONFIG_DIR, "the configuration folder"),
+        (UNIT_DIR, "the units' folder"),
+        (BIN_DIR, "the binaries' folder"),
+        (BACKUP_DIR, "install.sh's releases"),
+    ];
+
+    /// Whether `path` is `folder` or lies under it (both normalized, without a trailing
+    /// `/`).
+    pub fn inside(path: &str, folder: &str) -> bool {
+        path == folder
+            || folder == "/"
+            || path
+                .strip_prefix(folder)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// Why `path` cannot be a folder a component fills on the node (a work dir,
+    /// `cluster.k8s-dir`, etcd's data or WAL dir), or `None` when it can. The one rule
+    /// both the build and `verify` apply.
+    pub fn unfit_folder(path: &str) -> Option<String> {
+        let normalized = path.strip_prefix('/').is_some_and(|rest| {
+            rest.is_empty()
+                || rest
+                    .split('/')
+                    .all(|p| !p.is_empty() && p != "." && p != "..")
+        });
+        if !normalized {
+            return Some(format!(
+                "`{path}` is not an absolute path written plainly (no `.`, `..`, doubled or trailing `/`)"
+            ));
+        }
+        if SYSTEM_FOLDERS.contains(&path) {
+            return Some(format!(
+                "`{path}` is a system folder: removing or filling it would break the node"
+            ));
+        }
+        INSTALLED_FOLDERS.iter().find_map(|(folder, what)| {
+            (inside(path, folder) || inside(folder, path))
+                .then(|| format!("`{path}` overlaps {what} `{folder}`"))
+        })
+    }
 }
 
 /// Files `build` writes into the output folder for the operator, beside the bundles.
@@ -178,7 +267,12 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     config_template: None,
     catalogue: include_str!("kcm-flags.tsv"),
     version_series: "1.",
-    managed_flags: &[("secure-port", "secure-port"), ("bind-address", "")],
+    managed_flags: &[
+        ("secure-port", "secure-port"),
+        ("bind-address", ""),
+        ("client-ca-file", ""),
+        ("requestheader-client-ca-file", ""),
+    ],
     uses_service_account_key: true,
     signs_csrs: true,
 };
@@ -211,6 +305,8 @@ pub const KUBE_SCHEDULER: Component = Component {
         ("secure-port", "secure-port"),
         ("config", ""),
         ("bind-address", ""),
+        ("client-ca-file", ""),
+        ("requestheader-client-ca-file", ""),
     ],
     uses_service_account_key: false,
     signs_csrs: false,
@@ -287,6 +383,8 @@ pub const ETCD: Component = Component {
         ("peer-cert-file", ""),
         ("peer-key-file", ""),
         ("peer-trusted-ca-file", ""),
+        ("client-cert-auth", ""),
+        ("peer-client-cert-auth", ""),
         ("listen-client-urls", "client-port"),
         ("advertise-client-urls", "client-port"),
         ("listen-peer-urls", "peer-port"),
@@ -343,10 +441,51 @@ pub const KUBE_APISERVER: Component = Component {
         ("service-account-key-file", ""),
         ("tls-cert-file", ""),
         ("tls-private-key-file", ""),
+        ("anonymous-auth", ""),
+        ("authorization-mode", ""),
+        ("client-ca-file", ""),
+        ("requestheader-client-ca-file", ""),
+        ("requestheader-allowed-names", ""),
     ],
     uses_service_account_key: true,
     signs_csrs: false,
 };
+
+/// kube-apiserver's flags that decide who may do what, as (flag, the value kube-bundle
+/// gives it, what another value would open): `extra-args` cannot set them (they are in
+/// its managed flags) and `verify` finds a unit that gives them another value.
+pub const APISERVER_GUARDS: [(&str, &str, &str); 6] = [
+    (
+        "anonymous-auth",
+        "false",
+        "requests without credentials would reach the API as system:anonymous",
+    ),
+    (
+        "authorization-mode",
+        "Node,RBAC",
+        "another mode can allow what RBAC denies (AlwaysAllow allows every request)",
+    ),
+    (
+        "client-ca-file",
+        paths::CLIENT_CA,
+        "client certificates would be checked against other CAs than the bundle's client-ca.pem",
+    ),
+    (
+        "requestheader-client-ca-file",
+        paths::FRONT_PROXY_CA,
+        "another CA could vouch for a front proxy, which names any user in request headers",
+    ),
+    (
+        "requestheader-allowed-names",
+        "front-proxy-client",
+        "any certificate of the front-proxy CA could act as the front proxy",
+    ),
+    (
+        "encryption-provider-config",
+        paths::ENCRYPTION_CONFIG,
+        "Secrets would be written to etcd unencrypted",
+    ),
+];
 
 /// Every component, in the order a node starts them: etcd, then kube-apiserver, which
 /// needs it, then the others, which need the apiserver.
@@ -439,6 +578,66 @@ mod tests {
         stems.dedup();
         assert_eq!(stems.len(), n, "certificate file names are unique");
         assert_eq!(by_name("kubelet"), None);
+    }
+
+    #[test]
+    fn work_and_data_folders_follow_one_rule() {
+        use paths::unfit_folder;
+        for fit in [
+            "/data/k8s/k8s",
+            "/data/k8s/etcd/data",
+            "/var/lib/etcd",
+            "/srv/k8s",
+            "/etc/kubernetes-data",
+            "/library",
+        ] {
+            assert_eq!(unfit_folder(fit), None, "{fit}");
+        }
+        for unfit in [
+            "/",
+            "/etc",
+            "/usr",
+            "/var",
+            "/var/lib",
+            "/boot",
+            "/home",
+            "/lib",
+            "/lib64",
+            "/opt",
+            "/root",
+            "/tmp",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/run",
+            "/bin",
+            "/sbin",
+            "/etc/systemd/system",
+            "/etc/kubernetes",
+            "/etc/kubernetes/cert/x",
+            "/opt/k8s",
+            "/opt/k8s/bin",
+            "/var/backups/kube-bundle",
+            "/var/backups/kube-bundle/k8s",
+            "/./data",
+            "/data/../etc",
+            "/data//k8s",
+            "/data/",
+            "data",
+            "",
+        ] {
+            assert!(unfit_folder(unfit).is_some(), "{unfit}");
+        }
+    }
+
+    #[test]
+    fn the_apiserver_guards_cannot_be_overridden() {
+        for (flag, _, _) in APISERVER_GUARDS {
+            assert!(
+                KUBE_APISERVER.managed_flags.iter().any(|(f, _)| *f == flag),
+                "{flag}"
+            );
+        }
     }
 
     #[test]

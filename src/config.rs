@@ -655,13 +655,19 @@ impl Validator<'_> {
                             "must be an absolute folder below `/` without `..`, spaces, quotes, `$` or wildcards",
                         ));
                     }
-                    Ok(text.trim_end_matches('/').to_string())
+                    let dir = text.trim_end_matches('/').to_string();
+                    if let Some(message) = component::paths::unfit_folder(&dir) {
+                        return Err(self.err(&d, &format!("etcd.{key}"), message).with_hint(
+                            "keep etcd's data in a folder of its own, such as /data/k8s/etcd/data",
+                        ));
+                    }
+                    Ok(dir)
                 }
             }
         };
         let data_dir = dir(raw.data_dir, "data-dir", DEFAULT_ETCD_DATA_DIR)?;
         let wal_dir = dir(raw.wal_dir, "wal-dir", DEFAULT_ETCD_WAL_DIR)?;
-        let inside = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+        let inside = component::paths::inside;
         if inside(&wal_dir, &data_dir) || inside(&data_dir, &wal_dir) {
             return Err(Error::input(
                 self.whole_file("etcd.wal-dir"),
@@ -669,9 +675,10 @@ impl Validator<'_> {
             )
             .with_hint("give the WAL a folder of its own beside the data dir, as the tutorial's /data/k8s/etcd/{data,wal}"));
         }
-        // Nothing another component owns may hold etcd's data, or be held by it: an
-        // uninstall --purge of that component would take the data with it.
-        let mut owned: Vec<(String, String)> = component::ALL
+        // No other component's work dir may hold etcd's data, or be held by it: an
+        // uninstall --purge of that component would take the data with it. (The folders
+        // install.sh writes into are `unfit_folder`'s.)
+        let owned: Vec<(String, String)> = component::ALL
             .iter()
             .filter(|c| c.name != component::ETCD.name)
             .map(|c| {
@@ -681,18 +688,6 @@ impl Validator<'_> {
                 )
             })
             .collect();
-        owned.push((
-            component::paths::CONFIG_DIR.into(),
-            "the configuration folder".into(),
-        ));
-        owned.push((
-            component::paths::BIN_DIR.into(),
-            "the binaries' folder".into(),
-        ));
-        owned.push((
-            component::paths::BACKUP_DIR.into(),
-            "install.sh's releases".into(),
-        ));
         for (key, path) in [("data-dir", &data_dir), ("wal-dir", &wal_dir)] {
             for (other, what) in &owned {
                 if inside(path, other) || inside(other, path) {
@@ -750,7 +745,14 @@ impl Validator<'_> {
             return Err(Error::input(self.whole_file("cluster.service-cidr"), "is required")
                 .with_hint("set it to the same range as kube-apiserver's `--service-cluster-ip-range`, e.g. `10.254.0.0/16`"));
         };
-        let service_cidr = self.cidr(&service_cidr, "cluster.service-cidr")?;
+        let service_cidr = {
+            let net = self.cidr(&service_cidr, "cluster.service-cidr")?;
+            check_service_range(&net, &version).map_err(|(m, hint)| {
+                self.err(&service_cidr, "cluster.service-cidr", m)
+                    .with_hint(hint)
+            })?;
+            net
+        };
         let cluster_cidr = raw
             .cluster_cidr
             .map(|c| self.cidr(&c, "cluster.cluster-cidr"))
@@ -772,7 +774,27 @@ impl Validator<'_> {
                         "must be an absolute path without `..`, spaces, quotes or `$`",
                     ));
                 }
-                d.get_ref().trim_end_matches('/').to_string()
+                let dir = d.get_ref().trim_end_matches('/').to_string();
+                // The folder itself and each component's work dir in it (etcd's is its
+                // data dir).
+                let unfit = std::iter::once(if dir.is_empty() {
+                    "/".into()
+                } else {
+                    dir.clone()
+                })
+                .chain(
+                    component::ALL
+                        .iter()
+                        .filter(|c| c.name != component::ETCD.name)
+                        .map(|c| c.work_dir(&dir)),
+                )
+                .find_map(|path| component::paths::unfit_folder(&path));
+                if let Some(message) = unfit {
+                    return Err(self.err(&d, "cluster.k8s-dir", message).with_hint(
+                        "give the work dirs a folder of their own, such as /data/k8s/k8s",
+                    ));
+                }
+                dir
             }
         };
 
@@ -1454,6 +1476,50 @@ fn check_apiserver(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether kube-apiserver `version` takes `net` as `--service-cluster-ip-range`, as a
+/// (message, hint) pair when it does not. Its own rules (v1.20 and on):
+/// `validateMaxCIDRRange` in cmd/kube-apiserver/app/options/validation.go refuses more
+/// than 20 host bits (`maxCIDRBits = 20`: a prefix of /12 or longer for IPv4, /108 for
+/// IPv6), unless both MultiCIDRServiceAllocator and DisableAllocatorDualWrite are on,
+/// which 1.34 makes the default; `ServiceIPRange` in pkg/controlplane/services.go refuses
+/// a range of fewer than 8 addresses ("the service cluster IP range must be at least 8 IP
+/// addresses").
+fn check_service_range(net: &IpNet, version: &KubeVersion) -> Result<(), (String, String)> {
+    const MAX_HOST_BITS: u8 = 20;
+    const MIN_ADDRESSES: u32 = 8;
+    let bits = net.max_prefix_len();
+    let host_bits = bits - net.prefix_len();
+    let family = if bits == 32 { "IPv4" } else { "IPv6" };
+    let hint = format!(
+        "pick a range such as `{}`",
+        if bits == 32 {
+            "10.254.0.0/16"
+        } else {
+            "fd00:10:96::/112"
+        }
+    );
+    if host_bits > MAX_HOST_BITS && version.profile_minor() < 34 {
+        return Err((
+            format!(
+                "`{net}` is larger than kube-apiserver {version} takes: an {family} service range needs a prefix of /{} or longer",
+                bits - MAX_HOST_BITS
+            ),
+            hint,
+        ));
+    }
+    if host_bits < MIN_ADDRESSES.trailing_zeros() as u8 {
+        return Err((
+            format!(
+                "`{net}` holds {} address(es); kube-apiserver needs at least {MIN_ADDRESSES} (an {family} prefix of /{} or shorter)",
+                1u32 << host_bits,
+                bits - MIN_ADDRESSES.trailing_zeros() as u8
+            ),
+            hint,
+        ));
+    }
+    Ok(())
+}
+
 fn check_executable(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let meta = fs_err::metadata(path).map_err(|_| "does not exist".to_string())?;
@@ -1633,6 +1699,25 @@ ip = "10.0.0.1"
                 .contains("`--bind-address` is set by kube-bundle"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn service_ranges_follow_kube_apiservers_limits() {
+        let with = |version: &str, cidr: &str| {
+            parse_str(&format!(
+                "[cluster]\nkubernetes-version = \"{version}\"\nservice-cidr = \"{cidr}\"\n[[nodes]]\nname = \"m1\"\nip = \"10.0.0.1\"\n"
+            ))
+        };
+        for ok in ["10.240.0.0/12", "10.254.0.0/29", "fd00::/108", "fd00::/125"] {
+            assert!(with("1.20.2", ok).is_ok(), "{ok}");
+        }
+        for refused in ["10.224.0.0/11", "10.254.0.0/30", "fd00::/107", "fd00::/126"] {
+            assert!(with("1.20.2", refused).is_err(), "{refused}");
+        }
+        // 1.33 still checks the size; 1.34 allocates service IPs without the limit.
+        assert!(with("1.33.0", "10.0.0.0/8").is_err());
+        assert!(with("1.34.0", "10.0.0.0/8").is_ok());
+        assert!(with("1.34.0", "10.254.0.0/30").is_err());
     }
 
     #[test]

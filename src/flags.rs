@@ -522,6 +522,16 @@ mod tests {
     }
 
     #[test]
+    fn the_apiserver_guards_are_rendered_as_verify_expects() {
+        let inv = with_apiserver("1.20.2");
+        let flags = flags(&inv, &inv.nodes[0], inv.settings(&KUBE_APISERVER).unwrap());
+        for (flag, value, _) in crate::component::APISERVER_GUARDS {
+            let set: Vec<_> = flags.iter().filter(|f| f.name == flag).collect();
+            assert_eq!(set, [&Flag::set(flag, value)], "{flag}");
+        }
+    }
+
+    #[test]
     fn extra_args_override_in_place_and_append() {
         let inv = inventory(
             "1.20.2",

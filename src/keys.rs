@@ -30,7 +30,11 @@ fn unsigned(bytes: &[u8]) -> Vec<u8> {
 /// From a PEM private key: PKCS#8, PKCS#1 `RSA PRIVATE KEY` or SEC1 `EC PRIVATE KEY`.
 /// `None` when the file holds something else, or an EC key without its public point.
 pub fn of_private_pem(text: &str) -> Option<PublicHalf> {
-    let block = pem::parse(text).ok()?;
+    of_private_block(&pem::parse(text).ok()?)
+}
+
+/// [`of_private_pem`] of one parsed PEM block.
+pub fn of_private_block(block: &pem::Pem) -> Option<PublicHalf> {
     match block.tag() {
         "PRIVATE KEY" => pkcs8(block.contents()),
         "RSA PRIVATE KEY" => rsa_private(block.contents()),

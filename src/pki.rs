@@ -172,8 +172,9 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         refuse_signer_change(inv, renew.csr_signer)?;
         None
     };
-    // A saved encryption key that cannot be used stops the build before anything is
-    // written; a missing one is generated below, after the CA.
+    // A saved encryption key that cannot be used, or a missing one in a pki/ that
+    // already holds the cluster, stops the build before anything is written; in a new
+    // pki/ it is generated below, after the CA.
     let saved_encryption_key = match &inv.apiserver {
         Some(_) => saved_encryption_key(inv)?,
         None => None,
@@ -325,6 +326,9 @@ fn encryption_key_path(inv: &Inventory) -> PathBuf {
 /// The secrets encryption key saved in `pki/encryption-key` (base64 of 32 bytes, the
 /// same for every master), if there is one. A saved key that does not decode to 32
 /// bytes is refused, never replaced: Secrets written with it could not be read again.
+/// So is a missing key while pki/ holds the cluster's CA, keys or certificates: the
+/// apiservers of that cluster have stored Secrets with the lost key (or, for a pki/
+/// made before kube-apiserver joined, with a key of their own).
 fn saved_encryption_key(inv: &Inventory) -> Result<Option<String>> {
     use base64::Engine;
     let path = encryption_key_path(inv);
@@ -348,6 +352,56 @@ fn saved_encryption_key(inv: &Inventory) -> Result<Option<String>> {
             .with_hint("restore the cluster's key from backup; a new key (`head -c 32 /dev/urandom | base64`) only suits a cluster without encrypted Secrets"));
         }
         return Ok(Some(key.to_string()));
+    }
+    if let Some(held) = cluster_file(&inv.pki.dir)? {
+        return Err(Error::pki(
+            loc(&path),
+            format!(
+                "is missing, but `{}` already holds the cluster (`{}`), whose Secrets are encrypted with it",
+                inv.pki.dir.display(),
+                held.display()
+            ),
+        )
+        .with_hint(format!(
+            "restore it from backup; only for a cluster that has no encrypted Secrets, create a new one: `(umask 077; head -c 32 /dev/urandom | base64 > {})`",
+            path.display()
+        )));
+    }
+    Ok(None)
+}
+
+/// The first file in `dir` that shows it holds a cluster: a certificate or key (`*.pem`)
+/// or the service-account key pair, in `dir` or a node's folder in it.
+fn cluster_file(dir: &Path) -> Result<Option<PathBuf>> {
+    fn sorted(dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut paths = fs_err::read_dir(dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        paths.sort();
+        Ok(paths)
+    }
+    let held = |path: &Path, names: &[&str]| {
+        path.is_file()
+            && path.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.ends_with(".pem") || names.contains(&n.as_ref())
+            })
+    };
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    // The CA first: it is what the message names when it is there.
+    let mut top = sorted(dir)?;
+    top.sort_by_key(|p| p.file_name().is_none_or(|n| n != "ca.pem"));
+    for path in top {
+        if held(&path, &["sa.key", "sa.pub"]) {
+            return Ok(Some(path));
+        }
+        if path.is_dir() {
+            if let Some(leaf) = sorted(&path)?.into_iter().find(|p| held(p, &[])) {
+                return Ok(Some(leaf));
+            }
+        }
     }
     Ok(None)
 }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::component::paths::inside;
 use crate::component::{self, CertSpec, Component, IssuedBy, Names};
 use crate::error::{Error, Result};
 use crate::keys;
@@ -125,7 +126,8 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
         });
     }
     shared_keys(&bundles, &mut findings);
-    etcd_cluster(&seen, &mut findings);
+    etcd_cluster(&seen, &mut findings, &mut warnings);
+    same_flags(&seen, &mut findings);
     Ok(Report {
         bundles: checked,
         findings,
@@ -364,6 +366,22 @@ fn load(path: &Path) -> Result<Bundle> {
     })
 }
 
+/// Every PEM block in `bytes`, wherever it starts: one that cannot be read does not hide
+/// the ones after it.
+fn pem_blocks(bytes: &[u8]) -> Vec<pem::Pem> {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    let mut blocks = Vec::new();
+    let mut at = 0;
+    while let Some(found) = bytes[at..].windows(BEGIN.len()).position(|w| w == BEGIN) {
+        let start = at + found;
+        if let Ok(block) = pem::parse(&bytes[start..]) {
+            blocks.push(block);
+        }
+        at = start + BEGIN.len();
+    }
+    blocks
+}
+
 /// Reads the whole of a small entry whose size was checked against a limit.
 fn read_small(entry: &mut impl Read, size: u64) -> std::io::Result<Vec<u8>> {
     let mut data = Vec::with_capacity(size as usize);
@@ -434,9 +452,19 @@ struct Check<'a> {
 struct Seen {
     /// Its etcd member, when it carries etcd and the unit could be read.
     etcd: Option<EtcdMember>,
-    /// kube-apiserver's `--etcd-servers`, in a bundle that carries etcd with it.
+    /// kube-apiserver's `--etcd-servers`, in a bundle with etcd.
     etcd_servers: Option<Vec<String>>,
+    /// The values every master must share, as (unit file, flag, value or `unset`).
+    shared: Vec<(String, &'static str, String)>,
 }
+
+/// Flags whose value every master must share, by component: one service range, one
+/// token issuer.
+const SHARED_FLAGS: [(&str, &str); 3] = [
+    ("kube-apiserver", "service-cluster-ip-range"),
+    ("kube-apiserver", "service-account-issuer"),
+    ("kube-controller-manager", "service-cluster-ip-range"),
+];
 
 /// One bundle's etcd member, from its unit's flags.
 #[derive(Clone)]
@@ -594,7 +622,85 @@ impl Check<'_> {
                 self.seen.etcd_servers = self.etcd_servers();
             }
         }
+        if apiserver {
+            self.apiserver_guards(manifest.as_ref());
+        }
+        self.ca_keys();
+        self.shared_flags(&components);
         node
+    }
+
+    /// kube-apiserver's flags that decide who may do what ([`component::APISERVER_GUARDS`])
+    /// hold kube-bundle's values, and its service range is the one its serving
+    /// certificate was made for.
+    fn apiserver_guards(&mut self, manifest: Option<&Manifest>) {
+        let file = in_bundle(&component::KUBE_APISERVER.unit_path());
+        let Some(text) = self.bundle.text(&file) else {
+            return;
+        };
+        let words = exec_start_words(&text);
+        if words.is_empty() {
+            return;
+        }
+        for (flag, want, risk) in component::APISERVER_GUARDS {
+            let have = flag_value(&words, flag);
+            if have != Some(want) {
+                self.find(
+                    &file,
+                    format!(
+                        "--{flag} is `{}`, not kube-bundle's `{want}`: {risk}",
+                        have.unwrap_or("unset")
+                    ),
+                );
+            }
+        }
+        let service_ip = manifest
+            .and_then(|m| m.apiserver.as_ref())
+            .map(|a| a.service_ip.clone());
+        let range = flag_value(&words, "service-cluster-ip-range");
+        match range.map(|r| (r, r.parse::<ipnet::IpNet>())) {
+            None => self.find(&file, "--service-cluster-ip-range is not set"),
+            Some((r, Err(_))) => self.find(
+                &file,
+                format!("--service-cluster-ip-range `{r}` is not a CIDR"),
+            ),
+            Some((r, Ok(net))) => {
+                let first = crate::config::first_ip(&net).to_string();
+                if let Some(ip) = service_ip.filter(|ip| *ip != first) {
+                    self.find(
+                        &file,
+                        format!("--service-cluster-ip-range `{r}` gives the `kubernetes` service {first}, but manifest.json's apiserver.service-ip (the serving certificate's) is {ip}"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Records the values of [`SHARED_FLAGS`] for the checks across bundles, and finds
+    /// components of this bundle that disagree on one.
+    fn shared_flags(&mut self, components: &[&'static Component]) {
+        let mut seen: Vec<(String, &'static str, String)> = Vec::new();
+        for (name, flag) in SHARED_FLAGS {
+            let Some(c) = components.iter().find(|c| c.name == name) else {
+                continue;
+            };
+            let file = in_bundle(&c.unit_path());
+            let Some(text) = self.bundle.text(&file) else {
+                continue;
+            };
+            let value = flag_value(&exec_start_words(&text), flag)
+                .unwrap_or("unset")
+                .to_string();
+            if let Some((other, _, v)) = seen.iter().find(|(_, f, v)| *f == flag && *v != value) {
+                let message = format!(
+                    "--{flag} is `{value}`, but {} of this bundle gives `{v}`: they must agree",
+                    other.rsplit('/').next().unwrap_or(other)
+                );
+                self.find(&file, message);
+            }
+            seen.push((file, flag, value));
+        }
+        self.seen.shared = seen;
     }
 
     /// The names the node's certificates must carry, from the manifest: the node's own
@@ -935,16 +1041,121 @@ impl Check<'_> {
         };
         if let Some(key) = self.key(CERT_CA_KEY) {
             if pki::spki_matches(&key, &ca) {
-                self.warn(
-                    CERT_CA_KEY,
-                    "is the root CA key: whoever reads it on this master can sign any certificate the cluster trusts; build with `[pki] csr-signing = \"signer\"` to keep it on the build host",
-                );
+                // It ships only for a unit that signs with it (`csr-signing = "ca"`,
+                // `service-account-key = "ca"`), never beside a signing CA of its own.
+                let signer = self.bundle.files.contains_key(SIGNER_CERT)
+                    || self.bundle.files.contains_key(SIGNER_KEY);
+                if signer || !self.units_name(component::paths::CA_KEY) {
+                    self.find(
+                        CERT_CA_KEY,
+                        if signer {
+                            "is the root CA key, in a bundle whose CSRs are signed by csr-signer.pem: nothing here needs it, and whoever reads it can sign any certificate the cluster trusts"
+                        } else {
+                            "is the root CA key, which no unit of this bundle uses: whoever reads it can sign any certificate the cluster trusts"
+                        },
+                    );
+                } else {
+                    self.warn(
+                        CERT_CA_KEY,
+                        "is the root CA key: whoever reads it on this master can sign any certificate the cluster trusts; build with `[pki] csr-signing = \"signer\"` to keep it on the build host",
+                    );
+                }
             } else {
                 self.find(CERT_CA_KEY, "does not match ca.pem");
             }
         }
         self.csr_signer(&ca, now, warn);
         Some(ca_der)
+    }
+
+    /// Whether a flag of any unit in the bundle names `node_path`.
+    fn units_name(&self, node_path: &str) -> bool {
+        let units = in_bundle(&format!("{}/", component::paths::UNIT_DIR));
+        self.bundle
+            .files
+            .keys()
+            .filter(|p| p.starts_with(&units) && p.ends_with(".service"))
+            .filter_map(|p| self.bundle.text(p))
+            .any(|unit| {
+                exec_start_words(&unit)
+                    .iter()
+                    .any(|w| w.split_once('=').is_some_and(|(_, v)| v == node_path))
+            })
+    }
+
+    /// Private keys of CAs, under any name: every PEM private key in every file verify
+    /// reads, against every CA certificate in the bundle. Only the CSR signing CA's key
+    /// belongs in a bundle (as csr-signer-key.pem); the root CA's at ca-key.pem is
+    /// judged by [`Check::ca`]. An encrypted key cannot be told apart, so it is a finding
+    /// too: kube-bundle never writes one.
+    fn ca_keys(&mut self) {
+        let mut cas: Vec<(keys::PublicHalf, String)> = Vec::new();
+        // (file, the public half, or `None` for an encrypted key)
+        let mut private: Vec<(String, Option<Option<keys::PublicHalf>>)> = Vec::new();
+        for (path, entry) in &self.bundle.files {
+            let Some(bytes) = &entry.bytes else { continue };
+            for block in pem_blocks(bytes) {
+                if block.tag() == "CERTIFICATE" {
+                    let Ok((_, cert)) = X509Certificate::from_der(block.contents()) else {
+                        continue;
+                    };
+                    let is_ca = cert
+                        .basic_constraints()
+                        .ok()
+                        .flatten()
+                        .is_some_and(|bc| bc.value.ca);
+                    if let (true, Some(public)) = (is_ca, keys::of_cert(&cert)) {
+                        if !cas.iter().any(|(p, _)| *p == public) {
+                            cas.push((public, path.clone()));
+                        }
+                    }
+                } else if block.tag().ends_with("PRIVATE KEY") {
+                    let encrypted = block.tag().starts_with("ENCRYPTED")
+                        || block.headers().get("Proc-Type").is_some();
+                    let public = (!encrypted).then(|| keys::of_private_block(&block));
+                    private.push((path.clone(), public));
+                }
+            }
+        }
+        let own_key = |cert: &str| {
+            self.bundle
+                .text(cert)
+                .and_then(|t| pem::parse(t).ok())
+                .and_then(|b| {
+                    X509Certificate::from_der(b.contents())
+                        .ok()
+                        .map(|(_, c)| keys::of_cert(&c))
+                })
+                .flatten()
+        };
+        let (root, signer) = (own_key(CERT_CA), own_key(SIGNER_CERT));
+        let mut found = Vec::new();
+        for (path, public) in private {
+            let public = match public {
+                None => {
+                    found.push((path, "holds an encrypted private key, which kube-bundle never writes: verify cannot tell whose it is".to_string()));
+                    continue;
+                }
+                Some(None) => continue,
+                Some(Some(public)) => public,
+            };
+            let Some((_, ca_file)) = cas.iter().find(|(p, _)| *p == public) else {
+                continue;
+            };
+            if (path == SIGNER_KEY && signer.as_ref() == Some(&public))
+                || (path == CERT_CA_KEY && root.as_ref() == Some(&public))
+            {
+                continue;
+            }
+            let ca = ca_file.rsplit('/').next().unwrap_or(ca_file);
+            found.push((
+                path,
+                format!("holds the private key of the CA in {ca}: with it, anyone who reads this file can sign certificates that CA's trusters accept; a CA key stays on the build host"),
+            ));
+        }
+        for (path, message) in found {
+            self.find(&path, message);
+        }
     }
 
     /// The CSR signing CA, when the bundle carries one: a self-signed CA other than the
@@ -1420,11 +1631,23 @@ impl Check<'_> {
                 .filter(|v| v.starts_with('/')),
         );
         // The component's own folder (`<k8s-dir>/<component>`, the unit's working
-        // directory) holds what it writes at run time, such as the audit log.
+        // directory) holds what it writes at run time, such as the audit log. It and
+        // `<k8s-dir>` must pass the build's rule for such folders; etcd's is its data
+        // dir, checked with manifest.json's.
         let work_dir = working_directory(&text).filter(|dir| {
-            dir.starts_with('/')
-                && dir.rsplit('/').next() == Some(c.name)
-                && !dir.split('/').any(|p| p == ".." || p == ".")
+            c.name != component::ETCD.name && {
+                let k8s_dir = match dir.rsplit_once('/') {
+                    Some(("", _)) => "/",
+                    Some((parent, _)) => parent,
+                    None => dir.as_str(),
+                };
+                let unfit = component::paths::unfit_folder(dir)
+                    .or_else(|| component::paths::unfit_folder(k8s_dir));
+                if let Some(unfit) = &unfit {
+                    self.find(&file, format!("WorkingDirectory: {unfit}"));
+                }
+                unfit.is_none() && dir.rsplit('/').next() == Some(c.name)
+            }
         });
         let under_work_dir = |path: &str| {
             work_dir.as_deref().is_some_and(|dir| {
@@ -1464,7 +1687,7 @@ impl Check<'_> {
             return None;
         }
         let node_ip = manifest.node_ip.parse::<std::net::IpAddr>().ok();
-        let flag = |name: &str| last_flag(&words, name);
+        let flag = |name: &str| flag_value(&words, name);
         let mut found = Vec::new();
         match &manifest.etcd {
             None => self.find(
@@ -1473,11 +1696,8 @@ impl Check<'_> {
             ),
             Some(dirs) => {
                 for (key, want) in [("data-dir", &dirs.data_dir), ("wal-dir", &dirs.wal_dir)] {
-                    if !is_node_folder(want) {
-                        self.find(
-                            "manifest.json",
-                            format!("etcd.{key} `{want}` is not an absolute folder without `.` or `..`"),
-                        );
+                    if let Some(unfit) = component::paths::unfit_folder(want) {
+                        self.find("manifest.json", format!("etcd.{key}: {unfit}"));
                     } else if let Some(held) = self
                         .bundle
                         .files
@@ -1631,7 +1851,7 @@ impl Check<'_> {
             .bundle
             .text(&in_bundle(&component::KUBE_APISERVER.unit_path()))?;
         let words = exec_start_words(&text);
-        let servers = last_flag(&words, "etcd-servers")?;
+        let servers = flag_value(&words, "etcd-servers")?;
         Some(servers.split(',').map(str::to_string).collect())
     }
 
@@ -1687,10 +1907,16 @@ impl Check<'_> {
     }
 }
 
-/// The value of `--<name>=` in a command line: the last one, as Go's flag package takes.
-fn last_flag<'a>(words: &'a [String], name: &str) -> Option<&'a str> {
-    let prefix = format!("--{name}=");
-    words.iter().rev().find_map(|w| w.strip_prefix(&prefix))
+/// The value a command line gives `--<name>`: the last `--<name>=value` or `--<name>`
+/// (`true`, a boolean flag set bare), as Go's flag packages take it.
+fn flag_value<'a>(words: &'a [String], name: &str) -> Option<&'a str> {
+    words.iter().rev().find_map(|w| {
+        let rest = w.strip_prefix("--")?.strip_prefix(name)?;
+        match rest.strip_prefix('=') {
+            Some(value) => Some(value),
+            None => rest.is_empty().then_some("true"),
+        }
+    })
 }
 
 /// Scheme, host (without brackets) and port of a URL such as `https://[fd00::1]:2379`.
@@ -1705,24 +1931,6 @@ fn url_host(url: &str) -> Option<(&str, &str, &str)> {
         None => authority.rsplit_once(':')?,
     };
     (!host.is_empty() && !port.is_empty()).then_some((scheme, host, port))
-}
-
-/// Whether `path` is `folder` or lies under it.
-fn inside(path: &str, folder: &str) -> bool {
-    path == folder
-        || path
-            .strip_prefix(folder)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// An absolute folder with no empty, `.` or `..` component, and not `/` itself.
-fn is_node_folder(path: &str) -> bool {
-    path.strip_prefix('/').is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .split('/')
-                .all(|p| !p.is_empty() && p != "." && p != "..")
-    })
 }
 
 /// A unit's `WorkingDirectory=`, if it has one.
@@ -1813,13 +2021,51 @@ fn shared_keys(bundles: &[Bundle], findings: &mut Vec<Finding>) {
     }
 }
 
+/// Every master gives [`SHARED_FLAGS`] the same values: one service range, one token
+/// issuer. Findings name the first bundle that carries the component.
+fn same_flags(seen: &[(&Bundle, Seen)], findings: &mut Vec<Finding>) {
+    for (name, flag) in SHARED_FLAGS {
+        let Some(unit) = component::by_name(name).map(|c| in_bundle(&c.unit_path())) else {
+            continue;
+        };
+        let values: Vec<(&Bundle, &str)> = seen
+            .iter()
+            .flat_map(|(b, s)| {
+                s.shared
+                    .iter()
+                    .filter(|(file, f, _)| *file == unit && *f == flag)
+                    .map(move |(_, _, v)| (*b, v.as_str()))
+            })
+            .collect();
+        let Some((first, reference)) = values.first() else {
+            continue;
+        };
+        for (bundle, value) in &values[1..] {
+            if value != reference {
+                findings.push(Finding {
+                    bundle: bundle.name.clone(),
+                    file: unit.clone(),
+                    message: escape(&format!(
+                        "--{flag} is `{value}`, but `{reference}` in {}: every master must use the same",
+                        first.name
+                    )),
+                });
+            }
+        }
+    }
+}
+
 /// The etcd members of bundles given together form one cluster: one token, distinct
 /// names, peer URLs that agree with what each member advertises, one initial cluster
 /// among the members that bootstrap it (state `new`) that lists every one of them, and
 /// for a member that joins (state `existing`) that cluster and itself. kube-apiserver's
 /// `--etcd-servers` name its own member, and on the host of a given bundle's member the
 /// client URL that member advertises. Findings name the bundle compared with.
-fn etcd_cluster(seen: &[(&Bundle, Seen)], findings: &mut Vec<Finding>) {
+fn etcd_cluster(
+    seen: &[(&Bundle, Seen)],
+    findings: &mut Vec<Finding>,
+    warnings: &mut Vec<Finding>,
+) {
     let unit = in_bundle(&component::ETCD.unit_path());
     let apiserver_unit = in_bundle(&component::KUBE_APISERVER.unit_path());
     let members: Vec<(&Bundle, &EtcdMember)> = seen
@@ -1935,41 +2181,125 @@ fn etcd_cluster(seen: &[(&Bundle, Seen)], findings: &mut Vec<Finding>) {
             }
         }
     }
+    // The cluster as the bundles given know it: their members, with the client URLs
+    // they advertise, and every member their --initial-cluster names.
+    let named: Vec<(&str, &str, &Bundle)> = members
+        .iter()
+        .flat_map(|(b, m)| {
+            m.cluster
+                .iter()
+                .map(move |(n, u)| (n.as_str(), u.as_str(), *b))
+        })
+        .collect();
+    let host_of = |url: &str| url_host(url).map(|(_, host, _)| host.to_string());
     for (bundle, s) in seen {
         let Some(servers) = &s.etcd_servers else {
             continue;
         };
-        if let Some(own) = &s.etcd {
-            if !own.client_urls.iter().any(|u| servers.contains(u)) {
+        let Some(own) = &s.etcd else { continue };
+        if !own.client_urls.iter().any(|u| servers.contains(u)) {
+            find(
+                bundle,
+                &apiserver_unit,
+                format!(
+                    "--etcd-servers does not list this node's member ({})",
+                    own.client_urls.join(",")
+                ),
+            );
+        }
+        // Every member of a kube-bundle cluster serves clients on the same port.
+        let client_url = |peer_url: &str| {
+            let port = own
+                .client_urls
+                .first()
+                .and_then(|u| url_host(u))
+                .map(|(_, _, p)| p)?;
+            let (base, _) = peer_url.rsplit_once(':')?;
+            Some(format!("{base}:{port}"))
+        };
+        let listed: Vec<Option<String>> = servers.iter().map(|u| host_of(u)).collect();
+        for (server, host) in servers.iter().zip(&listed) {
+            if let Some((other, m)) = members
+                .iter()
+                .find(|(_, m)| host.is_some() && host_of(&m.peer_url) == *host)
+            {
+                if !m.client_urls.contains(server) {
+                    find(
+                        bundle,
+                        &apiserver_unit,
+                        format!(
+                            "--etcd-servers lists {server}, but the member on that host ({}) advertises the client URL {}",
+                            other.name,
+                            m.client_urls.join(",")
+                        ),
+                    );
+                }
+                continue;
+            }
+            if let Some((name, peer_url, from)) = named
+                .iter()
+                .find(|(_, u, _)| host.is_some() && host_of(u) == *host)
+            {
+                let want = client_url(peer_url);
+                if want.as_deref() != Some(server.as_str()) {
+                    find(
+                        bundle,
+                        &apiserver_unit,
+                        format!(
+                            "--etcd-servers lists {server}, but member `{name}` ({}'s --initial-cluster) serves clients at {}",
+                            from.name,
+                            want.unwrap_or_default()
+                        ),
+                    );
+                }
+                continue;
+            }
+            // A member that joins later is in no bootstrapping member's --initial-cluster:
+            // alone, a bundle cannot tell it from a wrong host.
+            let message = format!(
+                "--etcd-servers lists {server}, which is no member of the etcd cluster: no bundle given names it in --initial-cluster or advertises it"
+            );
+            if seen.len() == 1 {
+                warnings.push(Finding {
+                    bundle: bundle.name.clone(),
+                    file: apiserver_unit.clone(),
+                    message: escape(&format!(
+                        "{message} (a member that joins later? verify every bundle together to tell)"
+                    )),
+                });
+            } else {
                 find(
                     bundle,
                     &apiserver_unit,
                     format!(
-                        "--etcd-servers does not list this node's member ({})",
-                        own.client_urls.join(",")
+                        "{message}; if a member joins later, verify its bundle together with these"
                     ),
                 );
             }
         }
-        for server in servers {
-            let host = url_host(server).map(|(_, host, _)| host);
-            let Some((other, m)) = members
-                .iter()
-                .find(|(_, m)| host.is_some() && url_host(&m.peer_url).map(|(_, h, _)| h) == host)
-            else {
-                // A member of no bundle given: one that joins later, or a wrong host; the
-                // bundles alone cannot tell.
-                continue;
-            };
-            if !m.client_urls.contains(server) {
+        let mut required: Vec<(&str, Option<String>, String)> = members
+            .iter()
+            .map(|(b, m)| {
+                let shown = format!("{}, the member of {}", m.client_urls.join(","), b.name);
+                (m.name.as_str(), host_of(&m.peer_url), shown)
+            })
+            .collect();
+        for (name, peer_url, from) in &named {
+            if !required.iter().any(|(n, _, _)| n == name) {
+                let url = client_url(peer_url).unwrap_or_default();
+                required.push((
+                    name,
+                    host_of(peer_url),
+                    format!("{url}, in {}'s --initial-cluster", from.name),
+                ));
+            }
+        }
+        for (name, host, shown) in required {
+            if name != own.name && host.is_some() && !listed.contains(&host) {
                 find(
                     bundle,
                     &apiserver_unit,
-                    format!(
-                        "--etcd-servers lists {server}, but the member on that host ({}) advertises the client URL {}",
-                        other.name,
-                        m.client_urls.join(",")
-                    ),
+                    format!("--etcd-servers does not list member `{name}` of the etcd cluster ({shown})"),
                 );
             }
         }
@@ -2107,6 +2437,36 @@ mod tests {
             exec_start_words(unit),
             ["/opt/k8s/bin/kcm", "--a=1", "--b=x y", "--c"]
         );
+    }
+
+    #[test]
+    fn a_flag_takes_its_last_value_and_a_bare_boolean_is_true() {
+        let words: Vec<String> = [
+            "/bin/x",
+            "--a=1",
+            "--ab=2",
+            "--a=3",
+            "--b",
+            "--b=false",
+            "--c",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(flag_value(&words, "a"), Some("3"));
+        assert_eq!(flag_value(&words, "ab"), Some("2"));
+        assert_eq!(flag_value(&words, "b"), Some("false"));
+        assert_eq!(flag_value(&words, "c"), Some("true"));
+        assert_eq!(flag_value(&words, "d"), None);
+    }
+
+    #[test]
+    fn every_pem_block_is_found_even_after_a_broken_one() {
+        let good = pem::encode(&pem::Pem::new("PRIVATE KEY", vec![1, 2, 3]));
+        let text =
+            format!("kind: Policy\n-----BEGIN BROKEN-----\n!!\n-----END BROKEN-----\n{good}");
+        let blocks = pem_blocks(text.as_bytes());
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].contents(), [1, 2, 3]);
     }
 
     #[test]

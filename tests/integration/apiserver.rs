@@ -364,6 +364,77 @@ fn apiserver_secrets_are_made_once_and_kept() {
     }
 }
 
+/// The review's part 3, row 2: a lost encryption key is never replaced by a new one
+/// while pki/ holds the cluster whose Secrets it encrypts; a new pki/ gets one.
+#[test]
+fn a_lost_encryption_key_stops_the_build_and_only_a_new_pki_makes_one() {
+    let project = Project::new(&with_apiserver());
+    let notes = project.build_ok();
+    let key_path = project.path("pki/encryption-key");
+    assert!(
+        notes.contains("generated the secrets encryption key"),
+        "{notes}"
+    );
+    assert_eq!(mode_of(&key_path), 0o600);
+    let decoded = Command::new(tool("base64"))
+        .arg("-d")
+        .arg(&key_path)
+        .output()
+        .unwrap();
+    assert!(decoded.status.success());
+    assert_eq!(decoded.stdout.len(), 32);
+
+    std::fs::remove_file(&key_path).unwrap();
+    let (pki, dist) = (
+        snapshot(&project.path("pki")),
+        snapshot(&project.path("dist")),
+    );
+    let out = project.build();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "one error:\n{err}");
+    for needle in [
+        "pki/encryption-key`: is missing, but `",
+        "already holds the cluster (`",
+        "pki/ca.pem`), whose Secrets are encrypted with it",
+        "hint: restore it from backup; only for a cluster that has no encrypted Secrets, create a new one: `(umask 077; head -c 32 /dev/urandom | base64 > ",
+    ] {
+        assert!(err.contains(needle), "`{needle}` not in:\n{err}");
+    }
+    assert_eq!(snapshot(&project.path("pki")), pki, "{err}");
+    assert_eq!(snapshot(&project.path("dist")), dist, "{err}");
+
+    // Made on purpose, as the hint says, the new key is taken.
+    run_ok(
+        Command::new(tool("sh"))
+            .arg("-c")
+            .arg("(umask 077; head -c 32 /dev/urandom | base64 > pki/encryption-key)")
+            .current_dir(project.dir.path()),
+    );
+    project.build_ok();
+    let key = read(&key_path);
+    let config = read(
+        &project
+            .unpack("m1")
+            .join("rootfs/etc/kubernetes/encryption-config.yaml"),
+    );
+    assert!(config.contains(key.trim()), "{config}");
+
+    // A pki/ made before kube-apiserver joined belongs to a cluster whose apiservers
+    // encrypted Secrets with a key of their own: the same refusal.
+    let earlier = Project::new(INVENTORY);
+    earlier.build_ok();
+    earlier.write("cluster.toml", &with_apiserver());
+    let out = earlier.build();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pki/encryption-key`: is missing, but `"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!earlier.path("pki/encryption-key").exists());
+}
+
 /// Builds `inventory` (after `setup`) and expects exit 2, one error holding `needles`,
 /// no dist/ and pki/ as it was.
 fn refused(inventory: &str, setup: impl FnOnce(&Project), needles: &[&str]) {

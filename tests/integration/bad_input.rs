@@ -391,3 +391,166 @@ fn what_used_to_fail_late_is_refused_up_front() {
         &["`--v` is set twice"],
     );
 }
+
+/// Builds `inventory` expecting [`refused`]'s outcome, and that not even pki/ is made.
+fn refused_up_front(inventory: &str, needles: &[&str]) {
+    refused(inventory, no_setup, needles);
+    let project = Project::new(inventory);
+    project.build();
+    assert!(
+        !project.path("pki").exists(),
+        "pki/ written for {needles:?}"
+    );
+}
+
+/// The test inventory with kube-apiserver and etcd, `etcd` added to its `[etcd]`.
+fn whole_plane(etcd: &str) -> String {
+    format!("{INVENTORY}\n[kube-apiserver]\n[etcd]\nversion = \"3.4\"\n{etcd}")
+        .replace("apiserver = \"https://{{node.ip}}:6443\"\n", "")
+}
+
+/// The review's part 3, row 6: service ranges kube-apiserver 1.20 refuses at start
+/// (more than 20 host bits; fewer than 8 addresses) are refused by the build.
+#[test]
+fn service_ranges_kube_apiserver_refuses() {
+    for (cidr, needle) in [
+        (
+            "10.0.0.0/8",
+            "`10.0.0.0/8` is larger than kube-apiserver 1.20.2 takes: an IPv4 service range needs a prefix of /12 or longer",
+        ),
+        (
+            "0.0.0.0/0",
+            "`0.0.0.0/0` is larger than kube-apiserver 1.20.2 takes",
+        ),
+        (
+            "10.254.0.0/32",
+            "`10.254.0.0/32` holds 1 address(es); kube-apiserver needs at least 8 (an IPv4 prefix of /29 or shorter)",
+        ),
+        ("10.254.0.0/31", "`10.254.0.0/31` holds 2 address(es)"),
+        (
+            "fd00::/64",
+            "`fd00::/64` is larger than kube-apiserver 1.20.2 takes: an IPv6 service range needs a prefix of /108 or longer",
+        ),
+    ] {
+        refused_up_front(
+            &with("10.254.0.0/16", cidr),
+            &["cluster.toml:4:16: `cluster.service-cidr`", needle, "hint: pick a range such as"],
+        );
+    }
+}
+
+/// The review's part 3, rows 9 and 10: work and data folders inside install.sh's
+/// releases, on the node's system folders or written with `.` are refused.
+#[test]
+fn work_and_data_dirs_on_system_or_kube_bundle_folders() {
+    for (dir, needle) in [
+        (
+            "/var/backups/kube-bundle",
+            "`/var/backups/kube-bundle` overlaps install.sh's releases `/var/backups/kube-bundle`",
+        ),
+        (
+            "/var/backups/kube-bundle/k8s",
+            "overlaps install.sh's releases",
+        ),
+        ("/", "`/` is a system folder"),
+        ("/etc", "`/etc` is a system folder"),
+        ("/usr/", "`/usr` is a system folder"),
+        ("/var/lib", "`/var/lib` is a system folder"),
+        ("/home", "`/home` is a system folder"),
+        ("/lib64", "`/lib64` is a system folder"),
+        ("/etc/kubernetes", "overlaps the configuration folder `/etc/kubernetes`"),
+        ("/opt/k8s/bin", "overlaps the binaries' folder `/opt/k8s/bin`"),
+        (
+            "/./data",
+            "`/./data` is not an absolute path written plainly (no `.`, `..`, doubled or trailing `/`)",
+        ),
+        ("/data//k8s", "`/data//k8s` is not an absolute path written plainly"),
+    ] {
+        refused_up_front(
+            &with("[cluster]\n", &format!("[cluster]\nk8s-dir = \"{dir}\"\n")),
+            &["cluster.toml:2:11: `cluster.k8s-dir`", needle],
+        );
+    }
+    let etcd = |key: &str, dir: &str| whole_plane(&format!("{key} = \"{dir}\"\n"));
+    for (key, dir, needle) in [
+        (
+            "data-dir",
+            "/etc/systemd/system",
+            "`/etc/systemd/system` overlaps the units' folder `/etc/systemd/system`",
+        ),
+        ("data-dir", "/usr", "`/usr` is a system folder"),
+        ("data-dir", "/home", "`/home` is a system folder"),
+        ("data-dir", "/boot/", "`/boot` is a system folder"),
+        (
+            "data-dir",
+            "/var/backups/kube-bundle/etcd",
+            "overlaps install.sh's releases `/var/backups/kube-bundle`",
+        ),
+        ("wal-dir", "/tmp", "`/tmp` is a system folder"),
+        (
+            "wal-dir",
+            "/data//wal",
+            "is not an absolute path written plainly",
+        ),
+    ] {
+        refused_up_front(
+            &etcd(key, dir),
+            &[
+                &format!("`etcd.{key}`"),
+                needle,
+                "hint: keep etcd's data in a folder of its own",
+            ],
+        );
+    }
+}
+
+/// The review's part 3, row 11: what decides who may reach the API and etcd is
+/// kube-bundle's, like the certificate flags.
+#[test]
+fn extra_args_cannot_override_what_guards_the_cluster() {
+    let section = |name: &str, flag: &str, value: &str| {
+        whole_plane(&format!("[{name}.extra-args]\n{flag} = {value}\n"))
+    };
+    for (name, flag, value) in [
+        (
+            "kube-apiserver",
+            "client-ca-file",
+            "\"/etc/kubernetes/cert/ca.pem\"",
+        ),
+        (
+            "kube-apiserver",
+            "requestheader-client-ca-file",
+            "\"/etc/kubernetes/cert/ca.pem\"",
+        ),
+        ("kube-apiserver", "requestheader-allowed-names", "\"\""),
+        ("kube-apiserver", "anonymous-auth", "true"),
+        ("kube-apiserver", "authorization-mode", "\"AlwaysAllow\""),
+        (
+            "kube-apiserver",
+            "encryption-provider-config",
+            "\"/dev/null\"",
+        ),
+        ("etcd", "client-cert-auth", "false"),
+        ("etcd", "peer-client-cert-auth", "false"),
+        ("etcd", "trusted-ca-file", "\"/etc/kubernetes/cert/ca.pem\""),
+        (
+            "kube-controller-manager",
+            "client-ca-file",
+            "\"/tmp/ca.pem\"",
+        ),
+        (
+            "kube-controller-manager",
+            "requestheader-client-ca-file",
+            "\"/tmp/ca.pem\"",
+        ),
+    ] {
+        refused_up_front(
+            &section(name, flag, value),
+            &[
+                &format!("`{name}.extra-args.{flag}`"),
+                &format!("`--{flag}` is set by kube-bundle"),
+                &format!("hint: kube-bundle writes `--{flag}` for {name}; it cannot be overridden"),
+            ],
+        );
+    }
+}

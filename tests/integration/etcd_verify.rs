@@ -18,7 +18,7 @@ const ETCD_CA: &str = "rootfs/etc/kubernetes/cert/etcd-ca.pem";
 
 /// Three masters with every component and etcd from a stand-in binary; `pki` and `etcd`
 /// are added to those sections.
-fn project(pki: &str, etcd: &str) -> Project {
+pub fn project(pki: &str, etcd: &str) -> Project {
     let inventory = format!(
         "{}\n[kube-scheduler]\n[kube-apiserver]\n[etcd]\nversion = \"3.5\"\nbinary = \"fake-etcd\"\n{etcd}",
         INVENTORY
@@ -35,23 +35,23 @@ fn project(pki: &str, etcd: &str) -> Project {
     project
 }
 
-fn verify(project: &Project, bundles: &[PathBuf]) -> Output {
+pub fn verify(project: &Project, bundles: &[PathBuf]) -> Output {
     let mut args = vec!["verify".to_string()];
     args.extend(bundles.iter().map(|p| p.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     project.kube_bundle(&args)
 }
 
-fn all(project: &Project) -> Vec<PathBuf> {
+pub fn all(project: &Project) -> Vec<PathBuf> {
     NODES.iter().map(|(n, _)| project.tarball(n)).collect()
 }
 
 /// verify's findings, one per line.
-fn findings(out: &Output) -> Vec<String> {
+pub fn findings(out: &Output) -> Vec<String> {
     stdout(out).lines().map(str::to_string).collect()
 }
 
-fn assert_clean(out: &Output, bundles: usize) {
+pub fn assert_clean(out: &Output, bundles: usize) {
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));
     assert!(
         stderr(out).contains(&format!(
@@ -92,7 +92,7 @@ fn manifest_of(project: &Project, node: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap()
 }
 
-fn edit_unit(tarball: &Path, path: &str, change: impl FnOnce(String) -> String) {
+pub fn edit_unit(tarball: &Path, path: &str, change: impl FnOnce(String) -> String) {
     rewrite(tarball, |top| {
         let file = top.join(path);
         let text = std::fs::read_to_string(&file).unwrap();

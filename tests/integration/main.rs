@@ -17,6 +17,7 @@ mod install;
 mod install_safety;
 mod outputs;
 mod registry;
+mod repacked;
 mod reproducible;
 mod restarts;
 mod scheduler;

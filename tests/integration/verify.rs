@@ -19,7 +19,8 @@ fn tarballs(project: &Project) -> Vec<String> {
 }
 
 /// Unpacks `tarball`, lets `change` edit the bundle folder, then brings SHA256SUMS and
-/// manifest.json up to date and packs it again in place.
+/// manifest.json up to date (files added under `rootfs/` listed, files removed dropped)
+/// and packs it again in place: a consistent repack, as a forger would make it.
 pub fn rewrite(tarball: &Path, change: impl FnOnce(&Path)) {
     let work = tempfile::tempdir().unwrap();
     run_ok(
@@ -39,20 +40,44 @@ pub fn rewrite(tarball: &Path, change: impl FnOnce(&Path)) {
     let manifest_path = top.join("manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    for f in manifest["files"].as_array_mut().unwrap() {
+    let files = manifest["files"].as_array_mut().unwrap();
+    files.retain(|f| top.join(f["path"].as_str().unwrap()).exists());
+    let rootfs: Vec<String> = walkdir::WalkDir::new(top.join("rootfs"))
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(&top).unwrap().display().to_string())
+        .collect();
+    for path in &rootfs {
+        if !files.iter().any(|f| f["path"] == path.as_str()) {
+            files.push(serde_json::json!({"path": path, "mode": "", "size": 0, "sha256": ""}));
+        }
+    }
+    for f in files.iter_mut() {
         let path = top.join(f["path"].as_str().unwrap());
         f["sha256"] = serde_json::Value::String(sha256_file(&path));
+        f["size"] = std::fs::metadata(&path).unwrap().len().into();
+        if f["mode"] == "" {
+            f["mode"] = format!("{:04o}", mode_of(&path)).into();
+        }
     }
     std::fs::write(
         &manifest_path,
         serde_json::to_vec_pretty(&manifest).unwrap(),
     )
     .unwrap();
-    let listed: Vec<String> = std::fs::read_to_string(top.join("SHA256SUMS"))
+    let mut listed: Vec<String> = std::fs::read_to_string(top.join("SHA256SUMS"))
         .unwrap()
         .lines()
         .map(|l| l.split_once("  ").unwrap().1.to_string())
+        .filter(|p| top.join(p).exists())
         .collect();
+    for path in rootfs {
+        if !listed.contains(&path) {
+            listed.push(path);
+        }
+    }
     let sums = run_ok(
         Command::new(tool("sha256sum"))
             .args(&listed)
