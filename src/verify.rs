@@ -1016,12 +1016,22 @@ impl Check<'_> {
                         .is_some_and(|bc| bc.value.ca)
                 })
         };
-        let fits = have == want
-            || (signer
-                && have.len() == want.len() + 1
-                && have[..want.len()] == want[..]
-                && previous_ok(&have[want.len()]));
-        if !fits {
+        let previous = (signer
+            && have.len() == want.len() + 1
+            && have[..want.len()] == want[..]
+            && previous_ok(&have[want.len()]))
+        .then(|| &have[want.len()]);
+        if let Some(der) = previous {
+            let name = X509Certificate::from_der(der)
+                .ok()
+                .and_then(|(_, c)| pki::attr(&c, &x509_parser::oid_registry::OID_X509_COMMON_NAME))
+                .unwrap_or_default();
+            self.warn(
+                CLIENT_CA,
+                format!("also trusts `{name}`, the signing CA csr-signer.pem replaced: kube-apiserver accepts what its key signed until a build with `--drop-previous-csr-signer` is installed"),
+            );
+        }
+        if have != want && previous.is_none() {
             self.find(
                 CLIENT_CA,
                 if signer {

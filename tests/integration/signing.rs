@@ -208,7 +208,7 @@ fn by_default_a_signing_ca_signs_csrs_and_the_root_key_stays_home() {
     }
 
     // verify is clean and names no root key; certs lists the signing CA.
-    assert_verify_clean(&project);
+    assert_verify_clean(&project, None);
     let out = project.kube_bundle(&["certs", "-c", "cluster.toml"]);
     let row = stdout(&out)
         .lines()
@@ -581,8 +581,9 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// `kube-bundle verify` of every bundle: clean, no warning.
-fn assert_verify_clean(project: &Project) {
+/// `kube-bundle verify` of every bundle: no finding, and no warning but, with `previous`
+/// (its common name), one a bundle that its client CA also trusts that signing CA.
+fn assert_verify_clean(project: &Project, previous: Option<&str>) {
     let tarballs: Vec<String> = NODES
         .iter()
         .map(|(n, _)| project.tarball(n).display().to_string())
@@ -597,7 +598,44 @@ fn assert_verify_clean(project: &Project) {
         stdout(&out),
         stderr(&out)
     );
-    assert!(!stderr(&out).contains("warning:"), "{}", stderr(&out));
+    let expected: String = previous
+        .map(|cn| {
+            NODES
+                .iter()
+                .map(|(n, _)| format!("warning: control-plane-{n}.tar.gz: rootfs/etc/kubernetes/cert/client-ca.pem: also trusts `{cn}`, the signing CA csr-signer.pem replaced: kube-apiserver accepts what its key signed until a build with `--drop-previous-csr-signer` is installed\n"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let warnings: String = stderr(&out)
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(warnings, expected, "{}", stderr(&out));
+}
+
+/// The common name of a certificate file.
+fn common_name(cert: &Path) -> String {
+    let subject = openssl(
+        cert.parent().unwrap(),
+        &[
+            "x509",
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "multiline",
+            "-in",
+            cert.to_str().unwrap(),
+        ],
+    );
+    subject
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("commonName")
+                .map(|v| v.trim_start_matches([' ', '=']).to_string())
+        })
+        .unwrap_or_else(|| panic!("no common name in {subject}"))
 }
 
 #[test]
@@ -680,7 +718,7 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
             leaf.display()
         );
     }
-    assert_verify_clean(&project);
+    assert_verify_clean(&project, Some(&common_name(&old.join("csr-signer.pem"))));
     let out = project.kube_bundle(&["certs", "-c", "cluster.toml"]);
     assert!(
         stdout(&out)
@@ -732,7 +770,7 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
         }
     }
     assert!(verifies(&client_ca, None, &new_kubelet));
-    assert_verify_clean(&project);
+    assert_verify_clean(&project, None);
 }
 
 #[test]
@@ -818,7 +856,7 @@ fn a_root_issued_signer_of_an_earlier_release_is_replaced_with_a_warning() {
         read(&project.path("dist/client-ca.pem")),
         read(&pki.join("ca.pem")) + &read(&signer) + &read(&legacy)
     );
-    assert_verify_clean(&project);
+    assert_verify_clean(&project, Some("kubernetes-csr-signer"));
     // Reused as it is from now on.
     let log = project.build_ok();
     assert!(
@@ -895,5 +933,33 @@ fn an_interrupted_replacement_is_finished_or_undone_by_the_next_build() {
             assert!(!pki.join(gone).exists(), "{gone}");
         }
         std::fs::remove_file(pki.join("csr-signer-previous.pem")).unwrap();
+    }
+}
+
+#[test]
+fn a_client_ca_bundle_trusting_more_than_the_previous_signing_ca_is_found() {
+    let project = Project::new(&plane_inventory());
+    plant_fake_etcd(&project);
+    project.build_ok();
+    let m1 = project.tarball("m1");
+    let extra = project.path("extra");
+    std::fs::create_dir(&extra).unwrap();
+    let (one, _) = openssl_self_signed(&extra, "one", "one", "CA:TRUE");
+    let (two, _) = openssl_self_signed(&extra, "two", "two", "CA:TRUE");
+    let (leaf, _) = openssl_self_signed(&extra, "leaf", "leaf", "CA:FALSE");
+    let bundle = read(&project.path("dist/client-ca.pem"));
+    for added in [vec![&one, &two], vec![&leaf]] {
+        let text = added
+            .iter()
+            .fold(bundle.clone(), |all, cert| all + &read(cert));
+        crate::verify::rewrite(&m1, |top| {
+            std::fs::write(top.join("rootfs/etc/kubernetes/cert/client-ca.pem"), &text).unwrap();
+        });
+        let out = project.kube_bundle(&["verify", m1.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            crate::verify::findings(&out),
+            "control-plane-m1.tar.gz: rootfs/etc/kubernetes/cert/client-ca.pem: must hold ca.pem, then csr-signer.pem, then at most the signing CA it replaced, and nothing else\n"
+        );
     }
 }
