@@ -72,6 +72,7 @@ struct RawCluster {
     name: Option<Spanned<String>>,
     kubernetes_version: Option<Spanned<String>>,
     apiserver: Option<Spanned<String>>,
+    worker_apiserver: Option<Spanned<String>>,
     service_cidr: Option<Spanned<String>>,
     cluster_cidr: Option<Spanned<String>>,
     k8s_dir: Option<Spanned<String>>,
@@ -276,6 +277,9 @@ pub struct Cluster {
     pub dns_domain: String,
     /// Whether `apiserver` was written in the inventory rather than defaulted.
     pub apiserver_set: bool,
+    /// The address workers (kubelets, kube-proxy) reach the apiservers at, such as the
+    /// tutorial's local kube-nginx proxy; kept for worker bundles, unused by masters.
+    pub worker_apiserver: Option<String>,
 }
 
 impl Cluster {
@@ -745,6 +749,20 @@ impl Validator<'_> {
             }
         };
 
+        // For workers: `{{node.ip}}` would be each worker's own address, which no
+        // apiserver certificate names.
+        let worker_apiserver = match raw.worker_apiserver {
+            None => None,
+            Some(a) => {
+                check_apiserver(a.get_ref())
+                    .and_then(|()| match a.get_ref().contains(NODE_IP_PLACEHOLDER) {
+                        true => Err(format!("`{NODE_IP_PLACEHOLDER}` stands for a master's IP, not a worker's")),
+                        false => Ok(()),
+                    })
+                    .map_err(|m| self.err(&a, "cluster.worker-apiserver", m).with_hint("write the URL workers reach the apiservers at, as `https://HOST:PORT` (the tutorial's kube-nginx: `https://127.0.0.1:8443`)"))?;
+                Some(a.into_inner())
+            }
+        };
         let Some(service_cidr) = raw.service_cidr else {
             return Err(Error::input(self.whole_file("cluster.service-cidr"), "is required")
                 .with_hint("set it to the same range as kube-apiserver's `--service-cluster-ip-range`, e.g. `10.254.0.0/16`"));
@@ -810,6 +828,7 @@ impl Validator<'_> {
             k8s_dir,
             dns_domain,
             apiserver_set,
+            worker_apiserver,
         })
     }
 
