@@ -223,6 +223,15 @@ impl EtcdSettings {
     }
 }
 
+/// The names every serving certificate of a node carries: loopback, its IP and name.
+pub fn node_names(node: &Node) -> Vec<San> {
+    vec![
+        San::Ip("127.0.0.1".parse().expect("loopback")),
+        San::Ip(node.ip),
+        San::Dns(node.name.clone()),
+    ]
+}
+
 fn host(ip: IpAddr) -> String {
     match ip {
         IpAddr::V6(v6) => format!("[{v6}]"),
@@ -409,6 +418,24 @@ impl Inventory {
         self.cluster.apiserver.replace(NODE_IP_PLACEHOLDER, &ip)
     }
 
+    /// The names kube-apiserver's serving certificate carries on `node`, in certificate
+    /// order: the node's own, the extra SANs, the `kubernetes` service's IP and names.
+    pub fn apiserver_names(&self, node: &Node) -> Vec<San> {
+        let mut names = node_names(node);
+        if let Some(api) = &self.apiserver {
+            names.extend(api.extra_sans.iter().cloned());
+        }
+        names.push(San::Ip(self.cluster.kubernetes_service_ip()));
+        for name in ["kubernetes", "kubernetes.default", "kubernetes.default.svc"] {
+            names.push(San::Dns(name.into()));
+        }
+        names.push(San::Dns(format!(
+            "kubernetes.default.svc.{}",
+            self.cluster.dns_domain
+        )));
+        names
+    }
+
     /// Every certificate `c` carries on a node: its row's, and with `[etcd]` the
     /// apiserver's client certificate for it.
     pub fn certs(&self, c: &'static Component) -> Vec<&'static component::CertSpec> {
@@ -485,6 +512,7 @@ impl Validator<'_> {
     }
 
     fn inventory(&self, raw: RawInventory) -> Result<Inventory> {
+        let apiserver_span = raw.cluster.apiserver.as_ref().map(Spanned::span);
         let mut cluster = self.cluster(raw.cluster)?;
         let pki = self.pki(raw.pki)?;
         let joining = self.joining(&raw.nodes)?;
@@ -561,7 +589,7 @@ impl Validator<'_> {
                 )));
             }
         }
-        Ok(Inventory {
+        let inv = Inventory {
             path: self.path.to_path_buf(),
             cluster,
             pki,
@@ -570,7 +598,40 @@ impl Validator<'_> {
             apiserver,
             etcd,
             warnings,
-        })
+        };
+        self.apiserver_in_certificate(&inv, apiserver_span)?;
+        Ok(inv)
+    }
+
+    /// With kube-apiserver built, the `apiserver` the controller-manager and scheduler
+    /// reach must be a name its serving certificate carries, or their TLS check fails on
+    /// every master.
+    fn apiserver_in_certificate(&self, inv: &Inventory, span: Option<Range<usize>>) -> Result<()> {
+        let (Some(_), Some(span)) = (&inv.apiserver, span) else {
+            return Ok(());
+        };
+        for node in &inv.nodes {
+            let url = inv.apiserver_for(node);
+            let Some(host) = url_host(&url) else { continue };
+            let wanted = match host.parse::<IpAddr>() {
+                Ok(ip) => San::Ip(ip.to_canonical()),
+                Err(_) => San::Dns(host.to_ascii_lowercase()),
+            };
+            let names = inv.apiserver_names(node);
+            if !names.contains(&wanted) {
+                let names: Vec<String> = names.iter().map(San::to_string).collect();
+                return Err(Error::input(
+                    self.at(span, "cluster.apiserver"),
+                    format!(
+                        "`{host}` is not a name of kube-apiserver's serving certificate, which on `{}` holds {}",
+                        node.name,
+                        names.join(", ")
+                    ),
+                )
+                .with_hint(format!("add `{host}` to `extra-sans` under [kube-apiserver] (a load balancer's name or address), or remove `apiserver` so that each controller-manager and scheduler talks to its own master's apiserver")));
+            }
+        }
+        Ok(())
     }
 
     /// The nodes whose etcd member joins a formed cluster, from `etcd-state`.
@@ -1470,6 +1531,15 @@ fn check_apiserver(url: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The host of a URL [`check_apiserver`] accepted, without brackets.
+fn url_host(url: &str) -> Option<&str> {
+    let authority = url.strip_prefix("https://")?.split('/').next()?;
+    match authority.strip_prefix('[') {
+        Some(inner) => inner.split(']').next(),
+        None => authority.split(':').next(),
+    }
 }
 
 fn check_executable(path: &Path) -> Result<(), String> {
