@@ -54,6 +54,7 @@ struct RawInventory {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawApiServer {
     binary: Option<Spanned<String>>,
+    binary_check: Option<bool>,
     secure_port: Option<Spanned<i64>>,
     #[serde(default)]
     extra_sans: Vec<Spanned<String>>,
@@ -73,6 +74,7 @@ struct RawCluster {
     kubernetes_version: Option<Spanned<String>>,
     apiserver: Option<Spanned<String>>,
     worker_apiserver: Option<Spanned<String>>,
+    arch: Option<Spanned<String>>,
     service_cidr: Option<Spanned<String>>,
     cluster_cidr: Option<Spanned<String>>,
     k8s_dir: Option<Spanned<String>>,
@@ -116,6 +118,7 @@ struct RawNode {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawEtcd {
     binary: Option<Spanned<String>>,
+    binary_check: Option<bool>,
     etcdctl: Option<Spanned<String>>,
     version: Option<Spanned<String>>,
     client_port: Option<Spanned<i64>>,
@@ -131,6 +134,7 @@ struct RawEtcd {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawComponent {
     binary: Option<Spanned<String>>,
+    binary_check: Option<bool>,
     secure_port: Option<Spanned<i64>>,
     #[serde(default)]
     extra_args: BTreeMap<String, Spanned<toml::Value>>,
@@ -289,6 +293,45 @@ pub struct Cluster {
     /// The address workers (kubelets, kube-proxy) reach the apiservers at, such as the
     /// tutorial's local kube-nginx proxy; kept for worker bundles, unused by masters.
     pub worker_apiserver: Option<String>,
+    /// The masters' architecture: every carried binary must be built for it.
+    pub arch: Arch,
+    /// Whether `arch` was written in the inventory rather than defaulted.
+    pub arch_set: bool,
+}
+
+/// A node architecture, as Go and Kubernetes' release downloads name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Amd64,
+    Arm64,
+    Arm,
+    Ppc64le,
+    S390x,
+}
+
+impl Arch {
+    pub const NAMES: [&'static str; 5] = ["amd64", "arm64", "arm", "ppc64le", "s390x"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "amd64" => Some(Self::Amd64),
+            "arm64" => Some(Self::Arm64),
+            "arm" => Some(Self::Arm),
+            "ppc64le" => Some(Self::Ppc64le),
+            "s390x" => Some(Self::S390x),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Amd64 => "amd64",
+            Self::Arm64 => "arm64",
+            Self::Arm => "arm",
+            Self::Ppc64le => "ppc64le",
+            Self::S390x => "s390x",
+        }
+    }
 }
 
 impl Cluster {
@@ -406,6 +449,9 @@ pub struct ComponentSettings {
     pub secure_port: u16,
     /// Flag name (without dashes) → value, as rendered after `=`.
     pub extra_args: BTreeMap<String, String>,
+    /// Whether the build reads `binary` (and etcd's `etcdctl`) to check that it is an
+    /// executable of the component's release; `binary-check = false` carries it as is.
+    pub check_binary: bool,
 }
 
 impl Inventory {
@@ -692,6 +738,7 @@ impl Validator<'_> {
             &component::ETCD,
             RawComponent {
                 binary: raw.binary,
+                binary_check: raw.binary_check,
                 secure_port: raw.client_port,
                 extra_args: raw.extra_args,
             },
@@ -824,6 +871,16 @@ impl Validator<'_> {
                 Some(a.into_inner())
             }
         };
+        let arch_set = raw.arch.is_some();
+        let arch = self.one_of(
+            raw.arch,
+            "cluster.arch",
+            "architecture",
+            Arch::Amd64,
+            &Arch::NAMES,
+            Arch::parse,
+        )?;
+
         let Some(service_cidr) = raw.service_cidr else {
             return Err(Error::input(self.whole_file("cluster.service-cidr"), "is required")
                 .with_hint("set it to the same range as kube-apiserver's `--service-cluster-ip-range`, e.g. `10.254.0.0/16`"));
@@ -890,6 +947,8 @@ impl Validator<'_> {
             dns_domain,
             apiserver_set,
             worker_apiserver,
+            arch,
+            arch_set,
         })
     }
 
@@ -906,6 +965,7 @@ impl Validator<'_> {
             &KUBE_APISERVER,
             RawComponent {
                 binary: raw.binary,
+                binary_check: raw.binary_check,
                 secure_port: raw.secure_port,
                 extra_args: raw.extra_args,
             },
@@ -1125,6 +1185,31 @@ impl Validator<'_> {
         Ok(Some(path))
     }
 
+    /// One of a fixed set of `names` (`parse` reads one), or `default` when the key is
+    /// absent.
+    fn one_of<T>(
+        &self,
+        value: Option<Spanned<String>>,
+        field: &str,
+        what: &str,
+        default: T,
+        names: &[&str],
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<T> {
+        let Some(v) = value else { return Ok(default) };
+        parse(v.get_ref()).ok_or_else(|| {
+            self.err(&v, field, format!("unknown {what} `{}`", v.get_ref()))
+                .with_hint(format!(
+                    "use one of {}",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+        })
+    }
+
     /// A plain name of letters, digits, `-` and `.`, or `default` when the key is absent.
     fn plain_name(
         &self,
@@ -1181,20 +1266,14 @@ impl Validator<'_> {
                     .with_hint("an imported CA needs both its certificate and its key; remove both to let kube-bundle generate a CA"))
             }
         };
-        let key_algorithm = match raw.key_algorithm {
-            None => KeyAlgorithm::Rsa2048,
-            Some(a) => KeyAlgorithm::parse(a.get_ref()).ok_or_else(|| {
-                self.err(
-                    &a,
-                    "pki.key-algorithm",
-                    format!("unknown key algorithm `{}`", a.get_ref()),
-                )
-                .with_hint(format!(
-                    "use one of {}",
-                    KeyAlgorithm::NAMES.map(|n| format!("`{n}`")).join(", ")
-                ))
-            })?,
-        };
+        let key_algorithm = self.one_of(
+            raw.key_algorithm,
+            "pki.key-algorithm",
+            "key algorithm",
+            KeyAlgorithm::Rsa2048,
+            &KeyAlgorithm::NAMES,
+            KeyAlgorithm::parse,
+        )?;
         let duration =
             |value: Option<Spanned<String>>, field: &str, default: &str| -> Result<Duration> {
                 match value {
@@ -1447,6 +1526,7 @@ impl Validator<'_> {
             binary,
             secure_port,
             extra_args,
+            check_binary: raw.binary_check.unwrap_or(true),
         })
     }
 }

@@ -378,6 +378,8 @@ pub fn inventory_text(imported: &Imported, kubernetes_version: &str) -> String {
 [cluster]
 # name = "kubernetes"                  # --cluster-name
 kubernetes-version = {version}         # the control-plane release you run (1.16 or newer)
+# arch = "amd64"                       # the masters' architecture: amd64, arm64, arm,
+#                                      #   ppc64le or s390x; every `binary` must be built for it
 # The controller-manager and scheduler talk to their own master's kube-apiserver. Set
 # `apiserver` only to send them elsewhere, such as a load balancer listed in the
 # apiservers' `extra-sans`.
@@ -441,6 +443,8 @@ ca-validity = "87600h"
     }
     out.push_str(
         r#"
+# A `binary` is read (never run) before the build: it must be a Linux executable for
+# `arch` of the release stated, or `binary-check = false` in its section carries it as is.
 [kube-controller-manager]
 # binary = "/opt/k8s/bin/kube-controller-manager"   # carried in each bundle when set
 secure-port = 10257
