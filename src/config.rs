@@ -54,6 +54,7 @@ struct RawInventory {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawApiServer {
     binary: Option<Spanned<String>>,
+    binary_check: Option<bool>,
     secure_port: Option<Spanned<i64>>,
     #[serde(default)]
     extra_sans: Vec<Spanned<String>>,
@@ -72,6 +73,8 @@ struct RawCluster {
     name: Option<Spanned<String>>,
     kubernetes_version: Option<Spanned<String>>,
     apiserver: Option<Spanned<String>>,
+    worker_apiserver: Option<Spanned<String>>,
+    arch: Option<Spanned<String>>,
     service_cidr: Option<Spanned<String>>,
     cluster_cidr: Option<Spanned<String>>,
     k8s_dir: Option<Spanned<String>>,
@@ -115,6 +118,7 @@ struct RawNode {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawEtcd {
     binary: Option<Spanned<String>>,
+    binary_check: Option<bool>,
     etcdctl: Option<Spanned<String>>,
     version: Option<Spanned<String>>,
     client_port: Option<Spanned<i64>>,
@@ -130,6 +134,7 @@ struct RawEtcd {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawComponent {
     binary: Option<Spanned<String>>,
+    binary_check: Option<bool>,
     secure_port: Option<Spanned<i64>>,
     #[serde(default)]
     extra_args: BTreeMap<String, Spanned<toml::Value>>,
@@ -222,6 +227,15 @@ impl EtcdSettings {
     }
 }
 
+/// The names every serving certificate of a node carries: loopback, its IP and name.
+pub fn node_names(node: &Node) -> Vec<San> {
+    vec![
+        San::Ip("127.0.0.1".parse().expect("loopback")),
+        San::Ip(node.ip),
+        San::Dns(node.name.clone()),
+    ]
+}
+
 fn host(ip: IpAddr) -> String {
     match ip {
         IpAddr::V6(v6) => format!("[{v6}]"),
@@ -276,6 +290,48 @@ pub struct Cluster {
     pub dns_domain: String,
     /// Whether `apiserver` was written in the inventory rather than defaulted.
     pub apiserver_set: bool,
+    /// The address workers (kubelets, kube-proxy) reach the apiservers at, such as the
+    /// tutorial's local kube-nginx proxy; kept for worker bundles, unused by masters.
+    pub worker_apiserver: Option<String>,
+    /// The masters' architecture: every carried binary must be built for it.
+    pub arch: Arch,
+    /// Whether `arch` was written in the inventory rather than defaulted.
+    pub arch_set: bool,
+}
+
+/// A node architecture, as Go and Kubernetes' release downloads name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Amd64,
+    Arm64,
+    Arm,
+    Ppc64le,
+    S390x,
+}
+
+impl Arch {
+    pub const NAMES: [&'static str; 5] = ["amd64", "arm64", "arm", "ppc64le", "s390x"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "amd64" => Some(Self::Amd64),
+            "arm64" => Some(Self::Arm64),
+            "arm" => Some(Self::Arm),
+            "ppc64le" => Some(Self::Ppc64le),
+            "s390x" => Some(Self::S390x),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Amd64 => "amd64",
+            Self::Arm64 => "arm64",
+            Self::Arm => "arm",
+            Self::Ppc64le => "ppc64le",
+            Self::S390x => "s390x",
+        }
+    }
 }
 
 impl Cluster {
@@ -394,6 +450,9 @@ pub struct ComponentSettings {
     pub secure_port: u16,
     /// Flag name (without dashes) → value, as rendered after `=`.
     pub extra_args: BTreeMap<String, String>,
+    /// Whether the build reads `binary` (and etcd's `etcdctl`) to check that it is an
+    /// executable of the component's release; `binary-check = false` carries it as is.
+    pub check_binary: bool,
 }
 
 impl Inventory {
@@ -404,6 +463,24 @@ impl Inventory {
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
         self.cluster.apiserver.replace(NODE_IP_PLACEHOLDER, &ip)
+    }
+
+    /// The names kube-apiserver's serving certificate carries on `node`, in certificate
+    /// order: the node's own, the extra SANs, the `kubernetes` service's IP and names.
+    pub fn apiserver_names(&self, node: &Node) -> Vec<San> {
+        let mut names = node_names(node);
+        if let Some(api) = &self.apiserver {
+            names.extend(api.extra_sans.iter().cloned());
+        }
+        names.push(San::Ip(self.cluster.kubernetes_service_ip()));
+        for name in ["kubernetes", "kubernetes.default", "kubernetes.default.svc"] {
+            names.push(San::Dns(name.into()));
+        }
+        names.push(San::Dns(format!(
+            "kubernetes.default.svc.{}",
+            self.cluster.dns_domain
+        )));
+        names
     }
 
     /// Every certificate `c` carries on a node: its row's, and with `[etcd]` the
@@ -482,6 +559,7 @@ impl Validator<'_> {
     }
 
     fn inventory(&self, raw: RawInventory) -> Result<Inventory> {
+        let apiserver_span = raw.cluster.apiserver.as_ref().map(Spanned::span);
         let mut cluster = self.cluster(raw.cluster)?;
         let pki = self.pki(raw.pki)?;
         let joining = self.joining(&raw.nodes)?;
@@ -558,7 +636,7 @@ impl Validator<'_> {
                 )));
             }
         }
-        Ok(Inventory {
+        let inv = Inventory {
             path: self.path.to_path_buf(),
             cluster,
             pki,
@@ -567,7 +645,40 @@ impl Validator<'_> {
             apiserver,
             etcd,
             warnings,
-        })
+        };
+        self.apiserver_in_certificate(&inv, apiserver_span)?;
+        Ok(inv)
+    }
+
+    /// With kube-apiserver built, the `apiserver` the controller-manager and scheduler
+    /// reach must be a name its serving certificate carries, or their TLS check fails on
+    /// every master.
+    fn apiserver_in_certificate(&self, inv: &Inventory, span: Option<Range<usize>>) -> Result<()> {
+        let (Some(_), Some(span)) = (&inv.apiserver, span) else {
+            return Ok(());
+        };
+        for node in &inv.nodes {
+            let url = inv.apiserver_for(node);
+            let Some(host) = url_host(&url) else { continue };
+            let wanted = match host.parse::<IpAddr>() {
+                Ok(ip) => San::Ip(ip.to_canonical()),
+                Err(_) => San::Dns(host.to_ascii_lowercase()),
+            };
+            let names = inv.apiserver_names(node);
+            if !names.contains(&wanted) {
+                let names: Vec<String> = names.iter().map(San::to_string).collect();
+                return Err(Error::input(
+                    self.at(span, "cluster.apiserver"),
+                    format!(
+                        "`{host}` is not a name of kube-apiserver's serving certificate, which on `{}` holds {}",
+                        node.name,
+                        names.join(", ")
+                    ),
+                )
+                .with_hint(format!("add `{host}` to `extra-sans` under [kube-apiserver] (a load balancer's name or address), or remove `apiserver` so that each controller-manager and scheduler talks to its own master's apiserver")));
+            }
+        }
+        Ok(())
     }
 
     /// The nodes whose etcd member joins a formed cluster, from `etcd-state`.
@@ -628,6 +739,7 @@ impl Validator<'_> {
             &component::ETCD,
             RawComponent {
                 binary: raw.binary,
+                binary_check: raw.binary_check,
                 secure_port: raw.client_port,
                 extra_args: raw.extra_args,
             },
@@ -741,6 +853,30 @@ impl Validator<'_> {
             }
         };
 
+        // For workers: `{{node.ip}}` would be each worker's own address, which no
+        // apiserver certificate names.
+        let worker_apiserver = match raw.worker_apiserver {
+            None => None,
+            Some(a) => {
+                check_apiserver(a.get_ref())
+                    .and_then(|()| match a.get_ref().contains(NODE_IP_PLACEHOLDER) {
+                        true => Err(format!("`{NODE_IP_PLACEHOLDER}` stands for a master's IP, not a worker's")),
+                        false => Ok(()),
+                    })
+                    .map_err(|m| self.err(&a, "cluster.worker-apiserver", m).with_hint("write the URL workers reach the apiservers at, as `https://HOST:PORT` (the tutorial's kube-nginx: `https://127.0.0.1:8443`)"))?;
+                Some(a.into_inner())
+            }
+        };
+        let arch_set = raw.arch.is_some();
+        let arch = self.one_of(
+            raw.arch,
+            "cluster.arch",
+            "architecture",
+            Arch::Amd64,
+            &Arch::NAMES,
+            Arch::parse,
+        )?;
+
         let Some(service_cidr) = raw.service_cidr else {
             return Err(Error::input(self.whole_file("cluster.service-cidr"), "is required")
                 .with_hint("set it to the same range as kube-apiserver's `--service-cluster-ip-range`, e.g. `10.254.0.0/16`"));
@@ -833,6 +969,9 @@ impl Validator<'_> {
             k8s_dir,
             dns_domain,
             apiserver_set,
+            worker_apiserver,
+            arch,
+            arch_set,
         })
     }
 
@@ -849,6 +988,7 @@ impl Validator<'_> {
             &KUBE_APISERVER,
             RawComponent {
                 binary: raw.binary,
+                binary_check: raw.binary_check,
                 secure_port: raw.secure_port,
                 extra_args: raw.extra_args,
             },
@@ -1068,6 +1208,31 @@ impl Validator<'_> {
         Ok(Some(path))
     }
 
+    /// One of a fixed set of `names` (`parse` reads one), or `default` when the key is
+    /// absent.
+    fn one_of<T>(
+        &self,
+        value: Option<Spanned<String>>,
+        field: &str,
+        what: &str,
+        default: T,
+        names: &[&str],
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<T> {
+        let Some(v) = value else { return Ok(default) };
+        parse(v.get_ref()).ok_or_else(|| {
+            self.err(&v, field, format!("unknown {what} `{}`", v.get_ref()))
+                .with_hint(format!(
+                    "use one of {}",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+        })
+    }
+
     /// A plain name of letters, digits, `-` and `.`, or `default` when the key is absent.
     fn plain_name(
         &self,
@@ -1124,20 +1289,14 @@ impl Validator<'_> {
                     .with_hint("an imported CA needs both its certificate and its key; remove both to let kube-bundle generate a CA"))
             }
         };
-        let key_algorithm = match raw.key_algorithm {
-            None => KeyAlgorithm::Rsa2048,
-            Some(a) => KeyAlgorithm::parse(a.get_ref()).ok_or_else(|| {
-                self.err(
-                    &a,
-                    "pki.key-algorithm",
-                    format!("unknown key algorithm `{}`", a.get_ref()),
-                )
-                .with_hint(format!(
-                    "use one of {}",
-                    KeyAlgorithm::NAMES.map(|n| format!("`{n}`")).join(", ")
-                ))
-            })?,
-        };
+        let key_algorithm = self.one_of(
+            raw.key_algorithm,
+            "pki.key-algorithm",
+            "key algorithm",
+            KeyAlgorithm::Rsa2048,
+            &KeyAlgorithm::NAMES,
+            KeyAlgorithm::parse,
+        )?;
         let duration =
             |value: Option<Spanned<String>>, field: &str, default: &str| -> Result<Duration> {
                 match value {
@@ -1390,6 +1549,7 @@ impl Validator<'_> {
             binary,
             secure_port,
             extra_args,
+            check_binary: raw.binary_check.unwrap_or(true),
         })
     }
 }
@@ -1518,6 +1678,15 @@ fn check_service_range(net: &IpNet, version: &KubeVersion) -> Result<(), (String
         ));
     }
     Ok(())
+}
+
+/// The host of a URL [`check_apiserver`] accepted, without brackets.
+fn url_host(url: &str) -> Option<&str> {
+    let authority = url.strip_prefix("https://")?.split('/').next()?;
+    match authority.strip_prefix('[') {
+        Some(inner) => inner.split(']').next(),
+        None => authority.split(':').next(),
+    }
 }
 
 fn check_executable(path: &Path) -> Result<(), String> {

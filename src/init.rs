@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::{
-    self, DEFAULT_APISERVER, DEFAULT_DNS_DOMAIN, DEFAULT_K8S_DIR, DEFAULT_NODE_PORT_RANGE,
-};
+use crate::config::{self, DEFAULT_DNS_DOMAIN, DEFAULT_K8S_DIR, DEFAULT_NODE_PORT_RANGE};
 use crate::error::{Error, Result};
 
 /// The environment.sh variables `init` understands.
@@ -109,7 +107,9 @@ fn unquote(word: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Imported {
     pub nodes: Vec<(String, String)>,
-    pub apiserver: Option<String>,
+    /// KUBE_APISERVER: the address workers reach the apiservers at (the tutorial's
+    /// kube-nginx proxy), kept as `worker-apiserver`; masters use their own apiserver.
+    pub worker_apiserver: Option<String>,
     pub k8s_dir: Option<String>,
     pub service_cidr: Option<String>,
     pub cluster_cidr: Option<String>,
@@ -173,7 +173,7 @@ pub fn import_env(path: &Path) -> Result<Imported> {
     }
     let mut imported = Imported {
         nodes: names.into_iter().zip(ips).collect(),
-        apiserver: scalar("KUBE_APISERVER")?,
+        worker_apiserver: scalar("KUBE_APISERVER")?,
         k8s_dir: scalar("K8S_DIR")?,
         service_cidr: scalar("SERVICE_CIDR")?,
         cluster_cidr: scalar("CLUSTER_CIDR")?,
@@ -315,6 +315,11 @@ pub fn import_env(path: &Path) -> Result<Imported> {
             }
         }
     }
+    if let Some(url) = &imported.worker_apiserver {
+        imported.notes.push(format!(
+            "KUBE_APISERVER `{url}` (the tutorial's kube-nginx proxy, for kubelets and kube-proxy) kept as `worker-apiserver`; the controller-manager and scheduler talk to their own master's kube-apiserver"
+        ));
+    }
     match vars.get("ENCRYPTION_KEY") {
         Some(ShellValue::Scalar(key)) => {
             use base64::Engine;
@@ -373,9 +378,15 @@ pub fn inventory_text(imported: &Imported, kubernetes_version: &str) -> String {
 [cluster]
 # name = "kubernetes"                  # --cluster-name
 kubernetes-version = {version}         # the control-plane release you run (1.16 or newer)
-# URL the controller-manager and scheduler talk to; {{{{node.ip}}}} is each master's own
-# IP, for an apiserver on the same host.
-apiserver = {apiserver}
+# arch = "amd64"                       # the masters' architecture: amd64, arm64, arm,
+#                                      #   ppc64le or s390x; every `binary` must be built for it
+# The controller-manager and scheduler talk to their own master's kube-apiserver. Set
+# `apiserver` only to send them elsewhere, such as a load balancer listed in the
+# apiservers' `extra-sans`.
+# apiserver = "https://lb.example.com:6443"
+# Where kubelets and kube-proxy reach the apiservers (the tutorial's local kube-nginx
+# proxy, chapter 06), kept for worker bundles; masters do not use it.
+{worker_apiserver}
 service-cidr = {service_cidr}          # must equal kube-apiserver's --service-cluster-ip-range
 {cluster_cidr}
 k8s-dir = {k8s_dir}                    # work dirs live under here
@@ -399,7 +410,10 @@ ca-validity = "87600h"
 # OU = "opsnull"
 "#,
         version = toml_str(kubernetes_version),
-        apiserver = toml_str(imported.apiserver.as_deref().unwrap_or(DEFAULT_APISERVER)),
+        worker_apiserver = match &imported.worker_apiserver {
+            Some(url) => format!("worker-apiserver = {}", toml_str(url)),
+            None => "# worker-apiserver = \"https://127.0.0.1:8443\"".to_string(),
+        },
         service_cidr = toml_str(imported.service_cidr.as_deref().unwrap_or("10.254.0.0/16")),
         cluster_cidr = match &imported.cluster_cidr {
             Some(c) => format!(
@@ -430,6 +444,8 @@ ca-validity = "87600h"
     }
     out.push_str(
         r#"
+# A `binary` is read (never run) before the build: it must be a Linux executable for
+# `arch` of the release stated, or `binary-check = false` in its section carries it as is.
 [kube-controller-manager]
 # binary = "/opt/k8s/bin/kube-controller-manager"   # carried in each bundle when set
 secure-port = 10257

@@ -3,7 +3,9 @@
 //! (a row each in `component`) and one install script. `build` is the whole pipeline:
 //!
 //! 1. load:   `config` reads `cluster.toml` and validates it into an `Inventory`
-//!    (`catalogue` says which flags each release of a component has)
+//!    (`catalogue` says which flags each release of a component has); `binary` then
+//!    reads every binary it carries, without running it, for the nodes' architecture
+//!    and the stated release
 //! 2. plan:   `plan` lists every file of each node's bundle: node path, mode, the
 //!    components it restarts, and where its bytes come from; pure data, no I/O
 //! 3. pki:    `pki` loads or creates the CA (and, with kube-apiserver and etcd, the
@@ -27,6 +29,7 @@
 //! `fetch` writes `dist/fetch.sh`, which gets one node's bundle with curl alone.
 
 pub mod artifact;
+pub mod binary;
 pub mod bundle;
 pub mod catalogue;
 pub mod certs;
@@ -112,6 +115,7 @@ use crate::component::dist::{ADMIN_KUBECONFIG, KUBELET_RBAC};
 pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Result<BuildReport> {
     let mut report = BuildReport::default();
     let inv = config::load(&opts.config)?;
+    binary::check(&inv)?;
     if let Some(w) = inv.cluster.version.profile_warning() {
         report.notes.push(format!("warning: {w}"));
     }

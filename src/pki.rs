@@ -20,7 +20,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::component::{CertSpec, Component, IssuedBy, Names, ADMIN};
 use crate::config::{
-    CsrSigning, EtcdCa, Inventory, KeyAlgorithm, Node, San, ServiceAccountKey, Subject,
+    self, CsrSigning, EtcdCa, Inventory, KeyAlgorithm, Node, San, ServiceAccountKey, Subject,
 };
 use crate::error::{Error, Result};
 use crate::keys;
@@ -1199,31 +1199,10 @@ fn service_account_key(inv: &Inventory, say: &mut dyn FnMut(String)) -> Result<S
 /// The names a certificate of `spec` carries on `node`, in certificate order.
 pub fn names(inv: &Inventory, node: Option<&Node>, spec: &CertSpec) -> Vec<San> {
     let Some(node) = node else { return Vec::new() };
-    let own = || {
-        vec![
-            San::Ip("127.0.0.1".parse().expect("loopback")),
-            San::Ip(node.ip),
-            San::Dns(node.name.clone()),
-        ]
-    };
     let mut names = match spec.names {
         Names::None => Vec::new(),
-        Names::Node => own(),
-        Names::ApiServer => {
-            let mut names = own();
-            if let Some(api) = &inv.apiserver {
-                names.extend(api.extra_sans.iter().cloned());
-            }
-            names.push(San::Ip(inv.cluster.kubernetes_service_ip()));
-            for name in ["kubernetes", "kubernetes.default", "kubernetes.default.svc"] {
-                names.push(San::Dns(name.into()));
-            }
-            names.push(San::Dns(format!(
-                "kubernetes.default.svc.{}",
-                inv.cluster.dns_domain
-            )));
-            names
-        }
+        Names::Node => config::node_names(node),
+        Names::ApiServer => inv.apiserver_names(node),
     };
     let mut seen = std::collections::BTreeSet::new();
     names.retain(|n| seen.insert(n.clone()));

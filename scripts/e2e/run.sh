@@ -648,7 +648,8 @@ build_variants() {
     build_variant bad "$CLUSTER/cluster.toml" --templates "$WORK/bad-templates"
     build_variant deadapi "$(variant_toml deadapi '/^\[cluster\]$/a apiserver = "https://127.0.0.1:6444"' '')"
     for b in crash sleep; do
-        build_variant "$b" "$(variant_toml "$b" "s|^binary = \".*/kube-controller-manager\"|binary = \"$STANDINS/$b\"|" '')"
+        # Scripts, not the release the inventory states: carried as they are.
+        build_variant "$b" "$(variant_toml "$b" "s|^binary = \".*/kube-controller-manager\"|binary = \"$STANDINS/$b\"\nbinary-check = false|" '')"
     done
     echo "built the v2, bad, deadapi, crash and sleep variants in $(elapsed_since "$t0")s (in the background)"
 }

@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::common::*;
 
 /// Builds `inventory` (after `setup`) and expects a refusal whose message holds `needles`.
-fn refused(inventory: &str, setup: impl FnOnce(&Project), needles: &[&str]) {
+pub fn refused(inventory: &str, setup: impl FnOnce(&Project), needles: &[&str]) -> Project {
     let project = Project::new(inventory);
     setup(&project);
     let out = project.build();
@@ -30,9 +30,10 @@ fn refused(inventory: &str, setup: impl FnOnce(&Project), needles: &[&str]) {
         .filter(|n| n.to_string_lossy().starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+    project
 }
 
-fn no_setup(_: &Project) {}
+pub fn no_setup(_: &Project) {}
 
 fn with(find: &str, replace: &str) -> String {
     assert!(INVENTORY.contains(find), "{find}");

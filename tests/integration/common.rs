@@ -33,7 +33,155 @@ name = "m3"
 ip = "127.0.1.3"
 "#;
 
-pub const FAKE_BINARY: &str = "#!/bin/sh\necho fake\n";
+/// A stand-in for `program` (`kube-scheduler`, `etcd`, `etcdctl`, ...) of `version`
+/// (`1.20.2`, `3.4.23`) that the build accepts: a small ELF x86-64 executable stamped as
+/// the real ones are (see [`elf_binary`]). It is never run.
+pub fn stand_in(program: &str, version: &str) -> Vec<u8> {
+    stand_in_with(program, version, b"stand-in")
+}
+
+/// [`stand_in`] with `payload` as its code, for tests about a binary's bytes or size.
+pub fn stand_in_with(program: &str, version: &str, payload: &[u8]) -> Vec<u8> {
+    stand_in_on(EM_X86_64, program, version, payload)
+}
+
+/// [`stand_in_with`] for another ELF machine (`EM_AARCH64`).
+pub fn stand_in_on(machine: u16, program: &str, version: &str, payload: &[u8]) -> Vec<u8> {
+    match program {
+        // etcd keeps its release in `.data`, beside MinClusterVersion and APIVersion.
+        "etcd" | "etcdctl" => {
+            let path = match program {
+                "etcd" => "go.etcd.io/etcd".to_string(),
+                _ => "go.etcd.io/etcd/etcdctl".to_string(),
+            };
+            elf_binary(
+                machine,
+                Some(&format!("path\t{path}\nbuild\tGOOS=linux\n")),
+                &["unknown", "3.0.0", version],
+                payload,
+            )
+        }
+        // Kubernetes sets its release with -X, and Go records the linker flags.
+        _ => elf_binary(
+            machine,
+            Some(&format!(
+                "path\tk8s.io/kubernetes/cmd/{program}\nbuild\t-ldflags=\"-s -w -X 'k8s.io/kubernetes/vendor/k8s.io/component-base/version.gitVersion=v{version}'\"\nbuild\tGOOS=linux\n"
+            )),
+            &[],
+            payload,
+        ),
+    }
+}
+
+pub const EM_X86_64: u16 = 62;
+pub const EM_AARCH64: u16 = 183;
+
+/// A minimal 64-bit little-endian ELF executable for `machine`: `payload` as `.text`,
+/// `strings` in `.rodata` with a Go string header each in `.data` (pointer, length, in
+/// order), and with `build_lines` a Go 1.18 `.go.buildinfo` holding them as the module
+/// text `go version -m` prints.
+pub fn elf_binary(
+    machine: u16,
+    build_lines: Option<&str>,
+    strings: &[&str],
+    payload: &[u8],
+) -> Vec<u8> {
+    const BASE: u64 = 0x400000;
+    let mut file = vec![0u8; 64];
+    // (name, type, flags, offset, size)
+    let mut sections: Vec<(&str, u32, u64, usize, usize)> = Vec::new();
+    let align = |file: &mut Vec<u8>, to: usize| file.resize(file.len().div_ceil(to) * to, 0);
+    let text = file.len();
+    file.extend_from_slice(payload);
+    sections.push((".text", 1, 6, text, payload.len()));
+    align(&mut file, 32);
+    let rodata = file.len();
+    let mut at = Vec::new();
+    for s in strings {
+        at.push(file.len());
+        file.extend_from_slice(s.as_bytes());
+    }
+    sections.push((".rodata", 1, 2, rodata, file.len() - rodata));
+    align(&mut file, 32);
+    let data = file.len();
+    for (s, offset) in strings.iter().zip(&at) {
+        file.extend_from_slice(&(BASE + *offset as u64).to_le_bytes());
+        file.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    }
+    sections.push((".data", 1, 3, data, file.len() - data));
+    if let Some(lines) = build_lines {
+        let varint = |file: &mut Vec<u8>, mut n: usize| {
+            while n >= 0x80 {
+                file.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            file.push(n as u8);
+        };
+        align(&mut file, 16);
+        let info = file.len();
+        file.extend_from_slice(b"\xff Go buildinf:\x08\x02");
+        file.resize(info + 32, 0);
+        varint(&mut file, 8);
+        file.extend_from_slice(b"go1.19.8");
+        let mut module = b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6".to_vec();
+        module.extend_from_slice(lines.as_bytes());
+        module.extend_from_slice(b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2");
+        varint(&mut file, module.len());
+        file.extend_from_slice(&module);
+        sections.push((".go.buildinfo", 1, 3, info, file.len() - info));
+    }
+    let names_at = file.len();
+    let mut name_offsets = vec![0u32];
+    file.push(0);
+    for (name, ..) in &sections {
+        name_offsets.push((file.len() - names_at) as u32);
+        file.extend_from_slice(name.as_bytes());
+        file.push(0);
+    }
+    name_offsets.push((file.len() - names_at) as u32);
+    file.extend_from_slice(b".shstrtab\0");
+    sections.push((".shstrtab", 3, 0, names_at, file.len() - names_at));
+    align(&mut file, 8);
+    let shoff = file.len();
+    file.extend_from_slice(&[0u8; 64]);
+    for (i, (_, kind, flags, offset, size)) in sections.iter().enumerate() {
+        let addr = if *flags != 0 {
+            BASE + *offset as u64
+        } else {
+            0
+        };
+        file.extend_from_slice(&name_offsets[i + 1].to_le_bytes());
+        file.extend_from_slice(&kind.to_le_bytes());
+        file.extend_from_slice(&flags.to_le_bytes());
+        file.extend_from_slice(&addr.to_le_bytes());
+        file.extend_from_slice(&(*offset as u64).to_le_bytes());
+        file.extend_from_slice(&(*size as u64).to_le_bytes());
+        file.extend_from_slice(&[0u8; 8]);
+        file.extend_from_slice(&1u64.to_le_bytes());
+        file.extend_from_slice(&0u64.to_le_bytes());
+    }
+    let mut header = Vec::with_capacity(64);
+    header.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    header.extend_from_slice(&2u16.to_le_bytes()); // an executable
+    header.extend_from_slice(&machine.to_le_bytes());
+    header.extend_from_slice(&1u32.to_le_bytes());
+    header.extend_from_slice(&(BASE + text as u64).to_le_bytes());
+    header.extend_from_slice(&0u64.to_le_bytes());
+    header.extend_from_slice(&(shoff as u64).to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    for half in [
+        64u16,
+        56,
+        0,
+        64,
+        sections.len() as u16 + 1,
+        sections.len() as u16,
+    ] {
+        header.extend_from_slice(&half.to_le_bytes());
+    }
+    file[..64].copy_from_slice(&header);
+    file
+}
 
 pub const NODES: [(&str, &str); 3] = [
     ("m1", "127.0.1.1"),
@@ -53,18 +201,21 @@ impl Project {
         Project { dir }
     }
 
-    /// The test inventory carrying a small executable as the kube-controller-manager binary.
+    /// The test inventory carrying a stand-in kube-controller-manager binary.
     pub fn with_fake_binary() -> Self {
         let project = Project::new(&format!(
             "{INVENTORY}\n[kube-controller-manager]\nbinary = \"fake-kcm\"\n"
         ));
-        project.write("fake-kcm", FAKE_BINARY);
-        std::fs::set_permissions(
-            project.path("fake-kcm"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        project.write_binary("fake-kcm", &stand_in("kube-controller-manager", "1.20.2"));
         project
+    }
+
+    /// Writes an executable file (mode 0755).
+    pub fn write_binary(&self, rel: &str, bytes: &[u8]) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

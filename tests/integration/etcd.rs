@@ -20,12 +20,7 @@ fn inventory(extra_etcd: &str) -> String {
 
 pub fn project(extra_etcd: &str) -> Project {
     let project = Project::new(&inventory(extra_etcd));
-    project.write("fake-etcd", FAKE_BINARY);
-    std::fs::set_permissions(
-        project.path("fake-etcd"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    project.write_binary("fake-etcd", &stand_in("etcd", "3.4.23"));
     project
 }
 
@@ -133,12 +128,7 @@ fn members_get_certificates_of_the_etcd_ca_and_the_tutorials_flags() {
     );
     // A shared CA is the root CA, as in the tutorial.
     let shared = Project::new(&inventory("").replace("[pki]\n", "[pki]\netcd-ca = \"shared\"\n"));
-    shared.write("fake-etcd", FAKE_BINARY);
-    std::fs::set_permissions(
-        shared.path("fake-etcd"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    shared.write_binary("fake-etcd", &stand_in("etcd", "3.4.23"));
     shared.build_ok();
     assert!(!shared.path("pki/etcd-ca.pem").exists());
     let bundle = shared.unpack("m1");
@@ -193,12 +183,7 @@ fn a_member_added_later_changes_only_the_apiservers_list_on_the_others() {
 fn bad_etcd_input_is_refused_with_one_error_and_nothing_written() {
     let refused = |text: &str, needles: &[&str]| {
         let project = Project::new(text);
-        project.write("fake-etcd", FAKE_BINARY);
-        std::fs::set_permissions(
-            project.path("fake-etcd"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        project.write_binary("fake-etcd", &stand_in("etcd", "3.4.23"));
         let out = project.build();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{needles:?}:\n{err}");
@@ -280,12 +265,7 @@ fn an_even_number_of_members_is_a_warning_with_the_quorum_math() {
         "\n[[nodes]]\nname = \"m4\"\nip = \"127.0.1.4\"\n\n[kube-scheduler]",
     );
     let project = Project::new(&text);
-    project.write("fake-etcd", FAKE_BINARY);
-    std::fs::set_permissions(
-        project.path("fake-etcd"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    project.write_binary("fake-etcd", &stand_in("etcd", "3.4.23"));
     let notes = project.build_ok();
     assert!(
         notes.contains("lists 4 etcd members: a quorum is 3, so the cluster survives the loss of 1 member(s), no more than with 3"),

@@ -26,12 +26,7 @@ pub fn project(pki: &str, etcd: &str) -> Project {
             .replace("csr-signing = \"ca\"", &format!("csr-signing = \"signer\"\n{pki}"))
     );
     let project = Project::new(&inventory);
-    project.write("fake-etcd", FAKE_BINARY);
-    std::fs::set_permissions(
-        project.path("fake-etcd"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    project.write_binary("fake-etcd", &stand_in("etcd", "3.5.9"));
     project
 }
 

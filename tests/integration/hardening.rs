@@ -554,12 +554,10 @@ fn a_write_failing_half_way_is_one_error_naming_the_bundle() {
          [kube-controller-manager.extra-args]\nfeature-gates = \"{gates}\"\n",
         fast_inventory()
     ));
-    std::fs::write(project.path("kcm"), noise(400_000)).unwrap();
-    std::fs::set_permissions(
-        project.path("kcm"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    project.write_binary(
+        "kcm",
+        &stand_in_with("kube-controller-manager", "1.20.2", &noise(400_000)),
+    );
     project.build_ok();
     let dist_before = snapshot(&project.path("dist"));
     let tarball = built_bundles(&project.path("dist")).remove(0);

@@ -47,7 +47,7 @@ fn imports_environment_sh_without_running_it() {
     for want in [
         "name = \"k8s-master-01\"\nip = \"10.10.0.11\"",
         "name = \"k8s-master-03\"\nip = \"10.10.0.13\"",
-        "apiserver = \"https://127.0.0.1:8443\"",
+        "\nworker-apiserver = \"https://127.0.0.1:8443\"\n",
         "service-cidr = \"10.96.0.0/16\"",
         "cluster-cidr = \"10.244.0.0/16\"",
         "k8s-dir = \"/srv/k8s\"",
@@ -64,9 +64,37 @@ fn imports_environment_sh_without_running_it() {
         "{err}"
     );
     assert!(!project.path("pki/encryption-key").exists());
-    // The written inventory builds.
+    // KUBE_APISERVER is the tutorial's kube-nginx proxy for workers: kept for them, and
+    // not what the controller-manager and scheduler talk to.
+    assert!(
+        err.contains("KUBE_APISERVER `https://127.0.0.1:8443` (the tutorial's kube-nginx proxy, for kubelets and kube-proxy) kept as `worker-apiserver`; the controller-manager and scheduler talk to their own master's kube-apiserver\n"),
+        "{err}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("apiserver")),
+        "cluster.apiserver is set:\n{text}"
+    );
+    let inv = kube_bundle::config::load(&project.path("imported.toml")).unwrap();
+    assert!(!inv.cluster.apiserver_set);
+    assert_eq!(
+        inv.cluster.worker_apiserver.as_deref(),
+        Some("https://127.0.0.1:8443")
+    );
+    // The written inventory builds, each master's controller-manager and scheduler
+    // pointed at its own apiserver.
     std::fs::rename(project.path("imported.toml"), project.path("cluster.toml")).unwrap();
     project.build_ok();
+    let bundle = project.unpack("k8s-master-02");
+    for kubeconfig in ["kube-controller-manager", "kube-scheduler"] {
+        let text = std::fs::read_to_string(
+            bundle.join(format!("rootfs/etc/kubernetes/{kubeconfig}.kubeconfig")),
+        )
+        .unwrap();
+        assert!(
+            text.contains("server: https://10.10.0.12:6443\n"),
+            "{kubeconfig}: {text}"
+        );
+    }
 }
 
 #[test]

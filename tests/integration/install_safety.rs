@@ -683,9 +683,11 @@ fn two_components_restart_only_what_changed_and_go_back_together() {
     let project = Project::new(&format!(
         "{INVENTORY}\n[kube-controller-manager]\nbinary = \"fake-kcm\"\n[kube-scheduler]\nbinary = \"fake-ks\"\n"
     ));
-    for f in ["fake-kcm", "fake-ks"] {
-        project.write(f, FAKE_BINARY);
-        std::fs::set_permissions(project.path(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (f, program) in [
+        ("fake-kcm", "kube-controller-manager"),
+        ("fake-ks", "kube-scheduler"),
+    ] {
+        project.write_binary(f, &stand_in(program, "1.20.2"));
     }
     project.build_ok();
     let a = project.unpack("m1");

@@ -13,6 +13,7 @@ mod etcd_verify;
 mod fuzz;
 mod hardening;
 mod init;
+mod inputs;
 mod install;
 mod install_safety;
 mod outputs;

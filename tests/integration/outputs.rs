@@ -403,7 +403,7 @@ fn archive_layout_modes_and_checksums() {
     assert!(leaf["not-after"].as_str().unwrap() > leaf["not-before"].as_str().unwrap());
     assert_eq!(
         std::fs::read(bundle.join("rootfs/opt/k8s/bin/kube-controller-manager")).unwrap(),
-        FAKE_BINARY.as_bytes()
+        std::fs::read(project.path("fake-kcm")).unwrap()
     );
 }
 

@@ -231,12 +231,10 @@ fn project_with_binary(bytes: &[u8]) -> Project {
     let project = Project::new(&format!(
         "{INVENTORY}\n[kube-controller-manager]\nbinary = \"kcm\"\n"
     ));
-    std::fs::write(project.path("kcm"), bytes).unwrap();
-    std::fs::set_permissions(
-        project.path("kcm"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    project.write_binary(
+        "kcm",
+        &stand_in_with("kube-controller-manager", "1.20.2", bytes),
+    );
     project.build_ok();
     project
 }

@@ -33,12 +33,10 @@ fn project_with_binary() -> Project {
     let project = Project::new(&format!(
         "{INVENTORY}\n[kube-controller-manager]\nbinary = \"kcm\"\n"
     ));
-    std::fs::write(project.path("kcm"), binary_bytes()).unwrap();
-    std::fs::set_permissions(
-        project.path("kcm"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    project.write_binary(
+        "kcm",
+        &stand_in_with("kube-controller-manager", "1.20.2", &binary_bytes()),
+    );
     project
 }
 
@@ -192,15 +190,12 @@ fn two_binaries_are_each_compressed_once_and_shared_by_every_bundle() {
     let project = Project::new(&format!(
         "{INVENTORY}\n[kube-controller-manager]\nbinary = \"kcm\"\n[kube-scheduler]\nbinary = \"ks\"\n"
     ));
-    let kcm = binary_bytes();
-    let ks: Vec<u8> = kcm.iter().rev().copied().collect();
+    let code = binary_bytes();
+    let kcm = stand_in_with("kube-controller-manager", "1.20.2", &code);
+    let reversed: Vec<u8> = code.iter().rev().copied().collect();
+    let ks = stand_in_with("kube-scheduler", "1.20.2", &reversed);
     for (name, bytes) in [("kcm", &kcm), ("ks", &ks)] {
-        std::fs::write(project.path(name), bytes).unwrap();
-        std::fs::set_permissions(
-            project.path(name),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        project.write_binary(name, bytes);
     }
     project.build_ok();
     let mut shared: Option<Vec<Vec<u8>>> = None;
@@ -236,13 +231,19 @@ fn the_whole_control_planes_binaries_are_each_compressed_once_and_shared() {
         v.rotate_left(k as usize * 4099);
         v.iter().map(|b| b ^ k.wrapping_mul(37)).collect()
     };
-    let binaries = [
-        ("etcd", "fake-etcd", variant(1)),
-        ("etcdctl", "fake-etcdctl", variant(2)),
-        ("kube-apiserver", "fake-kas", variant(3)),
-        ("kube-controller-manager", "fake-kcm", variant(4)),
-        ("kube-scheduler", "fake-ks", variant(5)),
-    ];
+    let binaries: Vec<(&str, &str, Vec<u8>)> = [
+        ("etcd", "fake-etcd", "3.4.23"),
+        ("etcdctl", "fake-etcdctl", "3.4.23"),
+        ("kube-apiserver", "fake-kas", "1.20.2"),
+        ("kube-controller-manager", "fake-kcm", "1.20.2"),
+        ("kube-scheduler", "fake-ks", "1.20.2"),
+    ]
+    .into_iter()
+    .zip(1..)
+    .map(|((program, file, version), k)| {
+        (program, file, stand_in_with(program, version, &variant(k)))
+    })
+    .collect();
     let project = Project::new(&format!(
         "{}\n[etcd]\nversion = \"3.4\"\nbinary = \"fake-etcd\"\netcdctl = \"fake-etcdctl\"\n\
          [kube-apiserver]\nbinary = \"fake-kas\"\n[kube-controller-manager]\nbinary = \"fake-kcm\"\n\
@@ -250,12 +251,7 @@ fn the_whole_control_planes_binaries_are_each_compressed_once_and_shared() {
         INVENTORY.replace("apiserver = \"https://{{node.ip}}:6443\"\n", "")
     ));
     for (_, file, bytes) in &binaries {
-        std::fs::write(project.path(file), bytes).unwrap();
-        std::fs::set_permissions(
-            project.path(file),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        project.write_binary(file, bytes);
     }
     project.build_ok();
     let mut shared: Option<Vec<Vec<u8>>> = None;
