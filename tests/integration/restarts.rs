@@ -5,7 +5,6 @@
 //! changes etcd's files and refuses an older etcd minor release unless forced; a snapshot
 //! killed half-way leaves no `.part` after the next run.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,13 +24,11 @@ struct Planes {
     root: PathBuf,
 }
 
-fn planes(edit: impl Fn(String) -> String, binary: Option<(&str, &str)>) -> Planes {
+fn planes(edit: impl Fn(String) -> String, binary: Option<(&str, &[u8])>) -> Planes {
     let project = project("");
     project.build_ok();
-    if let Some((name, script)) = binary {
-        project.write(name, script);
-        std::fs::set_permissions(project.path(name), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+    if let Some((name, bytes)) = binary {
+        project.write_binary(name, bytes);
     }
     let a = project.unpack("m1");
     let text = edit(read(&project.path("cluster.toml")));
@@ -318,7 +315,7 @@ fn a_rollback_to_an_older_etcd_minor_is_refused_unless_forced() {
             text.replace("version = \"3.4\"", "version = \"3.5\"")
                 .replace("binary = \"fake-etcd\"", "binary = \"fake-etcd-3.5\"")
         },
-        Some(("fake-etcd-3.5", "#!/bin/sh\necho etcd 3.5\n")),
+        Some(("fake-etcd-3.5", &stand_in("etcd", "3.5.9"))),
     );
     let help = ok(&install(&v.b, &["--help"]));
     assert!(help.contains("--force-etcd-downgrade"), "{help}");
@@ -327,8 +324,8 @@ fn a_rollback_to_an_older_etcd_minor_is_refused_unless_forced() {
     let data = seed_data(&v.root);
     ok(&install(&v.b, &["--root", v.r()]));
     assert_eq!(
-        read(&v.root.join("opt/k8s/bin/etcd")),
-        "#!/bin/sh\necho etcd 3.5\n"
+        std::fs::read(v.root.join("opt/k8s/bin/etcd")).unwrap(),
+        stand_in("etcd", "3.5.9")
     );
     let on_b = v.node();
     let snapshots = v.snapshots();
@@ -381,7 +378,10 @@ fn a_rollback_to_an_older_etcd_minor_is_refused_unless_forced() {
     assert_eq!(taken.len(), 1, "{}", stdout(&out));
     assert!(taken[0].to_string_lossy().ends_with("-rollback.db"));
     assert_eq!(std::fs::read(&taken[0]).unwrap(), b"bbolt database");
-    assert_eq!(read(&v.root.join("opt/k8s/bin/etcd")), FAKE_BINARY);
+    assert_eq!(
+        std::fs::read(v.root.join("opt/k8s/bin/etcd")).unwrap(),
+        stand_in("etcd", "3.4.23")
+    );
     data_intact(&data, "a forced rollback");
     // The node runs 3.4 again: A installs without a word about versions.
     let out = install(&v.a, &["--root", v.r()]);

@@ -371,12 +371,7 @@ fn plane_inventory() -> String {
 }
 
 fn plant_fake_etcd(project: &Project) {
-    project.write("fake-etcd", FAKE_BINARY);
-    std::fs::set_permissions(
-        project.path("fake-etcd"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    project.write_binary("fake-etcd", &stand_in("etcd", "3.4.23"));
 }
 
 /// A signing CA for `key` issued by the project's root CA, as kube-bundle made it before
