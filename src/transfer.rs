@@ -45,6 +45,12 @@ fn registry_options(args: &cli::RegistryArgs) -> Result<registry::Options, Error
         plain_http: args.plain_http,
         credentials,
         docker_config: None,
+        token_server: args.token_server.clone(),
+        limits: registry::Limits {
+            speed_limit: args.speed_limit,
+            speed_time: std::time::Duration::from_secs(args.speed_time),
+            max_time: std::time::Duration::from_secs(args.max_time),
+        },
     })
 }
 
