@@ -161,6 +161,10 @@ pub struct PullArgs {
     /// Only this node's bundle
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
+    /// Refuse an artifact whose files add up to more than this (bytes, or with a K, M, G
+    /// or T suffix, powers of 1024), before downloading anything
+    #[arg(long, value_name = "SIZE", default_value = "32G", value_parser = parse_size)]
+    pub max_size: u64,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
@@ -207,4 +211,24 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+/// `123`, `512K`, `100M`, `32G`, `1T` (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.as_bytes().last() {
+        Some(b'K' | b'k') => (&text[..text.len() - 1], 10),
+        Some(b'M' | b'm') => (&text[..text.len() - 1], 20),
+        Some(b'G' | b'g') => (&text[..text.len() - 1], 30),
+        Some(b'T' | b't') => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            format!("`{text}` is not a size: write bytes, or a number with K, M, G or T")
+        })
 }

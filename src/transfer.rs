@@ -95,6 +95,22 @@ pub fn push(args: cli::PushArgs, out: &mut String) -> Result<ExitCode, Error> {
         let _ = writeln!(out, "{}  dist", report.dist.reference);
         let _ = writeln!(out, "{}  index", report.reference);
     });
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for t in &report.stale_tags {
+        eprintln!(
+            "warning: `{}` still holds node `{}`'s bundle from an earlier push ({}); this \
+             push's index has no node `{}`",
+            t.tag, t.node, t.digest, t.node
+        );
+    }
+    if !report.stale_tags.is_empty() {
+        eprintln!(
+            "hint: `pull` goes through the index and never reads them; delete them in the \
+             registry if nothing else uses them"
+        );
+    }
     if !args.quiet {
         eprintln!(
             "uploaded {} blob(s), {} bytes; {} blob(s), {} bytes, were already there",
@@ -115,6 +131,7 @@ pub fn pull(args: cli::PullArgs, out: &mut String) -> Result<ExitCode, Error> {
         out: args.out,
         node: args.node,
         registry: registry_options(&args.registry)?,
+        max_size: args.max_size,
     };
     let report = with_progress(args.quiet, |p| artifact::pull(&opts, p))?;
     crate::emit(out, args.output, &report, |out| {

@@ -17,6 +17,7 @@ mod install;
 mod install_safety;
 mod outputs;
 mod registry;
+mod registry_hostile;
 mod reproducible;
 mod scheduler;
 mod shared_member;
