@@ -8,4 +8,4 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -r tests/fixtures/golden/. "$work/"
 (cd "$work" && SOURCE_DATE_EPOCH=1700000000 "$OLDPWD/target/debug/kube-bundle" build -c cluster.toml -o dist >/dev/null 2>&1)
-cut -d' ' -f1 "$work/dist/SHA256SUMS"
+grep '\.tar\.gz$' "$work/dist/SHA256SUMS" | cut -d' ' -f1

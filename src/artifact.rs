@@ -8,13 +8,18 @@
 //!   order, so their concatenation is the tarball byte for byte. The binary's member is the
 //!   same in every bundle, so the registry stores it once and a push uploads it once;
 //! - the extras manifest ([`oci::ARTIFACT_DIST`]) carries SHA256SUMS, ca.pem,
-//!   client-ca.pem, sa.pub, rollout.sh and fetch.sh (those the build wrote), each a layer
-//!   titled with its name. Nothing else in `dist/`
-//!   is pushed.
+//!   client-ca.pem, sa.pub, rollout.sh, fetch.sh and kube-apiserver-rbac.yaml (those the
+//!   build wrote), each a layer titled with its name. Nothing else in `dist/` is pushed.
 //!
-//! Bundles are found through `dist/SHA256SUMS`, and each bundle's node, components and
-//! version are read from its own manifest.json, so no file-name pattern is assumed. Every
-//! blob streams from or to disk; memory stays at a few buffers whatever the bundle size.
+//! `dist/SHA256SUMS` lists every file that travels (the bundles and those extras), and is
+//! read strictly: push sends only what it lists and matches, pull writes only what it lists
+//! and matches. Each bundle's node, components and version are read from its own
+//! manifest.json, so no file-name pattern is assumed. After writing, push reads the tags
+//! back, so a concurrent push or a stale node tag is reported. pull refuses what the
+//! registry cannot vouch for (tags where digests belong, two outputs for one path, names
+//! off the list, more bytes than allowed) before it downloads anything, keeps its cache
+//! private, and puts files in place only once every one is checked. Every blob streams
+//! from or to disk; memory stays at a few buffers whatever the bundle size.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Read, Seek, Write};
@@ -24,12 +29,15 @@ use flate2::{Decompress, FlushDecompress, Status};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::bundle::sha256_file;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+use crate::bundle::{self, sha256_file};
 use crate::error::{Error, Result};
 use crate::oci::{self, Descriptor, Index, Manifest, Reference};
 use crate::registry::{self, Registry};
 
 /// The dist files besides the bundles that a site needs; never keys or admin credentials.
+/// All but SHA256SUMS are listed in SHA256SUMS ([`travels`]).
 pub const DIST_EXTRAS: [&str; 7] = [
     "SHA256SUMS",
     "ca.pem",
@@ -39,6 +47,12 @@ pub const DIST_EXTRAS: [&str; 7] = [
     "fetch.sh",
     crate::component::dist::KUBELET_RBAC,
 ];
+
+/// Whether `name` is a dist file that leaves with the bundles, and so is listed in
+/// `dist/SHA256SUMS` beside them.
+pub fn travels(name: &str) -> bool {
+    name != "SHA256SUMS" && DIST_EXTRAS.contains(&name)
+}
 
 /// How far a transfer is, for a progress line.
 #[derive(Debug, Clone, Copy)]
@@ -254,9 +268,27 @@ fn read_bundle_manifest(path: &Path) -> Result<(String, Vec<String>, String, u64
     Err(bad("holds no manifest.json: is it a kube-bundle bundle?"))
 }
 
-/// Reads `dist/`: every bundle `dist/SHA256SUMS` lists, split into members and checked
-/// against its listed sha256.
-pub fn read_dist(dist: &Path) -> Result<Vec<LocalBundle>> {
+/// A dist file besides the bundles, as push sends it.
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// `dist/` as push reads it.
+#[derive(Debug, Clone)]
+pub struct LocalDist {
+    pub bundles: Vec<LocalBundle>,
+    /// SHA256SUMS first, then the other extras in [`DIST_EXTRAS`] order.
+    pub extras: Vec<LocalFile>,
+}
+
+/// Reads `dist/`: every file `dist/SHA256SUMS` lists, each checked against its sha256, the
+/// bundles split into members. A line that does not read, a name that is neither a bundle
+/// nor a dist file, or a dist file that is there but not listed is bad input.
+pub fn read_dist(dist: &Path) -> Result<LocalDist> {
     let sums_path = dist.join("SHA256SUMS");
     if !sums_path.is_file() {
         return Err(Error::input(
@@ -266,35 +298,74 @@ pub fn read_dist(dist: &Path) -> Result<Vec<LocalBundle>> {
         .with_hint("build first (`kube-bundle build -o DIR`) and pass that folder with --out"));
     }
     let text = fs_err::read_to_string(&sums_path)?;
+    let rebuild = "rebuild the dist folder";
+    let entries = bundle::parse_sha256sums(&text).map_err(|(n, line)| {
+        Error::input(
+            format!("`{}` line {n}", sums_path.display()),
+            format!(
+                "`{}` is not `SHA256  NAME` (64 lowercase hex digits, two spaces, a file name)",
+                line.escape_debug()
+            ),
+        )
+        .with_hint(
+            "rebuild the dist folder; sha256sum's binary-mode `HASH *NAME` lines are not read",
+        )
+    })?;
     let mut known = KnownMembers::default();
     let mut bundles = Vec::new();
+    let mut files = BTreeMap::new();
     let mut nodes = BTreeSet::new();
-    for (i, line) in text.lines().enumerate() {
-        let Some((sha, name)) = line.split_once("  ") else {
-            continue;
-        };
+    let mut names = BTreeSet::new();
+    for (i, (sha, name)) in entries.into_iter().enumerate() {
         let where_ = format!("`{}` line {}", sums_path.display(), i + 1);
-        if !oci::is_sha256_hex(sha) || name.contains('/') || !name.ends_with(".tar.gz") {
-            return Err(Error::input(
-                where_,
-                format!("`{line}` is not `sha256  NAME.tar.gz`"),
-            ));
+        if !names.insert(name) {
+            return Err(Error::input(where_, format!("`{name}` is listed twice")));
         }
         let path = dist.join(name);
+        let is_bundle = is_file_name(name) && name.ends_with(".tar.gz");
+        if !travels(name) && !is_bundle {
+            return Err(Error::input(
+                where_,
+                format!(
+                    "`{}` is neither a bundle (`NAME.tar.gz`) nor a dist file kube-bundle writes",
+                    name.escape_debug()
+                ),
+            )
+            .with_hint(rebuild));
+        }
         if !path.is_file() {
             return Err(Error::input(
                 where_,
                 format!("`{name}` is listed but missing"),
             ));
         }
-        let size = fs_err::metadata(&path)?.len();
-        let (members, actual) = split_members(&path, &mut known)?;
-        if actual != sha {
-            return Err(Error::input(
+        let mismatch = || {
+            Error::input(
                 format!("`{}`", path.display()),
                 "does not match its sha256 in SHA256SUMS",
             )
-            .with_hint("rebuild the dist folder"));
+            .with_hint(rebuild)
+        };
+        if !is_bundle {
+            let (actual, size) = sha256_file(&path)?;
+            if actual != sha {
+                return Err(mismatch());
+            }
+            files.insert(
+                name,
+                LocalFile {
+                    name: name.to_string(),
+                    path,
+                    sha256: actual,
+                    size,
+                },
+            );
+            continue;
+        }
+        let size = fs_err::metadata(&path)?.len();
+        let (members, actual) = split_members(&path, &mut known)?;
+        if actual != sha {
+            return Err(mismatch());
         }
         let (node, components, kubernetes_version, mtime) = read_bundle_manifest(&path)?;
         if !nodes.insert(node.clone()) {
@@ -321,7 +392,33 @@ pub fn read_dist(dist: &Path) -> Result<Vec<LocalBundle>> {
             "lists no bundle",
         ));
     }
-    Ok(bundles)
+    let (sums_sha, sums_size) = sha256_file(&sums_path)?;
+    let mut extras = vec![LocalFile {
+        name: "SHA256SUMS".into(),
+        path: sums_path.clone(),
+        sha256: sums_sha,
+        size: sums_size,
+    }];
+    for name in DIST_EXTRAS.into_iter().filter(|n| travels(n)) {
+        match files.remove(name) {
+            Some(f) => extras.push(f),
+            None if dist.join(name).exists() => {
+                return Err(Error::input(
+                    format!("`{}`", dist.join(name).display()),
+                    format!(
+                        "is not listed in `{}`, so nothing could check it after the push",
+                        sums_path.display()
+                    ),
+                )
+                .with_hint(
+                    "rebuild the dist folder with this kube-bundle (earlier builds listed only \
+                     the bundles)",
+                ))
+            }
+            None => {}
+        }
+    }
+    Ok(LocalDist { bundles, extras })
 }
 
 pub struct PushOptions {
@@ -356,12 +453,25 @@ pub struct PushReport {
     pub digest: String,
     pub nodes: Vec<PushedNode>,
     pub dist: PushedDist,
+    /// `<tag>-<node>` tags an earlier push left for nodes this one does not have. They are
+    /// reported, not deleted: distribution deletes by digest only, which would also take
+    /// the manifest from every other tag and index that holds it.
+    pub stale_tags: Vec<StaleTag>,
+    /// What push could not check (the tag list unreadable), one line each.
+    pub warnings: Vec<String>,
     /// Bytes sent to the registry in blob uploads.
     pub uploaded_bytes: u64,
     /// Bytes of blobs the registry already had (HEAD found them).
     pub skipped_bytes: u64,
     pub uploaded_blobs: usize,
     pub skipped_blobs: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StaleTag {
+    pub tag: String,
+    pub node: String,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -390,7 +500,7 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
             .with_hint("e.g. `registry.example:5000/k8s/control-plane:v1.20.2-r3`"))
         }
     };
-    let bundles = read_dist(&opts.dist)?;
+    let LocalDist { bundles, extras } = read_dist(&opts.dist)?;
     let node_tags = bundles
         .iter()
         .map(|b| oci::node_tag(&tag, &b.node))
@@ -399,11 +509,6 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
         opts.created
             .unwrap_or_else(|| bundles.iter().map(|b| b.mtime).max().unwrap_or(0)),
     );
-    let extras: Vec<(String, PathBuf)> = DIST_EXTRAS
-        .iter()
-        .map(|n| (n.to_string(), opts.dist.join(n)))
-        .filter(|(_, p)| p.is_file())
-        .collect();
 
     // Every distinct blob, in first-use order.
     let mut blobs: Vec<(String, Blob)> = Vec::new();
@@ -423,26 +528,25 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
         }
     }
     let mut extra_layers = Vec::new();
-    for (name, path) in &extras {
-        let (sha, len) = sha256_file(path)?;
-        let digest = format!("sha256:{sha}");
+    for f in &extras {
+        let digest = format!("sha256:{}", f.sha256);
         if seen.insert(digest.clone()) {
             blobs.push((
                 digest.clone(),
                 Blob {
-                    path: path.clone(),
+                    path: f.path.clone(),
                     offset: 0,
-                    len,
+                    len: f.size,
                 },
             ));
         }
         extra_layers.push(Descriptor {
             media_type: oci::MEDIA_FILE.into(),
             digest,
-            size: len,
+            size: f.size,
             artifact_type: None,
             data: None,
-            annotations: [(oci::ANNOTATION_TITLE.to_string(), name.clone())].into(),
+            annotations: [(oci::ANNOTATION_TITLE.to_string(), f.name.clone())].into(),
         });
     }
 
@@ -590,6 +694,7 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
     };
     let bytes = oci::to_bytes(&index);
     let digest = client.put_manifest(&tag, oci::MEDIA_INDEX, &bytes)?;
+    let (stale_tags, warnings) = read_back(&client, reference, &tag, &digest, &nodes)?;
     Ok(PushReport {
         reference: reference.pinned(&digest),
         digest,
@@ -601,13 +706,91 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
             }
             .pinned(&dist_digest),
             digest: dist_digest,
-            files: extras.into_iter().map(|(n, _)| n).collect(),
+            files: extras.into_iter().map(|f| f.name).collect(),
         },
+        stale_tags,
+        warnings,
         uploaded_bytes,
         skipped_bytes,
         uploaded_blobs,
         skipped_blobs,
     })
+}
+
+/// Reads back the index and node tags just written. Another push that moved any of them
+/// in the meantime is an error (the tag and its node tags would come from different
+/// pushes). Returns the node tags earlier pushes left for nodes this one does not have, and
+/// warnings for what could not be checked.
+fn read_back(
+    client: &Registry,
+    reference: &Reference,
+    tag: &str,
+    index_digest: &str,
+    nodes: &[PushedNode],
+) -> Result<(Vec<StaleTag>, Vec<String>)> {
+    let what = format!("checking `{reference}` after the push");
+    let moved = |t: &str, now: &str, ours: &str| {
+        Error::registry(
+            &what,
+            format!(
+                "another push changed `{t}` while this one ran: it now holds {now}, not this \
+                 push's {ours}"
+            ),
+        )
+        .with_hint(
+            "push to one tag from one place at a time, then push again: a tag and its node \
+             tags must come from one push",
+        )
+    };
+    let now = oci::sha256_digest(&client.get_manifest(tag)?.1);
+    if now != index_digest {
+        return Err(moved(tag, &now, index_digest));
+    }
+    let mut ours = BTreeSet::new();
+    for n in nodes {
+        let node_tag = oci::node_tag(tag, &n.node)?;
+        let now = oci::sha256_digest(&client.get_manifest(&node_tag)?.1);
+        if now != n.digest {
+            return Err(moved(&node_tag, &now, &n.digest));
+        }
+        ours.insert(node_tag);
+    }
+    let tags = match client.tags() {
+        Ok(t) => t,
+        Err(e) => {
+            return Ok((
+                Vec::new(),
+                vec![format!("stale node tags were not looked for: {e}")],
+            ))
+        }
+    };
+    let prefix = format!("{tag}-");
+    let mut stale = Vec::new();
+    for t in tags {
+        let Some(node) = t.strip_prefix(&prefix) else {
+            continue;
+        };
+        if ours.contains(&t) {
+            continue;
+        }
+        // Only a bundle manifest of that very node is a node tag (`v1-rc1` may be a tag of
+        // its own).
+        let Ok((_, bytes)) = client.get_manifest(&t) else {
+            continue;
+        };
+        if let Ok(Document::Manifest(m)) = parse_document(&what, &bytes) {
+            if m.artifact_type.as_deref() == Some(oci::ARTIFACT_BUNDLE)
+                && m.annotation(oci::ANNOTATION_NODE) == Some(node)
+            {
+                stale.push(StaleTag {
+                    tag: t.clone(),
+                    node: node.to_string(),
+                    digest: oci::sha256_digest(&bytes),
+                });
+            }
+        }
+    }
+    Ok((stale, Vec::new()))
 }
 
 /// A blob's reader that reports the bytes read so far as pushing progress.
@@ -636,6 +819,8 @@ pub struct PullOptions {
     pub out: PathBuf,
     pub node: Option<String>,
     pub registry: registry::Options,
+    /// The most the artifact's files may add up to, by their declared sizes.
+    pub max_size: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -668,51 +853,104 @@ fn parse_document(what: &str, bytes: &[u8]) -> Result<Document> {
     doc.map_err(|e| Error::registry(what, format!("not an OCI manifest or index: {e}")))
 }
 
+/// One file pull writes: a node's bundle (its members in order) or a dist file (one layer).
+struct Output {
+    node: Option<String>,
+    name: String,
+    /// sha256 hex of the whole file.
+    sha256: String,
+    layers: Vec<Descriptor>,
+    mode: u32,
+}
+
+/// The largest SHA256SUMS pull reads: 30 masters' worth is 3 KiB.
+const MAX_SUMS: u64 = 1 << 20;
+
 pub fn pull(opts: &PullOptions, progress: &dyn Fn(Transfer)) -> Result<PullReport> {
     let reference = &opts.reference;
     let client = Registry::connect(reference, &opts.registry)?;
     client.check()?;
     let what = format!("`{reference}`");
-    let (_, bytes) = client.get_manifest(reference.target())?;
-    // (node, manifest) pairs and the dist manifest, if any.
-    let mut wanted: Vec<(Option<String>, Manifest)> = Vec::new();
-    match parse_document(&what, &bytes)? {
-        Document::Index(index) => {
-            let nodes: Vec<&str> = index
-                .manifests
-                .iter()
-                .filter_map(|d| d.annotation(oci::ANNOTATION_NODE))
-                .collect();
-            if nodes.is_empty() {
+    let outputs = plan_pull(&client, opts, &what)?;
+
+    // Every layer once, in order of first use; a digest with two sizes is a lie somewhere.
+    let mut sizes: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut layers = Vec::new();
+    for l in outputs.iter().flat_map(|o| &o.layers) {
+        match sizes.insert(&l.digest, l.size) {
+            None => layers.push((l.digest.as_str(), l.size)),
+            Some(size) if size == l.size => {}
+            Some(_) => {
                 return Err(Error::registry(
                     &what,
-                    "the index lists no kube-bundle node bundle",
-                ));
-            }
-            if let Some(n) = &opts.node {
-                if !nodes.contains(&n.as_str()) {
-                    return Err(node_missing(n, reference, &nodes));
-                }
-            }
-            for d in &index.manifests {
-                let node = d.annotation(oci::ANNOTATION_NODE);
-                let dist = d.annotation(oci::ANNOTATION_PART) == Some("dist");
-                let take = match (&opts.node, node) {
-                    (Some(n), Some(m)) => n == m,
-                    (Some(_), None) => false,
-                    (None, _) => node.is_some() || dist,
-                };
-                if take {
-                    let (_, bytes) = client.get_manifest(&d.digest)?;
-                    match parse_document(&what, &bytes)? {
-                        Document::Manifest(m) => wanted.push((node.map(str::to_string), m)),
-                        Document::Index(_) => {
-                            return Err(Error::registry(&what, "an index inside the index"))
-                        }
-                    }
-                }
+                    format!("the layer {} is given two different sizes", l.digest),
+                ))
             }
         }
+    }
+    let declared = outputs
+        .iter()
+        .flat_map(|o| &o.layers)
+        .try_fold(0u64, |sum, l| sum.checked_add(l.size))
+        .unwrap_or(u64::MAX);
+    if declared > opts.max_size {
+        return Err(Error::registry(
+            &what,
+            format!(
+                "its files add up to {declared} bytes, more than --max-size ({} bytes); \
+                 nothing was downloaded",
+                opts.max_size
+            ),
+        )
+        .with_hint("if the artifact really is that large, raise --max-size"));
+    }
+
+    make_private_dir(&opts.out)?;
+    let cache = Cache::open(&opts.out)?;
+    let total: u64 = layers.iter().map(|(_, size)| size).sum();
+    let mut done = 0u64;
+    for (digest, size) in &layers {
+        cache.fetch(&client, digest, *size, &mut |n| {
+            done += n;
+            progress(Transfer {
+                verb: "pulling",
+                done,
+                total,
+            });
+        })?;
+    }
+    // Every file is assembled and checked before any takes its name.
+    let ready = outputs
+        .iter()
+        .map(|o| cache.assemble(o, &what))
+        .collect::<Result<Vec<_>>>()?;
+    let mut files = Vec::new();
+    for (o, (tmp, size)) in outputs.iter().zip(ready) {
+        let dest = opts.out.join(&o.name);
+        tmp.persist(&dest)
+            .map_err(|e| Error::from(e.error).doing("moving into place", &dest))?;
+        files.push(PulledFile {
+            node: o.node.clone(),
+            path: dest,
+            sha256: o.sha256.clone(),
+            size,
+        });
+    }
+    cache.finish();
+    Ok(PullReport {
+        reference: reference.to_string(),
+        files,
+    })
+}
+
+/// What `opts` asks for, read from the registry's documents and checked before any blob is
+/// downloaded: digests are sha256, each node and file name appears once, names are bundle
+/// names or dist file names, and through an index every file is checked against the
+/// artifact's SHA256SUMS.
+fn plan_pull(client: &Registry, opts: &PullOptions, what: &str) -> Result<Vec<Output>> {
+    let reference = &opts.reference;
+    let (_, bytes) = client.get_manifest(reference.target())?;
+    let index = match parse_document(what, &bytes)? {
         Document::Manifest(m) => {
             let node = m.annotation(oci::ANNOTATION_NODE).map(str::to_string);
             if let (Some(want), Some(have)) = (&opts.node, &node) {
@@ -720,86 +958,303 @@ pub fn pull(opts: &PullOptions, progress: &dyn Fn(Transfer)) -> Result<PullRepor
                     return Err(node_missing(want, reference, &[have.as_str()]));
                 }
             }
-            wanted.push((node, m));
+            let outputs = match node {
+                Some(n) => vec![bundle_output(&n, &m, what)?],
+                None if opts.node.is_some() => {
+                    return Err(Error::input(
+                        "--node",
+                        format!("`{reference}` holds the dist files, no node's bundle"),
+                    ))
+                }
+                None => {
+                    let outputs = dist_outputs(&m, what)?;
+                    check_unique(&outputs, what)?;
+                    let sums = read_sums(client, &m, what)?;
+                    check_sums(&outputs, &sums, false, what)?;
+                    outputs
+                }
+            };
+            return Ok(outputs);
+        }
+        Document::Index(index) => index,
+    };
+    let mut nodes: BTreeMap<&str, &Descriptor> = BTreeMap::new();
+    let mut dist = None;
+    for d in &index.manifests {
+        check_digest(&d.digest, what)?;
+        if let Some(n) = d.annotation(oci::ANNOTATION_NODE) {
+            if nodes.insert(n, d).is_some() {
+                return Err(Error::registry(
+                    what,
+                    format!("the index lists node `{}` twice", n.escape_debug()),
+                ));
+            }
+        } else if d.annotation(oci::ANNOTATION_PART) == Some("dist") && dist.replace(d).is_some() {
+            return Err(Error::registry(what, "the index lists two dist artifacts"));
         }
     }
+    if nodes.is_empty() {
+        return Err(Error::registry(
+            what,
+            "the index lists no kube-bundle node bundle",
+        ));
+    }
+    if let Some(n) = &opts.node {
+        if !nodes.contains_key(n.as_str()) {
+            return Err(node_missing(
+                n,
+                reference,
+                &nodes.keys().copied().collect::<Vec<_>>(),
+            ));
+        }
+    }
+    let dist = dist.ok_or_else(|| {
+        Error::registry(
+            what,
+            "the index has no dist artifact, so no SHA256SUMS to check the bundles against",
+        )
+        .with_hint("push the dist folder again with this kube-bundle")
+    })?;
+    let dist = read_manifest(client, dist, what)?;
+    let mut outputs = Vec::new();
+    // Index order, which is push's (the inventory's).
+    for d in &index.manifests {
+        let Some(node) = d.annotation(oci::ANNOTATION_NODE) else {
+            continue;
+        };
+        if opts.node.as_deref().is_some_and(|n| n != node) {
+            continue;
+        }
+        let m = read_manifest(client, d, what)?;
+        if m.annotation(oci::ANNOTATION_NODE) != Some(node) {
+            return Err(Error::registry(
+                what,
+                format!(
+                    "the index lists node `{}` with a manifest of {}",
+                    node.escape_debug(),
+                    match m.annotation(oci::ANNOTATION_NODE) {
+                        Some(other) => format!("node `{}`", other.escape_debug()),
+                        None => "no node".into(),
+                    }
+                ),
+            ));
+        }
+        outputs.push(bundle_output(node, &m, what)?);
+    }
+    if opts.node.is_none() {
+        outputs.extend(dist_outputs(&dist, what)?);
+    }
+    check_unique(&outputs, what)?;
+    let sums = read_sums(client, &dist, what)?;
+    check_sums(&outputs, &sums, opts.node.is_none(), what)?;
+    Ok(outputs)
+}
 
-    fs_err::create_dir_all(&opts.out)?;
-    let cache = opts.out.join(".kube-bundle-pull");
-    fs_err::create_dir_all(&cache)?;
-    let total: u64 = wanted
+/// An index entry's manifest, checked against the entry's digest and size.
+fn read_manifest(client: &Registry, d: &Descriptor, what: &str) -> Result<Manifest> {
+    let (_, bytes) = client.get_manifest(&d.digest)?;
+    if bytes.len() as u64 != d.size {
+        return Err(Error::registry(
+            what,
+            format!(
+                "the manifest {} is {} bytes, the index says {}",
+                d.digest,
+                bytes.len(),
+                d.size
+            ),
+        ));
+    }
+    match parse_document(what, &bytes)? {
+        Document::Manifest(m) => Ok(m),
+        Document::Index(_) => Err(Error::registry(what, "an index inside the index")),
+    }
+}
+
+/// Digests must name content: `sha256:` and 64 hex digits, never a tag or a path.
+fn check_digest(digest: &str, what: &str) -> Result<()> {
+    match digest.strip_prefix("sha256:") {
+        Some(hex) if oci::is_sha256_hex(hex) => Ok(()),
+        _ => Err(Error::registry(
+            what,
+            format!(
+                "`{}` is not a sha256 digest (`sha256:` and 64 hex digits): refusing what it \
+                 does not pin",
+                digest.escape_debug()
+            ),
+        )),
+    }
+}
+
+fn bundle_output(node: &str, m: &Manifest, what: &str) -> Result<Output> {
+    let name = safe_name(m.annotation(oci::ANNOTATION_BUNDLE), what)?;
+    if !name.ends_with(".tar.gz") {
+        return Err(Error::registry(
+            what,
+            format!(
+                "node `{}`: the bundle name `{name}` does not end in `.tar.gz`",
+                node.escape_debug()
+            ),
+        ));
+    }
+    let sha256 = m
+        .annotation(oci::ANNOTATION_BUNDLE_DIGEST)
+        .and_then(|d| d.strip_prefix("sha256:"))
+        .filter(|h| oci::is_sha256_hex(h))
+        .ok_or_else(|| {
+            Error::registry(
+                what,
+                format!(
+                    "node `{}`'s manifest has no sha256 bundle digest",
+                    node.escape_debug()
+                ),
+            )
+        })?;
+    for l in &m.layers {
+        check_digest(&l.digest, what)?;
+    }
+    Ok(Output {
+        node: Some(node.to_string()),
+        name: name.to_string(),
+        sha256: sha256.to_string(),
+        layers: m.layers.clone(),
+        mode: 0o600,
+    })
+}
+
+/// The dist manifest's files: each title one of [`DIST_EXTRAS`].
+fn dist_outputs(m: &Manifest, what: &str) -> Result<Vec<Output>> {
+    m.layers
         .iter()
-        .flat_map(|(_, m)| m.layers.iter().map(|l| l.size))
-        .sum();
-    let mut done = 0u64;
-    let mut files = Vec::new();
-    for (node, manifest) in &wanted {
-        // Download every layer into the cache, checked, then assemble.
-        for layer in &manifest.layers {
-            let hex = layer
-                .digest
-                .strip_prefix("sha256:")
-                .filter(|h| oci::is_sha256_hex(h))
-                .ok_or_else(|| {
-                    Error::registry(&what, format!("unsupported digest `{}`", layer.digest))
-                })?;
-            let cached = cache.join(hex);
-            let have = cached.is_file()
-                && fs_err::metadata(&cached)?.len() == layer.size
-                && sha256_file(&cached)?.0 == hex;
-            if !have {
-                let partial = cache.join(format!("{hex}.partial"));
-                let mut f = std::io::BufWriter::new(fs_err::File::create(&partial)?);
-                let result = client.download_blob(&layer.digest, layer.size, &mut f, &mut |n| {
-                    done += n;
-                    progress(Transfer {
-                        verb: "pulling",
-                        done,
-                        total,
-                    });
-                });
-                if let Err(e) = result {
-                    drop(f);
-                    let _ = fs_err::remove_file(&partial);
-                    return Err(e);
-                }
-                f.flush()?;
-                drop(f);
-                fs_err::rename(&partial, &cached)?;
-            } else {
-                done += layer.size;
+        .map(|l| {
+            check_digest(&l.digest, what)?;
+            let name = safe_name(l.annotation(oci::ANNOTATION_TITLE), what)?;
+            if !DIST_EXTRAS.contains(&name) {
+                return Err(Error::registry(
+                    what,
+                    format!(
+                        "refusing the dist file `{name}`: dist files are {}",
+                        DIST_EXTRAS.join(", ")
+                    ),
+                ));
             }
+            Ok(Output {
+                node: None,
+                name: name.to_string(),
+                sha256: l.digest["sha256:".len()..].to_string(),
+                layers: vec![l.clone()],
+                mode: if name.ends_with(".sh") { 0o755 } else { 0o644 },
+            })
+        })
+        .collect()
+}
+
+/// The dist artifact's SHA256SUMS, read strictly: name → sha256.
+fn read_sums(client: &Registry, dist: &Manifest, what: &str) -> Result<BTreeMap<String, String>> {
+    let layer = dist
+        .layers
+        .iter()
+        .find(|l| l.annotation(oci::ANNOTATION_TITLE) == Some("SHA256SUMS"))
+        .ok_or_else(|| Error::registry(what, "the dist artifact has no SHA256SUMS"))?;
+    check_digest(&layer.digest, what)?;
+    if layer.size > MAX_SUMS {
+        return Err(Error::registry(
+            what,
+            format!(
+                "its SHA256SUMS is {} bytes, more than {MAX_SUMS}",
+                layer.size
+            ),
+        ));
+    }
+    let mut bytes = Vec::new();
+    client.download_blob(&layer.digest, layer.size, &mut bytes, &mut |_| {})?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::registry(what, "its SHA256SUMS is not UTF-8"))?;
+    let entries = bundle::parse_sha256sums(&text).map_err(|(n, line)| {
+        Error::registry(
+            what,
+            format!(
+                "its SHA256SUMS line {n}, `{}`, is not `SHA256  NAME`",
+                line.escape_debug()
+            ),
+        )
+    })?;
+    let mut sums = BTreeMap::new();
+    for (sha, name) in entries {
+        if sums.insert(name.to_string(), sha.to_string()).is_some() {
+            return Err(Error::registry(
+                what,
+                format!("its SHA256SUMS lists `{}` twice", name.escape_debug()),
+            ));
         }
-        match node {
-            Some(node) => files.push(assemble(&opts.out, &cache, node, manifest, &what)?),
+    }
+    Ok(sums)
+}
+
+/// Every output but SHA256SUMS itself must be listed in it with its sha256; with
+/// `complete`, everything listed must be among the outputs.
+fn check_sums(
+    outputs: &[Output],
+    sums: &BTreeMap<String, String>,
+    complete: bool,
+    what: &str,
+) -> Result<()> {
+    for o in outputs.iter().filter(|o| o.name != "SHA256SUMS") {
+        match sums.get(&o.name) {
+            Some(sha) if *sha == o.sha256 => {}
+            Some(_) => {
+                return Err(Error::registry(
+                    what,
+                    format!(
+                        "`{}` does not match its sha256 in the artifact's SHA256SUMS: the \
+                         artifact was changed after the push; nothing was written",
+                        o.name
+                    ),
+                ))
+            }
             None => {
-                for layer in &manifest.layers {
-                    let name = safe_name(layer.annotation(oci::ANNOTATION_TITLE), &what)?;
-                    let dest = opts.out.join(name);
-                    let src = cache.join(&layer.digest["sha256:".len()..]);
-                    let tmp = opts.out.join(format!(".{name}.tmp"));
-                    fs_err::copy(&src, &tmp)?;
-                    let mode = if name.ends_with(".sh") { 0o755 } else { 0o644 };
-                    fs_err::set_permissions(
-                        &tmp,
-                        std::os::unix::fs::PermissionsExt::from_mode(mode),
-                    )?;
-                    fs_err::rename(&tmp, &dest)?;
-                    files.push(PulledFile {
-                        node: None,
-                        path: dest,
-                        sha256: layer.digest["sha256:".len()..].to_string(),
-                        size: layer.size,
-                    });
-                }
+                return Err(Error::registry(
+                    what,
+                    format!(
+                        "`{}` is not listed in the artifact's SHA256SUMS; nothing was written",
+                        o.name
+                    ),
+                )
+                .with_hint(
+                    "an artifact pushed by an earlier kube-bundle lists only its bundles: push \
+                     the dist folder again",
+                ))
             }
         }
     }
-    fs_err::remove_dir_all(&cache)?;
-    Ok(PullReport {
-        reference: reference.to_string(),
-        files,
-    })
+    if complete {
+        if let Some(name) = sums.keys().find(|n| !outputs.iter().any(|o| o.name == **n)) {
+            return Err(Error::registry(
+                what,
+                format!(
+                    "its SHA256SUMS lists `{}`, which the artifact does not carry",
+                    name.escape_debug()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One output per path.
+fn check_unique(outputs: &[Output], what: &str) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for o in outputs {
+        if !seen.insert(o.name.as_str()) {
+            return Err(Error::registry(
+                what,
+                format!(
+                    "two files of the artifact are named `{}`; nothing was written",
+                    o.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn node_missing(node: &str, reference: &Reference, have: &[&str]) -> Error {
@@ -815,17 +1270,19 @@ fn node_missing(node: &str, reference: &Reference, have: &[&str]) -> Error {
     )
 }
 
+/// A plain file name: letters, digits and `._-`, not starting with a dot.
+fn is_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
 /// A file name from the registry, refused if it could land outside the output folder.
 fn safe_name<'a>(name: Option<&'a str>, what: &str) -> Result<&'a str> {
     match name {
-        Some(n)
-            if !n.is_empty()
-                && !n.starts_with('.')
-                && n.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
-        {
-            Ok(n)
-        }
+        Some(n) if is_file_name(n) => Ok(n),
         _ => Err(Error::registry(
             what,
             format!("refusing the file name {name:?}: only letters, digits and `._-`"),
@@ -833,72 +1290,182 @@ fn safe_name<'a>(name: Option<&'a str>, what: &str) -> Result<&'a str> {
     }
 }
 
-/// Concatenates a node's cached members into its tarball and checks the whole against
-/// the manifest's bundle digest before the tarball takes its name.
-fn assemble(
-    out: &Path,
-    cache: &Path,
-    node: &str,
-    manifest: &Manifest,
-    what: &str,
-) -> Result<PulledFile> {
-    let name = safe_name(manifest.annotation(oci::ANNOTATION_BUNDLE), what)?;
-    let want = manifest
-        .annotation(oci::ANNOTATION_BUNDLE_DIGEST)
-        .ok_or_else(|| {
-            Error::registry(
-                what,
-                format!("node `{node}`'s manifest has no bundle digest"),
-            )
-        })?;
-    let tmp = out.join(format!(".{name}.tmp"));
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    {
-        let mut f = std::io::BufWriter::new(
-            fs_err::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?,
-        );
-        for layer in &manifest.layers {
-            let mut src = fs_err::File::open(cache.join(&layer.digest["sha256:".len()..]))?;
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n = src.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                f.write_all(&buf[..n])?;
-                size += n as u64;
-            }
-        }
-        f.flush()?;
+/// Creates `dir` (and its parents) 0700 when it does not exist; an existing folder is the
+/// user's and keeps its mode.
+fn make_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
     }
-    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-    if actual != want {
-        let _ = fs_err::remove_file(&tmp);
-        return Err(Error::registry(
-            what,
-            format!(
-                "node `{node}`: the reassembled `{name}` is {actual}, the manifest says {want}"
-            ),
-        ));
-    }
-    let dest = out.join(name);
-    fs_err::rename(&tmp, &dest)?;
-    Ok(PulledFile {
-        node: Some(node.to_string()),
-        path: dest,
-        sha256: actual["sha256:".len()..].to_string(),
-        size,
-    })
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::from(e).doing("creating", dir))?;
+    fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    Ok(())
 }
 
-use fs_err::os::unix::fs::OpenOptionsExt;
+/// `DIR/.kube-bundle-pull/`: checked layers, named by their sha256, and temporary files,
+/// `.tmp-` and 12 random characters, created exclusively (`O_CREAT|O_EXCL`, so never
+/// through a planted link). The folder is 0700 and every file in it 0600 whatever the
+/// umask, from the moment it exists, so a failed or killed pull leaves no key readable.
+/// Only those two kinds of files are ever deleted.
+struct Cache {
+    dir: PathBuf,
+}
+
+const CACHE_DIR: &str = ".kube-bundle-pull";
+const TEMP_PREFIX: &str = ".tmp-";
+const TEMP_RANDOM: usize = 12;
+
+impl Cache {
+    fn open(out: &Path) -> Result<Cache> {
+        let dir = out.join(CACHE_DIR);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::input(
+                    format!("`{}`", dir.display()),
+                    "exists and is not a folder (pull keeps its layer cache there)",
+                )
+                .with_hint("move it away and pull again"))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|e| Error::from(e).doing("creating", &dir))?;
+            }
+            Err(e) => return Err(Error::from(e).doing("reading", &dir)),
+        }
+        fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        let cache = Cache { dir };
+        // What an earlier pull (or an earlier kube-bundle) left: private again.
+        for path in cache.own_files()? {
+            fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(cache)
+    }
+
+    /// The regular files in the cache that kube-bundle names: layers and temporaries.
+    fn own_files(&self) -> Result<Vec<PathBuf>> {
+        let mut own = Vec::new();
+        for entry in fs_err::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let ours = oci::is_sha256_hex(&name)
+                || name.strip_prefix(TEMP_PREFIX).is_some_and(|r| {
+                    r.len() == TEMP_RANDOM && r.bytes().all(|b| b.is_ascii_alphanumeric())
+                });
+            if ours && entry.file_type()?.is_file() {
+                own.push(entry.path());
+            }
+        }
+        Ok(own)
+    }
+
+    fn temp(&self) -> Result<tempfile::NamedTempFile> {
+        let tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .rand_bytes(TEMP_RANDOM)
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(&self.dir)
+            .map_err(|e| Error::from(e).doing("creating a file in", &self.dir))?;
+        // The umask may have taken bits off; set exactly 0600.
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::from(e).doing("setting the mode of", tmp.path()))?;
+        Ok(tmp)
+    }
+
+    fn layer(&self, digest: &str) -> PathBuf {
+        self.dir.join(&digest["sha256:".len()..])
+    }
+
+    /// Downloads a layer unless a checked copy is there already (a regular file, never a
+    /// link, of the right size and sha256).
+    fn fetch(
+        &self,
+        client: &Registry,
+        digest: &str,
+        size: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        let path = self.layer(digest);
+        let have = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_file() && m.len() == size => {
+                sha256_file(&path)?.0 == digest["sha256:".len()..]
+            }
+            _ => false,
+        };
+        if have {
+            progress(size);
+            return Ok(());
+        }
+        let tmp = self.temp()?;
+        let mut w = std::io::BufWriter::new(tmp.as_file());
+        client
+            .download_blob(digest, size, &mut w, progress)
+            .map_err(|e| e.doing("writing", tmp.path()))?;
+        w.flush()
+            .map_err(|e| Error::from(e).doing("writing", tmp.path()))?;
+        drop(w);
+        // rename: a link planted at the name is replaced, never followed.
+        tmp.persist(&path)
+            .map_err(|e| Error::from(e.error).doing("renaming into", &path))?;
+        Ok(())
+    }
+
+    /// An output's bytes in a temporary file with its final mode, checked against its
+    /// sha256; with its size.
+    fn assemble(&self, o: &Output, what: &str) -> Result<(tempfile::NamedTempFile, u64)> {
+        let tmp = self.temp()?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        {
+            let mut w = std::io::BufWriter::new(tmp.as_file());
+            let mut buf = vec![0u8; 1 << 16];
+            for layer in &o.layers {
+                let mut src = fs_err::File::open(self.layer(&layer.digest))?;
+                loop {
+                    let n = src.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    w.write_all(&buf[..n])
+                        .map_err(|e| Error::from(e).doing("writing", tmp.path()))?;
+                    size += n as u64;
+                }
+            }
+            w.flush()
+                .map_err(|e| Error::from(e).doing("writing", tmp.path()))?;
+        }
+        let actual = hex::encode(hasher.finalize());
+        if actual != o.sha256 {
+            return Err(Error::registry(
+                what,
+                format!(
+                    "the reassembled `{}` is sha256:{actual}, the manifest says sha256:{}; \
+                     nothing was written",
+                    o.name, o.sha256
+                ),
+            ));
+        }
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(o.mode))
+            .map_err(|e| Error::from(e).doing("setting the mode of", tmp.path()))?;
+        Ok((tmp, size))
+    }
+
+    /// Removes the layers and temporaries, then the folder if nothing else is in it.
+    fn finish(self) {
+        for path in self.own_files().unwrap_or_default() {
+            let _ = fs_err::remove_file(path);
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -217,6 +217,27 @@ pub fn sha256sums(sums: &BTreeMap<String, String>) -> String {
         .collect()
 }
 
+/// Reads what [`sha256sums`] writes: `<64 lowercase hex>  <name>` a line, nothing else (no
+/// blank line, no `*` binary-mode marker, no CR). Returns (sha256, name) pairs in order,
+/// or the number and text of the first line that is not one.
+pub fn parse_sha256sums(text: &str) -> std::result::Result<Vec<(&str, &str)>, (usize, &str)> {
+    // Not `lines()`, which would take a CRLF line for a plain one.
+    text.split_terminator('\n')
+        .enumerate()
+        .map(|(i, line)| match line.split_once("  ") {
+            Some((sha, name))
+                if sha.len() == 64
+                    && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                    && !name.is_empty()
+                    && !name.contains(['\r', '\0']) =>
+            {
+                Ok((sha, name))
+            }
+            _ => Err((i + 1, line)),
+        })
+        .collect()
+}
+
 fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
@@ -618,6 +639,27 @@ mod tests {
             )),
             "{sums}"
         );
+    }
+
+    #[test]
+    fn sha256sums_read_back_only_as_written() {
+        let a = "a".repeat(64);
+        let text = format!("{a}  x.tar.gz\n{a}  ca.pem\n");
+        assert_eq!(
+            parse_sha256sums(&text).unwrap(),
+            vec![(a.as_str(), "x.tar.gz"), (a.as_str(), "ca.pem")]
+        );
+        for (bad, line) in [
+            (format!("{a}  x\n{a} *y\n"), 2),
+            (format!("{a}  x\n\n"), 2),
+            (format!("{}  x\n", "A".repeat(64)), 1),
+            (format!("{}  x\n", "a".repeat(63)), 1),
+            (format!("{a}  x\r\n"), 1),
+            (format!("{a}  \n"), 1),
+            ("# comment\n".to_string(), 1),
+        ] {
+            assert_eq!(parse_sha256sums(&bad).unwrap_err().0, line, "{bad:?}");
+        }
     }
 
     #[test]

@@ -170,6 +170,10 @@ pub struct PullArgs {
     /// Only this node's bundle
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
+    /// Refuse an artifact whose files add up to more than this (bytes, or with a K, M, G
+    /// or T suffix, powers of 1024), before downloading anything
+    #[arg(long, value_name = "SIZE", default_value = "32G", value_parser = parse_size)]
+    pub max_size: u64,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
@@ -193,6 +197,22 @@ pub struct RegistryArgs {
     /// Read the password from standard input (with --username)
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
+    /// The registry's token server, when its Bearer challenge names one on another host
+    /// (https): it gets the credentials too. Without it only the registry itself does
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub token_server: Option<String>,
+    /// Cut a transfer (and retry it) that averages fewer bytes a second than this over
+    /// --speed-time
+    #[arg(long, value_name = "BYTES", default_value_t = kube_bundle::registry::SPEED_LIMIT)]
+    pub speed_limit: u64,
+    /// The window of --speed-limit, and the longest wait for any one read or write
+    #[arg(long, value_name = "SECONDS", default_value_t = kube_bundle::registry::SPEED_TIME_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub speed_time: u64,
+    /// Give up when the whole command, retries included, takes longer than this
+    #[arg(long, value_name = "SECONDS", default_value_t = kube_bundle::registry::MAX_TIME_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_time: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -200,4 +220,24 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+/// `123`, `512K`, `100M`, `32G`, `1T` (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.as_bytes().last() {
+        Some(b'K' | b'k') => (&text[..text.len() - 1], 10),
+        Some(b'M' | b'm') => (&text[..text.len() - 1], 20),
+        Some(b'G' | b'g') => (&text[..text.len() - 1], 30),
+        Some(b'T' | b't') => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            format!("`{text}` is not a size: write bytes, or a number with K, M, G or T")
+        })
 }

@@ -177,12 +177,11 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
         })
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
-        let listing: std::collections::BTreeMap<String, String> = plans
+        let mut listing: std::collections::BTreeMap<String, String> = plans
             .iter()
             .zip(&packed)
             .map(|(plan, p)| (bundle_name(plan), p.sha256.clone()))
             .collect();
-        let sums = bundle::sha256sums(&listing);
         let fetch_sh = fetch::script()?;
         let sa_pub = pki
             .service_account
@@ -195,7 +194,6 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             .map(|admin| render::admin_kubeconfig(&inv, &pki.ca_cert_pem, admin));
         let rbac = inv.apiserver.as_ref().map(|_| render::kubelet_rbac());
         let dist_files = [
-            ("SHA256SUMS", Some(sums.as_bytes()), 0o644),
             ("ca.pem", Some(pki.ca_cert_pem.as_bytes()), 0o644),
             ("client-ca.pem", Some(client_ca.as_bytes()), 0o644),
             ("sa.pub", sa_pub, 0o644),
@@ -204,7 +202,16 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             (ADMIN_KUBECONFIG, admin.as_deref().map(str::as_bytes), 0o600),
             (KUBELET_RBAC, rbac.as_deref().map(str::as_bytes), 0o644),
         ];
-        for (name, bytes, mode) in dist_files {
+        // dist/SHA256SUMS covers every file that leaves with the bundles (what `push`
+        // sends), so one checksum vouches for all of them.
+        for (name, bytes, _) in &dist_files {
+            if let (Some(bytes), true) = (bytes, artifact::travels(name)) {
+                listing.insert(name.to_string(), bundle::sha256_hex(bytes));
+            }
+        }
+        let sums = bundle::sha256sums(&listing);
+        let all = std::iter::once(("SHA256SUMS", Some(sums.as_bytes()), 0o644)).chain(dist_files);
+        for (name, bytes, mode) in all {
             if let Some(bytes) = bytes {
                 pki::write_atomic(&staging.join(name), bytes, mode)
                     .map_err(|e| e.doing("writing", opts.out.join(name)))?;
@@ -238,8 +245,9 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
 /// Tarball name → sha256 from the previous build's `dist/SHA256SUMS`, if any.
 fn previous_sums(out: &Path) -> std::collections::BTreeMap<String, String> {
     let text = fs_err::read_to_string(out.join("SHA256SUMS")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.split_once("  "))
+    bundle::parse_sha256sums(&text)
+        .unwrap_or_default()
+        .into_iter()
         .map(|(sha, name)| (name.to_string(), sha.to_string()))
         .collect()
 }

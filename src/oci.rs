@@ -85,6 +85,7 @@ impl Reference {
         {
             return Err(bad("the registry host has characters a host cannot have"));
         }
+        split_host_port(registry).map_err(bad)?;
         // A colon after the last slash starts the tag.
         let (repository, tag) = match path.rfind(':') {
             Some(i) if !path[i..].contains('/') => (&path[..i], Some(&path[i + 1..])),
@@ -144,17 +145,62 @@ impl Reference {
         }
     }
 
-    /// Whether the registry is this machine: only there may plain http be used.
-    pub fn is_loopback(&self) -> bool {
-        let host = match self.registry.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(""),
-            None => self.registry.split(':').next().unwrap_or(""),
-        };
-        host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+    /// The registry's host name or address, without the brackets of an IPv6 address.
+    pub fn host(&self) -> &str {
+        split_host_port(&self.registry).map_or("", |(h, _)| h)
     }
+
+    /// The registry's port when the reference names one.
+    pub fn port(&self) -> Option<u16> {
+        split_host_port(&self.registry).ok().and_then(|(_, p)| p)
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port` → (host, port); a port is 1 to 65535.
+fn split_host_port(registry: &str) -> std::result::Result<(&str, Option<u16>), &'static str> {
+    let (host, port) = match registry.strip_prefix('[') {
+        Some(rest) => {
+            let (v6, after) = rest
+                .split_once(']')
+                .ok_or("an IPv6 address must be closed with `]`")?;
+            if v6.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err("the text in brackets is not an IPv6 address");
+            }
+            match after {
+                "" => (v6, None),
+                _ => (
+                    v6,
+                    Some(
+                        after
+                            .strip_prefix(':')
+                            .ok_or("only `:port` may follow an IPv6 address")?,
+                    ),
+                ),
+            }
+        }
+        None if registry.matches(':').count() > 1 || registry.contains(['[', ']']) => {
+            return Err(
+                "the registry host has more than one `:` (write an IPv6 address in brackets)",
+            )
+        }
+        None => match registry.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (registry, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("the registry host is empty");
+    }
+    let port = match port {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|n| *n != 0 && p.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or("the port must be a number from 1 to 65535")?,
+        ),
+    };
+    Ok((host, port))
 }
 
 impl std::fmt::Display for Reference {
@@ -306,12 +352,13 @@ mod tests {
         let d = format!("sha256:{}", "a".repeat(64));
         let r = Reference::parse(&format!("127.0.0.1:5000/k8s@{d}")).unwrap();
         assert_eq!(r.target(), d);
-        assert!(r.is_loopback());
-        assert!(Reference::parse("[::1]:5000/x:y").unwrap().is_loopback());
-        assert!(Reference::parse("localhost/x").unwrap().is_loopback());
-        assert!(!Reference::parse("registry.example/x:y")
-            .unwrap()
-            .is_loopback());
+        assert_eq!((r.host(), r.port()), ("127.0.0.1", Some(5000)));
+        let r = Reference::parse("[::1]:5000/x:y").unwrap();
+        assert_eq!((r.host(), r.port()), ("::1", Some(5000)));
+        let r = Reference::parse("[fd00::1]/x").unwrap();
+        assert_eq!((r.host(), r.port()), ("fd00::1", None));
+        let r = Reference::parse("localhost/x").unwrap();
+        assert_eq!((r.host(), r.port()), ("localhost", None));
     }
 
     #[test]
@@ -323,6 +370,32 @@ mod tests {
             ("reg.example/k8s:-v1", "tag"),
             ("reg.example/k8s@sha256:abc", "64 hex"),
             ("reg.example/k8s:", "tag"),
+            (
+                "127.0.0.1:99999/k8s:v1",
+                "port must be a number from 1 to 65535",
+            ),
+            (
+                "127.0.0.1:65536/k8s:v1",
+                "port must be a number from 1 to 65535",
+            ),
+            (
+                "127.0.0.1:0/k8s:v1",
+                "port must be a number from 1 to 65535",
+            ),
+            (
+                "127.0.0.1:abc/k8s:v1",
+                "port must be a number from 1 to 65535",
+            ),
+            ("127.0.0.1:/k8s:v1", "port must be a number from 1 to 65535"),
+            (
+                "127.0.0.1:123456/k8s:v1",
+                "port must be a number from 1 to 65535",
+            ),
+            ("a:1:2/k8s:v1", "more than one `:`"),
+            (":5000/k8s:v1", "empty"),
+            ("[::1/k8s:v1", "closed with `]`"),
+            ("[::1]x/k8s:v1", "only `:port`"),
+            ("[nothost]:5000/k8s:v1", "not an IPv6 address"),
         ] {
             let e = Reference::parse(text).unwrap_err();
             assert!(e.to_string().contains(why), "{text}: {e}");

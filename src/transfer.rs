@@ -45,6 +45,12 @@ fn registry_options(args: &cli::RegistryArgs) -> Result<registry::Options, Error
         plain_http: args.plain_http,
         credentials,
         docker_config: None,
+        token_server: args.token_server.clone(),
+        limits: registry::Limits {
+            speed_limit: args.speed_limit,
+            speed_time: std::time::Duration::from_secs(args.speed_time),
+            max_time: std::time::Duration::from_secs(args.max_time),
+        },
     })
 }
 
@@ -89,6 +95,22 @@ pub fn push(args: cli::PushArgs, out: &mut String) -> Result<ExitCode, Error> {
         let _ = writeln!(out, "{}  dist", report.dist.reference);
         let _ = writeln!(out, "{}  index", report.reference);
     });
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for t in &report.stale_tags {
+        eprintln!(
+            "warning: `{}` still holds node `{}`'s bundle from an earlier push ({}); this \
+             push's index has no node `{}`",
+            t.tag, t.node, t.digest, t.node
+        );
+    }
+    if !report.stale_tags.is_empty() {
+        eprintln!(
+            "hint: `pull` goes through the index and never reads them; delete them in the \
+             registry if nothing else uses them"
+        );
+    }
     if !args.quiet {
         eprintln!(
             "uploaded {} blob(s), {} bytes; {} blob(s), {} bytes, were already there",
@@ -109,6 +131,7 @@ pub fn pull(args: cli::PullArgs, out: &mut String) -> Result<ExitCode, Error> {
         out: args.out,
         node: args.node,
         registry: registry_options(&args.registry)?,
+        max_size: args.max_size,
     };
     let report = with_progress(args.quiet, |p| artifact::pull(&opts, p))?;
     crate::emit(out, args.output, &report, |out| {

@@ -43,12 +43,14 @@ impl Member {
     }
 }
 
-/// The tarballs `dist/SHA256SUMS` lists, in its order.
+/// The tarballs `dist/SHA256SUMS` lists, in its order (it lists the other dist files too).
 pub fn built_bundles(dist: &Path) -> Vec<PathBuf> {
     let sums = std::fs::read_to_string(dist.join("SHA256SUMS")).unwrap();
     let bundles: Vec<PathBuf> = sums
         .lines()
-        .map(|l| dist.join(l.split_once("  ").unwrap().1))
+        .map(|l| l.split_once("  ").unwrap().1)
+        .filter(|name| name.ends_with(".tar.gz"))
+        .map(|name| dist.join(name))
         .collect();
     assert!(!bundles.is_empty(), "SHA256SUMS lists no bundle:\n{sums}");
     bundles

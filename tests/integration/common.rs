@@ -399,3 +399,33 @@ pub fn snapshot(root: &Path) -> Vec<(String, String, u32)> {
     }
     all
 }
+
+/// `sha256sum -c SHA256SUMS` in `dir`, which must pass: the names it checked, sorted.
+pub fn sha256sum_checked(dir: &Path) -> Vec<String> {
+    let checked = run_ok(
+        Command::new(tool("sha256sum"))
+            .args(["-c", "SHA256SUMS"])
+            .current_dir(dir),
+    );
+    let mut ok: Vec<String> = checked
+        .lines()
+        .map(|l| {
+            l.strip_suffix(": OK")
+                .unwrap_or_else(|| panic!("{l}"))
+                .to_string()
+        })
+        .collect();
+    ok.sort();
+    ok
+}
+
+/// The names in `dir` but `except`, sorted.
+pub fn file_names(dir: &Path, except: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| !except.contains(&n.as_str()))
+        .collect();
+    names.sort();
+    names
+}

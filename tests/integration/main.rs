@@ -18,6 +18,7 @@ mod install;
 mod install_safety;
 mod outputs;
 mod registry;
+mod registry_hostile;
 mod repacked;
 mod reproducible;
 mod restarts;

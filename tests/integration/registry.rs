@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-const USER: &str = "pusher";
-const PASSWORD: &str = "s3cret pass";
-const REPO: &str = "k8s/control-plane";
+pub(crate) const USER: &str = "pusher";
+pub(crate) const PASSWORD: &str = "s3cret pass";
+pub(crate) const REPO: &str = "k8s/control-plane";
 /// The dist files push takes beside the bundles, when the build wrote them.
 const DIST_FILES: [&str; 6] = [
     "SHA256SUMS",
@@ -26,20 +26,20 @@ const DIST_FILES: [&str; 6] = [
 ];
 
 /// A docker-registry process on a free loopback port, killed when dropped.
-struct Registry {
-    dir: tempfile::TempDir,
-    port: u16,
+pub(crate) struct Registry {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) port: u16,
     child: Option<Child>,
     tls: bool,
 }
 
 impl Registry {
     /// TLS with a CA of its own, htpasswd auth.
-    fn start() -> Registry {
+    pub(crate) fn start() -> Registry {
         Self::start_with(true)
     }
 
-    fn start_with(tls: bool) -> Registry {
+    pub(crate) fn start_with(tls: bool) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         if tls {
@@ -73,7 +73,7 @@ impl Registry {
     }
 
     /// Starts the process and waits until it answers.
-    fn run(&mut self) {
+    pub(crate) fn run(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("registry.log")).unwrap();
         let child = Command::new(tool("docker-registry"))
             .arg("serve")
@@ -94,23 +94,23 @@ impl Registry {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
 
-    fn reference(&self, tag: &str) -> String {
+    pub(crate) fn reference(&self, tag: &str) -> String {
         format!("127.0.0.1:{}/{REPO}:{tag}", self.port)
     }
 
     /// Every stored blob: (digest hex, size, path of its data file).
-    fn blobs(&self) -> Vec<(String, u64, PathBuf)> {
+    pub(crate) fn blobs(&self) -> Vec<(String, u64, PathBuf)> {
         let root = self
             .dir
             .path()
@@ -167,8 +167,9 @@ fn write_private(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, all by openssl.
-fn make_tls(dir: &Path) {
+/// A CA and a server certificate for 127.0.0.1 (and 127.0.0.2, "another host" to the
+/// scripted servers of `registry_hostile`) signed by it, all by openssl.
+pub(crate) fn make_tls(dir: &Path) {
     let (ca, ca_key) = openssl_self_signed(dir, "ca", "kube-bundle test registry CA", "CA:TRUE");
     std::fs::set_permissions(&ca_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let key = dir.join("server-key.pem");
@@ -191,7 +192,7 @@ fn make_tls(dir: &Path) {
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     std::fs::write(
         dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n",
+        "subjectAltName=IP:127.0.0.1,IP:127.0.0.2\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n",
     )
     .unwrap();
     run_ok(
@@ -211,7 +212,7 @@ fn make_tls(dir: &Path) {
 }
 
 /// Executable-like bytes that compress, reproducible; several deflate blocks.
-fn binary_bytes(len: usize, noise_every: usize) -> Vec<u8> {
+pub(crate) fn binary_bytes(len: usize, noise_every: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..len)
         .map(|i| {
@@ -227,7 +228,7 @@ fn binary_bytes(len: usize, noise_every: usize) -> Vec<u8> {
         .collect()
 }
 
-fn project_with_binary(bytes: &[u8]) -> Project {
+pub(crate) fn project_with_binary(bytes: &[u8]) -> Project {
     let project = Project::new(&format!(
         "{INVENTORY}\n[kube-controller-manager]\nbinary = \"kcm\"\n"
     ));
@@ -241,7 +242,7 @@ fn project_with_binary(bytes: &[u8]) -> Project {
 
 /// kube-bundle with `stdin` on standard input and HOME set to the project (so no real
 /// ~/.docker/config.json is read).
-fn kube_bundle_stdin(project: &Project, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn kube_bundle_stdin(project: &Project, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
         .args(args)
         .current_dir(project.dir.path())
@@ -262,7 +263,7 @@ fn kube_bundle_stdin(project: &Project, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn push(project: &Project, reg: &Registry, tag: &str, password: &str) -> Output {
+pub(crate) fn push(project: &Project, reg: &Registry, tag: &str, password: &str) -> Output {
     let ca = reg.ca();
     kube_bundle_stdin(
         project,
@@ -283,7 +284,7 @@ fn push(project: &Project, reg: &Registry, tag: &str, password: &str) -> Output 
     )
 }
 
-fn push_ok(project: &Project, reg: &Registry, tag: &str) -> serde_json::Value {
+pub(crate) fn push_ok(project: &Project, reg: &Registry, tag: &str) -> serde_json::Value {
     let out = push(project, reg, tag, PASSWORD);
     assert!(out.status.success(), "push failed:\n{}", stderr(&out));
     assert!(
@@ -355,7 +356,7 @@ fn fetch_sh(project: &Project, args: &[&str], stdin: &str, into: &Path) -> Outpu
 
 /// kube-bundle `sub` as the test user: the registry's CA, the user name, the password on
 /// standard input, then `args`.
-fn as_user(project: &Project, reg: &Registry, sub: &str, args: &[&str]) -> Output {
+pub(crate) fn as_user(project: &Project, reg: &Registry, sub: &str, args: &[&str]) -> Output {
     let ca = reg.ca();
     let mut all = vec![
         sub,
@@ -384,7 +385,7 @@ fn fetch_as_user(project: &Project, reg: &Registry, args: &[&str], into: &Path) 
 }
 
 /// The command failed with `code` and said `want` on standard error.
-fn assert_fails(out: &Output, code: i32, want: &str) {
+pub(crate) fn assert_fails(out: &Output, code: i32, want: &str) {
     assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
     assert!(
         stderr(out).contains(want),
@@ -393,7 +394,7 @@ fn assert_fails(out: &Output, code: i32, want: &str) {
     );
 }
 
-fn layers(node: &serde_json::Value) -> Vec<String> {
+pub(crate) fn layers(node: &serde_json::Value) -> Vec<String> {
     node["layers"]
         .as_array()
         .unwrap()
@@ -993,6 +994,18 @@ fn bad_input_exits_2_naming_the_field() {
         (
             vec!["push".into(), format!("127.0.0.1:{}/{REPO}", reg.port)],
             "push needs a tag",
+        ),
+        (
+            vec!["push".into(), format!("127.0.0.1:99999/{REPO}:v1")],
+            "reference `127.0.0.1:99999/k8s/control-plane:v1`: the port must be a number from 1 to 65535",
+        ),
+        (
+            vec!["pull".into(), format!("127.0.0.1:65536/{REPO}:v1")],
+            "the port must be a number from 1 to 65535",
+        ),
+        (
+            vec!["pull".into(), format!("127.0.0.1:abc/{REPO}:v1")],
+            "the port must be a number from 1 to 65535",
         ),
         (
             vec![
