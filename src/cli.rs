@@ -142,6 +142,10 @@ pub struct PushArgs {
     pub reference: String,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Push bundles whose private files are in clear (built without `seal-secrets`);
+    /// whoever can read the repository can read them
+    #[arg(long)]
+    pub allow_plain_secrets: bool,
     /// What to print on standard output: one reference with its digest a line, or JSON
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
     pub output: Output,
