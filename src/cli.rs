@@ -88,6 +88,10 @@ pub enum Command {
         /// Allowed-signers file (ssh-keygen format) the bundles' signatures must match
         #[arg(long, value_name = "FILE")]
         trust: Option<PathBuf>,
+        /// Open sealed private files and check them too: a node's `seal.key`, or the pki/
+        /// folder (`<node>/seal.key` for each bundle)
+        #[arg(long, value_name = "DIR|FILE")]
+        seal_key: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
