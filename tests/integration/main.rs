@@ -19,6 +19,7 @@ mod outputs;
 mod registry;
 mod reproducible;
 mod scheduler;
+mod sealed;
 mod shared_member;
 mod signing;
 mod verify;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-const USER: &str = "pusher";
-const PASSWORD: &str = "s3cret pass";
+pub(crate) const USER: &str = "pusher";
+pub(crate) const PASSWORD: &str = "s3cret pass";
 const REPO: &str = "k8s/control-plane";
 /// The dist files push takes beside the bundles, when the build wrote them.
 const DIST_FILES: [&str; 6] = [
@@ -35,7 +35,7 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// TLS with a CA of its own, htpasswd auth.
-    fn start() -> Registry {
+    pub(crate) fn start() -> Registry {
         Self::start_with(true)
     }
 
@@ -101,16 +101,16 @@ impl Registry {
         }
     }
 
-    fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
 
-    fn reference(&self, tag: &str) -> String {
+    pub(crate) fn reference(&self, tag: &str) -> String {
         format!("127.0.0.1:{}/{REPO}:{tag}", self.port)
     }
 
     /// Every stored blob: (digest hex, size, path of its data file).
-    fn blobs(&self) -> Vec<(String, u64, PathBuf)> {
+    pub(crate) fn blobs(&self) -> Vec<(String, u64, PathBuf)> {
         let root = self
             .dir
             .path()
@@ -211,7 +211,7 @@ fn make_tls(dir: &Path) {
 }
 
 /// Executable-like bytes that compress, reproducible; several deflate blocks.
-fn binary_bytes(len: usize, noise_every: usize) -> Vec<u8> {
+pub(crate) fn binary_bytes(len: usize, noise_every: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..len)
         .map(|i| {
@@ -243,7 +243,7 @@ fn project_with_binary(bytes: &[u8]) -> Project {
 
 /// kube-bundle with `stdin` on standard input and HOME set to the project (so no real
 /// ~/.docker/config.json is read).
-fn kube_bundle_stdin(project: &Project, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn kube_bundle_stdin(project: &Project, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
         .args(args)
         .current_dir(project.dir.path())
@@ -367,7 +367,7 @@ fn fetch_sh(project: &Project, args: &[&str], stdin: &str, into: &Path) -> Outpu
 
 /// kube-bundle `sub` as the test user: the registry's CA, the user name, the password on
 /// standard input, then `args`.
-fn as_user(project: &Project, reg: &Registry, sub: &str, args: &[&str]) -> Output {
+pub(crate) fn as_user(project: &Project, reg: &Registry, sub: &str, args: &[&str]) -> Output {
     let ca = reg.ca();
     let mut all = vec![
         sub,
@@ -396,7 +396,7 @@ fn fetch_as_user(project: &Project, reg: &Registry, args: &[&str], into: &Path) 
 }
 
 /// The command failed with `code` and said `want` on standard error.
-fn assert_fails(out: &Output, code: i32, want: &str) {
+pub(crate) fn assert_fails(out: &Output, code: i32, want: &str) {
     assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
     assert!(
         stderr(out).contains(want),
@@ -405,7 +405,7 @@ fn assert_fails(out: &Output, code: i32, want: &str) {
     );
 }
 
-fn layers(node: &serde_json::Value) -> Vec<String> {
+pub(crate) fn layers(node: &serde_json::Value) -> Vec<String> {
     node["layers"]
         .as_array()
         .unwrap()
