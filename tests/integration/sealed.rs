@@ -517,9 +517,9 @@ fn sealed_builds_are_reproducible_and_pinned() {
     // These move with the unsealed fixture's (`reproducible.rs`) and with the sealed
     // format: review the difference, then pin the new values.
     let pinned = [
-        "04eec0580608daa80915b17652385286bcbf331990bcfb07fd7c582bbe5e9c47",
-        "a9f5d69e0fbd940793083641418a941fbb4005e987552d41f7bcafafce6c2440",
-        "c75fede5941a9febfb76bc2452a3e41f7b38237b2cd3ae50eb9cacb801eca94f",
+        "d588036ee0447ca7286c132067eb5ad537d4e771c9782108eafd19b01e6e090d",
+        "3405b8302e21134a8a2316b07901a3e0ee6fd13b920d43bf2fb84225f8a45a99",
+        "cca7941246a5ca2f35779e852719472a356fa8db341e41d04729b7307c6011fc",
     ];
     assert_eq!(
         hashes, pinned,
