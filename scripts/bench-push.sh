@@ -99,7 +99,7 @@ for n in $NODES; do
     mkdir -p "$dir"
     {
         printf '[cluster]\nkubernetes-version = "1.20.2"\nservice-cidr = "10.254.0.0/16"\n'
-        printf '[pki]\nkey-algorithm = "ecdsa-p256"\n'
+        printf '[pki]\nkey-algorithm = "ecdsa-p256"\nseal-secrets = true\n'
         printf '[kube-controller-manager]\nbinary = "%s"\n' "$binary"
         unread "$binary"
         for ((i = 1; i <= n; i++)); do

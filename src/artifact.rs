@@ -83,6 +83,8 @@ pub struct LocalBundle {
     pub sha256: String,
     pub size: u64,
     pub members: Vec<Member>,
+    /// Private files (mode 0600) the bundle carries in clear, not sealed.
+    pub plain_secrets: Vec<String>,
 }
 
 /// Member boundaries seen in earlier bundles, so an identical member (the binary) is
@@ -246,8 +248,8 @@ fn scan_member(
     Ok(len)
 }
 
-/// Node, components, version and entry mtime from the bundle's `<top>/manifest.json`.
-fn read_bundle_manifest(path: &Path) -> Result<(String, Vec<String>, String, u64)> {
+/// The bundle's `<top>/manifest.json` and its entry mtime.
+fn read_bundle_manifest(path: &Path) -> Result<(crate::manifest::Manifest, u64)> {
     let file = fs_err::File::open(path)?;
     let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
     let mut archive = tar::Archive::new(gz);
@@ -262,7 +264,7 @@ fn read_bundle_manifest(path: &Path) -> Result<(String, Vec<String>, String, u64
             entry.read_to_string(&mut text)?;
             let m: crate::manifest::Manifest = serde_json::from_str(&text)
                 .map_err(|e| bad(&format!("its manifest.json does not read: {e}")))?;
-            return Ok((m.node, m.components, m.kubernetes_version, mtime));
+            return Ok((m, mtime));
         }
     }
     Err(bad("holds no manifest.json: is it a kube-bundle bundle?"))
@@ -367,20 +369,30 @@ pub fn read_dist(dist: &Path) -> Result<LocalDist> {
         if actual != sha {
             return Err(mismatch());
         }
-        let (node, components, kubernetes_version, mtime) = read_bundle_manifest(&path)?;
+        let (manifest, mtime) = read_bundle_manifest(&path)?;
+        let node = manifest.node.clone();
         if !nodes.insert(node.clone()) {
             return Err(Error::input(
                 where_,
                 format!("node `{node}` has two bundles"),
             ));
         }
+        let plain_secrets = manifest
+            .files
+            .iter()
+            .filter(|f| {
+                !f.sealed && u32::from_str_radix(&f.mode, 8).is_ok_and(crate::seal::is_private)
+            })
+            .map(|f| f.path.clone())
+            .collect();
         bundles.push(LocalBundle {
             path,
             name: name.to_string(),
             node,
-            components,
-            kubernetes_version,
+            components: manifest.components,
+            kubernetes_version: manifest.kubernetes_version,
             mtime,
+            plain_secrets,
             sha256: actual,
             size,
             members,
@@ -427,6 +439,8 @@ pub struct PushOptions {
     pub registry: registry::Options,
     /// SOURCE_DATE_EPOCH at push time; else the bundles' own entry mtime.
     pub created: Option<u64>,
+    /// Push bundles whose private files are in clear (not sealed).
+    pub allow_plain_secrets: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -486,6 +500,33 @@ struct Blob {
     path: PathBuf,
     offset: u64,
     len: u64,
+}
+
+/// A registry's readers would read the private files of a bundle that carries them in
+/// clear: such bundles are pushed only when the user says so.
+fn refuse_plain_secrets(bundles: &[LocalBundle]) -> Result<()> {
+    let Some(b) = bundles.iter().find(|b| !b.plain_secrets.is_empty()) else {
+        return Ok(());
+    };
+    let more = bundles
+        .iter()
+        .filter(|b| !b.plain_secrets.is_empty())
+        .count()
+        - 1;
+    Err(Error::input(
+        format!("`{}`", b.path.display()),
+        format!(
+            "carries {} private files in clear ({}{}){}: whoever can read the repository could read them",
+            b.plain_secrets.len(),
+            b.plain_secrets[0].trim_start_matches("rootfs"),
+            if b.plain_secrets.len() > 1 { ", …" } else { "" },
+            match more {
+                0 => String::new(),
+                n => format!(", and so do {n} other bundle(s)"),
+            }
+        ),
+    )
+    .with_hint("seal them: `seal-secrets = true` under [pki], build again and copy each node's pki/<node>/seal.key to it; or, for a registry only trusted hands can read, pass --allow-plain-secrets"))
 }
 
 pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushReport> {
@@ -551,6 +592,10 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
     }
 
     let client = Registry::connect(reference, &opts.registry)?;
+    // Before the first request: nothing is sent, no credentials either.
+    if !opts.allow_plain_secrets {
+        refuse_plain_secrets(&bundles)?;
+    }
     client.check()?;
     let total: u64 = blobs.iter().map(|(_, b)| b.len).sum();
     let mut done = 0u64;

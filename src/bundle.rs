@@ -3,7 +3,8 @@
 //! plan's bytes and the chosen mtime: entries sorted, every header field set by hand,
 //! gzip without time or name at a fixed level. A file read from disk (the binary) is
 //! compressed once per build by [`compress_shared`] and spliced into every tarball as its
-//! own gzip member (see `member`). This module makes no keys or certificates.
+//! own gzip member (see `member`). With a seal key, private files go in sealed (see
+//! `seal`). This module makes no keys or certificates.
 
 use fs_err::os::unix::fs::OpenOptionsExt;
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use crate::member;
 use crate::pki;
 use crate::plan::{Content, Kind};
 use crate::render::{BundleFile as PlannedFile, RenderedNode as NodePlan};
+use crate::seal::{self, SealKey};
 use crate::signature::{self, Signer};
 
 /// gzip level: fixed, because the compressed bytes depend on it.
@@ -139,11 +141,15 @@ pub fn compress_shared(
     Ok(shared)
 }
 
-/// What a build adds to every bundle besides the plan: signature and pinned signers.
+/// What a build adds to a bundle besides the plan: signature, pinned signers and the
+/// node's seal key.
 #[derive(Default, Clone, Copy)]
 pub struct Extras<'a> {
     pub signer: Option<&'a Signer>,
     pub pinned_signers: Option<&'a str>,
+    /// Private files (mode 0600) go in sealed with it, as `sealed/<node path>.enc`, their
+    /// sha256 in `SHA256SUMS.sealed`.
+    pub seal: Option<&'a SealKey>,
 }
 
 /// The files of a finished bundle, SHA256SUMS and manifest.json included.
@@ -165,15 +171,19 @@ fn complete(
         );
     }
     let mut sums = BTreeMap::new();
+    let mut sealed_sums = BTreeMap::new();
     let mut manifest_files = Vec::new();
     let mut certificates = Vec::new();
     for (path, file) in &files {
         let (sha, size) = digest(&file.content, shared)?;
+        let sealed =
+            extras.seal.is_some() && seal::is_private(file.mode) && path.starts_with("rootfs/");
         manifest_files.push(ManifestFile {
             path: path.clone(),
             mode: format!("{:04o}", file.mode),
             size,
             sha256: sha.clone(),
+            sealed,
         });
         if let (Kind::Certificate, Content::Bytes(b)) = (file.kind, &file.content) {
             if let Some(summary) = pki::describe(&String::from_utf8_lossy(b)) {
@@ -183,7 +193,34 @@ fn complete(
                 });
             }
         }
-        sums.insert(path.clone(), sha);
+        if sealed {
+            sealed_sums.insert(path.clone(), sha);
+        } else {
+            sums.insert(path.clone(), sha);
+        }
+    }
+    if let Some(key) = extras.seal {
+        for path in sealed_sums.keys() {
+            let file = files.remove(path).expect("listed from these files");
+            let plain = match &file.content {
+                Content::Bytes(b) => b.clone(),
+                Content::File(p) => fs_err::read(p)?,
+            };
+            let sealed = key.seal(&plain)?;
+            let name = seal::sealed_path(path).expect("sealed files are under rootfs/");
+            sums.insert(name.clone(), sha256_hex(&sealed));
+            files.insert(
+                name,
+                PlannedFile {
+                    mode: file.mode,
+                    kind: Kind::Other,
+                    content: Content::Bytes(sealed),
+                },
+            );
+        }
+        let listing = sha256sums(&sealed_sums).into_bytes();
+        sums.insert(seal::SEALED_SUMS.into(), sha256_hex(&listing));
+        files.insert(seal::SEALED_SUMS.into(), bytes(listing));
     }
     let manifest = Manifest {
         node: plan.node.name.clone(),

@@ -97,6 +97,10 @@ pub enum Command {
         /// Allowed-signers file (ssh-keygen format) the bundles' signatures must match
         #[arg(long, value_name = "FILE")]
         trust: Option<PathBuf>,
+        /// Open sealed private files and check them too: a node's `seal.key`, or the pki/
+        /// folder (`<node>/seal.key` for each bundle)
+        #[arg(long, value_name = "DIR|FILE")]
+        seal_key: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -151,6 +155,10 @@ pub struct PushArgs {
     pub reference: String,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Push bundles whose private files are in clear (built without `seal-secrets`);
+    /// whoever can read the repository can read them
+    #[arg(long)]
+    pub allow_plain_secrets: bool,
     /// What to print on standard output: one reference with its digest a line, or JSON
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
     pub output: Output,

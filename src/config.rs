@@ -93,6 +93,7 @@ struct RawPki {
     service_account_key: Option<Spanned<String>>,
     csr_signing: Option<Spanned<String>>,
     etcd_ca: Option<Spanned<String>>,
+    seal_secrets: Option<bool>,
     #[serde(rename = "C")]
     country: Option<Spanned<String>>,
     #[serde(rename = "ST")]
@@ -435,6 +436,8 @@ pub struct PkiSettings {
     pub csr_signing: CsrSigning,
     /// Whether etcd has a CA of its own (kubeadm's way) or uses the root CA (the tutorial's).
     pub etcd_ca: EtcdCa,
+    /// Whether each bundle's private files are sealed with its node's key (`seal`).
+    pub seal_secrets: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1394,6 +1397,7 @@ impl Validator<'_> {
             service_account_key,
             csr_signing,
             etcd_ca,
+            seal_secrets: raw.seal_secrets.unwrap_or(false),
         })
     }
 

@@ -404,6 +404,8 @@ ca-validity = "87600h"
 #                                      #   trusted only by kube-apiserver's client CA; the root
 #                                      #   CA key stays here; "ca" ships the root CA key
 #                                      #   to every master as the tutorial does; "off" signs none
+# seal-secrets = true                  # private files sealed with each node's pki/<node>/seal.key,
+#                                      #   for bundles pushed to a registry (README: Sealed secrets)
 # C = "CN"
 # ST = "BeiJing"
 # L = "BeiJing"

@@ -17,8 +17,8 @@
 //!    the nodes' deterministic tarballs (with `manifest`) in parallel (`parallel`) into a
 //!    staging folder, which then replaces `dist/` in one rename
 //!
-//! Signing (`signature`) and reading saved keys cheaply (`keys`) serve the pki and pack
-//! steps. Beside the pipeline: `init` writes a starting inventory, optionally from the
+//! Signing (`signature`), sealing private files with each node's key (`seal`) and
+//! reading saved keys cheaply (`keys`) serve the pki and pack steps. Beside the pipeline: `init` writes a starting inventory, optionally from the
 //! tutorial's environment.sh; `verify` checks finished tarballs offline; `certs` lists
 //! pki/ with expiry; `rollout` orders the masters for an update, leaders last.
 //! Leaves, imported by the stages and importing none of them: `component`, `version`,
@@ -50,6 +50,7 @@ pub mod plan;
 pub mod registry;
 pub mod render;
 pub mod rollout;
+pub mod seal;
 pub mod signature;
 pub mod verify;
 pub mod version;
@@ -138,6 +139,7 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
     let extras = bundle::Extras {
         signer: signer.as_ref(),
         pinned_signers: pinned.as_deref(),
+        seal: None,
     };
     // Held to the end: a second build waits here, so pki/ and dist/ always come from
     // one build.
@@ -166,6 +168,10 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
         let packed_count = std::sync::atomic::AtomicUsize::new(0);
         let packed = parallel::map(&plans, threads, |_, plan| {
             let out = staging.join(bundle_name(plan));
+            let extras = bundle::Extras {
+                seal: pki.seal_keys.get(&plan.node.name),
+                ..extras
+            };
             let packed = bundle::pack_node(plan, &out, opts.mtime, &shared, &extras)
                 .map_err(|e| e.doing("writing", opts.out.join(bundle_name(plan))));
             let done = packed_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;

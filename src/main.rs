@@ -125,8 +125,18 @@ fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
             bundles,
             warn_within,
             trust,
+            seal_key,
             output,
-        } => verify_cmd(bundles, &warn_within, trust, output, out),
+        } => verify_cmd(
+            verify::VerifyOptions {
+                bundles,
+                warn_within: duration_arg("--warn-within", &warn_within)?,
+                trust,
+                seal_key,
+            },
+            output,
+            out,
+        ),
         C::RolloutPlan {
             config,
             kubeconfig,
@@ -258,24 +268,25 @@ fn build_cmd(
 }
 
 fn verify_cmd(
-    bundles: Vec<PathBuf>,
-    warn_within: &str,
-    trust: Option<PathBuf>,
+    opts: verify::VerifyOptions,
     output: cli::Output,
     out: &mut String,
 ) -> Result<ExitCode, Error> {
-    let warn_within = duration_arg("--warn-within", warn_within)?;
-    let report = verify::verify(&verify::VerifyOptions {
-        bundles,
-        warn_within,
-        trust,
-    })?;
+    let report = verify::verify(&opts)?;
     emit(out, output, &report, |out| {
         for f in &report.findings {
             line!(out, "{}: {}: {}", f.bundle, f.file, f.message);
         }
         for w in &report.warnings {
             eprintln!("warning: {}: {}: {}", w.bundle, w.file, w.message);
+        }
+        for b in &report.bundles {
+            if let (Some(sealed), Some(false)) = (b.sealed, b.unsealed) {
+                eprintln!(
+                    "note: {}: {sealed} sealed private file(s) checked by their sums only; pass --seal-key (pki/ or the node's seal.key) to open and check them",
+                    b.path
+                );
+            }
         }
         let signed = report.bundles.iter().filter(|b| b.signed).count();
         eprintln!(

@@ -68,7 +68,12 @@ pub struct ManifestFile {
     pub path: String,
     pub mode: String,
     pub size: u64,
+    /// Of the file itself, also when it travels sealed.
     pub sha256: String,
+    /// The file travels sealed with the node's seal key (see `seal`); absent when it does
+    /// not, so bundles without sealing keep their bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

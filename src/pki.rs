@@ -1,7 +1,8 @@
 //! PKI state in `pki/`: the CA (imported or generated once), the service-account key pair
 //! and one key and certificate per node and component (`pki/<node>/<component>.pem`). State is reused while it still
-//! fits the inventory and the CA; a leaf that no longer fits is reissued and reported. This
-//! module never regenerates a CA or a service-account key that already exists, replaces
+//! fits the inventory and the CA; a leaf that no longer fits is reissued and reported. With
+//! `seal-secrets`, also each node's seal key (`pki/<node>/seal.key`). This module never
+//! regenerates a CA, a service-account key or a seal key that already exists, replaces
 //! the CSR signing CA only with a new key (when asked, or when it is not its own trust
 //! anchor), and never touches `dist/`.
 
@@ -26,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::keys;
 pub use crate::manifest::CertSummary;
 use crate::parallel;
+use crate::seal::{self, SealKey};
 
 /// Certificates start this long before they are made, so nodes with a slow clock accept them.
 const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
@@ -52,6 +54,8 @@ pub struct Pki {
     pub admin: Option<Leaf>,
     /// etcd's own CA, with `[etcd]` and `etcd-ca = "dedicated"`.
     pub etcd_ca: Option<Leaf>,
+    /// node → its seal key, with `seal-secrets = true`; empty otherwise.
+    pub seal_keys: BTreeMap<String, SealKey>,
 }
 
 impl Pki {
@@ -179,6 +183,12 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         Some(_) => saved_encryption_key(inv)?,
         None => None,
     };
+    // Likewise a saved seal key: a node holds it, so it is never replaced.
+    let mut seal_keys = if inv.pki.seal_secrets {
+        saved_seal_keys(inv)?
+    } else {
+        BTreeMap::new()
+    };
     // Key generation is most of a fresh build: a new CA and the service-account key are
     // made side by side, then the leaves on every core. An existing CA is checked first,
     // so a bad one stops the build before anything is written. Notes keep the order of
@@ -295,6 +305,13 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         }
         None => (None, None),
     };
+    if inv.pki.seal_secrets {
+        for node in &inv.nodes {
+            if !seal_keys.contains_key(&node.name) {
+                seal_keys.insert(node.name.clone(), new_seal_key(inv, node, say)?);
+            }
+        }
+    }
     restrict_dir(dir)?;
     Ok(Pki {
         ca_cert_pem: ca.cert_pem,
@@ -313,7 +330,45 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
             cert_pem: ca.cert_pem,
             key_pem: ca.key_pem,
         }),
+        seal_keys,
     })
+}
+
+fn seal_key_path(inv: &Inventory, node: &Node) -> PathBuf {
+    inv.pki.dir.join(&node.name).join(seal::KEY_FILE)
+}
+
+/// The seal keys already in `pki/<node>/seal.key`. One that is not a key stops the build:
+/// its node holds the key it was made with, and a new one would not open its bundles.
+fn saved_seal_keys(inv: &Inventory) -> Result<BTreeMap<String, SealKey>> {
+    let mut keys = BTreeMap::new();
+    for node in &inv.nodes {
+        let path = seal_key_path(inv, node);
+        if !path.exists() {
+            continue;
+        }
+        let key = SealKey::parse(&read_text(&path)?).ok_or_else(|| {
+            Error::pki(loc(&path), "is not a seal key (one line of 64 lowercase hex digits)")
+                .with_hint(format!("restore it from backup; or delete it to make a new key, which then goes to {} in place of the old one", node.name))
+        })?;
+        keys.insert(node.name.clone(), key);
+    }
+    Ok(keys)
+}
+
+/// A new seal key for `node`, saved in `pki/<node>/seal.key` (0600).
+fn new_seal_key(inv: &Inventory, node: &Node, say: &mut dyn FnMut(String)) -> Result<SealKey> {
+    let path = seal_key_path(inv, node);
+    let key = SealKey::generate();
+    ensure_dir(&inv.pki.dir.join(&node.name))?;
+    write_private(&path, key.file_text().as_bytes())?;
+    say(format!(
+        "generated the seal key `{}`; copy it to {} as {} (mode 0600, owner root) by another path than the bundles",
+        path.display(),
+        node.name,
+        seal::NODE_KEY_PATH
+    ));
+    Ok(key)
 }
 
 /// Length of an aescbc key, in bytes.

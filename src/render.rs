@@ -415,6 +415,10 @@ impl Templates {
                 })),
                 "files": files,
                 "certificates": certificates,
+                // Parts of install.sh that open sealed files; without sealing it stays as
+                // it was.
+                "sealed": inv.pki.seal_secrets,
+                "seal_key": crate::seal::NODE_KEY_PATH,
             }),
         )
     }

@@ -86,6 +86,7 @@ pub fn push(args: cli::PushArgs, out: &mut String) -> Result<ExitCode, Error> {
         created: std::env::var("SOURCE_DATE_EPOCH")
             .ok()
             .and_then(|v| v.trim().parse().ok()),
+        allow_plain_secrets: args.allow_plain_secrets,
     };
     let report = with_progress(args.quiet, |p| artifact::push(&opts, p))?;
     crate::emit(out, args.output, &report, |out| {

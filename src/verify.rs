@@ -1,6 +1,8 @@
 //! `kube-bundle verify`: checks finished bundles offline, from the tarballs alone, as the
-//! receiving site would before touching a node. It reads archives and reports findings;
-//! it never changes a bundle or `pki/`.
+//! receiving site would before touching a node. A sealed bundle's private files are
+//! opened with the nodes' seal keys when given, and otherwise checked only as far as
+//! their sums go. It reads archives and reports findings; it never changes a bundle or
+//! `pki/`.
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
@@ -22,6 +24,7 @@ use crate::keys;
 use crate::manifest::{Manifest, ManifestApiServer, ManifestEtcd};
 use crate::pki;
 use crate::plan;
+use crate::seal::{self, SealKey};
 use crate::signature;
 use crate::version::KubeVersion;
 
@@ -30,6 +33,9 @@ pub struct VerifyOptions {
     pub warn_within: Duration,
     /// An allowed-signers file every bundle's signature must match.
     pub trust: Option<PathBuf>,
+    /// The seal key that opens the bundles' sealed files: one node's `seal.key`, or a
+    /// folder holding `<node>/seal.key` for each (pki/).
+    pub seal_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -45,6 +51,12 @@ pub struct Checked {
     pub node: String,
     pub files: usize,
     pub signed: bool,
+    /// Private files the bundle carries sealed; absent for a bundle without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<usize>,
+    /// Whether the sealed files were opened and checked like the others (with a seal key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsealed: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,6 +82,9 @@ struct Entry {
     mode: u32,
     sha256: String,
     bytes: Option<Vec<u8>>,
+    /// A sealed file verify has no key for: its sha256 is the one SHA256SUMS.sealed
+    /// gives, and the checks that read it pass it by.
+    locked: bool,
 }
 
 struct Bundle {
@@ -78,8 +93,10 @@ struct Bundle {
     top: String,
     files: BTreeMap<String, Entry>,
     /// (file, message) about the archive itself: links, devices, names leaving the top
-    /// folder, repeated members.
+    /// folder, repeated members; and sealed files that do not open.
     findings: Vec<(String, String)>,
+    /// rootfs path → sha256 of every file SHA256SUMS.sealed lists.
+    sealed: BTreeMap<String, String>,
 }
 
 impl Bundle {
@@ -98,11 +115,20 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
         .as_deref()
         .map(signature::AllowedSigners::load)
         .transpose()?;
-    let bundles = opts
+    let mut bundles = opts
         .bundles
         .iter()
         .map(|p| load(p))
         .collect::<Result<Vec<_>>>()?;
+    for bundle in &mut bundles {
+        let key = match &opts.seal_key {
+            Some(path) if bundle.files.contains_key(seal::SEALED_SUMS) => {
+                Some(seal_key_for(path, &bundle.top)?)
+            }
+            _ => None,
+        };
+        open_sealed(bundle, key.as_ref());
+    }
     let now = OffsetDateTime::now_utc();
     let warn = warn_window(now, opts.warn_within)?;
     let mut findings = Vec::new();
@@ -123,6 +149,14 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
             node,
             files: bundle.files.len(),
             signed: bundle.files.contains_key(signature::SIG_FILE),
+            sealed: bundle
+                .files
+                .contains_key(seal::SEALED_SUMS)
+                .then_some(bundle.sealed.len()),
+            unsealed: bundle
+                .files
+                .contains_key(seal::SEALED_SUMS)
+                .then(|| bundle.files.values().all(|e| !e.locked)),
         });
     }
     shared_keys(&bundles, &mut findings);
@@ -133,6 +167,104 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
         findings,
         warnings,
     })
+}
+
+/// The seal key for the bundle with top folder `top`: `path` itself, or, when it is a
+/// folder (pki/), the node's `seal.key` in it.
+fn seal_key_for(path: &Path, top: &str) -> Result<SealKey> {
+    if !path.is_dir() {
+        return SealKey::load(path).map_err(|e| {
+            e.with_hint("pass --seal-key one node's pki/<node>/seal.key, or pki/ for every node's")
+        });
+    }
+    let node = top
+        .strip_prefix(crate::component::BUNDLE_PREFIX)
+        .and_then(|n| n.strip_prefix('-'))
+        .unwrap_or(top);
+    let file = path.join(node).join(seal::KEY_FILE);
+    if !file.is_file() {
+        return Err(Error::input(
+            "--seal-key",
+            format!("`{}` holds no `{node}/{}`", path.display(), seal::KEY_FILE),
+        )
+        .with_hint(
+            "pass the pki/ folder the bundles were built with, or the node's own seal.key",
+        ));
+    }
+    SealKey::load(&file)
+}
+
+/// Reads SHA256SUMS.sealed and puts each sealed file in place under its rootfs path:
+/// opened with `key`, or without one as a locked entry carrying its listed sha256. A key
+/// that does not open a file is one finding for the bundle.
+fn open_sealed(bundle: &mut Bundle, key: Option<&SealKey>) {
+    let Some(listing) = bundle.text(seal::SEALED_SUMS) else {
+        return;
+    };
+    for line in listing.lines() {
+        match line.split_once("  ") {
+            Some((sha, path))
+                if sha.len() == 64
+                    && sha.bytes().all(|b| b.is_ascii_hexdigit())
+                    && seal::sealed_path(path).is_some() =>
+            {
+                bundle.sealed.insert(path.to_string(), sha.to_string());
+            }
+            _ => bundle.findings.push((
+                seal::SEALED_SUMS.into(),
+                format!("malformed line `{}`", shown(line)),
+            )),
+        }
+    }
+    let mut refused = Vec::new();
+    for (path, sha) in bundle.sealed.clone() {
+        let name = seal::sealed_path(&path).expect("checked above");
+        let Some(enc) = bundle.files.get(&name) else {
+            bundle.findings.push((
+                shown(&name),
+                "is listed in SHA256SUMS.sealed but missing".into(),
+            ));
+            continue;
+        };
+        if bundle.files.contains_key(&path) {
+            bundle.findings.push((
+                shown(&path),
+                "is in the bundle both sealed and in clear".into(),
+            ));
+            continue;
+        }
+        let opened = key.and_then(|k| enc.bytes.as_deref().and_then(|b| k.unseal(b)));
+        if key.is_some() && opened.is_none() {
+            refused.push(name);
+        }
+        let entry = match opened {
+            Some(plain) => Entry {
+                mode: enc.mode,
+                sha256: hex::encode(Sha256::digest(&plain)),
+                bytes: Some(plain),
+                locked: false,
+            },
+            None => Entry {
+                mode: enc.mode,
+                sha256: sha,
+                bytes: None,
+                locked: true,
+            },
+        };
+        bundle.files.insert(path, entry);
+    }
+    if let Some(first) = refused.first() {
+        bundle.findings.push((
+            shown(first),
+            format!(
+                "the seal key does not open it{}: it is not this node's key",
+                match refused.len() {
+                    1 => String::new(),
+                    n => format!(" nor {} other sealed files", n - 1),
+                }
+            ),
+        ));
+    }
 }
 
 /// `--warn-within` as a span that can be added to `now`: one that reaches past the
@@ -349,6 +481,7 @@ fn load(path: &Path) -> Result<Bundle> {
                 mode,
                 sha256: hex::encode(hasher.finalize()),
                 bytes: kept,
+                locked: false,
             },
         );
     }
@@ -363,6 +496,7 @@ fn load(path: &Path) -> Result<Bundle> {
         top,
         files,
         findings,
+        sealed: BTreeMap::new(),
     })
 }
 
@@ -520,7 +654,7 @@ impl Check<'_> {
     /// finding, so it is never mistaken for a missing file).
     fn text(&mut self, path: &str) -> Option<String> {
         let entry = self.bundle.files.get(path)?;
-        if entry.bytes.is_none() {
+        if entry.bytes.is_none() && !entry.locked {
             self.find(
                 path,
                 format!(
@@ -790,6 +924,21 @@ impl Check<'_> {
                 Some(_) => {}
             }
         }
+        let mut mismatched = Vec::new();
+        for (path, sha) in &self.bundle.sealed {
+            listed.insert(path.clone());
+            if self
+                .bundle
+                .files
+                .get(path)
+                .is_some_and(|e| e.sha256 != *sha)
+            {
+                mismatched.push(path.clone());
+            }
+        }
+        for path in mismatched {
+            self.find(&path, "does not match its checksum in SHA256SUMS.sealed");
+        }
         let unlisted: Vec<String> = self
             .bundle
             .files
@@ -799,6 +948,36 @@ impl Check<'_> {
             .collect();
         for path in unlisted {
             self.find(&path, "is in the bundle but not in SHA256SUMS");
+        }
+        let sealed_names: std::collections::BTreeSet<String> = self
+            .bundle
+            .sealed
+            .keys()
+            .filter_map(|p| seal::sealed_path(p))
+            .collect();
+        self.find_unknown(
+            "sealed/",
+            &sealed_names,
+            "is sealed but not listed in SHA256SUMS.sealed",
+        );
+    }
+
+    /// A finding for every file under `folder` that `known` does not hold.
+    fn find_unknown(
+        &mut self,
+        folder: &str,
+        known: &std::collections::BTreeSet<String>,
+        message: &str,
+    ) {
+        let unknown: Vec<String> = self
+            .bundle
+            .files
+            .keys()
+            .filter(|p| p.starts_with(folder) && !known.contains(*p))
+            .cloned()
+            .collect();
+        for path in unknown {
+            self.find(&path, message);
         }
     }
 
@@ -865,19 +1044,30 @@ impl Check<'_> {
                             format!("has mode {:04o} but manifest.json says {}", e.mode, f.mode),
                         );
                     }
+                    let sealed = self.bundle.sealed.contains_key(&f.path);
+                    if f.sealed != sealed {
+                        self.find(
+                            &f.path,
+                            if sealed {
+                                "is sealed but manifest.json says it is in clear"
+                            } else {
+                                "is in clear but manifest.json says it is sealed"
+                            },
+                        );
+                    } else if !sealed
+                        && self.bundle.files.contains_key(seal::SEALED_SUMS)
+                        && seal::is_private(e.mode)
+                        && f.path.starts_with("rootfs/")
+                    {
+                        self.find(
+                            &f.path,
+                            "is a private file in clear in a bundle whose private files are sealed",
+                        );
+                    }
                 }
             }
         }
-        let undescribed: Vec<String> = self
-            .bundle
-            .files
-            .keys()
-            .filter(|p| p.starts_with("rootfs/") && !described.contains(*p))
-            .cloned()
-            .collect();
-        for path in undescribed {
-            self.find(&path, "is not described in manifest.json");
-        }
+        self.find_unknown("rootfs/", &described, "is not described in manifest.json");
         Some(manifest)
     }
 

@@ -206,6 +206,7 @@ k8s-dir = "/data/k8s/k8s"
 
 [pki]
 key-algorithm = "rsa-2048"
+seal-secrets = true
 TOML
     for n in "${NODES[@]}"; do
         printf '\n[[nodes]]\nname = "%s"\nip = "%s"\n' "$n" "${NODE_IP[$n]}"
@@ -260,7 +261,7 @@ cmp -s "$DIST/ca.pem" "$CLUSTER/pki/ca.pem" || fail "dist/ca.pem differs from pk
 openssl x509 -in "$DIST/ca.pem" -noout 2>/dev/null || fail "dist/ca.pem is not a PEM certificate"
 openssl pkey -pubin -in "$DIST/sa.pub" -noout 2>/dev/null || fail "dist/sa.pub is not a PEM public key"
 BUILD_S=$(elapsed_since "$t0")
-if ! out=$("$KUBE_BUNDLE" verify "$DIST"/"$STEM"-*.tar.gz 2>&1); then
+if ! out=$("$KUBE_BUNDLE" verify --seal-key "$CLUSTER/pki" "$DIST"/"$STEM"-*.tar.gz 2>&1); then
     # src/verify.rs does not know kube-apiserver yet: its findings on kube-apiserver's
     # files are noted in the summary; any other finding fails the run.
     findings=$(grep -E '^[^ ]+\.tar\.gz: ' <<<"$out" || true)
@@ -312,7 +313,11 @@ server=$(kubectl config view --kubeconfig "$E2E_KUBECONFIG" -o 'jsonpath={.clust
 start_registry "$WORK/registry" "$WORK/registry.log" "$CA" "$CAKEY"
 push_bundles "$DIST" "$CA"
 cp "$CA" "$DIST/registry-ca.pem"
-pass "docker-registry on https://$REGISTRY_ADDR (TLS, htpasswd): kube-bundle push of every bundle and the dist extras"
+for n in "${NODES[@]}"; do
+    clear=$(tar -xzOf "$DIST/$STEM-$n.tar.gz" | grep -ac 'PRIVATE KEY' || true)
+    [[ $clear == 0 ]] || fail "$STEM-$n.tar.gz, as pushed, carries $clear private key line(s) in clear"
+done
+pass "docker-registry on https://$REGISTRY_ADDR (TLS, htpasswd): kube-bundle push of every bundle (private files sealed) and the dist extras"
 
 # ------------------------------------------- 3. nodes and install.sh ---
 
@@ -326,6 +331,14 @@ for n in "${NODES[@]}"; do
     [[ $(node_exec "$n" hostname) == "$n" ]] || fail "node $n has hostname '$(node_exec "$n" hostname)', expected $n"
 done
 pass "3 nspawn nodes booted (hostnames = machine names)"
+
+# deliver_seal_key NODE: the node's seal key, out of band (a file copied in, never
+# through the registry or /bundle), where install.sh looks for it.
+deliver_seal_key() {
+    node_exec "$1" sh -c 'umask 077 && mkdir -p /etc/kube-bundle && cat >/etc/kube-bundle/seal.key' \
+        <"$CLUSTER/pki/$1/seal.key" || fail "could not copy the seal key into $1"
+}
+for n in "${NODES[@]}"; do deliver_seal_key "$n"; done
 
 # install_on NODE: as an operator at an air-gapped site would: fetch the node's bundle
 # from the registry with dist/fetch.sh (curl, sha256sum, tar), then ./install.sh (default
@@ -848,10 +861,12 @@ node_is_whole() {
 # ----- another node's bundle: refused before anything changes (review D3)
 before=$(main_pid_since "$FOLLOWER")
 good_unit=$(unit_sum "$FOLLOWER")
+# Its private files open only with its own node's seal key, given here as for an image build.
+node_exec "$FOLLOWER" sh -c 'umask 077 && mkdir -p /root/wrong && cat >/root/wrong/seal.key' <"$CLUSTER/pki/$OTHER/seal.key"
 INSTALL_RC=0
 # shellcheck disable=SC2016  # expanded by the node's sh
 INSTALL_OUT=$(node_exec "$FOLLOWER" sh -c 'mkdir -p /root/wrong && cd /root/wrong && rm -rf "$1-$2" &&
-    tar -xzf "/bundle/$1-$2.tar.gz" && exec "./$1-$2/install.sh"' sh "$STEM" "$OTHER" 2>&1) || INSTALL_RC=$?
+    tar -xzf "/bundle/$1-$2.tar.gz" && exec "./$1-$2/install.sh" --seal-key seal.key' sh "$STEM" "$OTHER" 2>&1) || INSTALL_RC=$?
 ((INSTALL_RC == 1)) || fail_with_details "$OTHER's bundle on $FOLLOWER exited $INSTALL_RC, expected 1" "$INSTALL_OUT"
 grep -qF "this bundle is for $OTHER (${NODE_IP[$OTHER]}), but this host is named $FOLLOWER" <<<"$INSTALL_OUT" ||
     fail_with_details "$OTHER's bundle on $FOLLOWER did not name the host mismatch" "$INSTALL_OUT"
@@ -860,7 +875,7 @@ grep -qF "this bundle is for $OTHER (${NODE_IP[$OTHER]}), but this host is named
 # --force-node (image builds) goes past the check and says so; --dry-run keeps the node as it is
 INSTALL_RC=0
 # shellcheck disable=SC2016  # expanded by the node's sh
-INSTALL_OUT=$(node_exec "$FOLLOWER" sh -c 'cd /root/wrong && exec "./$1-$2/install.sh" --force-node --dry-run' sh "$STEM" "$OTHER" 2>&1) || INSTALL_RC=$?
+INSTALL_OUT=$(node_exec "$FOLLOWER" sh -c 'cd /root/wrong && exec "./$1-$2/install.sh" --seal-key seal.key --force-node --dry-run' sh "$STEM" "$OTHER" 2>&1) || INSTALL_RC=$?
 ((INSTALL_RC == 0)) || fail_with_details "--force-node --dry-run of $OTHER's bundle on $FOLLOWER exited $INSTALL_RC" "$INSTALL_OUT"
 grep -qF "warning: --force-node: installing although this host is named $FOLLOWER; not checking that this is $OTHER" <<<"$INSTALL_OUT" ||
     fail_with_details "--force-node on $FOLLOWER did not say what it skipped" "$INSTALL_OUT"
@@ -1141,7 +1156,8 @@ out=$(k create configmap e2e-while-down --from-literal=written="$SECRET_VALUE" 2
 t0=$(now)
 node_boot "$DOWN" "$DIST" "$WORK/node-$DOWN.console.log" "$WORK/etcd-$DOWN"
 node_wait_booted "$DOWN" "$BOOT_TIMEOUT"
-# Its root was volatile: the bundle goes in again; etcd's data dir is the host's.
+# Its root was volatile: the seal key and the bundle go in again; etcd's data dir is the host's.
+deliver_seal_key "$DOWN"
 install_on "$DOWN"
 rc=$(cat "$WORK/install-$DOWN.rc")
 ((rc == 0)) || fail_with_details "install.sh on $DOWN after it came back exited $rc" "$(tail -n 40 "$WORK/install-$DOWN.log")"

@@ -211,6 +211,7 @@ fn mutated_and_random_archives_get_a_finding_or_exit_2() {
             bundles: vec![case.clone()],
             warn_within: Duration::from_secs(1),
             trust: None,
+            seal_key: None,
         });
         let status = match &result {
             Err(_) => 2,

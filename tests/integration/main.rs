@@ -23,6 +23,7 @@ mod repacked;
 mod reproducible;
 mod restarts;
 mod scheduler;
+mod sealed;
 mod shared_member;
 mod signing;
 mod verify;

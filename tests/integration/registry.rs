@@ -264,24 +264,34 @@ pub(crate) fn kube_bundle_stdin(project: &Project, args: &[&str], stdin: &str) -
 }
 
 pub(crate) fn push(project: &Project, reg: &Registry, tag: &str, password: &str) -> Output {
+    push_with(project, reg, tag, password, &["--allow-plain-secrets"])
+}
+
+/// `push --output json` of the project's dist/ as the test user, with `extra` options.
+pub(crate) fn push_with(
+    project: &Project,
+    reg: &Registry,
+    tag: &str,
+    password: &str,
+    extra: &[&str],
+) -> Output {
     let ca = reg.ca();
-    kube_bundle_stdin(
-        project,
-        &[
-            "push",
-            "--out",
-            "dist",
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--username",
-            USER,
-            "--password-stdin",
-            "--output",
-            "json",
-            &reg.reference(tag),
-        ],
-        &format!("{password}\n"),
-    )
+    let reference = reg.reference(tag);
+    let mut args = vec![
+        "push",
+        "--out",
+        "dist",
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--username",
+        USER,
+        "--password-stdin",
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&reference);
+    kube_bundle_stdin(project, &args, &format!("{password}\n"))
 }
 
 pub(crate) fn push_ok(project: &Project, reg: &Registry, tag: &str) -> serde_json::Value {
@@ -719,6 +729,7 @@ fn wrong_password_wrong_ca_and_no_credentials_fail_with_the_registry_message() {
         &project,
         &[
             "push",
+            "--allow-plain-secrets",
             "--ca-file",
             wrong_ca.to_str().unwrap(),
             "--username",
@@ -910,6 +921,7 @@ fn a_push_cut_off_by_a_killed_registry_completes_when_run_again() {
     let ca = reg.ca();
     let args = [
         "push",
+        "--allow-plain-secrets",
         "--ca-file",
         ca.to_str().unwrap(),
         "--username",
@@ -1307,6 +1319,7 @@ fn bearer_token_auth_for_push_pull_and_fetch_sh() {
             &project,
             &[
                 "push",
+                "--allow-plain-secrets",
                 "--plain-http",
                 "--username",
                 USER,

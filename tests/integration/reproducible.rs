@@ -17,7 +17,7 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-fn fixture_project() -> Project {
+pub(crate) fn fixture_project() -> Project {
     let project = Project::new("");
     copy_tree(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden"),
@@ -26,7 +26,7 @@ fn fixture_project() -> Project {
     project
 }
 
-fn hashes(project: &Project) -> Vec<String> {
+pub(crate) fn hashes(project: &Project) -> Vec<String> {
     NODES
         .iter()
         .map(|(n, _)| sha256_file(&project.tarball(n)))
