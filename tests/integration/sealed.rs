@@ -23,20 +23,23 @@ fn inventory(sealed: bool) -> String {
     )
 }
 
-fn project(sealed: bool, binary: &[u8]) -> Project {
-    let project = Project::new(&inventory(sealed));
-    std::fs::write(project.path("kcm"), binary).unwrap();
-    std::fs::set_permissions(
-        project.path("kcm"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+fn project(sealed: bool, code: &[u8]) -> Project {
+    project_with_file(
+        sealed,
+        &stand_in_with("kube-controller-manager", "1.20.2", code),
     )
-    .unwrap();
+}
+
+/// [`project`] with `binary` carried as it is.
+fn project_with_file(sealed: bool, binary: &[u8]) -> Project {
+    let project = Project::new(&inventory(sealed));
+    project.write_binary("kcm", binary);
     project
 }
 
 /// The same inventory unsealed, built from a copy of `sealed`'s pki/ and binary.
 fn unsealed_twin(sealed: &Project) -> Project {
-    let plain = project(false, &std::fs::read(sealed.path("kcm")).unwrap());
+    let plain = project_with_file(false, &std::fs::read(sealed.path("kcm")).unwrap());
     run_ok(
         Command::new(tool("cp"))
             .arg("-a")
@@ -205,7 +208,7 @@ fn node_files(root: &Path) -> Vec<(String, String, u32)> {
 
 #[test]
 fn install_sh_opens_the_sealed_files_with_the_key_and_refuses_a_wrong_or_missing_one() {
-    let sealed = project(true, FAKE_BINARY.as_bytes());
+    let sealed = project(true, b"stand-in");
     sealed.build_ok();
     let plain = unsealed_twin(&sealed);
     let bundle = sealed.unpack("m1");
@@ -348,7 +351,7 @@ fn openssl_enc(key: &Path) -> Command {
 
 #[test]
 fn openssl_opens_a_sealed_file_and_verify_checks_them_with_the_key() {
-    let sealed = project(true, FAKE_BINARY.as_bytes());
+    let sealed = project(true, b"stand-in");
     sealed.build_ok();
     let bundle = sealed.unpack("m1");
     let enc = bundle.join("sealed/etc/kubernetes/cert/sa.key.enc");
