@@ -457,7 +457,14 @@ fn pushed(project: &Project) -> (Registry, serde_json::Value) {
 fn push_plain(project: &Project, reference: &str) -> (serde_json::Value, String) {
     let out = kube_bundle_stdin(
         project,
-        &["push", "--plain-http", "--output", "json", reference],
+        &[
+            "push",
+            "--allow-plain-secrets",
+            "--plain-http",
+            "--output",
+            "json",
+            reference,
+        ],
         "",
     );
     assert!(out.status.success(), "push failed:\n{}", stderr(&out));
@@ -628,7 +635,13 @@ fn credentials_go_only_to_the_registry_that_challenged() {
         });
 
         // push: the upload location is on the other host.
-        let mut args = vec!["push", "--username", USER, "--password-stdin"];
+        let mut args = vec![
+            "push",
+            "--allow-plain-secrets",
+            "--username",
+            USER,
+            "--password-stdin",
+        ];
         args.extend_from_slice(&mode);
         let reference = front.reference("v1");
         args.push(&reference);
@@ -911,7 +924,11 @@ fn plain_http_takes_no_proxy_and_stays_on_loopback_addresses() {
         let start = Instant::now();
         let reference = front.reference("v9");
         let verb = if what == "location" { "push" } else { "pull" };
-        let out = kube_bundle_stdin(&project, &[verb, "--plain-http", &reference], "");
+        let mut args = vec![verb, "--plain-http", &reference];
+        if verb == "push" {
+            args.insert(1, "--allow-plain-secrets");
+        }
+        let out = kube_bundle_stdin(&project, &args, "");
         assert_fails(
             &out,
             1,
@@ -1468,6 +1485,7 @@ fn silent_and_dripping_registries_are_given_up_on_in_bounded_time() {
     timed(
         &[
             "push",
+            "--allow-plain-secrets",
             "--plain-http",
             "--speed-time",
             "1",
@@ -1632,7 +1650,12 @@ fn push_refuses_a_sha256sums_it_cannot_vouch_for() {
         }
         let out = kube_bundle_stdin(
             &project,
-            &["push", "--plain-http", &reg.reference("v1")],
+            &[
+                "push",
+                "--allow-plain-secrets",
+                "--plain-http",
+                &reg.reference("v1"),
+            ],
             "",
         );
         assert_fails(&out, 2, &want);
@@ -1642,7 +1665,12 @@ fn push_refuses_a_sha256sums_it_cannot_vouch_for() {
     std::fs::write(&sums_path, sums).unwrap();
     let out = kube_bundle_stdin(
         &project,
-        &["push", "--plain-http", &reg.reference("v1")],
+        &[
+            "push",
+            "--allow-plain-secrets",
+            "--plain-http",
+            &reg.reference("v1"),
+        ],
         "",
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -1723,7 +1751,16 @@ fn push_reports_stale_node_tags_and_a_concurrent_push() {
                 Reply::Send(a)
             })
         };
-        let out = kube_bundle_stdin(&three, &["push", "--plain-http", &front.reference(tag)], "");
+        let out = kube_bundle_stdin(
+            &three,
+            &[
+                "push",
+                "--allow-plain-secrets",
+                "--plain-http",
+                &front.reference(tag),
+            ],
+            "",
+        );
         assert_fails(
             &out,
             1,

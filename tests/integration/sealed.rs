@@ -520,9 +520,9 @@ fn sealed_builds_are_reproducible_and_pinned() {
     // These move with the unsealed fixture's (`reproducible.rs`) and with the sealed
     // format: review the difference, then pin the new values.
     let pinned = [
-        "d588036ee0447ca7286c132067eb5ad537d4e771c9782108eafd19b01e6e090d",
-        "3405b8302e21134a8a2316b07901a3e0ee6fd13b920d43bf2fb84225f8a45a99",
-        "cca7941246a5ca2f35779e852719472a356fa8db341e41d04729b7307c6011fc",
+        "339d3103ecd5d74f26a95f5bf01adb7faed0d4b01793119114abfd3bb39616cd",
+        "99e0d02da8c2734296bc704c5d5f410e552cc8367c4f0a36bd3b38b0928a5139",
+        "c24bf55f925ec11b9458a59b6d3c3961cc3a7940083fa6d18bcea6df83ba8e01",
     ];
     assert_eq!(
         hashes, pinned,
