@@ -560,11 +560,15 @@ fn plan_signer(
             files.cert.display()
         ));
     }
-    let saved_previous = if files.previous.exists() {
-        let (text, der) = read_pem(&files.previous, &["CERTIFICATE"])?;
+    // Dropped unread: a damaged one must not stand in the way of dropping it.
+    let previous = if files.previous.exists() && !change.drop_previous {
+        let hint = "it holds the signing CA the current one replaced; restore it from backup, or build with `--drop-previous-csr-signer` to stop trusting it";
+        let (text, der) =
+            read_pem(&files.previous, &["CERTIFICATE"]).map_err(|e| e.with_hint(hint))?;
         if X509Certificate::from_der(&der).is_err() {
-            return Err(Error::pki(loc(&files.previous), "is not an X.509 certificate")
-                .with_hint("it holds the signing CA the current one replaced; restore it from backup, or build with `--drop-previous-csr-signer` to stop trusting it"));
+            return Err(
+                Error::pki(loc(&files.previous), "is not an X.509 certificate").with_hint(hint),
+            );
         }
         Some(text)
     } else {
@@ -659,11 +663,6 @@ fn plan_signer(
             }
         }
     };
-    let previous = if change.drop_previous {
-        None
-    } else {
-        saved_previous
-    };
     if let (
         Some(_),
         SignerAction::Make {
@@ -699,9 +698,11 @@ fn apply_signer(
     let files = SignerFiles::of(inv);
     if plan.drop_previous {
         if files.previous.exists() {
-            let (_, der) = read_pem(&files.previous, &["CERTIFICATE"])?;
+            let issuer = read_pem(&files.previous, &["CERTIFICATE"])
+                .ok()
+                .and_then(|(_, der)| foreign_issuer(&der));
             fs_err::remove_file(&files.previous)?;
-            say(match foreign_issuer(&der) {
+            say(match issuer {
                 None => format!(
                     "dropped the previous CSR signing CA `{}`: kube-apiserver refuses what its key signed once it runs with the new client-ca.pem",
                     files.previous.display()
@@ -791,9 +792,9 @@ fn finish_signer_change(files: &SignerFiles) -> Result<bool> {
             fs_err::remove_file(&files.next_key)?;
         }
         if files.previous.exists() && files.cert.exists() {
-            let (_, previous) = read_pem(&files.previous, &["CERTIFICATE"])?;
-            let (_, current) = read_pem(&files.cert, &["CERTIFICATE"])?;
-            if previous == current {
+            let previous = read_pem(&files.previous, &["CERTIFICATE"]).ok();
+            let current = read_pem(&files.cert, &["CERTIFICATE"]).ok();
+            if previous.is_some_and(|(_, p)| current.is_some_and(|(_, c)| p == c)) {
                 fs_err::remove_file(&files.previous)?;
             }
         }

@@ -1201,19 +1201,24 @@ pass "install.sh again on all 3 nodes: nothing changed, every unit healthy, no M
 # ----- a bundle that changes etcd's flags: a snapshot first, then the member restarts
 # v2 (where the survivors are) with one more etcd flag. It also brings a replaced
 # signing CA whose predecessor is already dropped (build --replace-csr-signer, then
-# --drop-previous-csr-signer), so its kube-apiserver trusts only the new one.
-etcdflags_toml=$(variant_toml etcdflags '' $'[kube-controller-manager.extra-args]\nv = 3\n[etcd.extra-args]\nsnapshot-count = 50000')
-OLD_SIGNER=$WORK/old-signer
-mkdir -p "$OLD_SIGNER"
-cp "$CLUSTER/pki/csr-signer.pem" "$CLUSTER/pki/csr-signer-key.pem" "$OLD_SIGNER/"
-out=$("$KUBE_BUNDLE" build -c "$etcdflags_toml" -o "$WORK/dist-signer-replaced" --replace-csr-signer 2>&1) ||
+# --drop-previous-csr-signer), so its kube-apiserver trusts only the new one. That
+# happens in a copy of pki/, so the bundles built after it keep the cluster's signing
+# CA and change only what they are about.
+SIGNER_CLUSTER=$WORK/cluster-new-signer
+mkdir -p "$SIGNER_CLUSTER"
+cp -a "$CLUSTER/pki" "$SIGNER_CLUSTER/"
+variant_toml etcdflags '' $'[kube-controller-manager.extra-args]\nv = 3\n[etcd.extra-args]\nsnapshot-count = 50000' >/dev/null
+cp "$CLUSTER/cluster-etcdflags.toml" "$SIGNER_CLUSTER/cluster.toml"
+OLD_SIGNER=$CLUSTER/pki
+NEW_SIGNER=$SIGNER_CLUSTER/pki
+out=$("$KUBE_BUNDLE" build -c "$SIGNER_CLUSTER/cluster.toml" -o "$WORK/dist-signer-replaced" --replace-csr-signer 2>&1) ||
     fail_with_details "kube-bundle build --replace-csr-signer failed" "$out"
-[[ $(openssl pkey -in "$OLD_SIGNER/csr-signer-key.pem" -pubout) != "$(openssl pkey -in "$CLUSTER/pki/csr-signer-key.pem" -pubout)" ]] ||
+[[ $(openssl pkey -in "$OLD_SIGNER/csr-signer-key.pem" -pubout) != "$(openssl pkey -in "$NEW_SIGNER/csr-signer-key.pem" -pubout)" ]] ||
     fail "kube-bundle build --replace-csr-signer kept the signing CA's key"
-[[ $(cat "$WORK/dist-signer-replaced/client-ca.pem") == "$(cat "$CA" "$CLUSTER/pki/csr-signer.pem" "$OLD_SIGNER/csr-signer.pem")" ]] ||
+[[ $(cat "$WORK/dist-signer-replaced/client-ca.pem") == "$(cat "$CA" "$NEW_SIGNER/csr-signer.pem" "$OLD_SIGNER/csr-signer.pem")" ]] ||
     fail_with_details "client-ca.pem after --replace-csr-signer is not the root, the new and the old signing CA" "$out"
-build_variant etcdflags "$etcdflags_toml" --drop-previous-csr-signer
-[[ $(cat "$WORK/dist-etcdflags/client-ca.pem") == "$(cat "$CA" "$CLUSTER/pki/csr-signer.pem")" ]] ||
+build_variant etcdflags "$SIGNER_CLUSTER/cluster.toml" --drop-previous-csr-signer
+[[ $(cat "$WORK/dist-etcdflags/client-ca.pem") == "$(cat "$CA" "$NEW_SIGNER/csr-signer.pem")" ]] ||
     fail "client-ca.pem after --drop-previous-csr-signer is not the root and the new signing CA"
 SNAP_NODE=${SURVIVORS[0]}
 run_install "$SNAP_NODE" etcdflags --stable 5 ||
@@ -1237,7 +1242,7 @@ OLD_TRUSTER=${SURVIVORS[1]}
 sign_cert "$OLD_SIGNER/csr-signer.pem" "$OLD_SIGNER/csr-signer-key.pem" "$FORGED/evil-old" /O=system:masters/CN=evil client
 cat "$FORGED/evil-old.pem" "$OLD_SIGNER/csr-signer.pem" >"$FORGED/evil-old-chain.pem"
 cp "$FORGED/evil-old-key.pem" "$FORGED/evil-old-chain-key.pem"
-sign_cert "$CLUSTER/pki/csr-signer.pem" "$CLUSTER/pki/csr-signer-key.pem" "$FORGED/evil-new" /O=system:masters/CN=evil client
+sign_cert "$NEW_SIGNER/csr-signer.pem" "$NEW_SIGNER/csr-signer-key.pem" "$FORGED/evil-new" /O=system:masters/CN=evil client
 signer_codes="old key at $OLD_TRUSTER (earlier bundle) $(https_code "$(api_url "$OLD_TRUSTER")$SECRETS_PATH" "$CA" "$FORGED/evil-old")"
 signer_codes+=", old key at $SNAP_NODE $(https_code "$(api_url "$SNAP_NODE")$SECRETS_PATH" "$CA" "$FORGED/evil-old")"
 signer_codes+=", old key with its signing CA as chain at $SNAP_NODE $(https_code "$(api_url "$SNAP_NODE")$SECRETS_PATH" "$CA" "$FORGED/evil-old-chain")"

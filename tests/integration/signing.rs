@@ -800,6 +800,20 @@ fn a_signer_certificate_deleted_alone_is_refused_not_certified_again() {
         read(&project.path("dist/client-ca.pem")),
         read(&pki.join("ca.pem")) + &read(&pki.join("csr-signer.pem"))
     );
+
+    // A damaged previous signing CA stops the build, and can still be dropped.
+    std::fs::write(pki.join("csr-signer-previous.pem"), "damaged\n").unwrap();
+    let out = project.build();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: `pki/csr-signer-previous.pem`: ")
+            && stderr(&out).contains("--drop-previous-csr-signer"),
+        "{}",
+        stderr(&out)
+    );
+    let out = project.build_with(&["--drop-previous-csr-signer"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!pki.join("csr-signer-previous.pem").exists());
 }
 
 #[test]
