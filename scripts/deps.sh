@@ -25,11 +25,12 @@ declare -A NEEDED=(
     # The registry tests (and `make bench`) start their own distribution registry.
     [docker-registry]=docker-registry
     [base64]=coreutils
+    # The binary check's tests read Debian's etcd and etcdctl (the end-to-end run's).
+    [etcd]=etcd-server
+    [etcdctl]=etcd-client
 )
 if [[ ${1:-} == e2e ]]; then
     NEEDED+=(
-        [etcd]=etcd-server
-        [etcdctl]=etcd-client
         [systemd-nspawn]=systemd-container
         [nsenter]=util-linux
         [go]=golang-go
