@@ -517,9 +517,9 @@ fn sealed_builds_are_reproducible_and_pinned() {
     // These move with the unsealed fixture's (`reproducible.rs`) and with the sealed
     // format: review the difference, then pin the new values.
     let pinned = [
-        "d588036ee0447ca7286c132067eb5ad537d4e771c9782108eafd19b01e6e090d",
-        "3405b8302e21134a8a2316b07901a3e0ee6fd13b920d43bf2fb84225f8a45a99",
-        "cca7941246a5ca2f35779e852719472a356fa8db341e41d04729b7307c6011fc",
+        "9eba46145fb331b23c8e7846ab334ef582ac12e87bb4cb902fce1f0e6fb917f6",
+        "e7a5a368fbb4e9edc13d25e824503adb5de1785b603fcac09b3ee04cdb7febd2",
+        "b3c9e5b77e203afeb94d6f5d573d77964b4bafc02d8ee26a64919b2c190690ed",
     ];
     assert_eq!(
         hashes, pinned,
