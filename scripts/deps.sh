@@ -25,6 +25,13 @@ declare -A NEEDED=(
     # The registry tests (and `make bench`) start their own distribution registry.
     [docker-registry]=docker-registry
     [base64]=coreutils
+    # The fetch.sh tests: a resolver lookup, the lock, signals, and a full disk made in a
+    # mount namespace of their own.
+    [getent]=libc-bin
+    [flock]=util-linux
+    [/bin/kill]=procps
+    [unshare]=util-linux
+    [mount]=mount
 )
 if [[ ${1:-} == e2e ]]; then
     NEEDED+=(

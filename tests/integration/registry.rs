@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-const USER: &str = "pusher";
-const PASSWORD: &str = "s3cret pass";
-const REPO: &str = "k8s/control-plane";
+pub(crate) const USER: &str = "pusher";
+pub(crate) const PASSWORD: &str = "s3cret pass";
+pub(crate) const REPO: &str = "k8s/control-plane";
 /// The dist files push takes beside the bundles, when the build wrote them.
 const DIST_FILES: [&str; 6] = [
     "SHA256SUMS",
@@ -26,20 +26,20 @@ const DIST_FILES: [&str; 6] = [
 ];
 
 /// A docker-registry process on a free loopback port, killed when dropped.
-struct Registry {
-    dir: tempfile::TempDir,
-    port: u16,
+pub(crate) struct Registry {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) port: u16,
     child: Option<Child>,
     tls: bool,
 }
 
 impl Registry {
     /// TLS with a CA of its own, htpasswd auth.
-    fn start() -> Registry {
+    pub(crate) fn start() -> Registry {
         Self::start_with(true)
     }
 
-    fn start_with(tls: bool) -> Registry {
+    pub(crate) fn start_with(tls: bool) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         if tls {
@@ -73,7 +73,7 @@ impl Registry {
     }
 
     /// Starts the process and waits until it answers.
-    fn run(&mut self) {
+    pub(crate) fn run(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("registry.log")).unwrap();
         let child = Command::new(tool("docker-registry"))
             .arg("serve")
@@ -94,23 +94,23 @@ impl Registry {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
 
-    fn reference(&self, tag: &str) -> String {
+    pub(crate) fn reference(&self, tag: &str) -> String {
         format!("127.0.0.1:{}/{REPO}:{tag}", self.port)
     }
 
     /// Every stored blob: (digest hex, size, path of its data file).
-    fn blobs(&self) -> Vec<(String, u64, PathBuf)> {
+    pub(crate) fn blobs(&self) -> Vec<(String, u64, PathBuf)> {
         let root = self
             .dir
             .path()
@@ -167,8 +167,9 @@ fn write_private(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, all by openssl.
-fn make_tls(dir: &Path) {
+/// A CA and a server certificate for 127.0.0.1 (and 127.0.0.2, "another host" to the
+/// scripted servers of `registry_hostile`) signed by it, all by openssl.
+pub(crate) fn make_tls(dir: &Path) {
     let (ca, ca_key) = openssl_self_signed(dir, "ca", "kube-bundle test registry CA", "CA:TRUE");
     std::fs::set_permissions(&ca_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let key = dir.join("server-key.pem");
@@ -191,7 +192,7 @@ fn make_tls(dir: &Path) {
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     std::fs::write(
         dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n",
+        "subjectAltName=IP:127.0.0.1,IP:127.0.0.2\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n",
     )
     .unwrap();
     run_ok(
@@ -211,7 +212,7 @@ fn make_tls(dir: &Path) {
 }
 
 /// Executable-like bytes that compress, reproducible; several deflate blocks.
-fn binary_bytes(len: usize, noise_every: usize) -> Vec<u8> {
+pub(crate) fn binary_bytes(len: usize, noise_every: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..len)
         .map(|i| {
@@ -227,7 +228,7 @@ fn binary_bytes(len: usize, noise_every: usize) -> Vec<u8> {
         .collect()
 }
 
-fn project_with_binary(bytes: &[u8]) -> Project {
+pub(crate) fn project_with_binary(bytes: &[u8]) -> Project {
     let project = Project::new(&format!(
         "{INVENTORY}\n[kube-controller-manager]\nbinary = \"kcm\"\n"
     ));
@@ -243,7 +244,7 @@ fn project_with_binary(bytes: &[u8]) -> Project {
 
 /// kube-bundle with `stdin` on standard input and HOME set to the project (so no real
 /// ~/.docker/config.json is read).
-fn kube_bundle_stdin(project: &Project, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn kube_bundle_stdin(project: &Project, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
         .args(args)
         .current_dir(project.dir.path())
@@ -264,7 +265,7 @@ fn kube_bundle_stdin(project: &Project, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn push(project: &Project, reg: &Registry, tag: &str, password: &str) -> Output {
+pub(crate) fn push(project: &Project, reg: &Registry, tag: &str, password: &str) -> Output {
     let ca = reg.ca();
     kube_bundle_stdin(
         project,
@@ -285,7 +286,7 @@ fn push(project: &Project, reg: &Registry, tag: &str, password: &str) -> Output 
     )
 }
 
-fn push_ok(project: &Project, reg: &Registry, tag: &str) -> serde_json::Value {
+pub(crate) fn push_ok(project: &Project, reg: &Registry, tag: &str) -> serde_json::Value {
     let out = push(project, reg, tag, PASSWORD);
     assert!(out.status.success(), "push failed:\n{}", stderr(&out));
     assert!(
@@ -297,8 +298,8 @@ fn push_ok(project: &Project, reg: &Registry, tag: &str) -> serde_json::Value {
 }
 
 /// A folder whose PATH offers only what a bare node has: bash, coreutils' few, sed,
-/// grep, tar, gzip, curl and sha256sum. No kube-bundle, openssl or python.
-fn bare_node_path(dir: &Path) -> PathBuf {
+/// grep, tar, gzip, curl, sha256sum, getent and flock. No kube-bundle, openssl or python.
+pub(crate) fn bare_node_path(dir: &Path) -> PathBuf {
     let bin = dir.join("bare-bin");
     std::fs::create_dir_all(&bin).unwrap();
     for t in [
@@ -321,6 +322,16 @@ fn bare_node_path(dir: &Path) -> PathBuf {
         "head",
         "tail",
         "base64",
+        "tee",
+        "mkfifo",
+        "rmdir",
+        "chmod",
+        "truncate",
+        "df",
+        "stat",
+        "sleep",
+        "getent",
+        "flock",
     ] {
         let link = bin.join(t);
         if !link.exists() {
@@ -332,32 +343,12 @@ fn bare_node_path(dir: &Path) -> PathBuf {
 
 /// dist/fetch.sh run on a "bare node" into `into`, with `args` before REF and NODE.
 fn fetch_sh(project: &Project, args: &[&str], stdin: &str, into: &Path) -> Output {
-    let bin = bare_node_path(project.dir.path());
-    let mut child = Command::new(bin.join("bash"))
-        .arg(project.path("dist/fetch.sh"))
-        .arg("-o")
-        .arg(into)
-        .args(args)
-        .env_clear()
-        .env("PATH", &bin)
-        .env("HOME", project.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    crate::fetch_sh::fetch(project, args, stdin, &[], into)
 }
 
 /// kube-bundle `sub` as the test user: the registry's CA, the user name, the password on
 /// standard input, then `args`.
-fn as_user(project: &Project, reg: &Registry, sub: &str, args: &[&str]) -> Output {
+pub(crate) fn as_user(project: &Project, reg: &Registry, sub: &str, args: &[&str]) -> Output {
     let ca = reg.ca();
     let mut all = vec![
         sub,
@@ -386,7 +377,7 @@ fn fetch_as_user(project: &Project, reg: &Registry, args: &[&str], into: &Path) 
 }
 
 /// The command failed with `code` and said `want` on standard error.
-fn assert_fails(out: &Output, code: i32, want: &str) {
+pub(crate) fn assert_fails(out: &Output, code: i32, want: &str) {
     assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
     assert!(
         stderr(out).contains(want),
@@ -395,7 +386,7 @@ fn assert_fails(out: &Output, code: i32, want: &str) {
     );
 }
 
-fn layers(node: &serde_json::Value) -> Vec<String> {
+pub(crate) fn layers(node: &serde_json::Value) -> Vec<String> {
     node["layers"]
         .as_array()
         .unwrap()
@@ -606,7 +597,17 @@ fn push_pull_and_fetch_sh_over_tls_with_htpasswd() {
     assert!(stdout(&out).contains(&sha256_file(&project.tarball("m3"))));
     let unpacked = project.unpack("m3");
     let top = unpacked.file_name().unwrap();
-    assert_eq!(snapshot(&clean.join(top)), snapshot(&unpacked));
+    // The same files; fetch.sh unpacks with umask 077, so nothing is open to others.
+    let files = |root: &Path| -> Vec<(String, String)> {
+        snapshot(root)
+            .into_iter()
+            .map(|(p, sha, _)| (p, sha))
+            .collect()
+    };
+    assert_eq!(files(&clean.join(top)), files(&unpacked));
+    assert!(snapshot(&clean.join(top))
+        .iter()
+        .all(|(_, _, mode)| mode & 0o077 == 0));
     assert!(
         !clean.join(".fetch-m3").exists(),
         "the layer cache is removed when done"
@@ -635,17 +636,20 @@ fn push_pull_and_fetch_sh_over_tls_with_htpasswd() {
         ),
         sha256_file(&project.tarball("m1"))
     );
-    // A rerun resumes: a half-downloaded layer left by an interrupted fetch.sh continues
-    // with a range request.
+    // A rerun resumes: the first half of the tarball, as an interrupted fetch.sh leaves
+    // it (with the bundle it belongs to), continues with a range request
+    // (`tests/integration/fetch_sh.rs` checks the requests).
     let resumed = project.path("node-m2");
-    let shared = layers(&nodes[1])[1]
-        .trim_start_matches("sha256:")
-        .to_string();
-    let data = std::fs::read(&stored.iter().find(|b| b.0 == shared).unwrap().2).unwrap();
+    let bundle = std::fs::read(project.tarball("m2")).unwrap();
     std::fs::create_dir_all(resumed.join(".fetch-m2")).unwrap();
     std::fs::write(
-        resumed.join(format!(".fetch-m2/{shared}.partial")),
-        &data[..data.len() / 2],
+        resumed.join(".fetch-m2/bundle.for"),
+        format!("{} {}\n", sha256_file(&project.tarball("m2")), bundle.len()),
+    )
+    .unwrap();
+    std::fs::write(
+        resumed.join(".fetch-m2/bundle.part"),
+        &bundle[..bundle.len() / 2],
     )
     .unwrap();
     let out = fetch_sh(
