@@ -1494,7 +1494,10 @@ fn fetch_sh_says_what_went_wrong() {
     assert_exit(
         &out,
         1,
-        &["writing `", ".fetch-m1/bundle.part`: ", "File too large"],
+        &[
+            "writing `",
+            ".fetch-m1/bundle.part`: File too large (the file-size limit is 1.0 MiB)",
+        ],
     );
     assert!(!stderr(&out).contains("cannot reach"), "{}", stderr(&out));
 }

@@ -322,8 +322,6 @@ pub(crate) fn bare_node_path(dir: &Path) -> PathBuf {
         "head",
         "tail",
         "base64",
-        "tee",
-        "mkfifo",
         "rmdir",
         "chmod",
         "truncate",
