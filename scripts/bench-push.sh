@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`, second part: what `kube-bundle push` uploads for many masters sharing one
 # binary, against the ideal of one compressed binary plus every node's own gzip members,
-# and the peak memory of push and pull.
+# and the peak memory of push and pull; then dist/fetch.sh getting one node's bundle
+# against curl of the same blobs plus sha256sum of them.
 #
 # A docker-registry is started on a free loopback port with plain http and its own
 # config and storage (never the package's service), the bundles are built and pushed,
@@ -13,6 +14,7 @@
 #   BENCH_BINARY       the binary (default: the end-to-end cache's kube-controller-manager,
 #                      else a generated file of real executables)
 #   BENCH_BINARY_MB    size of a generated binary (default 100)
+#   BENCH_FETCH_RUNS   runs of each side of the fetch comparison (default 5)
 #   BENCH_DIR          scratch folder (default: a new temporary folder, removed at the end)
 set -euo pipefail
 
@@ -23,6 +25,9 @@ BINARY_MB=${BENCH_BINARY_MB:-100}
 CACHED_KCM=/var/cache/kube-bundle/k8s-v1.20.2/kube-controller-manager
 # Upload bytes may exceed the ideal by this factor at most.
 TARGET=1.2
+FETCH_RUNS=${BENCH_FETCH_RUNS:-5}
+# fetch.sh may take this factor of curl plus sha256sum at most.
+FETCH_TARGET=1.3
 
 die() {
     printf 'bench-push: %s\n' "$*" >&2
@@ -133,3 +138,61 @@ for row in "${rows[@]}"; do
             n, up / M, ideal / M, gz / M, own / M, r, t, (r <= t) ? "met" : "MISSED", b / M, ms, p / 1024, l / 1024, st / M
     }'
 done
+
+# fetch.sh --no-unpack of m1's bundle (the first master count's push), against curl of the
+# same blobs into files plus sha256sum of those files: the least any checked download
+# does. The two sides alternate (the order swaps every run), medians are compared.
+n=${NODES%% *}
+dir=$WORK/n$n
+ref=127.0.0.1:$port/bench/n$n:v1
+mapfile -t blobs < <(python3 -c '
+import json, sys
+node = next(n for n in json.load(open(sys.argv[1]))["nodes"] if n["node"] == "m1")
+print("\n".join(l["digest"] for l in node["layers"]))' "$dir/push.json")
+bundle=$(find "$dir/dist" -name '*m1.tar.gz')
+fetch_once() {
+    rm -rf "$dir/fetched"
+    "$dir/dist/fetch.sh" --plain-http --no-unpack -o "$dir/fetched" "$ref" m1 >/dev/null 2>"$dir/fetch.err" ||
+        die "fetch.sh failed: $(cat "$dir/fetch.err")"
+}
+curl_once() {
+    local i=0 d
+    rm -rf "$dir/curled"
+    mkdir "$dir/curled"
+    for d in "${blobs[@]}"; do
+        i=$((i + 1))
+        curl -sSf -o "$dir/curled/$i" "http://127.0.0.1:$port/v2/bench/n$n/blobs/$d"
+    done
+    sha256sum "$dir/curled"/* >/dev/null
+}
+# Milliseconds `$@` takes.
+ms() {
+    local start
+    start=$(date +%s%N)
+    "$@"
+    printf '%d\n' $((($(date +%s%N) - start) / 1000000))
+}
+median() {
+    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+fetch_ms=()
+curl_ms=()
+for ((r = 0; r < FETCH_RUNS; r++)); do
+    if ((r % 2 == 0)); then
+        fetch_ms+=("$(ms fetch_once)")
+        curl_ms+=("$(ms curl_once)")
+    else
+        curl_ms+=("$(ms curl_once)")
+        fetch_ms+=("$(ms fetch_once)")
+    fi
+done
+cmp -s "$dir/fetched/$(basename "$bundle")" "$bundle" || die "the bundle fetch.sh got differs from dist's"
+f=$(median "${fetch_ms[@]}")
+c=$(median "${curl_ms[@]}")
+printf '\n| node | bundle | fetch.sh --no-unpack (median) | curl + sha256sum (median) | ratio | target |\n'
+printf '|---|---|---|---|---|---|\n'
+awk -v b="$(stat -c %s "$bundle")" -v f="$f" -v c="$c" -v t="$FETCH_TARGET" -v runs="$FETCH_RUNS" 'BEGIN {
+    r = f / (c > 0 ? c : 1)
+    printf "| m1 | %.1f MiB | %d ms | %d ms | %.2fx | ≤%sx %s (%d runs each) |\n",
+        b / 1048576, f, c, r, t, (r <= t) ? "met" : "MISSED", runs
+}'

@@ -28,6 +28,13 @@ declare -A NEEDED=(
     # The binary check's tests read Debian's etcd and etcdctl (the end-to-end run's).
     [etcd]=etcd-server
     [etcdctl]=etcd-client
+    # The fetch.sh tests: a resolver lookup, the lock, signals, and a full disk made in a
+    # mount namespace of their own.
+    [getent]=libc-bin
+    [flock]=util-linux
+    [/bin/kill]=procps
+    [unshare]=util-linux
+    [mount]=mount
 )
 if [[ ${1:-} == e2e ]]; then
     NEEDED+=(

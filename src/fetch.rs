@@ -1,7 +1,7 @@
 //! `dist/fetch.sh`: the script that gets one node's bundle out of the registry with curl,
 //! sha256sum and tar alone. The template is `bundle-templates/fetch.sh.hbs`; this module
-//! fills in the media types and annotation keys from `oci`, so the script and `push`
-//! cannot drift apart. It writes nothing itself.
+//! fills in the media types, annotation keys and bundle name prefix from `oci` and
+//! `component`, so the script and `push` cannot drift apart. It writes nothing itself.
 
 use handlebars::Handlebars;
 use serde_json::json;
@@ -28,10 +28,13 @@ pub fn script() -> Result<String> {
             "version": env!("CARGO_PKG_VERSION"),
             "media_manifest": oci::MEDIA_MANIFEST,
             "media_index": oci::MEDIA_INDEX,
+            "media_member": oci::MEDIA_MEMBER,
+            "artifact_set": oci::ARTIFACT_SET,
             "artifact_bundle": oci::ARTIFACT_BUNDLE,
             "annotation_node": oci::ANNOTATION_NODE,
             "annotation_bundle": oci::ANNOTATION_BUNDLE,
             "annotation_digest": oci::ANNOTATION_BUNDLE_DIGEST,
+            "bundle_prefix": crate::component::BUNDLE_PREFIX,
         }),
     )
     .map_err(|e| template_error(&e))

@@ -158,6 +158,7 @@ fn the_push_bench_measures_uploads_against_one_binary_plus_node_members() {
         .env("KUBE_BUNDLE", env!("CARGO_BIN_EXE_kube-bundle"))
         .env("BENCH_PUSH_NODES", "2")
         .env("BENCH_BINARY_MB", "2")
+        .env("BENCH_FETCH_RUNS", "2")
         .env("BENCH_DIR", scratch.path())
         .output()
         .unwrap();
@@ -179,4 +180,19 @@ fn the_push_bench_measures_uploads_against_one_binary_plus_node_members() {
     // The pushed storage holds the binary once: far less than the two bundles.
     let mib = |c: &str| c.trim_end_matches(" MiB").parse::<f64>().unwrap();
     assert!(mib(cells[10]) < mib(cells[6]) * 0.75, "{row}");
+    // fetch.sh beside curl plus sha256sum of the same blobs, each side timed.
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| m1 |"))
+        .unwrap_or_else(|| panic!("no fetch.sh row:\n{table}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert!(mib(cells[2]) > 0.5, "{row}");
+    assert!(
+        cells[3].ends_with(" ms") && cells[4].ends_with(" ms") && cells[5].ends_with('x'),
+        "{row}"
+    );
+    assert!(
+        cells[6].starts_with("≤1.3x ") && cells[6].ends_with("(2 runs each)"),
+        "{row}"
+    );
 }

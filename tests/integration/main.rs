@@ -10,6 +10,7 @@ mod certs;
 mod common;
 mod etcd;
 mod etcd_verify;
+mod fetch_sh;
 mod fuzz;
 mod hardening;
 mod init;
