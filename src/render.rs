@@ -334,7 +334,7 @@ impl Templates {
                     "work_dir": inv.work_dir(c),
                     "health_url": format!("https://{host}:{port}{}", c.health_path),
                     // Without a kubeconfig (kube-apiserver) there is no apiserver to
-                    // check credentials against; its /healthz needs a client certificate.
+                    // check credentials against; its /readyz needs a client certificate.
                     "kubeconfig": if c.kubeconfig { c.kubeconfig_path() } else { String::new() },
                     "server": inv.apiserver_for(node),
                     "client_cert": c.client_cert().cert_path(),
