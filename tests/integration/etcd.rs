@@ -555,6 +555,35 @@ fn purge_never_follows_a_linked_work_dir_into_data() {
     );
 }
 
+/// A member of a new cluster waits for its peers, and kube-apiserver exits without it:
+/// systemd must start every unit again, however long that takes.
+#[test]
+fn every_unit_restarts_without_a_start_limit() {
+    let project = project("");
+    project.build_ok();
+    let bundle = project.unpack("m1");
+    for component in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ] {
+        let path = bundle.join(format!("rootfs/etc/systemd/system/{component}.service"));
+        let problems = crate::outputs::verify_unit(&path);
+        assert!(problems.is_empty(), "{component}: {problems:?}");
+        let unit = read(&path);
+        let (head, service) = unit.split_once("[Service]\n").unwrap();
+        assert!(
+            head.starts_with("[Unit]\n") && head.contains("\nStartLimitIntervalSec=0\n"),
+            "{unit}"
+        );
+        assert!(
+            service.contains("\nRestart=on-failure\nRestartSec=5\n"),
+            "{unit}"
+        );
+    }
+}
+
 #[test]
 fn a_failed_install_keeps_etcd_data() {
     let project = project("");
