@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "e8748c1f97890a738680ceae4199990f4481c285add19a2ea46ec4e35f24b3da",
-        "c7dcbe191a3fd37a4bbce41a768f784fda0830a1e8aa7658a37a5305f185890c",
-        "8bb6adf729a7effe6e398c4070e9c9bd71915868ba7745c85694d799b5f9cd07",
+        "3682156903341f501d49b37fd68409ab39e5a051016c876bd87c45d4f82ba7c6",
+        "1dffe9ba64b26c2a3df039d4526174b685b408e4f0a7eb61e108c06d378bfc16",
+        "135dd12ca16df3b155fd533c9a45693cf5ab5400bdb1da0fa5670b7f24620155",
     ];
     assert_eq!(
         hashes(&project),
