@@ -404,7 +404,9 @@ pub const KUBE_APISERVER: Component = Component {
     documentation:
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-apiserver/",
     default_secure_port: 6443,
-    health_path: "/healthz",
+    // /healthz answers ok while every Secret read fails (a wrong encryption key) or etcd
+    // is out of reach; /readyz does not: its etcd and informer-sync checks fail then.
+    health_path: "/readyz",
     lease: None,
     kubeconfig: false,
     certs: &[

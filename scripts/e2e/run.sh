@@ -8,9 +8,12 @@
 # nodes (this machine's /usr on a fresh tmpfs root, host network, node i on 127.0.1.i,
 # etcd's data on a folder of the host bound in, so that it outlives the node), each
 # fetches its bundle from the registry with dist/fetch.sh and installs it with its own
-# ./install.sh, all three at once: etcd first (the new cluster forms), then that node's
-# kube-apiserver on 127.0.1.i:6443, then the controller-manager and scheduler (talking
-# to their own node's apiserver). kubectl uses dist/admin.kubeconfig. It checks that etcd
+# ./install.sh, one master at a time, each run ending before the next starts: etcd first,
+# then that node's kube-apiserver on 127.0.1.i:6443, then the controller-manager and
+# scheduler (talking to their own node's apiserver). The first master's etcd waits for
+# its peers, so install.sh starts the rest there without a gate and exits 0; they come up
+# by themselves once the second master's etcd forms the cluster, and install.sh --check
+# is then clean on every node. kubectl uses dist/admin.kubeconfig. It checks that etcd
 # has three healthy members named as the inventory; that every apiserver is ready over
 # TLS and serves
 # kubectl; that a Secret written through one apiserver is aescbc-encrypted in etcd and
@@ -379,28 +382,47 @@ run_install() {
     return "$INSTALL_RC"
 }
 
-# The three nodes install at once, each gated with the defaults.
-t0=$(now)
-installers=()
+# A new cluster, installed master by master as an operator would without rollout.sh:
+# each install.sh runs on its own, with the default gate, and exits 0 before the next
+# starts. The first master's etcd waits for its peers: its apiserver and the rest are
+# started without a gate and come up by themselves once the second master's etcd forms
+# the cluster; the second and third are gated as usual.
 for n in "${NODES[@]}"; do
-    install_on "$n" &
-    installers+=($!)
-done
-wait "${installers[@]}"
-for n in "${NODES[@]}"; do
+    t0=$(now)
+    install_on "$n"
     rc=$(cat "$WORK/install-$n.rc")
     if ((rc != 0)); then
         ((rc != 124)) || echo "(timed out after ${INSTALL_TIMEOUT}s)" >>"$WORK/install-$n.log"
         fail_with_details "install.sh on $n exited $rc (full output in $WORK/install-$n.log)" "$(tail -n 40 "$WORK/install-$n.log")"
     fi
-    grep -q "healthy for 15s; the node runs $STEM-$n" "$WORK/install-$n.log" ||
-        fail_with_details "install.sh on $n did not report its gate" "$(cat "$WORK/install-$n.log")"
     INSTALL_S[$n]=$(elapsed_since "$t0")
+    if [[ $n == "${NODES[0]}" ]]; then
+        grep -q "the node runs $STEM-$n, but etcd waits for its peers, so .*kube-apiserver.service.* are started but not checked" "$WORK/install-$n.log" ||
+            fail_with_details "install.sh on the first master $n did not say that etcd waits for its peers" "$(cat "$WORK/install-$n.log")"
+        ! grep -q "rolling the node back" "$WORK/install-$n.log" ||
+            fail_with_details "install.sh on the first master $n rolled back" "$(cat "$WORK/install-$n.log")"
+        # Run again while etcd still waits: nothing to change, and still exit 0.
+        run_install "$n" "" || fail_with_details "install.sh again on the first master $n, etcd waiting, exited $INSTALL_RC" "$INSTALL_OUT"
+        if ! grep -q "nothing changed: every file is up to date" <<<"$INSTALL_OUT" ||
+            ! grep -q "etcd waits for its peers, so .* are started but not checked" <<<"$INSTALL_OUT"; then
+            fail_with_details "install.sh again on the first master $n did not say that etcd waits for its peers" "$INSTALL_OUT"
+        fi
+    else
+        grep -q "healthy for 15s; the node runs $STEM-$n" "$WORK/install-$n.log" ||
+            fail_with_details "install.sh on $n did not report its gate" "$(cat "$WORK/install-$n.log")"
+    fi
     fetched=$(node_exec "$n" sha256sum "/root/install/$STEM-$n.tar.gz" | cut -d' ' -f1)
     [[ $fetched == "$(sha256sum "$DIST/$STEM-$n.tar.gz" | cut -d' ' -f1)" ]] ||
         fail "$n fetched a tarball that differs from dist/$STEM-$n.tar.gz"
 done
-pass "each node fetched its own bundle from the registry with fetch.sh (byte for byte dist's), and install.sh on all 3 at once: etcd first, then kube-apiserver, then the others: active, healthy, certificates accepted, no restart for 15s"
+# What the first master was told to do: --check everywhere, clean once its units are up.
+check_clean() { run_install "$1" "" --check; }
+for n in "${NODES[@]}"; do
+    wait_until 120 2 check_clean "$n" ||
+        fail_with_details "install.sh --check on $n is not clean 120s after the last master was installed" "$INSTALL_OUT"
+done
+first_restarts=$(node_exec "${NODES[0]}" systemctl show -p NRestarts --value "$KAS_UNIT")
+pass "a new cluster installed one master at a time, each fetching its own bundle from the registry with fetch.sh (byte for byte dist's): install.sh on ${NODES[0]} exited 0 with etcd waiting for its peers and its apiserver started ungated (systemd restarted it $first_restarts times until etcd formed), ${NODES[1]} and ${NODES[2]} passed the default gate; then install.sh --check is clean on every node"
 
 # ------------------------------------------------------ 4. etcd from the bundles ---
 
@@ -1017,9 +1039,38 @@ pass "install.sh --uninstall on $FOLLOWER stopped and removed it; installing aga
 # --rollback recreating the work dir (D6)
 WORKDIR=/data/k8s/k8s/kube-controller-manager
 v2_unit=$(unit_sum "$FOLLOWER")
+# A work dir linked to the folder that holds etcd's data, or to /: refused before
+# anything is stopped or removed (review part 3, row 3).
+node_exec "$FOLLOWER" sh -c "mv $WORKDIR /data/kcm-elsewhere && echo kept >/data/kcm-elsewhere/marker" ||
+    fail "could not move the work dir on $FOLLOWER"
+for target in /data/k8s/etcd /; do
+    node_exec "$FOLLOWER" ln -sfn "$target" "$WORKDIR" || fail "could not link $WORKDIR to $target on $FOLLOWER"
+    if run_install "$FOLLOWER" v2 --uninstall --purge; then
+        fail_with_details "--uninstall --purge on $FOLLOWER went ahead with its work dir linked to $target" "$INSTALL_OUT"
+    fi
+    case $target in
+        /) why="leads to /, which is the node's root /" ;;
+        *) why="leads to $target, which holds etcd's data dir /data/k8s/etcd/data" ;;
+    esac
+    grep -qF "install.sh: error: refusing --purge: the work dir of kube-controller-manager, $WORKDIR, $why; nothing was removed or stopped" <<<"$INSTALL_OUT" ||
+        fail_with_details "--purge on $FOLLOWER with its work dir linked to $target did not refuse with the reason" "$INSTALL_OUT"
+    node_is_whole "$FOLLOWER" "$v2_unit" "after the refused purge with the work dir linked to $target"
+    for u in etcd.service "$KAS_UNIT"; do
+        [[ $(node_exec "$FOLLOWER" systemctl is-active "$u") == active ]] || fail "the refused purge on $FOLLOWER stopped $u"
+    done
+    node_exec "$FOLLOWER" test -d /data/k8s/etcd/data/member/snap -a -d /data/k8s/etcd/wal ||
+        fail "the refused purge on $FOLLOWER removed etcd's data"
+done
+out=$(etcd_ctl endpoint health --cluster 2>&1) || fail_with_details "etcd is not healthy after the refused purges on $FOLLOWER" "$out"
+# Linked anywhere else, the work dir goes as a link and what it points to stays.
+node_exec "$FOLLOWER" ln -sfn /data/kcm-elsewhere "$WORKDIR" || fail "could not link $WORKDIR on $FOLLOWER"
 run_install "$FOLLOWER" v2 --uninstall --purge || fail_with_details "install.sh --uninstall --purge on $FOLLOWER failed" "$INSTALL_OUT"
-grep -qF "removed $WORKDIR" <<<"$INSTALL_OUT" || fail_with_details "--purge on $FOLLOWER did not say it removed the work dir" "$INSTALL_OUT"
-node_exec "$FOLLOWER" test ! -e "$WORKDIR" || fail "--uninstall --purge left $WORKDIR on $FOLLOWER"
+grep -qF "removed the symbolic link $WORKDIR; what it points to (/data/kcm-elsewhere) is kept" <<<"$INSTALL_OUT" ||
+    fail_with_details "--purge on $FOLLOWER did not say it removed the linked work dir as a link" "$INSTALL_OUT"
+grep -qF "removed /data/k8s/k8s/kube-apiserver" <<<"$INSTALL_OUT" || fail_with_details "--purge on $FOLLOWER did not say it removed kube-apiserver's work dir" "$INSTALL_OUT"
+node_exec "$FOLLOWER" test ! -e "$WORKDIR" -a ! -L "$WORKDIR" || fail "--uninstall --purge left $WORKDIR on $FOLLOWER"
+[[ $(node_exec "$FOLLOWER" cat /data/kcm-elsewhere/marker) == kept ]] || fail "--uninstall --purge on $FOLLOWER removed what the linked work dir pointed to"
+node_exec "$FOLLOWER" test -d /data/k8s/etcd/data/member || fail "--uninstall --purge on $FOLLOWER removed etcd's data"
 
 if run_install "$FOLLOWER" sleep --timeout 8 --stable 3; then
     fail_with_details "a first install of a binary that never listens succeeded on $FOLLOWER" "$INSTALL_OUT"
@@ -1047,7 +1098,7 @@ run_install "$FOLLOWER" v2 --rollback --stable 3 ||
     fail_with_details "--rollback after --uninstall --purge on $FOLLOWER failed" "$INSTALL_OUT"
 node_exec "$FOLLOWER" test -d "$WORKDIR" || fail "--rollback did not recreate $WORKDIR on $FOLLOWER"
 node_is_whole "$FOLLOWER" "$v2_unit" "after --rollback of the purge"
-pass "--uninstall --purge on $FOLLOWER; a failed first install left no failed unit or empty folder; a mask refused by install and --rollback and kept; --rollback then recreated the work dir, healthy"
+pass "--uninstall --purge on $FOLLOWER refused with its work dir linked to etcd's data or to /, nothing stopped or removed; linked elsewhere, removed as a link, its target and etcd's data kept; a failed first install left no failed unit or empty folder; a mask refused by install and --rollback and kept; --rollback then recreated the work dir, healthy"
 
 # ----- rollout: non-leaders first, the master leading the most components last
 # expected_last: that master (the later in the inventory among equals)
@@ -1269,5 +1320,33 @@ grep -qF "the previous release is back in place" <<<"$INSTALL_OUT" ||
 wait_until 60 1 apiserver_ready "$(api_url "$BAD_NODE")" "$CA" "$ADMIN" ||
     fail_with_details "$BAD_NODE's kube-apiserver is not ready after the rollback" "$(kas_journal "$BAD_NODE" 20)"
 pass "a kube-apiserver that cannot start (a flag value it refuses) on $BAD_NODE: install.sh stopped before the controller-manager and scheduler, put the previous release back, and its apiserver serves again"
+
+# ----- another encryption key (pki/encryption-key lost and made anew): that apiserver
+# starts and its /healthz says ok, but it cannot read a Secret; the gate waits for
+# /readyz, fails and puts the node back (review part 3, row 2)
+cp -a "$CLUSTER/pki" "$WORK/pki-wrongkey"
+head -c 32 /dev/urandom | base64 >"$WORK/pki-wrongkey/encryption-key"
+build_variant wrongkey "$(variant_toml wrongkey "/^key-algorithm = /a dir = \"$WORK/pki-wrongkey\"" $'[kube-controller-manager.extra-args]\nv = 3')"
+ENCRYPTION_CONFIG=/etc/kubernetes/encryption-config.yaml
+tar -xzOf "$DIST/wrongkey/$STEM-$BAD_NODE.tar.gz" "$STEM-$BAD_NODE/rootfs$ENCRYPTION_CONFIG" | grep -qF "secret: $(cat "$WORK/pki-wrongkey/encryption-key")" ||
+    fail "the wrongkey bundle for $BAD_NODE does not carry the other key"
+enc_before=$(node_sum "$BAD_NODE" "$ENCRYPTION_CONFIG")
+t0=$(now)
+if run_install "$BAD_NODE" wrongkey --stable 5; then
+    fail_with_details "a kube-apiserver with another encryption key passed the gate on $BAD_NODE" "$INSTALL_OUT"
+fi
+readyz_said=$(grep -o "$KAS_UNIT is not healthy: $(api_url "$BAD_NODE")/readyz answers '[^']*'" <<<"$INSTALL_OUT" | head -n 1)
+[[ -n $readyz_said ]] ||
+    fail_with_details "install.sh on $BAD_NODE did not fail kube-apiserver's gate on /readyz" "$INSTALL_OUT"
+grep -q "rolled back to the previous release, which is running and healthy" <<<"$INSTALL_OUT" ||
+    fail_with_details "install.sh on $BAD_NODE did not roll the other encryption key back" "$INSTALL_OUT"
+[[ $(node_sum "$BAD_NODE" "$ENCRYPTION_CONFIG") == "$enc_before" ]] ||
+    fail "$BAD_NODE does not have its previous encryption configuration back"
+wait_until 60 1 apiserver_ready "$(api_url "$BAD_NODE")" "$CA" "$ADMIN" ||
+    fail_with_details "$BAD_NODE's kube-apiserver is not ready after the rollback" "$(kas_journal "$BAD_NODE" 20)"
+got=$(K_SERVER=$(api_url "$BAD_NODE") k get secret e2e-secret -o 'jsonpath={.data.password}' 2>&1 | base64 -d 2>&1) || true
+[[ $got == "$SECRET_VALUE" ]] || fail "after the rollback the Secret reads '$got' through $BAD_NODE's apiserver, expected '$SECRET_VALUE'"
+SUMMARY_NOTES+=("another encryption key on $BAD_NODE: ${readyz_said#"$KAS_UNIT is not healthy: "}")
+pass "another encryption key on $BAD_NODE: its kube-apiserver failed the /readyz gate ($readyz_said), the node went back in $(elapsed_since "$t0")s, and its apiserver serves the Secret written before in clear"
 
 log "all checks passed"

@@ -375,8 +375,8 @@ pub fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
-/// Every regular file under `root`, relative, with its sha256: a snapshot to prove a
-/// folder was left untouched.
+/// Every entry under `root`, relative, with its sha256 (a symlink: its target; links are
+/// never followed): a snapshot to prove a folder was left untouched.
 pub fn snapshot(root: &Path) -> Vec<(String, String, u32)> {
     let mut all = Vec::new();
     if !root.exists() {
@@ -390,6 +390,11 @@ pub fn snapshot(root: &Path) -> Vec<(String, String, u32)> {
             .unwrap()
             .display()
             .to_string();
+        if entry.path_is_symlink() {
+            let target = std::fs::read_link(entry.path()).unwrap();
+            all.push((rel, format!("-> {}", target.display()), 0));
+            continue;
+        }
         let sha = if entry.file_type().is_file() {
             sha256_file(entry.path())
         } else {
@@ -428,4 +433,12 @@ pub fn file_names(dir: &Path, except: &[&str]) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// `snapshot` of a node root but its lock, which every run of install.sh stamps with its
+/// pid.
+pub fn untouched(root: &Path) -> Vec<(String, String, u32)> {
+    let mut all = snapshot(root);
+    all.retain(|(rel, _, _)| rel != "var/backups/kube-bundle/.lock");
+    all
 }

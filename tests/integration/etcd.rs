@@ -419,6 +419,151 @@ fn no_install_path_deletes_etcd_data_without_the_explicit_flag() {
     assert_eq!(std::fs::read(&kept[0]).unwrap(), b"bbolt database");
 }
 
+/// The review's part 3, row 3: a work dir linked to a disk that holds etcd's data, or to
+/// the node's root. `--purge` refuses before it removes or stops anything, however
+/// `--root` is spelt; a work dir linked anywhere else goes as a link, its target kept.
+#[test]
+fn purge_never_follows_a_linked_work_dir_into_data() {
+    let project = project("");
+    project.build_ok();
+    let bundle = project.unpack("m1");
+    let root = project.path("target-root");
+    let r = root.to_str().unwrap().to_string();
+    let link = root.join("data/k8s/k8s/kube-apiserver");
+    let relink = |target: &str| {
+        if std::fs::symlink_metadata(&link).is_ok() {
+            std::fs::remove_file(&link).unwrap();
+        }
+        std::os::unix::fs::symlink(target, &link).unwrap();
+    };
+    for dir in ["mnt/disk1", "data/k8s/etcd", "data/k8s/k8s"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    relink("/mnt/disk1");
+    std::os::unix::fs::symlink("/mnt/disk1/etcd", root.join("data/k8s/etcd/data")).unwrap();
+    ok(&install(&bundle, &["--root", &r]));
+    assert_eq!(mode_of(&root.join("mnt/disk1/etcd")), 0o700);
+    let member = root.join("mnt/disk1/etcd/member/snap/db");
+    std::fs::create_dir_all(member.parent().unwrap()).unwrap();
+    std::fs::write(&member, "bbolt database").unwrap();
+    std::fs::write(root.join("mnt/disk1/audit.log"), "audit").unwrap();
+    let data = vec![(member.clone(), b"bbolt database".to_vec())];
+
+    let hint = "; nothing was removed or stopped: change the link (or the inventory's dirs), or run --uninstall without --purge\n";
+    for (target, refusal) in [
+        ("/mnt/disk1", "leads to /mnt/disk1, which holds etcd's data dir /data/k8s/etcd/data (at /mnt/disk1/etcd)"),
+        ("/", "leads to /, which is the node's root /"),
+        ("/var/backups", "leads to /var/backups, which holds the backups folder (releases, etcd snapshots) /var/backups/kube-bundle"),
+        ("/data/k8s/etcd/data/member", "leads to /mnt/disk1/etcd/member, which is inside etcd's data dir /data/k8s/etcd/data (at /mnt/disk1/etcd)"),
+    ] {
+        relink(target);
+        let before = untouched(&root);
+        let message = format!(
+            "install.sh: error: refusing --purge: the work dir of kube-apiserver, /data/k8s/k8s/kube-apiserver, {refusal}{hint}"
+        );
+        for spelling in [r.clone(), format!("{r}/"), format!("{r}//"), format!("{r}/.")] {
+            for extra in [&[][..], &["--dry-run"], &["--delete-etcd-data"]] {
+                let mut args = vec!["--root", &spelling, "--uninstall", "--purge"];
+                args.extend_from_slice(extra);
+                let out = install(&bundle, &args);
+                assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));
+                assert_eq!(stderr(&out), message, "{args:?}");
+                assert!(!stdout(&out).contains("removed"), "{}", stdout(&out));
+                assert_eq!(untouched(&root), before, "{args:?}");
+            }
+        }
+    }
+    data_intact(&data, "the refused purges");
+
+    // A link to a folder that holds nothing that must stay: the link goes, its target
+    // stays, and so do etcd's data and the releases.
+    std::fs::create_dir_all(root.join("mnt/disk2")).unwrap();
+    std::fs::write(root.join("mnt/disk2/audit.log"), "audit").unwrap();
+    relink("/mnt/disk2");
+    let out = ok(&install(
+        &bundle,
+        &[
+            "--root",
+            &format!("{r}/."),
+            "--uninstall",
+            "--purge",
+            "--dry-run",
+        ],
+    ));
+    assert!(out.contains("would remove the symbolic link /data/k8s/k8s/kube-apiserver and keep what it points to (/mnt/disk2)\n"), "{out}");
+    let out = ok(&install(
+        &bundle,
+        &["--root", &format!("{r}/."), "--uninstall", "--purge"],
+    ));
+    assert!(out.contains("removed the symbolic link /data/k8s/k8s/kube-apiserver; what it points to (/mnt/disk2) is kept\n"), "{out}");
+    assert!(
+        out.contains("removed /data/k8s/k8s/kube-controller-manager\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kept etcd's data in /data/k8s/etcd/data and /data/k8s/etcd/wal"),
+        "{out}"
+    );
+    assert!(std::fs::symlink_metadata(&link).is_err());
+    assert!(!root.join("data/k8s/k8s/kube-controller-manager").exists());
+    assert_eq!(read(&root.join("mnt/disk2/audit.log")), "audit");
+    assert_eq!(read(&root.join("mnt/disk1/audit.log")), "audit");
+    data_intact(&data, "--uninstall --purge");
+    let releases = std::fs::read_dir(root.join("var/backups/kube-bundle"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join(".complete").exists())
+        .count();
+    assert_eq!(releases, 2, "the first install's and the uninstall's");
+
+    // With --delete-etcd-data too, a data dir that is a link goes as a link: the member's
+    // data where it points stays (and says so), after a snapshot of it.
+    ok(&install(&bundle, &["--root", &r]));
+    let out = ok(&install(
+        &bundle,
+        &["--root", &r, "--uninstall", "--purge", "--delete-etcd-data"],
+    ));
+    assert!(out.contains("saved a snapshot of etcd's data in "), "{out}");
+    assert!(out.contains("removed the symbolic link /data/k8s/etcd/data; what it points to (/mnt/disk1/etcd) is kept\n"), "{out}");
+    assert!(
+        out.contains("removed /data/k8s/etcd/wal (etcd's data; its snapshot is "),
+        "{out}"
+    );
+    assert!(!root.join("data/k8s/etcd/wal").exists());
+    data_intact(
+        &data,
+        "--uninstall --purge --delete-etcd-data of a linked data dir",
+    );
+}
+
+/// A member of a new cluster waits for its peers, and kube-apiserver exits without it:
+/// systemd must start every unit again, however long that takes.
+#[test]
+fn every_unit_restarts_without_a_start_limit() {
+    let project = project("");
+    project.build_ok();
+    let bundle = project.unpack("m1");
+    for component in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ] {
+        let path = bundle.join(format!("rootfs/etc/systemd/system/{component}.service"));
+        let problems = crate::outputs::verify_unit(&path);
+        assert!(problems.is_empty(), "{component}: {problems:?}");
+        let unit = read(&path);
+        let (head, service) = unit.split_once("[Service]\n").unwrap();
+        assert!(
+            head.starts_with("[Unit]\n") && head.contains("\nStartLimitIntervalSec=0\n"),
+            "{unit}"
+        );
+        assert!(
+            service.contains("\nRestart=on-failure\nRestartSec=5\n"),
+            "{unit}"
+        );
+    }
+}
+
 #[test]
 fn a_failed_install_keeps_etcd_data() {
     let project = project("");

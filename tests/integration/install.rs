@@ -223,6 +223,50 @@ fn uninstall_then_install_again() {
     assert!(!root.join("data/k8s/k8s/kube-controller-manager").exists());
 }
 
+/// `--purge` never removes through a symlink: a work dir linked to the node's root is
+/// refused before anything changes, however `--root` is spelt, and one linked elsewhere
+/// goes as a link, what it points to kept.
+#[test]
+fn purge_removes_a_linked_work_dir_as_a_link() {
+    let (project, bundle) = built();
+    let root = project.path("target-root");
+    let r = root.to_str().unwrap().to_string();
+    assert!(install(&bundle, &["--root", &r]).status.success());
+    let work = root.join("data/k8s/k8s/kube-controller-manager");
+    std::fs::remove_dir(&work).unwrap();
+    std::os::unix::fs::symlink("/", &work).unwrap();
+    let before = untouched(&root);
+    for spelling in [format!("{r}/"), format!("{r}//"), format!("{r}/.")] {
+        let out = install(&bundle, &["--root", &spelling, "--uninstall", "--purge"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        assert_eq!(
+            stderr(&out),
+            "install.sh: error: refusing --purge: the work dir of kube-controller-manager, /data/k8s/k8s/kube-controller-manager, leads to /, which is the node's root /; nothing was removed or stopped: change the link (or the inventory's dirs), or run --uninstall without --purge\n"
+        );
+        assert_eq!(untouched(&root), before, "{spelling}");
+    }
+    std::fs::create_dir_all(root.join("mnt/logs")).unwrap();
+    std::fs::write(root.join("mnt/logs/kept"), "x").unwrap();
+    std::fs::remove_file(&work).unwrap();
+    std::os::unix::fs::symlink("/mnt/logs", &work).unwrap();
+    let out = install(
+        &bundle,
+        &["--root", &format!("{r}/"), "--uninstall", "--purge"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("removed the symbolic link /data/k8s/k8s/kube-controller-manager; what it points to (/mnt/logs) is kept\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(std::fs::symlink_metadata(&work).is_err());
+    assert_eq!(
+        std::fs::read_to_string(root.join("mnt/logs/kept")).unwrap(),
+        "x"
+    );
+    assert!(!releases(&root).is_empty());
+}
+
 #[test]
 fn a_failed_write_puts_the_previous_files_back() {
     let (project, bundle) = built();

@@ -108,7 +108,7 @@ fn kubeconfig_equals_what_the_tutorials_kubectl_commands_produce() {
 
 /// `systemd-analyze verify` exits 0 on unknown keys, so any line it prints counts, except
 /// the binary missing on the build host.
-fn verify_unit(unit: &Path) -> Vec<String> {
+pub(crate) fn verify_unit(unit: &Path) -> Vec<String> {
     let out = Command::new(tool("systemd-analyze"))
         .arg("verify")
         .arg(unit)
@@ -122,7 +122,7 @@ fn verify_unit(unit: &Path) -> Vec<String> {
             !COMPONENTS
                 .iter()
                 .map(|(c, _)| *c)
-                .chain(["kube-apiserver"])
+                .chain(["kube-apiserver", "etcd"])
                 .any(|c| {
                     l.contains(&format!(
                         "/opt/k8s/bin/{c} is not executable: No such file or directory"
