@@ -520,10 +520,10 @@ fn sealed_builds_are_reproducible_and_pinned() {
     // These move with the unsealed fixture's (`reproducible.rs`) and with the sealed
     // format: review the difference, then pin the new values.
     let pinned = [
-        "339d3103ecd5d74f26a95f5bf01adb7faed0d4b01793119114abfd3bb39616cd",
-        "99e0d02da8c2734296bc704c5d5f410e552cc8367c4f0a36bd3b38b0928a5139",
-        "c24bf55f925ec11b9458a59b6d3c3961cc3a7940083fa6d18bcea6df83ba8e01",
-    ];
+        "326437d604c1e66c758fc568a38309edb086943af5a32db42bc853d4f415d1c1",
+        "d0a738deeef612fb794ecd1e66b0de6c78e3409bdbed48996da8768cbc422106",
+        "abec7fd13a448c7a54c5dce85b17051e06065a20aa4bf45cd1a915dc35010561",
+];
     assert_eq!(
         hashes, pinned,
         "sealed bundle hashes moved; new values: {hashes:#?}"
