@@ -63,7 +63,7 @@ fn fixture_keys_give_the_pinned_hashes() {
         "d797d7761f48e3a4ef6ca6793f066f32387b7dc37e52032a0b3d73b092596007",
         "93535168b3e0ee7075a1f6dc7c9d50f79999d8582bc2abfa8a36626f478b40f9",
         "4de214a19d263b218de26092af4263535a81d758a05a618ff75fd80abca10f7a",
-];
+    ];
     assert_eq!(
         hashes(&project),
         pinned,

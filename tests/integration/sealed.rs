@@ -523,7 +523,7 @@ fn sealed_builds_are_reproducible_and_pinned() {
         "326437d604c1e66c758fc568a38309edb086943af5a32db42bc853d4f415d1c1",
         "d0a738deeef612fb794ecd1e66b0de6c78e3409bdbed48996da8768cbc422106",
         "abec7fd13a448c7a54c5dce85b17051e06065a20aa4bf45cd1a915dc35010561",
-];
+    ];
     assert_eq!(
         hashes, pinned,
         "sealed bundle hashes moved; new values: {hashes:#?}"
