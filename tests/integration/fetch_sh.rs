@@ -49,6 +49,7 @@ fn push_plain(project: &Project, reg: &Registry, tag: &str) -> Value {
         project,
         &[
             "push",
+            "--allow-plain-secrets",
             "--plain-http",
             "--out",
             "dist",

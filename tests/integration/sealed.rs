@@ -399,10 +399,11 @@ fn openssl_opens_a_sealed_file_and_verify_checks_them_with_the_key() {
     assert!(!stderr(&out).contains("note:"), "{}", stderr(&out));
     let out = with_key("pki/m2/seal.key", &all[..1]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // A wrong key leaves valid CBC padding on about one file in 256, so how many
+    // files it "opens" varies: those fail their sums instead.
     assert!(
-        stdout(&out).contains(
-            "the seal key does not open it nor 11 other sealed files: it is not this node's key"
-        ),
+        stdout(&out).contains("the seal key does not open it nor ")
+            && stdout(&out).contains("other sealed files: it is not this node's key"),
         "{}",
         stdout(&out)
     );
