@@ -367,8 +367,14 @@ fn fetch_sh_takes_the_node_from_the_index_never_from_a_stale_node_tag() {
     let second = Project::new(&format!(
         "{two}\n[kube-controller-manager]\nbinary = \"kcm\"\n"
     ));
-    std::fs::write(second.path("kcm"), binary_bytes(1 << 20, 5)).unwrap();
-    std::fs::set_permissions(second.path("kcm"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    second.write_binary(
+        "kcm",
+        &stand_in_with(
+            "kube-controller-manager",
+            "1.20.2",
+            &binary_bytes(1 << 20, 5),
+        ),
+    );
     second.build_ok();
     push_plain(&second, &reg, "v1");
     let stale = run_ok(Command::new(tool("curl")).args([
