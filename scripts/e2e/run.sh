@@ -1328,7 +1328,10 @@ cp -a "$CLUSTER/pki" "$WORK/pki-wrongkey"
 head -c 32 /dev/urandom | base64 >"$WORK/pki-wrongkey/encryption-key"
 build_variant wrongkey "$(variant_toml wrongkey "/^key-algorithm = /a dir = \"$WORK/pki-wrongkey\"" $'[kube-controller-manager.extra-args]\nv = 3')"
 ENCRYPTION_CONFIG=/etc/kubernetes/encryption-config.yaml
-tar -xzOf "$DIST/wrongkey/$STEM-$BAD_NODE.tar.gz" "$STEM-$BAD_NODE/rootfs$ENCRYPTION_CONFIG" | grep -qF "secret: $(cat "$WORK/pki-wrongkey/encryption-key")" ||
+# The encryption config is sealed: opened here with the node's seal key, as install.sh does.
+tar -xzOf "$DIST/wrongkey/$STEM-$BAD_NODE.tar.gz" "$STEM-$BAD_NODE/sealed$ENCRYPTION_CONFIG.enc" |
+    openssl enc -d -aes-256-cbc -pbkdf2 -iter 1 -md sha256 -pass "file:$WORK/pki-wrongkey/$BAD_NODE/seal.key" |
+    grep -qF "secret: $(cat "$WORK/pki-wrongkey/encryption-key")" ||
     fail "the wrongkey bundle for $BAD_NODE does not carry the other key"
 enc_before=$(node_sum "$BAD_NODE" "$ENCRYPTION_CONFIG")
 t0=$(now)
