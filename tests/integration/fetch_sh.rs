@@ -44,23 +44,9 @@ fn pushed() -> Pushed {
     }
 }
 
+/// `push --plain-http` of the project's dist at `tag`, which must succeed: its report.
 fn push_plain(project: &Project, reg: &Registry, tag: &str) -> Value {
-    let out = kube_bundle_stdin(
-        project,
-        &[
-            "push",
-            "--allow-plain-secrets",
-            "--plain-http",
-            "--out",
-            "dist",
-            "--output",
-            "json",
-            &reg.reference(tag),
-        ],
-        "",
-    );
-    assert!(out.status.success(), "push failed:\n{}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
+    crate::registry_hostile::push_plain(project, &reg.reference(tag)).0
 }
 
 impl Pushed {

@@ -454,7 +454,7 @@ fn pushed(project: &Project) -> (Registry, serde_json::Value) {
 }
 
 /// `push --plain-http` of the project's dist that must succeed: its report and stderr.
-fn push_plain(project: &Project, reference: &str) -> (serde_json::Value, String) {
+pub(crate) fn push_plain(project: &Project, reference: &str) -> (serde_json::Value, String) {
     let out = kube_bundle_stdin(
         project,
         &[
