@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "d797d7761f48e3a4ef6ca6793f066f32387b7dc37e52032a0b3d73b092596007",
-        "93535168b3e0ee7075a1f6dc7c9d50f79999d8582bc2abfa8a36626f478b40f9",
-        "4de214a19d263b218de26092af4263535a81d758a05a618ff75fd80abca10f7a",
+        "4ea953e97b5c8dae31bac4554b208f1874ae27a474d86228925b3c0b97dffc12",
+        "f436a74794d65e058508bdd3aed10b2ac094fbb71f13b4be07a8d96222bb3918",
+        "872bb4ad52c1e5c6c21ee013d7524c53dab330b3fff66e4dbc0a235ee3f977b7",
     ];
     assert_eq!(
         hashes(&project),

@@ -442,3 +442,31 @@ fn a_killed_snapshot_leaves_nothing_behind_after_the_next_run() {
     );
     data_intact(&data, "a killed snapshot");
 }
+
+/// A `mkdir` that loses the race for every folder install.sh makes for node files (mode
+/// 0755): another process makes it first (as three installs into sibling `--root`s do
+/// with their common parent), so `mkdir` fails with "File exists" while it is there.
+const RACING_MKDIR: &str = r#"#!/bin/sh
+if [ "$1" = -m ] && [ "$2" = 0755 ] && [ "$3" = -- ]; then
+    /usr/bin/mkdir "$@" || exit
+    echo "mkdir: cannot create directory '$4': File exists" >&2
+    exit 1
+fi
+exec /usr/bin/mkdir "$@"
+"#;
+
+/// A folder install.sh would make but another process made meanwhile is used, not an
+/// error that stops the install.
+#[test]
+fn a_folder_another_process_makes_meanwhile_does_not_stop_the_install() {
+    let v = planes(|text| text, None);
+    let out = v.install_with_path(&v.a, &v.fake("mkdir", RACING_MKDIR));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(v.root.join("etc/kubernetes/cert/ca.pem").is_file());
+    assert!(v.root.join("opt/k8s/bin/etcd").is_file());
+}

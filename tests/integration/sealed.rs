@@ -521,9 +521,9 @@ fn sealed_builds_are_reproducible_and_pinned() {
     // These move with the unsealed fixture's (`reproducible.rs`) and with the sealed
     // format: review the difference, then pin the new values.
     let pinned = [
-        "326437d604c1e66c758fc568a38309edb086943af5a32db42bc853d4f415d1c1",
-        "d0a738deeef612fb794ecd1e66b0de6c78e3409bdbed48996da8768cbc422106",
-        "abec7fd13a448c7a54c5dce85b17051e06065a20aa4bf45cd1a915dc35010561",
+        "c42581f3d5fa21ab50b1b1072b60dac5d279caf558ff658e2e82b851e80eed05",
+        "74b71e6f85a8f68966d914f2859ce9b0b11732dd86a856e3ceac6c237413a45b",
+        "08ab03ab3bce63ad69e169edc44ff8324bd141b21329416208adf762c0344ade",
     ];
     assert_eq!(
         hashes, pinned,
