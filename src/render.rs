@@ -27,6 +27,43 @@ const AUDIT_TEMPLATE: &str = "audit-policy.yaml";
 
 const UNIT: &str = include_str!("../bundle-templates/unit.service.hbs");
 
+/// install.sh: one generic script, its parts in the order they run (see
+/// bundle-templates/install/); what differs between components comes in through
+/// `HOOKS`.
+const INSTALL: &str = concat!(
+    include_str!("../bundle-templates/install/00-header.sh.hbs"),
+    include_str!("../bundle-templates/install/10-usage.sh.hbs"),
+    include_str!("../bundle-templates/install/20-hooks.sh.hbs"),
+    include_str!("../bundle-templates/install/30-arguments.sh.hbs"),
+    include_str!("../bundle-templates/install/40-paths.sh.hbs"),
+    include_str!("../bundle-templates/install/50-verify.sh.hbs"),
+    include_str!("../bundle-templates/install/60-node.sh.hbs"),
+    include_str!("../bundle-templates/install/65-lock.sh.hbs"),
+    include_str!("../bundle-templates/install/70-files.sh.hbs"),
+    include_str!("../bundle-templates/install/75-releases.sh.hbs"),
+    include_str!("../bundle-templates/install/80-systemd.sh.hbs"),
+    include_str!("../bundle-templates/install/85-undo.sh.hbs"),
+    include_str!("../bundle-templates/install/90-install.sh.hbs"),
+    include_str!("../bundle-templates/install/92-rollback.sh.hbs"),
+    include_str!("../bundle-templates/install/94-uninstall.sh.hbs"),
+    include_str!("../bundle-templates/install/96-check.sh.hbs"),
+    include_str!("../bundle-templates/install/98-components.sh.hbs"),
+    include_str!("../bundle-templates/install/99-main.sh.hbs"),
+);
+
+/// Components' hooks into install.sh (`hook_<component>_<hook>` functions, rendered with
+/// install.sh's data into its `hooks`), by component name: a component without an entry
+/// runs install.sh's common steps alone.
+const INSTALL_HOOKS: [(&str, &str); 1] = [(
+    "etcd",
+    include_str!("../bundle-templates/install/hooks/etcd.sh.hbs"),
+)];
+
+/// The name install.sh's hooks of component `name` are registered under.
+fn hooks_template(name: &str) -> String {
+    format!("install.sh hooks of {name}")
+}
+
 const EMBEDDED: [(&str, &str); 9] = [
     ("etcd.service", UNIT),
     ("kube-apiserver.service", UNIT),
@@ -44,10 +81,7 @@ const EMBEDDED: [(&str, &str); 9] = [
         "kube-scheduler.yaml",
         include_str!("../bundle-templates/kube-scheduler.yaml.hbs"),
     ),
-    (
-        INSTALL_TEMPLATE,
-        include_str!("../bundle-templates/install.sh.hbs"),
-    ),
+    (INSTALL_TEMPLATE, INSTALL),
     (
         ROLLOUT_TEMPLATE,
         include_str!("../bundle-templates/rollout.sh.hbs"),
@@ -124,6 +158,9 @@ impl Templates {
         registry.register_escape_fn(handlebars::no_escape);
         for (name, text) in EMBEDDED {
             register(&mut registry, name, text)?;
+        }
+        for (name, text) in INSTALL_HOOKS {
+            register(&mut registry, &hooks_template(name), text)?;
         }
         if let Some(dir) = overrides {
             if !dir.is_dir() {
@@ -387,9 +424,7 @@ impl Templates {
                 }));
             }
         }
-        self.render(
-            INSTALL_TEMPLATE,
-            &json!({
+        let mut data = json!({
                 "bundle": plan.top_dir(),
                 "kubernetes_version": inv.cluster.version.to_string(),
                 "node": { "name": node.name, "ip": node.ip.to_string() },
@@ -397,11 +432,6 @@ impl Templates {
                 "cert_dir": paths::CERT_DIR,
                 "backup_dir": paths::BACKUP_DIR,
                 "components": components,
-                // Parts of install.sh only a node running a component without a
-                // kubeconfig (kube-apiserver, etcd) needs: health checks with its own
-                // client certificate, gates; without one install.sh stays as it was
-                // before kube-apiserver joined.
-                "with_apiserver": plan.components.iter().any(|c| !c.kubeconfig),
                 "etcd": inv.etcd.as_ref().map(|etcd| json!({
                     "version": format!("3.{}", etcd.minor),
                     "data_dir": etcd.data_dir,
@@ -419,8 +449,16 @@ impl Templates {
                 // it was.
                 "sealed": inv.pki.seal_secrets,
                 "seal_key": crate::seal::NODE_KEY_PATH,
-            }),
-        )
+        });
+        let mut hooks = String::new();
+        for c in &plan.components {
+            let name = hooks_template(c.name);
+            if self.registry.has_template(&name) {
+                hooks.push_str(&self.render(&name, &data)?);
+            }
+        }
+        data["hooks"] = hooks.into();
+        self.render(INSTALL_TEMPLATE, &data)
     }
 
     /// dist/rollout.sh: every master in inventory order; the leaders are read at run time.

@@ -16,6 +16,7 @@ mod hardening;
 mod init;
 mod inputs;
 mod install;
+mod install_parts;
 mod install_safety;
 mod outputs;
 mod registry;

@@ -521,9 +521,9 @@ fn sealed_builds_are_reproducible_and_pinned() {
     // These move with the unsealed fixture's (`reproducible.rs`) and with the sealed
     // format: review the difference, then pin the new values.
     let pinned = [
-        "c42581f3d5fa21ab50b1b1072b60dac5d279caf558ff658e2e82b851e80eed05",
-        "74b71e6f85a8f68966d914f2859ce9b0b11732dd86a856e3ceac6c237413a45b",
-        "08ab03ab3bce63ad69e169edc44ff8324bd141b21329416208adf762c0344ade",
+        "0d4ad746ec59aef165f0e5beafeb81754b53ecd1ce63d8dfb62cbc78c56ce7c7",
+        "3005ee9656409fa3a9ee1cd8f7ebb58fb5b50964d4fac01f015aada8bbb1dcb6",
+        "9e94c2e95753620ff9220dbb6eea33bb736e6257c44553f4b7587e0afede828b",
     ];
     assert_eq!(
         hashes, pinned,
