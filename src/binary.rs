@@ -28,7 +28,11 @@ pub fn check(inv: &Inventory) -> Result<()> {
         .iter()
         .filter_map(|s| Some((s, "binary", s.binary.as_deref()?)))
         .collect();
-    if let (Some(etcd), Some(s)) = (&inv.etcd, inv.settings(&component::ETCD)) {
+    let member = inv
+        .components
+        .iter()
+        .find(|s| s.component.section == component::Section::EtcdMember);
+    if let (Some(etcd), Some(s)) = (&inv.etcd, member) {
         if let Some(etcdctl) = &etcd.etcdctl {
             carried.push((s, "etcdctl", etcdctl));
         }

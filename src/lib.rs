@@ -198,7 +198,7 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             .admin
             .as_ref()
             .map(|admin| render::admin_kubeconfig(&inv, &pki.ca_cert_pem, admin));
-        let rbac = inv.apiserver.as_ref().map(|_| render::kubelet_rbac());
+        let rbac = inv.serves_api().then(render::kubelet_rbac);
         let dist_files = [
             ("ca.pem", Some(pki.ca_cert_pem.as_bytes()), 0o644),
             ("client-ca.pem", Some(client_ca.as_bytes()), 0o644),
