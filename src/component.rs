@@ -327,6 +327,9 @@ pub struct Component {
     pub config: Option<ConfigFile>,
     /// Its flags on one node, before `extra-args`.
     pub flags: fn(&Inventory, &Node, &ComponentSettings) -> Vec<Flag>,
+    /// The Go main packages that build its binary, without a last `/vN` element; empty:
+    /// any package whose path ends in `/<name>` (`k8s.io/kubernetes/cmd/kube-scheduler`).
+    pub main_packages: &'static [&'static str],
     /// The flag catalogue: name, first and last minor release, source.
     pub catalogue: &'static str,
     /// The release series its catalogue's minor numbers belong to: `1.` for Kubernetes
@@ -419,6 +422,7 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     unit_settings: &[],
     config: None,
     flags: flags::controller_manager,
+    main_packages: &[],
     catalogue: include_str!("kcm-flags.tsv"),
     version_series: "1.",
     managed_flags: &[
@@ -470,6 +474,7 @@ pub const KUBE_SCHEDULER: Component = Component {
         api_version: flags::scheduler_config_api,
     }),
     flags: flags::scheduler,
+    main_packages: &[],
     catalogue: include_str!("ks-flags.tsv"),
     version_series: "1.",
     managed_flags: &[
@@ -568,6 +573,8 @@ pub const ETCD: Component = Component {
     unit_settings: &["Type=notify", "TimeoutStartSec=0", "LimitNOFILE=65536"],
     config: None,
     flags: flags::etcd,
+    // 3.4's module root, and 3.5's server module (`go.etcd.io/etcd/server/v3`).
+    main_packages: &["go.etcd.io/etcd", "go.etcd.io/etcd/server"],
     catalogue: include_str!("etcd-flags.tsv"),
     version_series: "3.",
     managed_flags: &[
@@ -637,6 +644,7 @@ pub const KUBE_APISERVER: Component = Component {
     unit_settings: &["Type=notify", "LimitNOFILE=65536"],
     config: None,
     flags: flags::apiserver,
+    main_packages: &[],
     catalogue: include_str!("kas-flags.tsv"),
     version_series: "1.",
     managed_flags: &[

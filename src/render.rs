@@ -462,7 +462,7 @@ impl Templates {
                 "components": components,
                 "lease_namespace": LEASE_NAMESPACE,
                 "endpoints_lock": inv.cluster.version.minor < 17,
-                "kubelet_rbac": inv.apiserver.as_ref().map(|_| dist::KUBELET_RBAC),
+                "kubelet_rbac": inv.serves_api().then_some(dist::KUBELET_RBAC),
                 "etcd": inv.etcd.as_ref().map(|e| json!({ "data_dir": e.data_dir })),
                 "admin_kubeconfig": dist::ADMIN_KUBECONFIG,
             }),
@@ -516,8 +516,9 @@ pub fn admin_kubeconfig(inv: &Inventory, ca_pem: &str, admin: &pki::Leaf) -> Str
 
 /// `dist/kube-apiserver-rbac.yaml`: the tutorial's binding of `system:kubelet-api-admin`
 /// to the user of kube-apiserver's kubelet client certificate, for logs, exec and port
-/// forwarding through kubelets.
-pub fn kubelet_rbac() -> String {
+/// forwarding through kubelets. `api` is the row serving the API: its client
+/// certificate is the one it presents to kubelets.
+pub fn kubelet_rbac(api: &Component) -> String {
     format!(
         "# Lets kube-apiserver use the kubelet API (logs, exec, port-forward, metrics) with its\n\
          # kubelet client certificate. Apply once the apiservers run:\n\
@@ -527,7 +528,7 @@ pub fn kubelet_rbac() -> String {
          metadata:\n  name: kube-apiserver:kubelet-apis\n\
          roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: system:kubelet-api-admin\n\
          subjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {}\n",
-        crate::component::KUBELET_CLIENT.cn
+        api.client_cert().cn
     )
 }
 
