@@ -383,7 +383,7 @@ const HEALTHZ: Health = Health {
 };
 
 /// `systemctl start` returns once it serves; it needs no peers.
-const BLOCKING: Start = Start {
+pub const BLOCKING: Start = Start {
     blocking: true,
     waits_for_quorum: false,
 };

@@ -75,10 +75,7 @@ static MADE_UP: Component = Component {
     }],
     certs_from: &[],
     gates_the_rest: false,
-    start: component::Start {
-        blocking: true,
-        waits_for_quorum: false,
-    },
+    start: component::BLOCKING,
     work_mode: 0o755,
     data_dirs: &[],
     unit_settings: &["LimitNOFILE=4096"],
