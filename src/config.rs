@@ -72,6 +72,44 @@ impl RawSection {
 /// The top-level keys besides the components' sections.
 const TOP_KEYS: [&str; 3] = ["cluster", "pki", "nodes"];
 
+/// A top-level key: one of [`TOP_KEYS`] or a row's name. Any other is the deserializer's
+/// unknown-field error, which it places at the key.
+enum TopKey {
+    Cluster,
+    Pki,
+    Nodes,
+    Row(&'static Component),
+}
+
+impl<'de> Deserialize<'de> for TopKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl Visitor<'_> for Key {
+            type Value = TopKey;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("field identifier")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<TopKey, E> {
+                match key {
+                    "cluster" => Ok(TopKey::Cluster),
+                    "pki" => Ok(TopKey::Pki),
+                    "nodes" => Ok(TopKey::Nodes),
+                    name => component::by_name(name).map(TopKey::Row).ok_or_else(|| {
+                        let keys: Vec<&'static str> = TOP_KEYS
+                            .into_iter()
+                            .chain(component::all().into_iter().map(|c| c.name))
+                            .collect();
+                        de::Error::unknown_field(name, keys.leak())
+                    }),
+                }
+            }
+        }
+        deserializer.deserialize_identifier(Key)
+    }
+}
+
 impl<'de> Deserialize<'de> for RawInventory {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Inventory;
@@ -85,26 +123,17 @@ impl<'de> Deserialize<'de> for RawInventory {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawInventory, A::Error> {
                 let (mut cluster, mut pki, mut nodes) = (None, None, None);
                 let mut sections = BTreeMap::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let seen = match key.as_str() {
-                        "cluster" => cluster.replace(map.next_value()?).is_some(),
-                        "pki" => pki.replace(map.next_value()?).is_some(),
-                        "nodes" => nodes.replace(map.next_value()?).is_some(),
-                        name => {
-                            let Some(c) = component::by_name(name) else {
-                                let keys: Vec<&'static str> = TOP_KEYS
-                                    .into_iter()
-                                    .chain(component::all().into_iter().map(|c| c.name))
-                                    .collect();
-                                return Err(de::Error::unknown_field(name, keys.leak()));
-                            };
-                            sections
-                                .insert(c.name, RawSection::read(c, &mut map)?)
-                                .is_some()
-                        }
+                while let Some(key) = map.next_key::<TopKey>()? {
+                    let twice = match key {
+                        TopKey::Cluster => cluster.replace(map.next_value()?).map(|_| "cluster"),
+                        TopKey::Pki => pki.replace(map.next_value()?).map(|_| "pki"),
+                        TopKey::Nodes => nodes.replace(map.next_value()?).map(|_| "nodes"),
+                        TopKey::Row(c) => sections
+                            .insert(c.name, RawSection::read(c, &mut map)?)
+                            .map(|_| c.name),
                     };
-                    if seen {
-                        return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                    if let Some(key) = twice {
+                        return Err(de::Error::duplicate_field(key));
                     }
                 }
                 Ok(RawInventory {
@@ -1893,6 +1922,35 @@ ip = "10.0.0.1"
         assert_eq!(inv.pki.csr_signing, CsrSigning::Signer);
         assert_eq!(inv.apiserver_for(&inv.nodes[0]), "https://10.0.0.1:6443");
         assert_eq!(inv.pki.dir, Path::new("pki"));
+    }
+
+    #[test]
+    fn sections_are_the_rows_by_name_and_an_unknown_one_is_named_at_its_line() {
+        let text = format!(
+            "{MINIMAL}\n[kube-scheduler]\nsecure-port = 10300\n[etcd]\nversion = \"3.5\"\n"
+        );
+        let inv = parse_str(&text).unwrap();
+        let names: Vec<&str> = inv.components.iter().map(|s| s.component.name).collect();
+        assert_eq!(names, ["etcd", "kube-controller-manager", "kube-scheduler"]);
+        assert_eq!(inv.components[2].secure_port, 10300);
+        assert_eq!(inv.components[0].extra_ports, [2380]);
+        assert_eq!(
+            inv.work_dir(inv.components[0].component),
+            "/data/k8s/etcd/data"
+        );
+
+        let err = parse_str(&format!("{MINIMAL}\n[kubelet]\nx = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 10, column 2"), "{err}");
+        assert!(
+            err.contains("unknown field `kubelet`, expected one of `cluster`, `pki`, `nodes`, `etcd`, `kube-apiserver`, `kube-controller-manager`, `kube-scheduler`"),
+            "{err}"
+        );
+        let err = parse_str(&format!("{MINIMAL}\n[kube-scheduler]\nport = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `port`"), "{err}");
     }
 
     #[test]
