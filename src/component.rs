@@ -341,6 +341,9 @@ pub struct Component {
     /// another value would open): `extra-args` cannot set them (they are in its managed
     /// flags) and `verify` finds a unit that gives them another value.
     pub guards: &'static [(&'static str, &'static str, &'static str)],
+    /// Flags whose value every master must share (one service range, one token issuer),
+    /// which `verify` compares across bundles.
+    pub shared_flags: &'static [&'static str],
     /// Whether the component uses the service-account key pair (the controller-manager
     /// signs tokens, kube-apiserver signs and checks them).
     pub uses_service_account_key: bool,
@@ -432,6 +435,7 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
         ("requestheader-client-ca-file", ""),
     ],
     guards: &[],
+    shared_flags: &["service-cluster-ip-range"],
     uses_service_account_key: true,
     signs_csrs: true,
 };
@@ -485,6 +489,7 @@ pub const KUBE_SCHEDULER: Component = Component {
         ("requestheader-client-ca-file", ""),
     ],
     guards: &[],
+    shared_flags: &[],
     uses_service_account_key: false,
     signs_csrs: false,
 };
@@ -598,6 +603,7 @@ pub const ETCD: Component = Component {
         ("initial-cluster-token", "cluster-token"),
     ],
     guards: &[],
+    shared_flags: &[],
     uses_service_account_key: false,
     signs_csrs: false,
 };
@@ -670,6 +676,7 @@ pub const KUBE_APISERVER: Component = Component {
         ("requestheader-allowed-names", ""),
     ],
     guards: &APISERVER_GUARDS,
+    shared_flags: &["service-cluster-ip-range", "service-account-issuer"],
     uses_service_account_key: true,
     signs_csrs: false,
 };

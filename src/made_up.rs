@@ -91,6 +91,7 @@ static MADE_UP: Component = Component {
     version_series: "1.",
     managed_flags: &[("secure-port", "secure-port"), ("bind-address", "")],
     guards: &[],
+    shared_flags: &[],
     uses_service_account_key: false,
     signs_csrs: false,
 };

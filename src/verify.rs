@@ -592,13 +592,14 @@ struct Seen {
     shared: Vec<(String, &'static str, String)>,
 }
 
-/// Flags whose value every master must share, by component: one service range, one
-/// token issuer.
-const SHARED_FLAGS: [(&str, &str); 3] = [
-    ("kube-apiserver", "service-cluster-ip-range"),
-    ("kube-apiserver", "service-account-issuer"),
-    ("kube-controller-manager", "service-cluster-ip-range"),
-];
+/// Flags whose value every master must share, as (component, flag), from the rows'
+/// [`Component::shared_flags`]: one service range, one token issuer.
+fn shared_flags() -> Vec<(&'static Component, &'static str)> {
+    component::all()
+        .into_iter()
+        .flat_map(|c| c.shared_flags.iter().map(move |flag| (c, *flag)))
+        .collect()
+}
 
 /// One bundle's etcd member, from its unit's flags.
 #[derive(Clone)]
@@ -819,12 +820,12 @@ impl Check<'_> {
         }
     }
 
-    /// Records the values of [`SHARED_FLAGS`] for the checks across bundles, and finds
+    /// Records the values of [`shared_flags`] for the checks across bundles, and finds
     /// components of this bundle that disagree on one.
     fn shared_flags(&mut self, components: &[&'static Component]) {
         let mut seen: Vec<(String, &'static str, String)> = Vec::new();
-        for (name, flag) in SHARED_FLAGS {
-            let Some(c) = components.iter().find(|c| c.name == name) else {
+        for (row, flag) in shared_flags() {
+            let Some(c) = components.iter().find(|c| *c == &row) else {
                 continue;
             };
             let file = in_bundle(&c.unit_path());
@@ -2247,13 +2248,11 @@ fn shared_keys(bundles: &[Bundle], findings: &mut Vec<Finding>) {
     }
 }
 
-/// Every master gives [`SHARED_FLAGS`] the same values: one service range, one token
+/// Every master gives [`shared_flags`] the same values: one service range, one token
 /// issuer. Findings name the first bundle that carries the component.
 fn same_flags(seen: &[(&Bundle, Seen)], findings: &mut Vec<Finding>) {
-    for (name, flag) in SHARED_FLAGS {
-        let Some(unit) = component::by_name(name).map(|c| in_bundle(&c.unit_path())) else {
-            continue;
-        };
+    for (c, flag) in shared_flags() {
+        let unit = in_bundle(&c.unit_path());
         let values: Vec<(&Bundle, &str)> = seen
             .iter()
             .flat_map(|(b, s)| {
