@@ -49,8 +49,8 @@ enum RawSection {
 }
 
 impl RawSection {
-    /// The section of `c` as written: `value` read with the keys `c` takes (an unknown
-    /// key is the deserializer's error, naming it).
+    /// The section of `c` as written, read with the keys its row's [`Section`] takes (an
+    /// unknown key is the deserializer's error, naming it).
     fn read<'de, A: MapAccess<'de>>(c: &Component, map: &mut A) -> Result<Self, A::Error> {
         Ok(match c.section {
             Section::Standard => Self::Standard(map.next_value()?),
