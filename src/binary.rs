@@ -28,7 +28,11 @@ pub fn check(inv: &Inventory) -> Result<()> {
         .iter()
         .filter_map(|s| Some((s, "binary", s.binary.as_deref()?)))
         .collect();
-    if let (Some(etcd), Some(s)) = (&inv.etcd, inv.settings(&component::ETCD)) {
+    let member = inv
+        .components
+        .iter()
+        .find(|s| s.component.section == component::Section::EtcdMember);
+    if let (Some(etcd), Some(s)) = (&inv.etcd, member) {
         if let Some(etcdctl) = &etcd.etcdctl {
             carried.push((s, "etcdctl", etcdctl));
         }
@@ -141,7 +145,12 @@ fn check_one(inv: &Inventory, settings: &ComponentSettings, key: &str, path: &Pa
     // A release alone does not tell kube-scheduler from kube-controller-manager, or etcd
     // from kube-apiserver, which links etcd's version package: Go names the program.
     if let Some(program) = info.as_ref().and_then(|i| i.setting_line("path")) {
-        if !is_program(program, what) {
+        let packages = if key == "binary" {
+            c.main_packages
+        } else {
+            &[]
+        };
+        if !is_program(program, what, packages) {
             return Err(Error::input(
                 field,
                 format!(
@@ -189,17 +198,25 @@ fn check_one(inv: &Inventory, settings: &ComponentSettings, key: &str, path: &Pa
     Ok(())
 }
 
-/// Whether a Go main package path is the program `what`: `…/cmd/kube-scheduler`,
-/// etcd's `go.etcd.io/etcd` (3.4) or `go.etcd.io/etcd/server/v3`, `…/etcdctl[/v3]`.
-fn is_program(package: &str, what: &str) -> bool {
-    let mut parts = package.rsplit('/');
-    let mut last = parts.next().unwrap_or_default();
-    if last.len() > 1 && last.starts_with('v') && last[1..].bytes().all(|b| b.is_ascii_digit()) {
-        last = parts.next().unwrap_or_default();
-    }
-    match what {
-        "etcd" => package.starts_with("go.etcd.io/etcd") && ["etcd", "server"].contains(&last),
-        _ => last == what,
+/// Whether a Go main package path is the program `what`: one of `packages` (a row's
+/// `main_packages`, such as etcd's `go.etcd.io/etcd` (3.4) or `go.etcd.io/etcd/server`)
+/// when it names some, else a path ending in `/what` (`…/cmd/kube-scheduler`,
+/// `…/etcdctl`); a last `/vN` element is left out.
+fn is_program(package: &str, what: &str, packages: &[&str]) -> bool {
+    let unversioned = match package.rsplit_once('/') {
+        Some((rest, last))
+            if last.len() > 1
+                && last.starts_with('v')
+                && last[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            rest
+        }
+        _ => package,
+    };
+    if packages.is_empty() {
+        unversioned.rsplit('/').next() == Some(what)
+    } else {
+        packages.contains(&unversioned)
     }
 }
 
@@ -873,6 +890,11 @@ fn split_quoted(text: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
+    /// The main packages of the row named `name`; none for a program without a row.
+    fn packages(name: &str) -> &'static [&'static str] {
+        component::by_name(name).map_or(&[], |c| c.main_packages)
+    }
+
     #[test]
     fn releases_parse_with_their_suffixes() {
         let r = |major, minor, patch| Release {
@@ -936,7 +958,11 @@ mod tests {
             ("go.etcd.io/etcd/etcdctl", "etcd", false),
             ("k8s.io/kubernetes/cmd/kube-apiserver", "etcd", false),
         ] {
-            assert_eq!(is_program(package, program), is, "{package} {program}");
+            assert_eq!(
+                is_program(package, program, packages(program)),
+                is,
+                "{package} {program}"
+            );
         }
         assert_eq!(go_unquote(r#""a\"b\u00e9\x41""#).as_deref(), Some("a\"béA"));
     }
@@ -1009,7 +1035,7 @@ mod tests {
             assert_eq!(elf.go_stamp(info.as_ref(), "1.").unwrap(), None, "{path}");
             let program = info.as_ref().and_then(|i| i.setting_line("path")).unwrap();
             let name = Path::new(path).file_name().unwrap().to_str().unwrap();
-            assert!(is_program(program, name), "{program}");
+            assert!(is_program(program, name, packages(name)), "{program}");
         }
     }
 
@@ -1041,8 +1067,8 @@ mod tests {
             // kube-apiserver links etcd's client and its version package: only the
             // program's path tells it from etcd.
             let program = info.as_ref().and_then(|i| i.setting_line("path")).unwrap();
-            assert!(is_program(program, name), "{program}");
-            assert!(!is_program(program, "etcd"), "{program}");
+            assert!(is_program(program, name, packages(name)), "{program}");
+            assert!(!is_program(program, "etcd", packages("etcd")), "{program}");
         }
     }
 }

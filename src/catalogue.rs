@@ -5,9 +5,9 @@
 //! stages.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
-use crate::component::{self, Component};
+use crate::component::Component;
 use crate::version::{KubeVersion, OLDEST_MINOR};
 
 /// First and last minor release that has a flag; `None` last means still present.
@@ -36,15 +36,13 @@ fn parse(text: &'static str) -> Catalogue {
         .collect()
 }
 
+/// `c`'s catalogue, parsed once per row.
 fn catalogue(c: &Component) -> &'static Catalogue {
-    static CATALOGUES: OnceLock<BTreeMap<&'static str, Catalogue>> = OnceLock::new();
-    let all = CATALOGUES.get_or_init(|| {
-        component::ALL
-            .iter()
-            .map(|c| (c.name, parse(c.catalogue)))
-            .collect()
-    });
-    &all[c.name]
+    static CATALOGUES: Mutex<BTreeMap<&'static str, &'static Catalogue>> =
+        Mutex::new(BTreeMap::new());
+    let mut all = CATALOGUES.lock().unwrap_or_else(PoisonError::into_inner);
+    all.entry(c.name)
+        .or_insert_with(|| Box::leak(Box::new(parse(c.catalogue))))
 }
 
 /// Whether `version` of `c` has `--name`, as a user-facing (message, hint) pair when it
@@ -162,7 +160,7 @@ mod tests {
 
     #[test]
     fn every_catalogue_row_parses() {
-        for c in component::ALL {
+        for c in crate::component::ALL {
             let rows = c
                 .catalogue
                 .lines()

@@ -74,13 +74,15 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
             rows.push(row);
         }
     }
-    if inv.apiserver.is_some() {
+    if inv.serves_api() {
         let path = inv.pki.dir.join("front-proxy-ca.pem");
         rows.push(cert_row("front-proxy-ca", None, &path, now, warn)?);
         let path = inv.pki.dir.join(ADMIN.pki_files().0);
         rows.push(cert_row(ADMIN.name, None, &path, now, warn)?);
     }
-    if inv.etcd.is_some() && inv.pki.etcd_ca == crate::config::EtcdCa::Dedicated {
+    if inv.needs_ca(crate::component::IssuedBy::Etcd)
+        && inv.pki.etcd_ca == crate::config::EtcdCa::Dedicated
+    {
         let path = inv.pki.dir.join("etcd-ca.pem");
         rows.push(cert_row("etcd-ca", None, &path, now, warn)?);
     }

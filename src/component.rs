@@ -1,8 +1,15 @@
-//! The components kube-bundle builds, as data: one row per component with its identity,
-//! the files it carries and where they land on a node, its templates, ports, health URL
-//! and leader lease. Every stage reads these rows instead of naming a component; adding
-//! one is a row here, a flag profile in `flags`, a catalogue `.tsv` and its templates.
-//! This module is a leaf: it imports nothing from the crate.
+//! The components kube-bundle builds, as data: one row per component with everything
+//! that differs between them: identity and certificates, the files it carries and where
+//! they land on a node, its templates and configuration file, flag profile, ports,
+//! health check, work dir, start behaviour, kept data and leader lease. Every stage
+//! reads these rows instead of naming a component; adding one is a row here, its flag
+//! profile, a catalogue `.tsv` and its templates (README, "Components"). Beyond the row
+//! types of the function pointers it holds (inventory, flags, version), it imports
+//! nothing from the crate.
+
+use crate::config::{ComponentSettings, Inventory, Node};
+use crate::flags::{self, Flag};
+use crate::version::KubeVersion;
 
 /// Where shared files land on a node.
 pub mod paths {
@@ -183,7 +190,15 @@ impl CertSpec {
             format!("{}-key.pem", self.name),
         )
     }
+    /// Its subject CN on `node`: `cn` with [`NODE_NAME`] standing for the node's name (a
+    /// kubelet's `system:node:<name>`).
+    pub fn cn_on(&self, node: &str) -> String {
+        self.cn.replace(NODE_NAME, node)
+    }
 }
+
+/// Stands for the node's name in a certificate's CN.
+pub const NODE_NAME: &str = "{node}";
 
 /// The operator's client certificate, for `dist/admin.kubeconfig` (chapter 03 of the
 /// tutorial): kept in `pki/admin{,-key}.pem`, never in a node's bundle.
@@ -203,7 +218,67 @@ pub const BUNDLE_PREFIX: &str = "control-plane";
 /// The Kubernetes namespace of every leader lease.
 pub const LEASE_NAMESPACE: &str = "kube-system";
 
-#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The keys a component's inventory section takes, and how they are validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Section {
+    /// `binary`, `binary-check`, `secure-port` and `extra-args`.
+    Standard,
+    /// [`Section::Standard`]'s, with `extra-sans`, `service-node-port-range` and an
+    /// external etcd (`etcd-servers`, `etcd-ca`, `etcd-cert`, `etcd-key`).
+    ApiServer,
+    /// An etcd member's: `binary`, `binary-check`, `etcdctl`, `version`, `client-port`,
+    /// `peer-port`, `data-dir`, `wal-dir`, `cluster-token` and `extra-args`.
+    EtcdMember,
+}
+
+/// A port a component listens on besides its main one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExtraPort {
+    /// The key under the component's section that sets it.
+    pub key: &'static str,
+    pub default: u16,
+    /// What it serves, in the list of default ports.
+    pub what: &'static str,
+}
+
+/// How install.sh and `verify` tell the component is healthy: an https GET of
+/// `path` on its main port, trusting `ca`, whose body holds `ok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Health {
+    pub scheme: &'static str,
+    pub path: &'static str,
+    pub ca: &'static str,
+    pub ok: &'static str,
+}
+
+/// How install.sh starts the component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Start {
+    /// Whether `systemctl start` waits until it serves: false for a member that needs
+    /// its peers first.
+    pub blocking: bool,
+    /// Whether it serves only once a quorum of its nodes run it.
+    pub waits_for_quorum: bool,
+}
+
+/// A configuration file passed with `--config`.
+#[derive(Debug)]
+pub struct ConfigFile {
+    /// The name of its Handlebars template, and the embedded text (overridable from
+    /// `--templates`).
+    pub template: &'static str,
+    pub text: &'static str,
+    pub kind: &'static str,
+    /// The apiVersion of `kind` the release reads.
+    pub api_version: fn(&KubeVersion) -> &'static str,
+}
+
+/// A certificate a component carries when another component is built too, as
+/// (that component's name, the certificate).
+pub type CertFrom = (&'static str, CertSpec);
+
+/// A row; rows are told apart by name.
+#[derive(Debug)]
 pub struct Component {
     /// The binary, unit and inventory section name, e.g. `kube-controller-manager`.
     pub name: &'static str,
@@ -212,23 +287,49 @@ pub struct Component {
     /// `Description=` of its unit.
     pub description: &'static str,
     pub documentation: &'static str,
+    /// The keys of its inventory section.
+    pub section: Section,
+    /// Whether it is built when the inventory has no section for it (with defaults).
+    pub required: bool,
     pub default_secure_port: u16,
-    /// Path of the health endpoint on the secure port.
-    pub health_path: &'static str,
+    /// The key under its section that sets the main port.
+    pub port_key: &'static str,
+    /// Ports it listens on besides the main one.
+    pub extra_ports: &'static [ExtraPort],
+    pub health: Health,
     /// Leader-election Lease (and, before 1.17, Endpoints) name in `kube-system`; `None`
     /// for a component every node runs active (kube-apiserver).
     pub lease: Option<&'static str>,
     /// Whether it talks to the apiserver through a kubeconfig of its own.
     pub kubeconfig: bool,
+    /// Whether it serves the Kubernetes API: the others' kubeconfigs point at it, and
+    /// its build brings the front-proxy CA, the encryption key and the admin kubeconfig.
+    pub serves_api: bool,
+    /// Whether it listens on the node IP (`--bind-address`), which `verify` checks.
+    pub binds_node_ip: bool,
     /// Its certificates: the first is its own (serving and, with a kubeconfig, client).
     pub certs: &'static [CertSpec],
+    /// Certificates it carries when another component is built too.
+    pub certs_from: &'static [CertFrom],
     /// Whether the components after it wait until it is healthy before they restart.
     pub gates_the_rest: bool,
+    pub start: Start,
+    /// Mode of its work dir on the node.
+    pub work_mode: u32,
+    /// Section keys of the data folders an uninstall keeps (and `--purge` removes), also
+    /// its flags' names; the first is its work dir. Empty: its work dir is
+    /// `<k8s-dir>/<name>`.
+    pub data_dirs: &'static [&'static str],
     /// Extra `[Service]` lines of its unit: kube-apiserver and etcd tell systemd when they
     /// serve (`Type=notify`), with the tutorial's file limit.
     pub unit_settings: &'static [&'static str],
-    /// Handlebars template of a configuration file passed with `--config`, if any.
-    pub config_template: Option<&'static str>,
+    /// A configuration file passed with `--config`, if any.
+    pub config: Option<ConfigFile>,
+    /// Its flags on one node, before `extra-args`.
+    pub flags: fn(&Inventory, &Node, &ComponentSettings) -> Vec<Flag>,
+    /// The Go main packages that build its binary, without a last `/vN` element; empty:
+    /// any package whose path ends in `/<name>` (`k8s.io/kubernetes/cmd/kube-scheduler`).
+    pub main_packages: &'static [&'static str],
     /// The flag catalogue: name, first and last minor release, source.
     pub catalogue: &'static str,
     /// The release series its catalogue's minor numbers belong to: `1.` for Kubernetes
@@ -236,6 +337,13 @@ pub struct Component {
     pub version_series: &'static str,
     /// Inventory keys that own a flag, as (flag, key under the component's section).
     pub managed_flags: &'static [(&'static str, &'static str)],
+    /// Flags that decide who may do what, as (flag, the value kube-bundle gives it, what
+    /// another value would open): `extra-args` cannot set them (they are in its managed
+    /// flags) and `verify` finds a unit that gives them another value.
+    pub guards: &'static [(&'static str, &'static str, &'static str)],
+    /// Flags whose value every master must share (one service range, one token issuer),
+    /// which `verify` compares across bundles.
+    pub shared_flags: &'static [&'static str],
     /// Whether the component uses the service-account key pair (the controller-manager
     /// signs tokens, kube-apiserver signs and checks them).
     pub uses_service_account_key: bool,
@@ -243,16 +351,63 @@ pub struct Component {
     pub signs_csrs: bool,
 }
 
+impl PartialEq for Component {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Component {}
+
+impl std::hash::Hash for Component {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl PartialOrd for Component {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Component {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name.cmp(other.name)
+    }
+}
+
+/// The health check of a component that answers `ok` over the cluster CA.
+const HEALTHZ: Health = Health {
+    scheme: "https",
+    path: "/healthz",
+    ca: paths::CA_CERT,
+    ok: "ok",
+};
+
+/// `systemctl start` returns once it serves; it needs no peers.
+pub const BLOCKING: Start = Start {
+    blocking: true,
+    waits_for_quorum: false,
+};
+
 pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     name: "kube-controller-manager",
     user: "system:kube-controller-manager",
     description: "Kubernetes Controller Manager",
     documentation:
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-controller-manager/",
+    section: Section::Standard,
+    // Built with defaults when absent, as before the other components joined.
+    required: true,
     default_secure_port: 10257,
-    health_path: "/healthz",
+    port_key: "secure-port",
+    extra_ports: &[],
+    health: HEALTHZ,
     lease: Some("kube-controller-manager"),
     kubeconfig: true,
+    serves_api: false,
+    binds_node_ip: true,
     certs: &[CertSpec {
         name: "kube-controller-manager",
         cn: "system:kube-controller-manager",
@@ -262,9 +417,15 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
         names: Names::Node,
         issued_by: IssuedBy::Root,
     }],
+    certs_from: &[],
     gates_the_rest: false,
+    start: BLOCKING,
+    work_mode: 0o755,
+    data_dirs: &[],
     unit_settings: &[],
-    config_template: None,
+    config: None,
+    flags: flags::controller_manager,
+    main_packages: &[],
     catalogue: include_str!("kcm-flags.tsv"),
     version_series: "1.",
     managed_flags: &[
@@ -273,6 +434,8 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
         ("client-ca-file", ""),
         ("requestheader-client-ca-file", ""),
     ],
+    guards: &[],
+    shared_flags: &["service-cluster-ip-range"],
     uses_service_account_key: true,
     signs_csrs: true,
 };
@@ -283,10 +446,16 @@ pub const KUBE_SCHEDULER: Component = Component {
     description: "Kubernetes Scheduler",
     documentation:
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-scheduler/",
+    section: Section::Standard,
+    required: false,
     default_secure_port: 10259,
-    health_path: "/healthz",
+    port_key: "secure-port",
+    extra_ports: &[],
+    health: HEALTHZ,
     lease: Some("kube-scheduler"),
     kubeconfig: true,
+    serves_api: false,
+    binds_node_ip: true,
     certs: &[CertSpec {
         name: "kube-scheduler",
         cn: "system:kube-scheduler",
@@ -296,9 +465,20 @@ pub const KUBE_SCHEDULER: Component = Component {
         names: Names::Node,
         issued_by: IssuedBy::Root,
     }],
+    certs_from: &[],
     gates_the_rest: false,
+    start: BLOCKING,
+    work_mode: 0o755,
+    data_dirs: &[],
     unit_settings: &[],
-    config_template: Some("kube-scheduler.yaml"),
+    config: Some(ConfigFile {
+        template: "kube-scheduler.yaml",
+        text: include_str!("../bundle-templates/kube-scheduler.yaml.hbs"),
+        kind: "KubeSchedulerConfiguration",
+        api_version: flags::scheduler_config_api,
+    }),
+    flags: flags::scheduler,
+    main_packages: &[],
     catalogue: include_str!("ks-flags.tsv"),
     version_series: "1.",
     managed_flags: &[
@@ -308,6 +488,8 @@ pub const KUBE_SCHEDULER: Component = Component {
         ("client-ca-file", ""),
         ("requestheader-client-ca-file", ""),
     ],
+    guards: &[],
+    shared_flags: &[],
     uses_service_account_key: false,
     signs_csrs: false,
 };
@@ -353,10 +535,26 @@ pub const ETCD: Component = Component {
     user: "etcd",
     description: "Etcd Server",
     documentation: "https://etcd.io/docs/",
+    section: Section::EtcdMember,
+    required: false,
     default_secure_port: 2379,
-    health_path: "/health",
+    port_key: "client-port",
+    extra_ports: &[ExtraPort {
+        key: "peer-port",
+        default: 2380,
+        what: "peers",
+    }],
+    health: Health {
+        scheme: "https",
+        path: "/health",
+        ca: paths::ETCD_CA,
+        ok: "\"health\":\"true\"",
+    },
     lease: None,
     kubeconfig: false,
+    serves_api: false,
+    // Its listen URLs name the node IP (no --bind-address), checked with its member.
+    binds_node_ip: false,
     certs: &[CertSpec {
         name: "etcd",
         cn: "etcd",
@@ -366,11 +564,22 @@ pub const ETCD: Component = Component {
         names: Names::Node,
         issued_by: IssuedBy::Etcd,
     }],
+    certs_from: &[],
     gates_the_rest: true,
     // A member of a cluster that has not formed yet is not ready until its peers run:
     // install.sh starts it without waiting, and systemd must not time it out meanwhile.
+    start: Start {
+        blocking: false,
+        waits_for_quorum: true,
+    },
+    // Its data dir holds every key of the cluster.
+    work_mode: 0o700,
+    data_dirs: &["data-dir", "wal-dir"],
     unit_settings: &["Type=notify", "TimeoutStartSec=0", "LimitNOFILE=65536"],
-    config_template: None,
+    config: None,
+    flags: flags::etcd,
+    // 3.4's module root, and 3.5's server module (`go.etcd.io/etcd/server/v3`).
+    main_packages: &["go.etcd.io/etcd", "go.etcd.io/etcd/server"],
     catalogue: include_str!("etcd-flags.tsv"),
     version_series: "3.",
     managed_flags: &[
@@ -393,6 +602,8 @@ pub const ETCD: Component = Component {
         ("initial-cluster-state", ""),
         ("initial-cluster-token", "cluster-token"),
     ],
+    guards: &[],
+    shared_flags: &[],
     uses_service_account_key: false,
     signs_csrs: false,
 };
@@ -403,12 +614,21 @@ pub const KUBE_APISERVER: Component = Component {
     description: "Kubernetes API Server",
     documentation:
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-apiserver/",
+    section: Section::ApiServer,
+    required: false,
     default_secure_port: 6443,
+    port_key: "secure-port",
+    extra_ports: &[],
     // /healthz answers ok while every Secret read fails (a wrong encryption key) or etcd
     // is out of reach; /readyz does not: its etcd and informer-sync checks fail then.
-    health_path: "/readyz",
+    health: Health {
+        path: "/readyz",
+        ..HEALTHZ
+    },
     lease: None,
     kubeconfig: false,
+    serves_api: true,
+    binds_node_ip: true,
     certs: &[
         CertSpec {
             name: "kube-apiserver",
@@ -422,9 +642,15 @@ pub const KUBE_APISERVER: Component = Component {
         KUBELET_CLIENT,
         FRONT_PROXY_CLIENT,
     ],
+    certs_from: &[("etcd", APISERVER_ETCD_CLIENT)],
     gates_the_rest: true,
+    start: BLOCKING,
+    work_mode: 0o755,
+    data_dirs: &[],
     unit_settings: &["Type=notify", "LimitNOFILE=65536"],
-    config_template: None,
+    config: None,
+    flags: flags::apiserver,
+    main_packages: &[],
     catalogue: include_str!("kas-flags.tsv"),
     version_series: "1.",
     managed_flags: &[
@@ -449,14 +675,14 @@ pub const KUBE_APISERVER: Component = Component {
         ("requestheader-client-ca-file", ""),
         ("requestheader-allowed-names", ""),
     ],
+    guards: &APISERVER_GUARDS,
+    shared_flags: &["service-cluster-ip-range", "service-account-issuer"],
     uses_service_account_key: true,
     signs_csrs: false,
 };
 
-/// kube-apiserver's flags that decide who may do what, as (flag, the value kube-bundle
-/// gives it, what another value would open): `extra-args` cannot set them (they are in
-/// its managed flags) and `verify` finds a unit that gives them another value.
-pub const APISERVER_GUARDS: [(&str, &str, &str); 6] = [
+/// kube-apiserver's flags that decide who may do what (see [`Component::guards`]).
+const APISERVER_GUARDS: [(&str, &str, &str); 6] = [
     (
         "anonymous-auth",
         "false",
@@ -498,8 +724,36 @@ pub const ALL: [&Component; 4] = [
     &KUBE_SCHEDULER,
 ];
 
+/// Every row in start order: [`ALL`], then in the library's unit tests the rows a test
+/// added with [`testing::add`] (on its own thread).
+pub fn all() -> Vec<&'static Component> {
+    #[allow(unused_mut)]
+    let mut rows = ALL.to_vec();
+    #[cfg(test)]
+    testing::ROWS.with(|extra| rows.extend(extra.borrow().iter().copied()));
+    rows
+}
+
 pub fn by_name(name: &str) -> Option<&'static Component> {
-    ALL.into_iter().find(|c| c.name == name)
+    all().into_iter().find(|c| c.name == name)
+}
+
+/// A registration point for rows that exist only in the library's unit tests, so a
+/// test can show that a row alone makes a component: the binary has none.
+#[cfg(test)]
+pub mod testing {
+    use std::cell::RefCell;
+
+    use super::Component;
+
+    thread_local! {
+        pub(super) static ROWS: RefCell<Vec<&'static Component>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Adds `row` after the real ones, for the calling test's thread.
+    pub fn add(row: &'static Component) {
+        ROWS.with(|rows| rows.borrow_mut().push(row));
+    }
 }
 
 impl Component {
@@ -535,14 +789,24 @@ impl Component {
         format!("{}/{}.kubeconfig", paths::CONFIG_DIR, self.name)
     }
     pub fn config_path(&self) -> Option<String> {
-        self.config_template
+        self.config
+            .as_ref()
             .map(|_| format!("{}/{}.yaml", paths::CONFIG_DIR, self.name))
     }
     pub fn binary_path(&self) -> String {
         format!("{}/{}", paths::BIN_DIR, self.name)
     }
+    /// Its work dir when it has no data dirs: `<k8s-dir>/<name>`.
     pub fn work_dir(&self, k8s_dir: &str) -> String {
         format!("{k8s_dir}/{}", self.name)
+    }
+    /// Its health URL on a node reached at `host` (an IPv6 address in brackets).
+    pub fn health_url(&self, host: &str, port: u16) -> String {
+        format!("{}://{host}:{port}{}", self.health.scheme, self.health.path)
+    }
+    /// The key under its section that sets its main port, as `<section>.<key>`.
+    pub fn port_field(&self) -> String {
+        format!("{}.{}", self.name, self.port_key)
     }
     /// File names of its own key and certificate in a node's folder of `pki/`.
     pub fn pki_files(&self) -> (String, String) {
@@ -634,11 +898,11 @@ mod tests {
 
     #[test]
     fn the_apiserver_guards_cannot_be_overridden() {
-        for (flag, _, _) in APISERVER_GUARDS {
-            assert!(
-                KUBE_APISERVER.managed_flags.iter().any(|(f, _)| *f == flag),
-                "{flag}"
-            );
+        assert!(!KUBE_APISERVER.guards.is_empty());
+        for c in ALL {
+            for (flag, _, _) in c.guards {
+                assert!(c.managed_flags.iter().any(|(f, _)| f == flag), "{flag}");
+            }
         }
     }
 

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::catalogue;
-use crate::component::{self, Component, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER};
+use crate::component::{self, Component, Section};
 use crate::error::{Error, Result};
 use crate::version::KubeVersion;
 
@@ -29,25 +30,122 @@ pub const NODE_IP_PLACEHOLDER: &str = "{{node.ip}}";
 
 // ---- raw, as written -------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 struct RawInventory {
     cluster: RawCluster,
-    #[serde(default)]
     pki: RawPki,
-    #[serde(default)]
     nodes: Vec<RawNode>,
-    /// Built with defaults when absent, as before kube-scheduler joined.
-    #[serde(default, rename = "kube-controller-manager")]
-    kube_controller_manager: RawComponent,
-    /// Not built when absent.
-    #[serde(rename = "kube-scheduler")]
-    kube_scheduler: Option<RawComponent>,
-    /// Not built when absent.
-    #[serde(rename = "kube-apiserver")]
-    kube_apiserver: Option<RawApiServer>,
-    /// Not built when absent.
-    etcd: Option<RawEtcd>,
+    /// The components' sections, keyed by their row's name: the rows are the only
+    /// sections besides `cluster`, `pki` and `nodes`.
+    sections: BTreeMap<&'static str, RawSection>,
+}
+
+/// One component's section, with the keys its row's [`Section`] takes.
+#[derive(Debug)]
+enum RawSection {
+    Standard(RawComponent),
+    ApiServer(RawApiServer),
+    EtcdMember(RawEtcd),
+}
+
+impl RawSection {
+    /// The section of `c` as written, read with the keys its row's [`Section`] takes (an
+    /// unknown key is the deserializer's error, naming it).
+    fn read<'de, A: MapAccess<'de>>(c: &Component, map: &mut A) -> Result<Self, A::Error> {
+        Ok(match c.section {
+            Section::Standard => Self::Standard(map.next_value()?),
+            Section::ApiServer => Self::ApiServer(map.next_value()?),
+            Section::EtcdMember => Self::EtcdMember(map.next_value()?),
+        })
+    }
+
+    /// The section of a component the inventory does not mention: all defaults.
+    fn absent(c: &Component) -> Self {
+        match c.section {
+            Section::Standard => Self::Standard(RawComponent::default()),
+            Section::ApiServer => Self::ApiServer(RawApiServer::default()),
+            Section::EtcdMember => Self::EtcdMember(RawEtcd::default()),
+        }
+    }
+}
+
+/// The top-level keys besides the components' sections.
+const TOP_KEYS: [&str; 3] = ["cluster", "pki", "nodes"];
+
+/// A top-level key: one of [`TOP_KEYS`] or a row's name. Any other is the deserializer's
+/// unknown-field error, which it places at the key.
+enum TopKey {
+    Cluster,
+    Pki,
+    Nodes,
+    Row(&'static Component),
+}
+
+impl<'de> Deserialize<'de> for TopKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl Visitor<'_> for Key {
+            type Value = TopKey;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("field identifier")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<TopKey, E> {
+                match key {
+                    "cluster" => Ok(TopKey::Cluster),
+                    "pki" => Ok(TopKey::Pki),
+                    "nodes" => Ok(TopKey::Nodes),
+                    name => component::by_name(name).map(TopKey::Row).ok_or_else(|| {
+                        let keys: Vec<&'static str> = TOP_KEYS
+                            .into_iter()
+                            .chain(component::all().into_iter().map(|c| c.name))
+                            .collect();
+                        de::Error::unknown_field(name, keys.leak())
+                    }),
+                }
+            }
+        }
+        deserializer.deserialize_identifier(Key)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawInventory {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Inventory;
+        impl<'de> Visitor<'de> for Inventory {
+            type Value = RawInventory;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("struct RawInventory")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawInventory, A::Error> {
+                let (mut cluster, mut pki, mut nodes) = (None, None, None);
+                let mut sections = BTreeMap::new();
+                while let Some(key) = map.next_key::<TopKey>()? {
+                    let twice = match key {
+                        TopKey::Cluster => cluster.replace(map.next_value()?).map(|_| "cluster"),
+                        TopKey::Pki => pki.replace(map.next_value()?).map(|_| "pki"),
+                        TopKey::Nodes => nodes.replace(map.next_value()?).map(|_| "nodes"),
+                        TopKey::Row(c) => sections
+                            .insert(c.name, RawSection::read(c, &mut map)?)
+                            .map(|_| c.name),
+                    };
+                    if let Some(key) = twice {
+                        return Err(de::Error::duplicate_field(key));
+                    }
+                }
+                Ok(RawInventory {
+                    cluster: cluster.ok_or_else(|| de::Error::missing_field("cluster"))?,
+                    pki: pki.unwrap_or_default(),
+                    nodes: nodes.unwrap_or_default(),
+                    sections,
+                })
+            }
+        }
+        deserializer.deserialize_struct("RawInventory", &TOP_KEYS, Inventory)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,7 +213,7 @@ struct RawNode {
     etcd_state: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawEtcd {
     binary: Option<Spanned<String>>,
@@ -456,6 +554,10 @@ pub struct ComponentSettings {
     /// Whether the build reads `binary` (and etcd's `etcdctl`) to check that it is an
     /// executable of the component's release; `binary-check = false` carries it as is.
     pub check_binary: bool,
+    /// The ports of its row's `extra_ports`, in the row's order.
+    pub extra_ports: Vec<u16>,
+    /// The folders of its row's `data_dirs`, in the row's order.
+    pub data_dirs: Vec<String>,
 }
 
 impl Inventory {
@@ -486,23 +588,40 @@ impl Inventory {
         names
     }
 
-    /// Every certificate `c` carries on a node: its row's, and with `[etcd]` the
-    /// apiserver's client certificate for it.
+    /// Every certificate `c` carries on a node: its row's, and those it needs from the
+    /// other components the inventory builds (with `[etcd]`, the apiserver's client
+    /// certificate for it).
     pub fn certs(&self, c: &'static Component) -> Vec<&'static component::CertSpec> {
         let mut certs: Vec<_> = c.certs.iter().collect();
-        if c == &KUBE_APISERVER && self.etcd.is_some() {
-            certs.push(&component::APISERVER_ETCD_CLIENT);
-        }
+        certs.extend(
+            c.certs_from
+                .iter()
+                .filter(|(other, _)| self.components.iter().any(|s| s.component.name == *other))
+                .map(|(_, spec)| spec),
+        );
         certs
     }
 
-    /// `c`'s working directory on a node: etcd's data dir, `<k8s-dir>/<name>` for the
-    /// others.
+    /// `c`'s working directory on a node: its first data dir (etcd's data dir),
+    /// `<k8s-dir>/<name>` for a component without one.
     pub fn work_dir(&self, c: &Component) -> String {
-        match &self.etcd {
-            Some(etcd) if c == &component::ETCD => etcd.data_dir.clone(),
-            _ => c.work_dir(&self.cluster.k8s_dir),
+        match self.settings(c).and_then(|s| s.data_dirs.first()) {
+            Some(dir) => dir.clone(),
+            None => c.work_dir(&self.cluster.k8s_dir),
         }
+    }
+
+    /// Whether a certificate a built component carries is issued by `ca`.
+    pub fn needs_ca(&self, ca: component::IssuedBy) -> bool {
+        self.components
+            .iter()
+            .flat_map(|s| self.certs(s.component))
+            .any(|spec| spec.issued_by == ca)
+    }
+
+    /// Whether a component serving the Kubernetes API is built.
+    pub fn serves_api(&self) -> bool {
+        self.components.iter().any(|s| s.component.serves_api)
     }
 
     /// The settings of `c`, when the inventory builds it.
@@ -568,57 +687,63 @@ impl Validator<'_> {
         let joining = self.joining(&raw.nodes)?;
         let nodes = self.nodes(raw.nodes)?;
         let mut warnings = Vec::new();
-        let with_etcd = raw.etcd.is_some();
+        let mut sections = raw.sections;
+        let with_member = sections
+            .values()
+            .any(|s| matches!(s, RawSection::EtcdMember(_)));
+        let mut joining = Some(joining);
         let mut etcd = None;
         let mut apiserver = None;
-        let mut components = vec![self.component(
-            &KUBE_CONTROLLER_MANAGER,
-            raw.kube_controller_manager,
-            &cluster.version,
-        )?];
-        if let Some(raw) = raw.kube_scheduler {
-            components.push(self.component(&KUBE_SCHEDULER, raw, &cluster.version)?);
-        }
-        if let Some(raw) = raw.kube_apiserver {
-            let (settings, own) = self.apiserver(raw, &cluster, &nodes, with_etcd)?;
-            // The controller-manager and scheduler talk to the apiserver on their node.
-            if !cluster.apiserver_set {
+        // In start order; a required component is built with defaults when its section
+        // is absent.
+        let mut components = Vec::new();
+        for c in component::all() {
+            let raw = match sections.remove(c.name) {
+                Some(raw) => raw,
+                None if c.required => RawSection::absent(c),
+                None => continue,
+            };
+            let settings = match raw {
+                RawSection::Standard(raw) => self.component(c, raw, &cluster.version)?,
+                RawSection::ApiServer(raw) => {
+                    let (settings, own) = self.apiserver(c, raw, &cluster, &nodes, with_member)?;
+                    apiserver = Some(own);
+                    settings
+                }
+                RawSection::EtcdMember(raw) => {
+                    let joining = joining.take().unwrap_or_default();
+                    let (settings, own) = self.etcd(c, raw, &cluster, joining, &nodes)?;
+                    if nodes.len() % 2 == 0 {
+                        let n = nodes.len();
+                        warnings.push(format!(
+                            "{} lists {n} etcd members: a quorum is {}, so the cluster survives the loss of {} member(s), no more than with {}; an odd number is what etcd recommends",
+                            self.path.display(),
+                            n / 2 + 1,
+                            (n - 1) / 2,
+                            n - 1
+                        ));
+                    }
+                    etcd = Some(own);
+                    settings
+                }
+            };
+            // The others talk to the API server on their node.
+            if c.serves_api && !cluster.apiserver_set {
                 cluster.apiserver =
                     format!("https://{NODE_IP_PLACEHOLDER}:{}", settings.secure_port);
             }
             components.push(settings);
-            apiserver = Some(own);
         }
-        if let Some(raw) = raw.etcd {
-            let (settings, own) = self.etcd(raw, &cluster, joining, &nodes)?;
-            if nodes.len() % 2 == 0 {
-                let n = nodes.len();
-                warnings.push(format!(
-                    "{} lists {n} etcd members: a quorum is {}, so the cluster survives the loss of {} member(s), no more than with {}; an odd number is what etcd recommends",
-                    self.path.display(),
-                    n / 2 + 1,
-                    (n - 1) / 2,
-                    n - 1
-                ));
-            }
-            components.push(settings);
-            etcd = Some(own);
-        }
-        components.sort_by_key(|s| component::ALL.iter().position(|c| *c == s.component));
-        // Every port a node listens on, with the key that sets it.
+        // Every port a node listens on, with the key that sets it: the main ports, then
+        // the others.
         let mut ports: Vec<(u16, String)> = components
             .iter()
-            .map(|s| {
-                let key = if s.component == &component::ETCD {
-                    "client-port"
-                } else {
-                    "secure-port"
-                };
-                (s.secure_port, format!("{}.{key}", s.component.name))
-            })
+            .map(|s| (s.secure_port, s.component.port_field()))
             .collect();
-        if let Some(e) = &etcd {
-            ports.push((e.peer_port, "etcd.peer-port".into()));
+        for s in &components {
+            for (port, extra) in s.extra_ports.iter().zip(s.component.extra_ports) {
+                ports.push((*port, format!("{}.{}", s.component.name, extra.key)));
+            }
         }
         for (i, (port, key)) in ports.iter().enumerate() {
             if let Some((_, first)) = ports[..i].iter().find(|(p, _)| p == port) {
@@ -628,11 +753,14 @@ impl Validator<'_> {
                 )
                 .with_hint(format!(
                     "give each component its own port (defaults: {})",
-                    component::ALL
+                    component::all()
                         .iter()
-                        .map(|c| match c.name {
-                            "etcd" => format!("etcd {} and peers 2380", c.default_secure_port),
-                            _ => format!("{} {}", c.name, c.default_secure_port),
+                        .map(|c| {
+                            let mut text = format!("{} {}", c.name, c.default_secure_port);
+                            for extra in c.extra_ports {
+                                text += &format!(" and {} {}", extra.what, extra.default);
+                            }
+                            text
                         })
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -713,6 +841,7 @@ impl Validator<'_> {
     /// `[etcd]`: its component settings and its own.
     fn etcd(
         &self,
+        c: &'static Component,
         raw: RawEtcd,
         cluster: &Cluster,
         joining: Vec<String>,
@@ -738,8 +867,8 @@ impl Validator<'_> {
                 .with_hint("kube-bundle knows etcd 3.4, 3.5 and 3.6; write `3.4`, `3.5` or `3.6` (a patch release like `3.4.23` is fine)")
             })?;
         let shown = format!("3.{minor}");
-        let settings = self.component_of(
-            &component::ETCD,
+        let mut settings = self.component_of(
+            c,
             RawComponent {
                 binary: raw.binary,
                 binary_check: raw.binary_check,
@@ -793,9 +922,9 @@ impl Validator<'_> {
         // No other component's work dir may hold etcd's data, or be held by it: an
         // uninstall --purge of that component would take the data with it. (The folders
         // install.sh writes into are `unfit_folder`'s.)
-        let owned: Vec<(String, String)> = component::ALL
+        let owned: Vec<(String, String)> = component::all()
             .iter()
-            .filter(|c| c.name != component::ETCD.name)
+            .filter(|c| c.data_dirs.is_empty())
             .map(|c| {
                 (
                     c.work_dir(&cluster.k8s_dir),
@@ -822,6 +951,8 @@ impl Validator<'_> {
             DEFAULT_ETCD_CLUSTER_TOKEN,
         )?;
         debug_assert!(joining.iter().all(|j| nodes.iter().any(|n| &n.name == j)));
+        settings.extra_ports = vec![peer_port];
+        settings.data_dirs = vec![data_dir.clone(), wal_dir.clone()];
         Ok((
             settings,
             EtcdSettings {
@@ -922,9 +1053,9 @@ impl Validator<'_> {
                     dir.clone()
                 })
                 .chain(
-                    component::ALL
+                    component::all()
                         .iter()
-                        .filter(|c| c.name != component::ETCD.name)
+                        .filter(|c| c.data_dirs.is_empty())
                         .map(|c| c.work_dir(&dir)),
                 )
                 .find_map(|path| component::paths::unfit_folder(&path));
@@ -981,14 +1112,15 @@ impl Validator<'_> {
     /// `[kube-apiserver]`: its component settings and its own.
     fn apiserver(
         &self,
+        c: &'static Component,
         raw: RawApiServer,
         cluster: &Cluster,
         nodes: &[Node],
         with_etcd: bool,
     ) -> Result<(ComponentSettings, ApiServerSettings)> {
-        let section = KUBE_APISERVER.name;
+        let section = c.name;
         let settings = self.component(
-            &KUBE_APISERVER,
+            c,
             RawComponent {
                 binary: raw.binary,
                 binary_check: raw.binary_check,
@@ -1554,6 +1686,8 @@ impl Validator<'_> {
             secure_port,
             extra_args,
             check_binary: raw.binary_check.unwrap_or(true),
+            extra_ports: c.extra_ports.iter().map(|p| p.default).collect(),
+            data_dirs: Vec::new(),
         })
     }
 }
@@ -1758,6 +1892,7 @@ pub const MAX_NODE_NAME: usize = 200;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::component::KUBE_CONTROLLER_MANAGER;
 
     const MINIMAL: &str = r#"
 [cluster]
@@ -1787,6 +1922,35 @@ ip = "10.0.0.1"
         assert_eq!(inv.pki.csr_signing, CsrSigning::Signer);
         assert_eq!(inv.apiserver_for(&inv.nodes[0]), "https://10.0.0.1:6443");
         assert_eq!(inv.pki.dir, Path::new("pki"));
+    }
+
+    #[test]
+    fn sections_are_the_rows_by_name_and_an_unknown_one_is_named_at_its_line() {
+        let text = format!(
+            "{MINIMAL}\n[kube-scheduler]\nsecure-port = 10300\n[etcd]\nversion = \"3.5\"\n"
+        );
+        let inv = parse_str(&text).unwrap();
+        let names: Vec<&str> = inv.components.iter().map(|s| s.component.name).collect();
+        assert_eq!(names, ["etcd", "kube-controller-manager", "kube-scheduler"]);
+        assert_eq!(inv.components[2].secure_port, 10300);
+        assert_eq!(inv.components[0].extra_ports, [2380]);
+        assert_eq!(
+            inv.work_dir(inv.components[0].component),
+            "/data/k8s/etcd/data"
+        );
+
+        let err = parse_str(&format!("{MINIMAL}\n[kubelet]\nx = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 10, column 2"), "{err}");
+        assert!(
+            err.contains("unknown field `kubelet`, expected one of `cluster`, `pki`, `nodes`, `etcd`, `kube-apiserver`, `kube-controller-manager`, `kube-scheduler`"),
+            "{err}"
+        );
+        let err = parse_str(&format!("{MINIMAL}\n[kube-scheduler]\nport = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `port`"), "{err}");
     }
 
     #[test]

@@ -7,8 +7,7 @@
 use std::time::Duration;
 
 use crate::component::{
-    paths, Component, APISERVER_ETCD_CLIENT, ETCD, FRONT_PROXY_CLIENT, KUBELET_CLIENT,
-    KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER,
+    paths, Component, APISERVER_ETCD_CLIENT, FRONT_PROXY_CLIENT, KUBELET_CLIENT,
 };
 use crate::config::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
 use crate::version::KubeVersion;
@@ -36,19 +35,10 @@ impl Flag {
     }
 }
 
-/// The unit's flags of one component on one node: its profile for the target version,
-/// then `extra-args` overriding in place or appended in name order.
+/// The unit's flags of one component on one node: its row's profile for the target
+/// version, then `extra-args` overriding in place or appended in name order.
 pub fn flags(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
-    let c = settings.component;
-    let mut flags = if c == &KUBE_SCHEDULER {
-        scheduler(inv, node, settings)
-    } else if c == &KUBE_APISERVER {
-        apiserver(inv, node, settings)
-    } else if c == &ETCD {
-        etcd(inv, node)
-    } else {
-        controller_manager(inv, node, settings)
-    };
+    let mut flags = (settings.component.flags)(inv, node, settings);
     for (name, value) in &settings.extra_args {
         match flags.iter_mut().find(|f| &f.name == name) {
             Some(flag) => flag.value = Some(value.clone()),
@@ -84,9 +74,10 @@ fn delegated_auth(inv: &Inventory, c: &Component) -> Vec<Flag> {
 /// apiserver in the bundle, its front-proxy client certificate under the front-proxy
 /// CA, as kubeadm sets it up; otherwise the tutorial's `aggregator` under the root CA.
 fn request_header(inv: &Inventory) -> Vec<Flag> {
-    let (allowed, ca) = match inv.apiserver {
-        Some(_) => (FRONT_PROXY_CLIENT.cn, paths::FRONT_PROXY_CA),
-        None => ("aggregator", paths::CA_CERT),
+    let (allowed, ca) = if inv.serves_api() {
+        (FRONT_PROXY_CLIENT.cn, paths::FRONT_PROXY_CA)
+    } else {
+        ("aggregator", paths::CA_CERT)
     };
     vec![
         Flag::set("requestheader-allowed-names", allowed),
@@ -107,8 +98,8 @@ pub fn service_account_issuer(inv: &Inventory) -> String {
 /// outdated: service-account issuer and signing key (required from 1.20), front-proxy
 /// CA and client, and no `DynamicAuditing` gate or `--runtime-config=api/all=true`
 /// (alpha APIs on; set it in `extra-args` if wanted).
-fn apiserver(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
-    let c = &KUBE_APISERVER;
+pub fn apiserver(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
+    let c = settings.component;
     let minor = inv.cluster.version.profile_minor();
     let api = inv
         .apiserver
@@ -194,8 +185,8 @@ fn apiserver(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<
     flags
 }
 
-fn controller_manager(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
-    let c = &KUBE_CONTROLLER_MANAGER;
+pub fn controller_manager(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
+    let c = settings.component;
     let minor = inv.cluster.version.profile_minor();
     let kubeconfig = c.kubeconfig_path();
     let mut flags = vec![
@@ -276,8 +267,8 @@ fn controller_manager(inv: &Inventory, node: &Node, settings: &ComponentSettings
 
 /// The tutorial's chapter 05-4 flags. The kubeconfig, client settings and leader election
 /// live in the `--config` file (flags for them are ignored when `--config` is given).
-fn scheduler(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
-    let c = &KUBE_SCHEDULER;
+pub fn scheduler(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
+    let c = settings.component;
     let minor = inv.cluster.version.profile_minor();
     let mut flags = vec![Flag::set(
         "config",
@@ -302,12 +293,12 @@ fn scheduler(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<
 /// peer URLs on the node IP only (the tutorial's plain-http loopback listener would let
 /// any local process read every Secret); the tutorial's compaction, request and quota
 /// limits and timings.
-fn etcd(inv: &Inventory, node: &Node) -> Vec<Flag> {
+pub fn etcd(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
     let etcd = inv
         .etcd
         .as_ref()
         .expect("etcd settings come with its component");
-    let c = &ETCD;
+    let c = settings.component;
     let state = if etcd.joining.contains(&node.name) {
         "existing"
     } else {
@@ -377,6 +368,7 @@ fn go_duration(d: Duration) -> String {
 mod tests {
     use super::*;
     use crate::catalogue::known_in;
+    use crate::component::{ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER};
     use crate::config;
     use crate::version::{NEWEST_MINOR, OLDEST_MINOR};
     use std::path::Path;
@@ -525,9 +517,9 @@ mod tests {
     fn the_apiserver_guards_are_rendered_as_verify_expects() {
         let inv = with_apiserver("1.20.2");
         let flags = flags(&inv, &inv.nodes[0], inv.settings(&KUBE_APISERVER).unwrap());
-        for (flag, value, _) in crate::component::APISERVER_GUARDS {
-            let set: Vec<_> = flags.iter().filter(|f| f.name == flag).collect();
-            assert_eq!(set, [&Flag::set(flag, value)], "{flag}");
+        for (flag, value, _) in KUBE_APISERVER.guards {
+            let set: Vec<_> = flags.iter().filter(|f| &f.name == flag).collect();
+            assert_eq!(set, [&Flag::set(flag, *value)], "{flag}");
         }
     }
 

@@ -21,8 +21,9 @@
 //! reading saved keys cheaply (`keys`) serve the pki and pack steps. Beside the pipeline: `init` writes a starting inventory, optionally from the
 //! tutorial's environment.sh; `verify` checks finished tarballs offline; `certs` lists
 //! pki/ with expiry; `rollout` orders the masters for an update, leaders last.
-//! Leaves, imported by the stages and importing none of them: `component`, `version`,
-//! `error`, `manifest`.
+//! Leaves, imported by the stages and importing none of them: `version`, `error`,
+//! `manifest`. `component` holds the rows every stage reads; it imports only the types
+//! of the functions a row carries (its flag profile in `flags`, the inventory's types).
 //!
 //! The artifact store: `artifact` pushes a finished `dist/` to an OCI registry and pulls
 //! it back (`oci` holds the references and documents, `registry` the HTTP client), and
@@ -54,6 +55,9 @@ pub mod seal;
 pub mod signature;
 pub mod verify;
 pub mod version;
+
+#[cfg(test)]
+mod made_up;
 
 use std::path::{Path, PathBuf};
 
@@ -198,7 +202,11 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             .admin
             .as_ref()
             .map(|admin| render::admin_kubeconfig(&inv, &pki.ca_cert_pem, admin));
-        let rbac = inv.apiserver.as_ref().map(|_| render::kubelet_rbac());
+        let rbac = inv
+            .components
+            .iter()
+            .find(|s| s.component.serves_api)
+            .map(|s| render::kubelet_rbac(s.component));
         let dist_files = [
             ("ca.pem", Some(pki.ca_cert_pem.as_bytes()), 0o644),
             ("client-ca.pem", Some(client_ca.as_bytes()), 0o644),

@@ -179,9 +179,10 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     // A saved encryption key that cannot be used, or a missing one in a pki/ that
     // already holds the cluster, stops the build before anything is written; in a new
     // pki/ it is generated below, after the CA.
-    let saved_encryption_key = match &inv.apiserver {
-        Some(_) => saved_encryption_key(inv)?,
-        None => None,
+    let saved_encryption_key = if inv.serves_api() {
+        saved_encryption_key(inv)?
+    } else {
+        None
     };
     // Likewise a saved seal key: a node holds it, so it is never replaced.
     let mut seal_keys = if inv.pki.seal_secrets {
@@ -219,7 +220,7 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     };
     ca_notes.into_iter().chain(sa_notes).for_each(&mut *say);
     let (ca, service_account) = (ca?, service_account?);
-    let with_apiserver = inv.apiserver.is_some();
+    let with_apiserver = inv.serves_api();
     let front_proxy = if with_apiserver {
         let cert_path = dir.join("front-proxy-ca.pem");
         let key_path = dir.join("front-proxy-ca-key.pem");
@@ -234,8 +235,8 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     } else {
         None
     };
-    let etcd_ca = match (&inv.etcd, inv.pki.etcd_ca) {
-        (Some(_), EtcdCa::Dedicated) => Some(saved_ca_at(
+    let etcd_ca = match (inv.needs_ca(IssuedBy::Etcd), inv.pki.etcd_ca) {
+        (true, EtcdCa::Dedicated) => Some(saved_ca_at(
             inv,
             &dir.join("etcd-ca.pem"),
             &dir.join("etcd-ca-key.pem"),
@@ -1314,9 +1315,14 @@ pub(crate) fn attr_of(
         .and_then(|a| a.as_str().ok().map(str::to_string))
 }
 
-fn subject_matches(cert: &X509Certificate<'_>, spec: &CertSpec, subject: &Subject) -> bool {
+fn subject_matches(
+    cert: &X509Certificate<'_>,
+    spec: &CertSpec,
+    node: Option<&Node>,
+    subject: &Subject,
+) -> bool {
     use x509_parser::oid_registry as oids;
-    attr(cert, &oids::OID_X509_COMMON_NAME).as_deref() == Some(spec.cn)
+    attr(cert, &oids::OID_X509_COMMON_NAME) == Some(cn_of(spec, node))
         && attr(cert, &oids::OID_X509_ORGANIZATION_NAME).as_deref() == spec.org
         && attr(cert, &oids::OID_X509_COUNTRY_NAME) == subject.country
         && attr(cert, &oids::OID_X509_STATE_OR_PROVINCE_NAME) == subject.state
@@ -1370,6 +1376,11 @@ impl LeafProblem {
     }
 }
 
+/// The subject CN of `spec` on `node`, or of a cluster certificate (no node).
+fn cn_of(spec: &CertSpec, node: Option<&Node>) -> String {
+    node.map_or_else(|| spec.cn.to_string(), |n| spec.cn_on(&n.name))
+}
+
 /// Why a saved leaf cannot be reused, or `None` when it can.
 fn leaf_problem(
     inv: &Inventory,
@@ -1393,7 +1404,7 @@ fn leaf_problem(
     if have != want {
         return Ok(Some(LeafProblem::Sans { have, want }));
     }
-    if !subject_matches(&cert, spec, &inv.pki.subject) {
+    if !subject_matches(&cert, spec, node, &inv.pki.subject) {
         return Ok(Some(LeafProblem::Subject));
     }
     if !key_matches(key_path, key_pem, &cert)? {
@@ -1472,7 +1483,7 @@ fn leaf(
     let (key_pem, key) = kept_or_new_key(&key_path, keep_key, inv.pki.key_algorithm)?;
 
     let mut params = CertificateParams::default();
-    params.distinguished_name = subject_dn(&inv.pki.subject, spec.org, spec.cn);
+    params.distinguished_name = subject_dn(&inv.pki.subject, spec.org, &cn_of(spec, node));
     params.subject_alt_names = names(inv, node, spec)
         .into_iter()
         .map(|name| match name {

@@ -64,29 +64,36 @@ fn hooks_template(name: &str) -> String {
     format!("install.sh hooks of {name}")
 }
 
-const EMBEDDED: [(&str, &str); 9] = [
-    ("etcd.service", UNIT),
-    ("kube-apiserver.service", UNIT),
-    ("kube-controller-manager.service", UNIT),
-    ("kube-scheduler.service", UNIT),
-    (
-        ENCRYPTION_TEMPLATE,
-        include_str!("../bundle-templates/encryption-config.yaml.hbs"),
-    ),
-    (
-        AUDIT_TEMPLATE,
-        include_str!("../bundle-templates/audit-policy.yaml.hbs"),
-    ),
-    (
-        "kube-scheduler.yaml",
-        include_str!("../bundle-templates/kube-scheduler.yaml.hbs"),
-    ),
-    (INSTALL_TEMPLATE, INSTALL),
-    (
-        ROLLOUT_TEMPLATE,
-        include_str!("../bundle-templates/rollout.sh.hbs"),
-    ),
-];
+/// Every embedded template, by name: a unit for each row, the shared files, each row's
+/// configuration file, the scripts.
+fn embedded() -> Vec<(String, &'static str)> {
+    let rows = component::all();
+    let mut all: Vec<(String, &'static str)> =
+        rows.iter().map(|c| (c.unit_template(), UNIT)).collect();
+    all.extend([
+        (
+            ENCRYPTION_TEMPLATE.to_string(),
+            include_str!("../bundle-templates/encryption-config.yaml.hbs"),
+        ),
+        (
+            AUDIT_TEMPLATE.to_string(),
+            include_str!("../bundle-templates/audit-policy.yaml.hbs"),
+        ),
+    ]);
+    all.extend(
+        rows.iter()
+            .filter_map(|c| c.config.as_ref())
+            .map(|config| (config.template.to_string(), config.text)),
+    );
+    all.extend([
+        (INSTALL_TEMPLATE.to_string(), INSTALL),
+        (
+            ROLLOUT_TEMPLATE.to_string(),
+            include_str!("../bundle-templates/rollout.sh.hbs"),
+        ),
+    ]);
+    all
+}
 
 /// A file of a finished bundle, before packing.
 #[derive(Debug, Clone)]
@@ -156,7 +163,8 @@ impl Templates {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.register_escape_fn(handlebars::no_escape);
-        for (name, text) in EMBEDDED {
+        let embedded = embedded();
+        for (name, text) in &embedded {
             register(&mut registry, name, text)?;
         }
         for (name, text) in INSTALL_HOOKS {
@@ -179,7 +187,7 @@ impl Templates {
                 let file_name = entry.file_name().to_string_lossy().to_string();
                 let Some(name) = file_name
                     .strip_suffix(".hbs")
-                    .filter(|n| EMBEDDED.iter().any(|(e, _)| e == n))
+                    .filter(|n| embedded.iter().any(|(e, _)| e == n))
                 else {
                     return Err(Error::input(
                         format!("`{}`", entry.path().display()),
@@ -187,7 +195,11 @@ impl Templates {
                     )
                     .with_hint(format!(
                         "template overrides are named {}",
-                        EMBEDDED.map(|(n, _)| format!("`{n}.hbs`")).join(" or ")
+                        embedded
+                            .iter()
+                            .map(|(n, _)| format!("`{n}.hbs`"))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
                     )));
                 };
                 let text = fs_err::read_to_string(entry.path())?;
@@ -337,14 +349,15 @@ impl Templates {
     }
 
     fn render_config(&self, inv: &Inventory, node: &Node, c: &Component) -> Result<String> {
-        let template = c.config_template.ok_or_else(|| Error::Template {
+        let config = c.config.as_ref().ok_or_else(|| Error::Template {
             name: c.name.into(),
             message: "has no configuration file".into(),
         })?;
         self.render(
-            template,
+            config.template,
             &json!({
-                "api_version": flags::scheduler_config_api(&inv.cluster.version),
+                "api_version": (config.api_version)(&inv.cluster.version),
+                "kind": config.kind,
                 "kubeconfig": c.kubeconfig_path(),
                 // Up to 1.22 a scheduler reading a configuration file opens the insecure
                 // port 10251 on every address whatever `--port` says; only these fields
@@ -369,7 +382,7 @@ impl Templates {
                     "name": c.name,
                     "unit": c.unit_name(),
                     "work_dir": inv.work_dir(c),
-                    "health_url": format!("https://{host}:{port}{}", c.health_path),
+                    "health_url": c.health_url(&host, port),
                     // Without a kubeconfig (kube-apiserver, etcd) there is no apiserver
                     // to check credentials against; its health URL needs a client
                     // certificate.
@@ -379,10 +392,11 @@ impl Templates {
                     "client_key": c.client_cert().key_path(),
                     "lease": c.lease.unwrap_or_default(),
                     "gates_the_rest": c.gates_the_rest,
-                    "health_ca": if c == &&component::ETCD { paths::ETCD_CA } else { paths::CA_CERT },
-                    "health_ok": if c == &&component::ETCD { "\"health\":\"true\"" } else { "ok" },
-                    // etcd's data dir holds every key of the cluster.
-                    "work_mode": if c == &&component::ETCD { "0700" } else { "0755" },
+                    "health_ca": c.health.ca,
+                    "health_ok": c.health.ok,
+                    "work_mode": format!("{:04o}", c.work_mode),
+                    "starts_blocking": c.start.blocking,
+                    "waits_for_quorum": c.start.waits_for_quorum,
                 })
             })
             .collect();
@@ -400,6 +414,11 @@ impl Templates {
                     .join(","),
             })
             .collect();
+        // The etcd member's row, whose certificate its health checks and snapshots use.
+        let member = plan
+            .components
+            .iter()
+            .find(|c| c.section == component::Section::EtcdMember);
         let mut certificates = Vec::new();
         for (path, f) in &plan.files {
             let pem = match &f.source {
@@ -432,7 +451,7 @@ impl Templates {
                 "cert_dir": paths::CERT_DIR,
                 "backup_dir": paths::BACKUP_DIR,
                 "components": components,
-                "etcd": inv.etcd.as_ref().map(|etcd| json!({
+                "etcd": inv.etcd.as_ref().zip(member).map(|(etcd, member)| json!({
                     "version": format!("3.{}", etcd.minor),
                     "data_dir": etcd.data_dir,
                     "wal_dir": etcd.wal_dir,
@@ -440,8 +459,8 @@ impl Templates {
                     "members": etcd.initial_cluster(&inv.nodes, node).split(',').count(),
                     "peers": inv.nodes.iter().filter(|n| n.name != node.name).map(|n| etcd.client_url(n)).collect::<Vec<_>>(),
                     "ca": paths::ETCD_CA,
-                    "cert": component::ETCD.cert_path(),
-                    "key": component::ETCD.key_path(),
+                    "cert": member.cert_path(),
+                    "key": member.key_path(),
                 })),
                 "files": files,
                 "certificates": certificates,
@@ -481,7 +500,7 @@ impl Templates {
                 "components": components,
                 "lease_namespace": LEASE_NAMESPACE,
                 "endpoints_lock": inv.cluster.version.minor < 17,
-                "kubelet_rbac": inv.apiserver.as_ref().map(|_| dist::KUBELET_RBAC),
+                "kubelet_rbac": inv.serves_api().then_some(dist::KUBELET_RBAC),
                 "etcd": inv.etcd.as_ref().map(|e| json!({ "data_dir": e.data_dir })),
                 "admin_kubeconfig": dist::ADMIN_KUBECONFIG,
             }),
@@ -509,18 +528,20 @@ pub fn admin_kubeconfig(inv: &Inventory, ca_pem: &str, admin: &pki::Leaf) -> Str
         || endpoint_host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    let server = if inv.cluster.apiserver_set
-        && !loopback
-        && !configured.contains(crate::config::NODE_IP_PLACEHOLDER)
-    {
-        configured.clone()
-    } else {
-        let port = inv
-            .settings(&component::KUBE_APISERVER)
-            .map_or(component::KUBE_APISERVER.default_secure_port, |s| {
-                s.secure_port
-            });
-        format!("https://{}:{port}", host(&inv.nodes[0]))
+    let first_master = inv
+        .components
+        .iter()
+        .find(|s| s.component.serves_api)
+        .map(|api| format!("https://{}:{}", host(&inv.nodes[0]), api.secure_port));
+    let server = match first_master {
+        Some(server)
+            if !inv.cluster.apiserver_set
+                || loopback
+                || configured.contains(crate::config::NODE_IP_PLACEHOLDER) =>
+        {
+            server
+        }
+        _ => configured.clone(),
     };
     kubeconfig::render(
         &server,
@@ -533,8 +554,9 @@ pub fn admin_kubeconfig(inv: &Inventory, ca_pem: &str, admin: &pki::Leaf) -> Str
 
 /// `dist/kube-apiserver-rbac.yaml`: the tutorial's binding of `system:kubelet-api-admin`
 /// to the user of kube-apiserver's kubelet client certificate, for logs, exec and port
-/// forwarding through kubelets.
-pub fn kubelet_rbac() -> String {
+/// forwarding through kubelets. `api` is the row serving the API: its client
+/// certificate is the one it presents to kubelets.
+pub fn kubelet_rbac(api: &Component) -> String {
     format!(
         "# Lets kube-apiserver use the kubelet API (logs, exec, port-forward, metrics) with its\n\
          # kubelet client certificate. Apply once the apiservers run:\n\
@@ -544,7 +566,7 @@ pub fn kubelet_rbac() -> String {
          metadata:\n  name: kube-apiserver:kubelet-apis\n\
          roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: system:kubelet-api-admin\n\
          subjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {}\n",
-        crate::component::KUBELET_CLIENT.cn
+        api.client_cert().cn
     )
 }
 
@@ -564,8 +586,8 @@ fn host(node: &Node) -> String {
 }
 
 /// Names of every template that `--templates` may override.
-pub fn template_names() -> Vec<&'static str> {
-    EMBEDDED.iter().map(|(n, _)| *n).collect()
+pub fn template_names() -> Vec<String> {
+    embedded().into_iter().map(|(n, _)| n).collect()
 }
 
 fn register(registry: &mut Handlebars<'static>, name: &str, text: &str) -> Result<()> {

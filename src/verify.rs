@@ -592,13 +592,14 @@ struct Seen {
     shared: Vec<(String, &'static str, String)>,
 }
 
-/// Flags whose value every master must share, by component: one service range, one
-/// token issuer.
-const SHARED_FLAGS: [(&str, &str); 3] = [
-    ("kube-apiserver", "service-cluster-ip-range"),
-    ("kube-apiserver", "service-account-issuer"),
-    ("kube-controller-manager", "service-cluster-ip-range"),
-];
+/// Flags whose value every master must share, as (component, flag), from the rows'
+/// [`Component::shared_flags`]: one service range, one token issuer.
+fn shared_flags() -> Vec<(&'static Component, &'static str)> {
+    component::all()
+        .into_iter()
+        .flat_map(|c| c.shared_flags.iter().map(move |flag| (c, *flag)))
+        .collect()
+}
 
 /// One bundle's etcd member, from its unit's flags.
 #[derive(Clone)]
@@ -695,20 +696,23 @@ impl Check<'_> {
             .as_ref()
             .map(|m| self.components(m))
             .unwrap_or_default();
-        let apiserver = components
-            .iter()
-            .any(|c| c.name == component::KUBE_APISERVER.name);
+        let apiserver = components.iter().any(|c| c.serves_api);
         let names = manifest
             .as_ref()
             .map(|m| self.expected_names(m, apiserver))
             .unwrap_or_default();
-        let etcd = components.iter().any(|c| c.name == component::ETCD.name);
+        let member = components.iter().copied().find(|c| is_member(c));
+        let etcd = member.is_some();
         if let Some(ca) = self.ca(now, warn) {
             let mut specs: Vec<&CertSpec> = components.iter().flat_map(|c| c.certs).collect();
-            // With etcd in the bundle, the apiserver's client certificate for it is ours.
-            if etcd && apiserver {
-                specs.push(&component::APISERVER_ETCD_CLIENT);
-            }
+            // With etcd in the bundle, the apiserver's client certificate for it is ours:
+            // what a component needs from another one the bundle carries.
+            specs.extend(components.iter().flat_map(|c| {
+                c.certs_from
+                    .iter()
+                    .filter(|(other, _)| components.iter().any(|o| o.name == *other))
+                    .map(|(_, spec)| spec)
+            }));
             let etcd_ca = if etcd {
                 self.ca_cert(ETCD_CA, now, warn)
             } else {
@@ -750,25 +754,28 @@ impl Check<'_> {
                 self.config_file(c, m);
             }
         }
-        if let (Some(m), true) = (&manifest, etcd) {
-            self.seen.etcd = self.etcd_unit(m);
-            if apiserver {
-                self.seen.etcd_servers = self.etcd_servers();
+        if let (Some(m), Some(member)) = (&manifest, member) {
+            self.seen.etcd = self.etcd_unit(member, m);
+            if let Some(api) = components.iter().find(|c| c.serves_api) {
+                self.seen.etcd_servers = self.etcd_servers(api);
             }
         }
-        if apiserver {
-            self.apiserver_guards(manifest.as_ref());
+        for c in &components {
+            self.guards(c, manifest.as_ref());
         }
         self.ca_keys();
         self.shared_flags(&components);
         node
     }
 
-    /// kube-apiserver's flags that decide who may do what ([`component::APISERVER_GUARDS`])
-    /// hold kube-bundle's values, and its service range is the one its serving
+    /// A component's flags that decide who may do what ([`Component::guards`]) hold
+    /// kube-bundle's values, and the API server's service range is the one its serving
     /// certificate was made for.
-    fn apiserver_guards(&mut self, manifest: Option<&Manifest>) {
-        let file = in_bundle(&component::KUBE_APISERVER.unit_path());
+    fn guards(&mut self, c: &Component, manifest: Option<&Manifest>) {
+        if c.guards.is_empty() && !c.serves_api {
+            return;
+        }
+        let file = in_bundle(&c.unit_path());
         let Some(text) = self.bundle.text(&file) else {
             return;
         };
@@ -776,9 +783,9 @@ impl Check<'_> {
         if words.is_empty() {
             return;
         }
-        for (flag, want, risk) in component::APISERVER_GUARDS {
+        for (flag, want, risk) in c.guards {
             let have = flag_value(&words, flag);
-            if have != Some(want) {
+            if have != Some(*want) {
                 self.find(
                     &file,
                     format!(
@@ -787,6 +794,9 @@ impl Check<'_> {
                     ),
                 );
             }
+        }
+        if !c.serves_api {
+            return;
         }
         let service_ip = manifest
             .and_then(|m| m.apiserver.as_ref())
@@ -810,12 +820,12 @@ impl Check<'_> {
         }
     }
 
-    /// Records the values of [`SHARED_FLAGS`] for the checks across bundles, and finds
+    /// Records the values of [`shared_flags`] for the checks across bundles, and finds
     /// components of this bundle that disagree on one.
     fn shared_flags(&mut self, components: &[&'static Component]) {
         let mut seen: Vec<(String, &'static str, String)> = Vec::new();
-        for (name, flag) in SHARED_FLAGS {
-            let Some(c) = components.iter().find(|c| c.name == name) else {
+        for (row, flag) in shared_flags() {
+            let Some(c) = components.iter().find(|c| *c == &row) else {
                 continue;
             };
             let file = in_bundle(&c.unit_path());
@@ -841,7 +851,10 @@ impl Check<'_> {
     /// and, for a bundle with kube-apiserver, those of its serving certificate. A value
     /// the manifest gives that could not have come from a valid inventory is a finding.
     fn expected_names(&mut self, manifest: &Manifest, apiserver: bool) -> ExpectedNames {
-        let mut names = ExpectedNames::default();
+        let mut names = ExpectedNames {
+            node_name: manifest.node.clone(),
+            ..ExpectedNames::default()
+        };
         match manifest.node_ip.parse::<std::net::IpAddr>() {
             Ok(ip) => names.node.push(format!("IP:{ip}")),
             Err(_) => self.find(
@@ -1465,7 +1478,7 @@ impl Check<'_> {
                 self.find(&key_file, format!("does not match {cert_name}"));
             }
         }
-        self.subject(&cert_file, spec, &leaf);
+        self.subject(&cert_file, spec, &names.node_name, &leaf);
         let ku = leaf
             .key_usage()
             .ok()
@@ -1525,8 +1538,15 @@ impl Check<'_> {
     }
 
     /// Subject CN and O exactly as the spec gives them: one O, or none at all.
-    fn subject(&mut self, cert_file: &str, spec: &CertSpec, leaf: &X509Certificate<'_>) {
+    fn subject(
+        &mut self,
+        cert_file: &str,
+        spec: &CertSpec,
+        node: &str,
+        leaf: &X509Certificate<'_>,
+    ) {
         use x509_parser::oid_registry as oids;
+        let want_cn = spec.cn_on(node);
         let cn = pki::attr(leaf, &oids::OID_X509_COMMON_NAME);
         let orgs: Vec<String> = leaf
             .subject()
@@ -1534,7 +1554,7 @@ impl Check<'_> {
             .map(|a| a.as_str().map_or_else(|_| "?".to_string(), str::to_string))
             .collect();
         let want_orgs: Vec<String> = spec.org.iter().map(|o| o.to_string()).collect();
-        if cn.as_deref() == Some(spec.cn) && orgs == want_orgs {
+        if cn.as_ref() == Some(&want_cn) && orgs == want_orgs {
             return;
         }
         let found = format!(
@@ -1543,11 +1563,11 @@ impl Check<'_> {
             orgs.join("`, `")
         );
         let message = match spec.org {
-            Some(org) if org == spec.cn => {
-                format!("subject CN and O must be `{}`, {found}", spec.cn)
+            Some(org) if org == want_cn => {
+                format!("subject CN and O must be `{want_cn}`, {found}")
             }
-            Some(org) => format!("subject must be CN `{}` O `{org}`, {found}", spec.cn),
-            None => format!("subject must be CN `{}` with no O, {found}", spec.cn),
+            Some(org) => format!("subject must be CN `{want_cn}` O `{org}`, {found}"),
+            None => format!("subject must be CN `{want_cn}` with no O, {found}"),
         };
         self.find(cert_file, message);
     }
@@ -1800,7 +1820,7 @@ impl Check<'_> {
             return;
         }
         // etcd has no --bind-address: its listen URLs are checked by `etcd_unit`.
-        if c.managed_flags.iter().any(|(f, _)| *f == "bind-address") {
+        if c.binds_node_ip {
             let bind = words.iter().find_map(|w| w.strip_prefix("--bind-address="));
             if bind != Some(manifest.node_ip.as_str()) {
                 self.find(
@@ -1815,10 +1835,13 @@ impl Check<'_> {
         }
         // etcd's data and WAL folders are node folders it fills itself, accepted when
         // they are the ones manifest.json records.
-        let etcd_dirs: Vec<(&str, &str)> = match &manifest.etcd {
-            Some(ManifestEtcd { data_dir, wal_dir }) if c.name == component::ETCD.name => {
-                vec![("--data-dir", data_dir), ("--wal-dir", wal_dir)]
-            }
+        let data_dirs: Vec<(String, &str)> = match &manifest.etcd {
+            Some(ManifestEtcd { data_dir, wal_dir }) if is_member(c) => c
+                .data_dirs
+                .iter()
+                .map(|key| format!("--{key}"))
+                .zip([data_dir.as_str(), wal_dir.as_str()])
+                .collect(),
             _ => Vec::new(),
         };
         let mut named: Vec<&str> = vec![words[0].as_str()];
@@ -1826,7 +1849,7 @@ impl Check<'_> {
             words
                 .iter()
                 .filter_map(|w| w.split_once('='))
-                .filter(|(flag, value)| !etcd_dirs.contains(&(flag, value)))
+                .filter(|(flag, value)| !data_dirs.iter().any(|(f, v)| f == flag && v == value))
                 .map(|(_, value)| value)
                 .filter(|v| v.starts_with('/')),
         );
@@ -1835,7 +1858,7 @@ impl Check<'_> {
         // `<k8s-dir>` must pass the build's rule for such folders; etcd's is its data
         // dir, checked with manifest.json's.
         let work_dir = working_directory(&text).filter(|dir| {
-            c.name != component::ETCD.name && {
+            c.data_dirs.is_empty() && {
                 let k8s_dir = match dir.rsplit_once('/') {
                     Some(("", _)) => "/",
                     Some((parent, _)) => parent,
@@ -1879,8 +1902,8 @@ impl Check<'_> {
     /// `--initial-cluster` names it with its own peer URL, and its data and WAL folders
     /// are the ones manifest.json records. Returns the member for the checks across
     /// bundles.
-    fn etcd_unit(&mut self, manifest: &Manifest) -> Option<EtcdMember> {
-        let file = in_bundle(&component::ETCD.unit_path());
+    fn etcd_unit(&mut self, c: &Component, manifest: &Manifest) -> Option<EtcdMember> {
+        let file = in_bundle(&c.unit_path());
         let text = self.text(&file)?;
         let words = exec_start_words(&text);
         if words.is_empty() {
@@ -1955,8 +1978,8 @@ impl Check<'_> {
                 ));
             }
         }
-        let cert = component::ETCD.cert_path();
-        let key = component::ETCD.key_path();
+        let cert = c.cert_path();
+        let key = c.key_path();
         for (name, want) in [
             ("cert-file", cert.as_str()),
             ("key-file", key.as_str()),
@@ -2046,10 +2069,8 @@ impl Check<'_> {
     }
 
     /// kube-apiserver's `--etcd-servers`, in a bundle with etcd.
-    fn etcd_servers(&mut self) -> Option<Vec<String>> {
-        let text = self
-            .bundle
-            .text(&in_bundle(&component::KUBE_APISERVER.unit_path()))?;
+    fn etcd_servers(&mut self, api: &Component) -> Option<Vec<String>> {
+        let text = self.bundle.text(&in_bundle(&api.unit_path()))?;
         let words = exec_start_words(&text);
         let servers = flag_value(&words, "etcd-servers")?;
         Some(servers.split(',').map(str::to_string).collect())
@@ -2070,8 +2091,9 @@ impl Check<'_> {
                 return;
             }
         };
+        let Some(spec) = &c.config else { return };
         if let Ok(version) = KubeVersion::parse(&manifest.kubernetes_version) {
-            let want = crate::flags::scheduler_config_api(&version);
+            let want = (spec.api_version)(&version);
             if config.api_version != want {
                 self.find(
                     &file,
@@ -2082,10 +2104,10 @@ impl Check<'_> {
                 );
             }
         }
-        if config.kind != "KubeSchedulerConfiguration" {
+        if config.kind != spec.kind {
             self.find(
                 &file,
-                format!("kind `{}` is not KubeSchedulerConfiguration", config.kind),
+                format!("kind `{}` is not {}", config.kind, spec.kind),
             );
         }
         let kubeconfig = c.kubeconfig_path();
@@ -2105,6 +2127,11 @@ impl Check<'_> {
             );
         }
     }
+}
+
+/// Whether `c` is an etcd member, whose unit the member checks read.
+fn is_member(c: &Component) -> bool {
+    c.section == component::Section::EtcdMember
 }
 
 /// The value a command line gives `--<name>`: the last `--<name>=value` or `--<name>`
@@ -2221,13 +2248,11 @@ fn shared_keys(bundles: &[Bundle], findings: &mut Vec<Finding>) {
     }
 }
 
-/// Every master gives [`SHARED_FLAGS`] the same values: one service range, one token
+/// Every master gives [`shared_flags`] the same values: one service range, one token
 /// issuer. Findings name the first bundle that carries the component.
 fn same_flags(seen: &[(&Bundle, Seen)], findings: &mut Vec<Finding>) {
-    for (name, flag) in SHARED_FLAGS {
-        let Some(unit) = component::by_name(name).map(|c| in_bundle(&c.unit_path())) else {
-            continue;
-        };
+    for (c, flag) in shared_flags() {
+        let unit = in_bundle(&c.unit_path());
         let values: Vec<(&Bundle, &str)> = seen
             .iter()
             .flat_map(|(b, s)| {
@@ -2266,8 +2291,15 @@ fn etcd_cluster(
     findings: &mut Vec<Finding>,
     warnings: &mut Vec<Finding>,
 ) {
-    let unit = in_bundle(&component::ETCD.unit_path());
-    let apiserver_unit = in_bundle(&component::KUBE_APISERVER.unit_path());
+    let rows = component::all();
+    let unit_of = |pick: fn(&Component) -> bool| {
+        rows.iter()
+            .find(|c| pick(c))
+            .map(|c| in_bundle(&c.unit_path()))
+            .unwrap_or_default()
+    };
+    let unit = unit_of(is_member);
+    let apiserver_unit = unit_of(|c| c.serves_api);
     let members: Vec<(&Bundle, &EtcdMember)> = seen
         .iter()
         .filter_map(|(b, s)| s.etcd.as_ref().map(|m| (*b, m)))
@@ -2509,6 +2541,8 @@ fn etcd_cluster(
 /// The names certificates must carry, as [`pki::cert_sans`] writes them.
 #[derive(Default)]
 struct ExpectedNames {
+    /// The node's name, for identities that name it.
+    node_name: String,
     /// 127.0.0.1, the node IP and the node name: every serving certificate with the
     /// node's names.
     node: Vec<String>,
