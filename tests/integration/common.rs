@@ -189,6 +189,9 @@ pub const NODES: [(&str, &str); 3] = [
     ("m3", "127.0.1.3"),
 ];
 
+/// The member cache of every build the tests run through [`Project`].
+pub const TEST_CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/member-cache");
+
 /// A scratch folder holding `cluster.toml`; `dist/` and `pki/` go beside it.
 pub struct Project {
     pub dir: tempfile::TempDir,
@@ -245,6 +248,8 @@ impl Project {
             .args(args)
             .current_dir(self.dir.path())
             .env("SOURCE_DATE_EPOCH", "1700000000")
+            // Tests keep their compressed binaries out of the user's own cache.
+            .env("KUBE_BUNDLE_CACHE", TEST_CACHE)
             .output()
             .unwrap()
     }

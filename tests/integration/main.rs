@@ -17,6 +17,7 @@ mod init;
 mod inputs;
 mod install;
 mod install_safety;
+mod member_cache;
 mod outputs;
 mod registry;
 mod registry_hostile;
