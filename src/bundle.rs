@@ -110,7 +110,8 @@ pub fn member_settings() -> String {
     )
     .expect("deflate of in-memory data cannot fail");
     format!(
-        "gzip member of the data and its tar padding, level {GZIP_LEVEL}, blocks of {} bytes, kube-bundle {}, fingerprint {}",
+        "gzip member of the data and its tar padding, level {GZIP_LEVEL}, blocks of {} bytes, \
+         kube-bundle {}, fingerprint {}",
         member::BLOCK,
         env!("CARGO_PKG_VERSION"),
         sha256_hex(&out)
@@ -156,33 +157,8 @@ pub fn compress_shared(
     // entry checked and its member copied out.
     let found: Vec<Option<Reused>> = match cache {
         None => paths.iter().map(|_| None).collect(),
-        Some(cache) => parallel::map(&paths, threads, |_, path| -> Result<Option<Reused>> {
-            let (sha256, size) = sha256_file(path)?;
-            let file = scratch_file()?;
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
-            let lookup = cache.lookup(&sha256, size, &mut out)?;
-            out.flush()?;
-            drop(out);
-            Ok(Some(match lookup {
-                cache::Lookup::Hit { member_len } => Reused::Hit(SharedFile {
-                    compressed: member::Compressed {
-                        size,
-                        sha256,
-                        member_len,
-                    },
-                    member: file,
-                }),
-                cache::Lookup::Miss => Reused::Miss { sha256, size },
-                cache::Lookup::Damaged { entry, why } => Reused::Damaged {
-                        sha256,
-                        size,
-                        note: format!(
-                            "warning: member cache: `{}` failed its check ({why}); compressed `{}` again and replaced it",
-                            entry.display(),
-                            path.display()
-                        ),
-                    },
-            }))
+        Some(cache) => parallel::map(&paths, threads, |_, path| {
+            look_up(cache, path, scratch_file()?).map(Some)
         })
         .into_iter()
         .collect::<Result<Vec<_>>>()?,
@@ -279,6 +255,45 @@ enum Reused {
         size: u64,
         note: String,
     },
+}
+
+/// Hashes the file at `path` and looks its member up in `cache`, copying it into
+/// `scratch` when the entry passes its check.
+fn look_up(cache: &MemberCache, path: &Path, scratch: std::fs::File) -> Result<Reused> {
+    let (sha256, size) = sha256_file(path)?;
+    let lookup = (|| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, &scratch);
+        let lookup = cache.lookup(&sha256, size, &mut out)?;
+        out.flush()?;
+        Ok(lookup)
+    })()
+    .map_err(|e: std::io::Error| {
+        std::io::Error::new(
+            e.kind(),
+            format!("copying the cached member of `{}`: {e}", path.display()),
+        )
+    })?;
+    Ok(match lookup {
+        cache::Lookup::Hit { member_len } => Reused::Hit(SharedFile {
+            compressed: member::Compressed {
+                size,
+                sha256,
+                member_len,
+            },
+            member: scratch,
+        }),
+        cache::Lookup::Miss => Reused::Miss { sha256, size },
+        cache::Lookup::Damaged { entry, why } => Reused::Damaged {
+            sha256,
+            size,
+            note: format!(
+                "warning: member cache: `{}` failed its check ({why}); compressed `{}` again \
+                 and replaced it",
+                entry.display(),
+                path.display()
+            ),
+        },
+    })
 }
 
 /// What a build adds to a bundle besides the plan: signature, pinned signers and the
