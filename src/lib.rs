@@ -167,16 +167,25 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
     let threads = parallel::threads();
     // Keyed by the CA's private key, so only a holder of pki/ can write an entry a
     // build accepts.
-    let cache = opts.cache.as_deref().and_then(|dir| {
-        cache::MemberCache::open(dir, pki.ca_key_pem.as_bytes(), &bundle::member_settings())
-            .map_err(|e| {
-                report.notes.push(format!(
-                    "warning: member cache `{}`: {e}; building without it",
-                    dir.display()
-                ))
-            })
-            .ok()
+    let carries_files = plans.iter().any(|plan| {
+        plan.files
+            .values()
+            .any(|f| matches!(f.content, plan::Content::File(_)))
     });
+    let cache = opts
+        .cache
+        .as_deref()
+        .filter(|_| carries_files)
+        .and_then(|dir| {
+            cache::MemberCache::open(dir, pki.ca_key_pem.as_bytes(), &bundle::member_settings())
+                .map_err(|e| {
+                    report.notes.push(format!(
+                        "warning: member cache `{}`: {e}; building without it",
+                        dir.display()
+                    ))
+                })
+                .ok()
+        });
     let result = (|| -> Result<Vec<bundle::Packed>> {
         let shared = bundle::compress_shared(
             &plans,

@@ -189,9 +189,6 @@ pub const NODES: [(&str, &str); 3] = [
     ("m3", "127.0.1.3"),
 ];
 
-/// The member cache of every build the tests run through [`Project`].
-pub const TEST_CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/member-cache");
-
 /// A scratch folder holding `cluster.toml`; `dist/` and `pki/` go beside it.
 pub struct Project {
     pub dir: tempfile::TempDir,
@@ -248,8 +245,8 @@ impl Project {
             .args(args)
             .current_dir(self.dir.path())
             .env("SOURCE_DATE_EPOCH", "1700000000")
-            // Tests keep their compressed binaries out of the user's own cache.
-            .env("KUBE_BUNDLE_CACHE", TEST_CACHE)
+            // The project's own member cache, gone with it, not the user's.
+            .env("KUBE_BUNDLE_CACHE", self.path("member-cache"))
             .output()
             .unwrap()
     }

@@ -173,3 +173,12 @@ fn a_cache_folder_that_cannot_be_made_is_a_warning_not_a_failure() {
     let out = project.build_with(&["--no-cache", "--cache-dir", "x"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn a_build_without_binaries_makes_no_cache_folder() {
+    let project = Project::new(INVENTORY);
+    let log = build(&project, &["--cache-dir", "cache"]);
+    assert!(!log.contains("member cache"), "{log}");
+    assert!(!project.path("cache").exists());
+    assert!(!project.path("member-cache").exists());
+}
