@@ -182,3 +182,55 @@ fn a_build_without_binaries_makes_no_cache_folder() {
     assert!(!project.path("cache").exists());
     assert!(!project.path("member-cache").exists());
 }
+
+/// Two builds of the same cluster (a copy of pki/) into one empty cache at the same time:
+/// both store both members, one after the other wins, and every entry left is whole.
+#[test]
+fn builds_storing_into_one_cache_at_once_leave_whole_entries() {
+    let a = project();
+    build(&a, &["--no-cache"]);
+    let b = project();
+    std::fs::create_dir_all(b.path("pki")).unwrap();
+    run_ok(
+        std::process::Command::new(tool("cp"))
+            .arg("-a")
+            .arg(a.path("pki/."))
+            .arg(b.path("pki")),
+    );
+    let shared = tempfile::tempdir().unwrap();
+    let cache = shared.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let spawn = |p: &Project| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
+            .args([
+                "build",
+                "-c",
+                "cluster.toml",
+                "-o",
+                "dist",
+                "--cache-dir",
+                cache_arg,
+            ])
+            .current_dir(p.dir.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(&a), spawn(&b));
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert!(
+        dist(&a) == dist(&b),
+        "the same pki/ and binaries, the same bundles"
+    );
+    let names = entries(&cache);
+    assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
+    let log = build(&a, &["--cache-dir", cache_arg]);
+    assert!(
+        log.contains("2 of 2 compressed binaries reused") && !log.contains("failed"),
+        "{log}"
+    );
+}
