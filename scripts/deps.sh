@@ -22,6 +22,8 @@ declare -A NEEDED=(
     [python3]=python3
     # GNU time: the bench script (and its test) reads each run's peak memory from it.
     [/usr/bin/time]=time
+    # The bench's compression limit: gzip on every core.
+    [pigz]=pigz
     # The registry tests (and `make bench`) start their own distribution registry.
     [docker-registry]=docker-registry
     [base64]=coreutils

@@ -15,9 +15,11 @@ use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
+use crate::cache::{self, MemberCache};
 use crate::error::Result;
 use crate::manifest::{Manifest, ManifestCert, ManifestFile};
 use crate::member;
+use crate::parallel;
 use crate::pki;
 use crate::plan::{Content, Kind};
 use crate::render::{BundleFile as PlannedFile, RenderedNode as NodePlan};
@@ -83,12 +85,50 @@ fn tar_padding(len: u64) -> usize {
     ((512 - len % 512) % 512) as usize
 }
 
+/// Everything besides a binary's bytes that its member depends on, for the member cache:
+/// the level, the block size, the framing, kube-bundle's version (which pins the deflate
+/// library's) and a fingerprint of what the library writes for a fixed sample.
+pub fn member_settings() -> String {
+    let sample: Vec<u8> = (0..64u32 << 10)
+        .map(|i| {
+            if i % 5 < 3 {
+                (i / 97) as u8
+            } else {
+                (i.wrapping_mul(2_654_435_761) >> 24) as u8
+            }
+        })
+        .collect();
+    let mut out = Vec::new();
+    member::compress(
+        &mut &sample[..],
+        sample.len() as u64,
+        tar_padding(sample.len() as u64),
+        &mut out,
+        GZIP_LEVEL,
+        1,
+        &mut |_| {},
+    )
+    .expect("deflate of in-memory data cannot fail");
+    format!(
+        "gzip member of the data and its tar padding, level {GZIP_LEVEL}, blocks of {} bytes, \
+         kube-bundle {}, fingerprint {}",
+        member::BLOCK,
+        env!("CARGO_PKG_VERSION"),
+        sha256_hex(&out)
+    )
+}
+
 /// Compresses every file from disk that the plans name, once, on `threads` threads, into
-/// unnamed files under `scratch`. `progress` gets (bytes done, bytes in all).
+/// unnamed files under `scratch`. With a member cache, a file whose member it holds is
+/// not compressed: the cached member is checked and copied instead, and every member
+/// compressed is stored in it. `notes` gets a line for each entry found damaged or
+/// not stored. `progress` gets (bytes done, bytes in all).
 pub fn compress_shared(
     plans: &[NodePlan],
     scratch: &Path,
     threads: usize,
+    cache: Option<&MemberCache>,
+    notes: &mut Vec<String>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<SharedFiles> {
     let mut paths = std::collections::BTreeSet::new();
@@ -99,21 +139,60 @@ pub fn compress_shared(
             }
         }
     }
+    let paths: Vec<PathBuf> = paths.into_iter().collect();
     let mut sizes = Vec::new();
     for p in &paths {
         sizes.push(fs_err::metadata(p)?.len());
     }
     let total: u64 = sizes.iter().sum();
-    let mut before = 0u64;
-    let mut shared = SharedFiles::default();
-    for (path, size) in paths.into_iter().zip(sizes) {
-        let mut src = std::io::BufReader::with_capacity(1 << 16, fs_err::File::open(&path)?);
-        let file = tempfile::tempfile_in(scratch).map_err(|e| {
+    let scratch_file = || {
+        tempfile::tempfile_in(scratch).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
                 format!("scratch file in `{}`: {e}", scratch.display()),
             )
-        })?;
+        })
+    };
+    // With a cache: every file hashed (on every core, a file a thread), then each
+    // entry checked and its member copied out.
+    let found: Vec<Option<Reused>> = match cache {
+        None => paths.iter().map(|_| None).collect(),
+        Some(cache) => parallel::map(&paths, threads, |_, path| {
+            look_up(cache, path, scratch_file()?).map(Some)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?,
+    };
+    if let Some(cache) = cache.filter(|_| !paths.is_empty()) {
+        let reused = found
+            .iter()
+            .filter(|f| matches!(f, Some(Reused::Hit(_))))
+            .count();
+        notes.push(format!(
+            "member cache `{}`: {reused} of {} compressed binaries reused",
+            cache.dir().display(),
+            paths.len()
+        ));
+    }
+    let mut before = 0u64;
+    let mut shared = SharedFiles::default();
+    for ((path, size), found) in paths.into_iter().zip(sizes).zip(found) {
+        let hashed = match found {
+            Some(Reused::Hit(file)) => {
+                before += file.compressed.size;
+                progress(before, total);
+                shared.files.insert(path, file);
+                continue;
+            }
+            Some(Reused::Damaged { sha256, size, note }) => {
+                notes.push(note);
+                Some((sha256, size))
+            }
+            Some(Reused::Miss { sha256, size }) => Some((sha256, size)),
+            None => None,
+        };
+        let mut src = std::io::BufReader::with_capacity(1 << 16, fs_err::File::open(&path)?);
+        let file = scratch_file()?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
         let compressed = member::compress(
             &mut src,
@@ -124,12 +203,32 @@ pub fn compress_shared(
             threads,
             &mut |done| progress(before + done, total),
         )
+        .and_then(|c| match &hashed {
+            Some((sha256, size)) if (sha256, *size) != (&c.sha256, c.size) => Err(
+                std::io::Error::other("the file changed while it was being read"),
+            ),
+            _ => Ok(c),
+        })
         .map_err(|e| {
             std::io::Error::new(e.kind(), format!("compressing `{}`: {e}", path.display()))
         })?;
         out.flush()?;
         drop(out);
         before += size;
+        if let Some(cache) = cache {
+            let mut member = member::ReadAt::new(&file, compressed.member_len);
+            if let Err(e) = cache.store(
+                &compressed.sha256,
+                compressed.size,
+                &mut member,
+                compressed.member_len,
+            ) {
+                notes.push(format!(
+                    "warning: member cache: could not store the member of `{}`: {e}",
+                    path.display()
+                ));
+            }
+        }
         shared.files.insert(
             path,
             SharedFile {
@@ -138,7 +237,63 @@ pub fn compress_shared(
             },
         );
     }
+    if let Some(cache) = cache {
+        cache.prune();
+    }
     Ok(shared)
+}
+
+/// What the member cache held for a file.
+enum Reused {
+    Hit(SharedFile),
+    Miss {
+        sha256: String,
+        size: u64,
+    },
+    Damaged {
+        sha256: String,
+        size: u64,
+        note: String,
+    },
+}
+
+/// Hashes the file at `path` and looks its member up in `cache`, copying it into
+/// `scratch` when the entry passes its check.
+fn look_up(cache: &MemberCache, path: &Path, scratch: std::fs::File) -> Result<Reused> {
+    let (sha256, size) = sha256_file(path)?;
+    let lookup = (|| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, &scratch);
+        let lookup = cache.lookup(&sha256, size, &mut out)?;
+        out.flush()?;
+        Ok(lookup)
+    })()
+    .map_err(|e: std::io::Error| {
+        std::io::Error::new(
+            e.kind(),
+            format!("copying the cached member of `{}`: {e}", path.display()),
+        )
+    })?;
+    Ok(match lookup {
+        cache::Lookup::Hit { member_len } => Reused::Hit(SharedFile {
+            compressed: member::Compressed {
+                size,
+                sha256,
+                member_len,
+            },
+            member: scratch,
+        }),
+        cache::Lookup::Miss => Reused::Miss { sha256, size },
+        cache::Lookup::Damaged { entry, why } => Reused::Damaged {
+            sha256,
+            size,
+            note: format!(
+                "warning: member cache: `{}` failed its check ({why}); compressed `{}` again \
+                 and replaced it",
+                entry.display(),
+                path.display()
+            ),
+        },
+    })
 }
 
 /// What a build adds to a bundle besides the plan: signature, pinned signers and the
@@ -592,6 +747,26 @@ mod tests {
         p
     }
 
+    /// The plan's binary compressed under `dir`, and the notes that made.
+    fn shared_of(
+        plan: &NodePlan,
+        dir: &Path,
+        threads: usize,
+        cache: Option<&MemberCache>,
+    ) -> (SharedFiles, Vec<String>) {
+        let mut notes = Vec::new();
+        let shared = compress_shared(
+            std::slice::from_ref(plan),
+            dir,
+            threads,
+            cache,
+            &mut notes,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        (shared, notes)
+    }
+
     fn gunzip(path: &Path) -> Vec<u8> {
         let mut plain = Vec::new();
         flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
@@ -619,9 +794,7 @@ mod tests {
         // Not a multiple of 512 nor of the deflate block: the padding lives in the member.
         for len in [0, 100, member::BLOCK * 2 + 1000] {
             let plan = plan_with_binary(dir.path(), len);
-            let shared =
-                compress_shared(std::slice::from_ref(&plan), dir.path(), 2, &mut |_, _| {})
-                    .unwrap();
+            let shared = shared_of(&plan, dir.path(), 2, None).0;
             let (spliced, inline) = (dir.path().join("s.tar.gz"), dir.path().join("i.tar.gz"));
             let _ = (
                 std::fs::remove_file(&spliced),
@@ -655,8 +828,7 @@ mod tests {
     fn the_shared_binary_is_hashed_once_and_listed_like_any_file() {
         let dir = tempfile::tempdir().unwrap();
         let plan = plan_with_binary(dir.path(), 5000);
-        let shared =
-            compress_shared(std::slice::from_ref(&plan), dir.path(), 1, &mut |_, _| {}).unwrap();
+        let shared = shared_of(&plan, dir.path(), 1, None).0;
         let out = dir.path().join("b.tar.gz");
         pack_node(&plan, &out, 0, &shared, &Extras::default()).unwrap();
         let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
@@ -676,6 +848,63 @@ mod tests {
             )),
             "{sums}"
         );
+    }
+
+    #[test]
+    fn a_cached_member_packs_to_the_same_bytes_and_a_damaged_one_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_with_binary(dir.path(), member::BLOCK + 3000);
+        let cache =
+            MemberCache::open(&dir.path().join("cache"), b"ca key", &member_settings()).unwrap();
+        let mut n = 0;
+        let mut pack = |cache: Option<&MemberCache>| {
+            let (shared, notes) = shared_of(&plan, dir.path(), 2, cache);
+            n += 1;
+            let out = dir.path().join(format!("{n}.tar.gz"));
+            pack_node(&plan, &out, 0, &shared, &Extras::default()).unwrap();
+            (std::fs::read(out).unwrap(), notes)
+        };
+        let (plain, _) = pack(None);
+        let (cold, notes) = pack(Some(&cache));
+        assert!(
+            notes.len() == 1 && notes[0].ends_with(": 0 of 1 compressed binaries reused"),
+            "{notes:?}"
+        );
+        let entry = std::fs::read_dir(dir.path().join("cache"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect::<Vec<_>>();
+        assert_eq!(entry.len(), 1, "one entry: {entry:?}");
+        let stored = std::fs::read(&entry[0]).unwrap();
+        let (warm, notes) = pack(Some(&cache));
+        assert!(
+            notes.len() == 1 && notes[0].ends_with(": 1 of 1 compressed binaries reused"),
+            "{notes:?}"
+        );
+        assert!(plain == cold && cold == warm);
+        // One bit flipped in the member: found, compressed again, and the entry rewritten.
+        let mut bad = stored.clone();
+        bad[1000] ^= 0x10;
+        std::fs::write(&entry[0], &bad).unwrap();
+        let (again, notes) = pack(Some(&cache));
+        assert!(again == plain);
+        assert!(
+            notes.len() == 2
+                && notes[1].starts_with("warning: ")
+                && notes[1].contains("failed its check"),
+            "{notes:?}"
+        );
+        assert!(std::fs::read(&entry[0]).unwrap() == stored);
+    }
+
+    #[test]
+    fn the_member_settings_name_the_level_and_the_block() {
+        let s = member_settings();
+        assert!(
+            s.contains("level 6") && s.contains("blocks of 1048576 bytes"),
+            "{s}"
+        );
+        assert_eq!(s, member_settings());
     }
 
     #[test]

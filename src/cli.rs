@@ -84,6 +84,14 @@ pub enum Command {
         /// No progress line and no notes; warnings and errors still go to standard error
         #[arg(short, long)]
         quiet: bool,
+        /// Keep compressed binaries in this folder between builds (default:
+        /// `$KUBE_BUNDLE_CACHE`, else `$XDG_CACHE_HOME/kube-bundle`, else
+        /// `~/.cache/kube-bundle`); safe to delete at any time
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Compress every binary again and neither read nor write the cache
+        #[arg(long, conflicts_with = "cache_dir")]
+        no_cache: bool,
     },
     /// Check finished bundles offline: checksums, manifest, certificate chains, keys,
     /// kubeconfig, unit, shared CA and service-account key, expiry

@@ -13,9 +13,10 @@
 //!    keys and certificates of every node's components
 //! 4. render: `render` turns each plan and the PKI into bytes through the templates
 //!    (`flags` picks each component's flags, `kubeconfig` writes kubeconfigs)
-//! 5. pack:   `bundle` compresses each binary once (`member`, on every core) and writes
-//!    the nodes' deterministic tarballs (with `manifest`) in parallel (`parallel`) into a
-//!    staging folder, which then replaces `dist/` in one rename
+//! 5. pack:   `bundle` compresses each binary once (`member`, on every core; `cache`
+//!    keeps members between builds, so an unchanged binary is not compressed again) and
+//!    writes the nodes' deterministic tarballs (with `manifest`) in parallel (`parallel`)
+//!    into a staging folder, which then replaces `dist/` in one rename
 //!
 //! Signing (`signature`), sealing private files with each node's key (`seal`) and
 //! reading saved keys cheaply (`keys`) serve the pki and pack steps. Beside the pipeline: `init` writes a starting inventory, optionally from the
@@ -32,6 +33,7 @@
 pub mod artifact;
 pub mod binary;
 pub mod bundle;
+pub mod cache;
 pub mod catalogue;
 pub mod certs;
 pub mod component;
@@ -74,6 +76,8 @@ pub struct BuildOptions {
     pub sign: Option<PathBuf>,
     /// Allowed-signers file pinned into each bundle: install.sh then requires a signature.
     pub pin_signers: Option<PathBuf>,
+    /// The member cache's folder; none builds without it.
+    pub cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -165,10 +169,36 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
     let staging_folder = Staging::create(&opts.out)?;
     let staging = &staging_folder.0;
     let threads = parallel::threads();
+    // Keyed by the CA's private key, so only a holder of pki/ can write an entry a
+    // build accepts.
+    let carries_files = plans.iter().any(|plan| {
+        plan.files
+            .values()
+            .any(|f| matches!(f.content, plan::Content::File(_)))
+    });
+    let cache = opts
+        .cache
+        .as_deref()
+        .filter(|_| carries_files)
+        .and_then(|dir| {
+            cache::MemberCache::open(dir, pki.ca_key_pem.as_bytes(), &bundle::member_settings())
+                .map_err(|e| {
+                    report.notes.push(format!(
+                        "warning: member cache `{}`: {e}; building without it",
+                        dir.display()
+                    ))
+                })
+                .ok()
+        });
     let result = (|| -> Result<Vec<bundle::Packed>> {
-        let shared = bundle::compress_shared(&plans, staging, threads, &mut |done, total| {
-            progress(Progress::Compressing { done, total })
-        })?;
+        let shared = bundle::compress_shared(
+            &plans,
+            staging,
+            threads,
+            cache.as_ref(),
+            &mut report.notes,
+            &mut |done, total| progress(Progress::Compressing { done, total }),
+        )?;
         let packed_count = std::sync::atomic::AtomicUsize::new(0);
         let packed = parallel::map(&plans, threads, |_, plan| {
             let out = staging.join(bundle_name(plan));

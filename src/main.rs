@@ -101,6 +101,8 @@ fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
             pin_signers,
             output,
             quiet,
+            cache_dir,
+            no_cache,
         } => {
             let opts = BuildOptions {
                 config,
@@ -118,6 +120,10 @@ fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
                 },
                 sign,
                 pin_signers,
+                cache: match no_cache {
+                    true => None,
+                    false => cache_dir.or_else(kube_bundle::cache::default_dir),
+                },
             };
             build_cmd(&opts, output, quiet, out)
         }

@@ -43,7 +43,53 @@ fn the_bench_script_runs_both_flows_and_prints_the_table() {
             cells[6].ends_with('x') && cells[8].ends_with("MiB"),
             "{row}"
         );
+        // The two limits beside it, from the same runs, and the load they ran under.
+        assert!(
+            cells[10].ends_with(" ms") && cells[12].ends_with(" ms"),
+            "{row}"
+        );
+        let ratio = |c: &str| -> f64 {
+            c.split('x')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or_else(|_| panic!("{row}"))
+        };
+        let ms = |c: &str| -> f64 { c.trim_end_matches(" ms").parse().unwrap() };
+        assert!(
+            (ratio(cells[11]) - ms(cells[4]) / ms(cells[10])).abs()
+                < 0.05 * ratio(cells[11]) + 0.01,
+            "{row}"
+        );
+        assert!(
+            (ratio(cells[13]) - ms(cells[4]) / ms(cells[12])).abs()
+                < 0.05 * ratio(cells[13]) + 0.01,
+            "{row}"
+        );
+        let rebuild_with_binaries = row.contains("| rebuild |") && !row.contains("| none |");
+        assert_eq!(cells[13].contains("≤1.5x"), rebuild_with_binaries, "{row}");
+        assert!(cells[14].contains(" → "), "{row}");
     }
+    // pigz wrote one copy of the compressed binaries per master: they decompress to the
+    // binaries, one after the other.
+    let node = scratch.path().join("n2-both/pigz/node-2");
+    let plain = run_ok(
+        Command::new(tool("sh"))
+            .arg("-c")
+            .arg(format!("gzip -dc {} | sha256sum", node.display())),
+    );
+    let both = run_ok(Command::new(tool("sh")).arg("-c").arg(format!(
+        "cat {0}/generated-binary {0}/generated-scheduler | sha256sum",
+        scratch.path().display()
+    )));
+    assert_eq!(plain, both);
+    // The copy is kube-bundle's output, file for file.
+    assert_eq!(
+        sha256sum_checked(&scratch.path().join("n2-all/cp/dist")),
+        sha256sum_checked(&scratch.path().join("n2-all/kb/dist"))
+    );
+    // Rebuilds reused the binaries compressed by the fresh builds.
+    assert!(scratch.path().join("member-cache").is_dir());
     // Both flows really produced bundles.
     let tut = scratch
         .path()

@@ -245,6 +245,8 @@ impl Project {
             .args(args)
             .current_dir(self.dir.path())
             .env("SOURCE_DATE_EPOCH", "1700000000")
+            // The project's own member cache, gone with it, not the user's.
+            .env("KUBE_BUNDLE_CACHE", self.path("member-cache"))
             .output()
             .unwrap()
     }

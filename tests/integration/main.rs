@@ -18,6 +18,7 @@ mod inputs;
 mod install;
 mod install_parts;
 mod install_safety;
+mod member_cache;
 mod outputs;
 mod registry;
 mod registry_hostile;
