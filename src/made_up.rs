@@ -164,6 +164,7 @@ fn a_row_alone_makes_a_component_that_plans_renders_installs_and_verifies() {
             renew: crate::pki::Renewal::default(),
             sign: None,
             pin_signers: None,
+            cache: None,
         },
         &|_| {},
     )
