@@ -315,3 +315,34 @@ fn a_non_root_check_says_it_needs_root_not_that_checksums_are_wrong() {
     );
     assert!(!stdout(&out).contains("differs"), "{}", stdout(&out));
 }
+
+#[test]
+fn releases_taken_in_one_second_sort_in_the_order_they_were_taken() {
+    // Rollback takes the newest release and pruning drops the oldest, both by name: names
+    // made within one second (one process, or two processes in either pid order) must
+    // still sort in the order they were taken.
+    let (project, bundle) = bundle("controller-manager");
+    let root = project.path("empty-root");
+    let releases = root.join("var/backups/kube-bundle");
+    std::fs::create_dir_all(&releases).unwrap();
+    let out = sourced_ok(
+        &bundle,
+        &format!(
+            "parse_args --root {}; resolve_dir \"$BACKUP_ROOT\"; RELEASES=$RD; for i in 1 2 3 4 5 6; do take_release || {{ echo \"$ERR\"; exit 1; }}; \
+             echo \"$i\" >\"$RELEASE/order\"; done; complete_releases; \
+             for r in \"${{RELEASE_LIST[@]}}\"; do cat \"$r/order\"; done",
+            root.display()
+        ),
+    );
+    assert_eq!(out, "1\n2\n3\n4\n5\n6\n");
+    for entry in std::fs::read_dir(&releases).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let (stamp, pid) = name.split_once('-').unwrap();
+        assert_eq!(stamp.len(), "20261203T051044.123456Z".len(), "{name}");
+        assert!(
+            stamp.ends_with('Z') && stamp.as_bytes()[15] == b'.',
+            "{name}"
+        );
+        assert!(pid.parse::<u32>().is_ok(), "{name}");
+    }
+}

@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "aa485f330733477a56bebf1e7920ae527463411e4319a82eae4d588cd7e6eaf1",
-        "a32db4b91a0afbe99a8f3ff091409ade9460c5f89f7488dc4043e60b4222e2d1",
-        "ff330b1a83f6ef756ada11b7db875030a8a1a172af797205bd98ada91e0a0e44",
+        "d1a5c415eaaa9ec79f47368bc486715fb2af637824bddd2de4be474d301edb2c",
+        "d91212135161c1eefeb4183f5035818ced762f315a5b2732b044eb4364e35126",
+        "998d6c60277470503f366abb2a4be082ee62f1d2feca0a941cb8dab85725d1c8",
     ];
     assert_eq!(
         hashes(&project),

@@ -521,9 +521,9 @@ fn sealed_builds_are_reproducible_and_pinned() {
     // These move with the unsealed fixture's (`reproducible.rs`) and with the sealed
     // format: review the difference, then pin the new values.
     let pinned = [
-        "0d4ad746ec59aef165f0e5beafeb81754b53ecd1ce63d8dfb62cbc78c56ce7c7",
-        "3005ee9656409fa3a9ee1cd8f7ebb58fb5b50964d4fac01f015aada8bbb1dcb6",
-        "9e94c2e95753620ff9220dbb6eea33bb736e6257c44553f4b7587e0afede828b",
+        "83b6748c9f0d4c666452a029b1bef3790742a98b845a58c8f02740433163ddc2",
+        "ac2922dd5e18318f974a46b8d1aa4cd356c81f3697a7ecf2018ce2a4229261d7",
+        "7efd8e4a08d67c52c14f631ff3ae94421fdf7270d0b938fe09bc7acac0e140b7",
     ];
     assert_eq!(
         hashes, pinned,
