@@ -30,33 +30,16 @@
 //! it back (`oci` holds the references and documents, `registry` the HTTP client), and
 //! `fetch` writes `dist/fetch.sh`, which gets one node's bundle with curl alone.
 
-pub mod artifact;
-pub mod binary;
-pub mod bundle;
-pub mod cache;
-pub mod catalogue;
-pub mod certs;
 pub mod component;
-pub mod config;
 pub mod error;
-pub mod fetch;
-pub mod flags;
-pub mod init;
-pub mod keys;
-pub mod kubeconfig;
-pub mod manifest;
-pub mod member;
-pub mod oci;
-pub mod parallel;
+pub mod load;
+pub mod pack;
 pub mod pki;
 pub mod plan;
-pub mod registry;
 pub mod render;
 pub mod rollout;
-pub mod seal;
-pub mod signature;
+pub mod store;
 pub mod verify;
-pub mod version;
 
 #[cfg(test)]
 mod made_up;
@@ -64,6 +47,10 @@ mod made_up;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::load::{binary, config};
+use crate::pack::{bundle, cache, parallel};
+use crate::pki::signature;
+use crate::store::{artifact, fetch};
 
 pub struct BuildOptions {
     pub config: PathBuf,

@@ -8,10 +8,10 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::component::flags::Flag;
 use crate::component::{self, CertSpec, Component, ConfigFile, ExtraPort, IssuedBy, Names};
-use crate::config::{ComponentSettings, Inventory, Node};
-use crate::flags::Flag;
-use crate::version::KubeVersion;
+use crate::load::config::{ComponentSettings, Inventory, Node};
+use crate::load::version::KubeVersion;
 
 fn set(name: &str, value: impl Into<String>) -> Flag {
     Flag {
@@ -131,7 +131,7 @@ fn a_row_alone_makes_a_component_that_plans_renders_installs_and_verifies() {
 
     // Load and plan: its section is read by the row's name; the other rows' sections are
     // absent, so the required controller-manager comes along with defaults.
-    let inv = crate::config::load(&project.join("cluster.toml")).unwrap();
+    let inv = crate::load::config::load(&project.join("cluster.toml")).unwrap();
     let built: Vec<&str> = inv.components.iter().map(|s| s.component.name).collect();
     assert_eq!(built, ["kube-controller-manager", "made-up"]);
     let settings = inv.settings(&MADE_UP).unwrap();
@@ -145,7 +145,7 @@ fn a_row_alone_makes_a_component_that_plans_renders_installs_and_verifies() {
     let clash = fs_err::read_to_string(project.join("cluster.toml"))
         .unwrap()
         .replace("secure-port = 10310", "secure-port = 10257");
-    let err = crate::config::parse(&project.join("clash.toml"), &clash).unwrap_err();
+    let err = crate::load::config::parse(&project.join("clash.toml"), &clash).unwrap_err();
     assert!(
         err.to_string().contains(
             "`kube-controller-manager.secure-port` and `made-up.secure-port` would both listen on port 10257"

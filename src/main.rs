@@ -1,17 +1,19 @@
 //! The `kube-bundle` binary: parses the command line, calls the library, prints
 //! `error: …` with a hint and picks the exit code (0 ok, 1 failure, 2 bad input).
 
-mod cli;
-mod progress;
-mod transfer;
+mod commands;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
+use commands::{cli, progress, transfer};
 use kube_bundle::error::Error;
-use kube_bundle::{bundle, certs, config, init, pki, rollout, verify, BuildOptions};
+use kube_bundle::load::{config, init};
+use kube_bundle::pack::bundle;
+use kube_bundle::pki::{self, certs};
+use kube_bundle::{rollout, verify, BuildOptions};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -122,7 +124,7 @@ fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
                 pin_signers,
                 cache: match no_cache {
                     true => None,
-                    false => cache_dir.or_else(kube_bundle::cache::default_dir),
+                    false => cache_dir.or_else(kube_bundle::pack::cache::default_dir),
                 },
             };
             build_cmd(&opts, output, quiet, out)
@@ -186,7 +188,7 @@ fn init_cmd(
     // A literal ENCRYPTION_KEY goes where `build` keeps the key: pki/ beside the inventory.
     let key_file = match (&imported.encryption_key, output.as_os_str() == "-") {
         (Some(key), false) => {
-            let inv = kube_bundle::config::parse(output, &text)?;
+            let inv = kube_bundle::load::config::parse(output, &text)?;
             let path = inv.pki.dir.join("encryption-key");
             match fs_err::read_to_string(&path) {
                 Ok(saved) if saved.trim() == key => None,

@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use crate::component::flags;
 use crate::component::{paths, CertSpec, Component, BUNDLE_PREFIX};
-use crate::config::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
-use crate::flags;
+use crate::load::config::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
 
 /// Where a file's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,7 +304,7 @@ fn reads(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> BTreeSet
 mod tests {
     use super::*;
     use crate::component::{KUBE_CONTROLLER_MANAGER as KCM, KUBE_SCHEDULER as KS};
-    use crate::config;
+    use crate::load::config;
     use std::path::Path;
 
     fn inventory(extra: &str) -> Inventory {

@@ -10,8 +10,8 @@ use std::process::Command;
 use serde::Serialize;
 
 use crate::component::{Component, LEASE_NAMESPACE};
-use crate::config::{Inventory, Node};
 use crate::error::{Error, Result};
+use crate::load::config::{Inventory, Node};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Step {

@@ -81,9 +81,9 @@ check() {
   checked=$((checked + $(wc -l <"$tmp/$component.cat")))
 }
 
-check kube-apiserver "$root/src/kas-flags.tsv"
-check kube-controller-manager "$root/src/kcm-flags.tsv"
-check kube-scheduler "$root/src/ks-flags.tsv"
+check kube-apiserver "$root/src/component/kas-flags.tsv"
+check kube-controller-manager "$root/src/component/kcm-flags.tsv"
+check kube-scheduler "$root/src/component/ks-flags.tsv"
 
 if ((failures > 0)); then
   echo "$failures difference(s) between the flag catalogues and the v1.$minor binaries in $bindir"

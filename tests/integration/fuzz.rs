@@ -343,7 +343,7 @@ fn mutated_inventories_are_refused_or_build_bundles_that_verify() {
         let text = mutate_inventory(&mut rng, &base);
         project.write("cluster.toml", &text);
         cases += 1;
-        match kube_bundle::config::load(&project.path("cluster.toml")) {
+        match kube_bundle::load::config::load(&project.path("cluster.toml")) {
             Err(e) => {
                 assert_eq!(e.exit_code(), 2, "{text}\n{e}");
                 refused += 1;

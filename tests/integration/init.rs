@@ -74,7 +74,7 @@ fn imports_environment_sh_without_running_it() {
         !text.lines().any(|l| l.starts_with("apiserver")),
         "cluster.apiserver is set:\n{text}"
     );
-    let inv = kube_bundle::config::load(&project.path("imported.toml")).unwrap();
+    let inv = kube_bundle::load::config::load(&project.path("imported.toml")).unwrap();
     assert!(!inv.cluster.apiserver_set);
     assert_eq!(
         inv.cluster.worker_apiserver.as_deref(),

@@ -35,7 +35,7 @@ fn an_apiserver_the_serving_certificate_does_not_name_is_refused_naming_extra_sa
     }
     // What the certificate names is accepted: loopback, each node's own IP (the
     // placeholder resolves per node), the service's names, an extra SAN in any case.
-    let parse = |text: &str| kube_bundle::config::parse(Path::new("cluster.toml"), text);
+    let parse = |text: &str| kube_bundle::load::config::parse(Path::new("cluster.toml"), text);
     for url in [
         "https://127.0.0.1:6443",
         "https://{{node.ip}}:6443",
@@ -80,7 +80,7 @@ fn an_apiserver_the_serving_certificate_does_not_name_is_refused_naming_extra_sa
 fn worker_apiserver_is_a_url_kept_for_workers() {
     let parse = |extra: &str| {
         let text = INVENTORY.replace("[cluster]\n", &format!("[cluster]\n{extra}\n"));
-        kube_bundle::config::parse(Path::new("cluster.toml"), &text)
+        kube_bundle::load::config::parse(Path::new("cluster.toml"), &text)
     };
     let inv = parse("worker-apiserver = \"https://127.0.0.1:8443\"").unwrap();
     assert_eq!(
@@ -268,8 +268,8 @@ fn the_real_binaries_pass() {
     let project = Project::new(&text);
     let check = |text: &str| {
         project.write("cluster.toml", text);
-        let inv = kube_bundle::config::load(&project.path("cluster.toml")).unwrap();
-        kube_bundle::binary::check(&inv)
+        let inv = kube_bundle::load::config::load(&project.path("cluster.toml")).unwrap();
+        kube_bundle::load::binary::check(&inv)
     };
     check(&text).unwrap_or_else(|e| panic!("{kube:?} and Debian's etcd: {e}"));
     let err = check(&text.replace("version = \"3.4\"", "version = \"3.5\""))

@@ -16,9 +16,9 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::component::{self, Component};
-use crate::config::{Arch, ComponentSettings, Inventory};
 use crate::error::{Error, Result};
-use crate::version::KubeVersion;
+use crate::load::config::{Arch, ComponentSettings, Inventory};
+use crate::load::version::KubeVersion;
 
 /// Checks every binary the inventory carries: `binary` of each component and etcd's
 /// `etcdctl`, unless its section says `binary-check = false`.

@@ -7,9 +7,9 @@ use handlebars::Handlebars;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::oci;
+use crate::store::oci;
 
-const TEMPLATE: &str = include_str!("../bundle-templates/fetch.sh.hbs");
+const TEMPLATE: &str = include_str!("../../bundle-templates/fetch.sh.hbs");
 
 /// The text of fetch.sh.
 pub fn script() -> Result<String> {
@@ -48,7 +48,7 @@ mod tests {
         assert!(s.starts_with("#!/usr/bin/env bash\n"));
         assert!(s.contains(&format!(
             "readonly ARTIFACT_BUNDLE=\"{}\"",
-            crate::oci::ARTIFACT_BUNDLE
+            crate::store::oci::ARTIFACT_BUNDLE
         )));
         assert!(s.contains("readonly ANNOTATION_DIGEST=\"io.kube-bundle.bundle.digest\""));
         assert!(!s.contains("{{"));

@@ -15,16 +15,16 @@ use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
-use crate::cache::{self, MemberCache};
 use crate::error::Result;
-use crate::manifest::{Manifest, ManifestCert, ManifestFile};
-use crate::member;
-use crate::parallel;
+use crate::pack::cache::{self, MemberCache};
+use crate::pack::manifest::{Manifest, ManifestCert, ManifestFile};
+use crate::pack::member;
+use crate::pack::parallel;
 use crate::pki;
+use crate::pki::seal::{self, SealKey};
+use crate::pki::signature::{self, Signer};
 use crate::plan::{Content, Kind};
 use crate::render::{BundleFile as PlannedFile, RenderedNode as NodePlan};
-use crate::seal::{self, SealKey};
-use crate::signature::{self, Signer};
 
 /// gzip level: fixed, because the compressed bytes depend on it.
 const GZIP_LEVEL: u32 = 6;
@@ -622,7 +622,7 @@ impl<W: Write> Write for HashingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Node;
+    use crate::load::config::Node;
 
     fn plan() -> NodePlan {
         let mut files = BTreeMap::new();

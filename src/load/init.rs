@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::{self, DEFAULT_DNS_DOMAIN, DEFAULT_K8S_DIR, DEFAULT_NODE_PORT_RANGE};
 use crate::error::{Error, Result};
+use crate::load::config::{self, DEFAULT_DNS_DOMAIN, DEFAULT_K8S_DIR, DEFAULT_NODE_PORT_RANGE};
 
 /// The environment.sh variables `init` understands.
 pub const USED: [&str; 14] = [
@@ -519,7 +519,7 @@ cluster-token = "etcd-cluster-0"
 /// The etcd release kubeadm pairs with a Kubernetes release: 3.4 up to 1.21, 3.5 from
 /// 1.22, 3.6 from 1.34.
 fn etcd_version_for(kubernetes_version: &str) -> &'static str {
-    match crate::version::KubeVersion::parse(kubernetes_version).map(|v| v.minor) {
+    match crate::load::version::KubeVersion::parse(kubernetes_version).map(|v| v.minor) {
         Ok(..=21) => "3.4",
         Ok(22..=33) => "3.5",
         Ok(_) => "3.6",

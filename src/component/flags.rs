@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::component::{
     paths, Component, APISERVER_ETCD_CLIENT, FRONT_PROXY_CLIENT, KUBELET_CLIENT,
 };
-use crate::config::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
-use crate::version::KubeVersion;
+use crate::load::config::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
+use crate::load::version::KubeVersion;
 
 /// One flag as it appears on the command line: `--name` or `--name=value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,10 +367,10 @@ fn go_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::known_in;
+    use crate::component::catalogue::known_in;
     use crate::component::{ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER};
-    use crate::config;
-    use crate::version::{NEWEST_MINOR, OLDEST_MINOR};
+    use crate::load::config;
+    use crate::load::version::{NEWEST_MINOR, OLDEST_MINOR};
     use std::path::Path;
 
     fn inventory(version: &str, extra: &str) -> Inventory {

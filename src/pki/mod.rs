@@ -6,6 +6,11 @@
 //! the CSR signing CA only with a new key (when asked, or when it is not its own trust
 //! anchor), and never touches `dist/`.
 
+pub mod certs;
+pub mod keys;
+pub mod seal;
+pub mod signature;
+
 use fs_err::os::unix::fs::OpenOptionsExt;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -19,15 +24,14 @@ use rcgen::{
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use self::seal::SealKey;
 use crate::component::{CertSpec, Component, IssuedBy, Names, ADMIN};
-use crate::config::{
+use crate::error::{Error, Result};
+use crate::load::config::{
     self, CsrSigning, EtcdCa, Inventory, KeyAlgorithm, Node, San, ServiceAccountKey, Subject,
 };
-use crate::error::{Error, Result};
-use crate::keys;
-pub use crate::manifest::CertSummary;
-use crate::parallel;
-use crate::seal::{self, SealKey};
+pub use crate::pack::manifest::CertSummary;
+use crate::pack::parallel;
 
 /// Certificates start this long before they are made, so nodes with a slow clock accept them.
 const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);

@@ -1,14 +1,14 @@
 //! `push` and `pull` on the command line: turns their arguments into the library's options
 //! (reading a password from standard input, never from argv), shows the progress line and
-//! prints the references with digests, or JSON. The work itself is `kube_bundle::artifact`.
+//! prints the references with digests, or JSON. The work itself is `kube_bundle::store::artifact`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use kube_bundle::artifact::{self, Transfer};
 use kube_bundle::error::Error;
-use kube_bundle::oci::Reference;
-use kube_bundle::registry::{self, Credentials};
+use kube_bundle::store::artifact::{self, Transfer};
+use kube_bundle::store::oci::Reference;
+use kube_bundle::store::registry::{self, Credentials};
 
 use crate::cli;
 use crate::progress;

@@ -324,7 +324,7 @@ pub fn to_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", crate::bundle::sha256_hex(bytes))
+    format!("sha256:{}", crate::pack::bundle::sha256_hex(bytes))
 }
 
 /// RFC 3339 UTC time for `org.opencontainers.image.created`.

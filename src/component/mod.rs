@@ -7,9 +7,12 @@
 //! types of the function pointers it holds (inventory, flags, version), it imports
 //! nothing from the crate.
 
-use crate::config::{ComponentSettings, Inventory, Node};
-use crate::flags::{self, Flag};
-use crate::version::KubeVersion;
+pub mod catalogue;
+pub mod flags;
+
+use self::flags::Flag;
+use crate::load::config::{ComponentSettings, Inventory, Node};
+use crate::load::version::KubeVersion;
 
 /// Where shared files land on a node.
 pub mod paths {
@@ -473,7 +476,7 @@ pub const KUBE_SCHEDULER: Component = Component {
     unit_settings: &[],
     config: Some(ConfigFile {
         template: "kube-scheduler.yaml",
-        text: include_str!("../bundle-templates/kube-scheduler.yaml.hbs"),
+        text: include_str!("../../bundle-templates/kube-scheduler.yaml.hbs"),
         kind: "KubeSchedulerConfiguration",
         api_version: flags::scheduler_config_api,
     }),

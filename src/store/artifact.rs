@@ -31,10 +31,10 @@ use sha2::{Digest, Sha256};
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
-use crate::bundle::{self, sha256_file};
 use crate::error::{Error, Result};
-use crate::oci::{self, Descriptor, Index, Manifest, Reference};
-use crate::registry::{self, Registry};
+use crate::pack::bundle::{self, sha256_file};
+use crate::store::oci::{self, Descriptor, Index, Manifest, Reference};
+use crate::store::registry::{self, Registry};
 
 /// The dist files besides the bundles that a site needs; never keys or admin credentials.
 /// All but SHA256SUMS are listed in SHA256SUMS ([`travels`]).
@@ -249,7 +249,7 @@ fn scan_member(
 }
 
 /// The bundle's `<top>/manifest.json` and its entry mtime.
-fn read_bundle_manifest(path: &Path) -> Result<(crate::manifest::Manifest, u64)> {
+fn read_bundle_manifest(path: &Path) -> Result<(crate::pack::manifest::Manifest, u64)> {
     let file = fs_err::File::open(path)?;
     let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
     let mut archive = tar::Archive::new(gz);
@@ -262,7 +262,7 @@ fn read_bundle_manifest(path: &Path) -> Result<(crate::manifest::Manifest, u64)>
             let mtime = entry.header().mtime().unwrap_or(0);
             let mut text = String::new();
             entry.read_to_string(&mut text)?;
-            let m: crate::manifest::Manifest = serde_json::from_str(&text)
+            let m: crate::pack::manifest::Manifest = serde_json::from_str(&text)
                 .map_err(|e| bad(&format!("its manifest.json does not read: {e}")))?;
             return Ok((m, mtime));
         }
@@ -381,7 +381,7 @@ pub fn read_dist(dist: &Path) -> Result<LocalDist> {
             .files
             .iter()
             .filter(|f| {
-                !f.sealed && u32::from_str_radix(&f.mode, 8).is_ok_and(crate::seal::is_private)
+                !f.sealed && u32::from_str_radix(&f.mode, 8).is_ok_and(crate::pki::seal::is_private)
             })
             .map(|f| f.path.clone())
             .collect();
@@ -1542,7 +1542,7 @@ mod tests {
         );
         assert_eq!(
             sha1,
-            crate::bundle::sha256_hex(&std::fs::read(&one).unwrap())
+            crate::pack::bundle::sha256_hex(&std::fs::read(&one).unwrap())
         );
         assert_eq!(m1[1].digest, oci::sha256_digest(&b));
         let (m2, sha2) = split_members(&two, &mut known).unwrap();
@@ -1550,7 +1550,7 @@ mod tests {
         assert_eq!(m2[2].digest, m1[2].digest);
         assert_eq!(
             sha2,
-            crate::bundle::sha256_hex(&std::fs::read(&two).unwrap())
+            crate::pack::bundle::sha256_hex(&std::fs::read(&two).unwrap())
         );
     }
 

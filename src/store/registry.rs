@@ -32,7 +32,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::Body;
 
 use crate::error::{Error, Result};
-use crate::oci::{self, Reference};
+use crate::store::oci::{self, Reference};
 
 #[derive(Clone)]
 pub struct Credentials {

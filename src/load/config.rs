@@ -13,10 +13,10 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use crate::catalogue;
+use crate::component::catalogue;
 use crate::component::{self, Component, Section};
 use crate::error::{Error, Result};
-use crate::version::KubeVersion;
+use crate::load::version::KubeVersion;
 
 pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
 pub const DEFAULT_APISERVER: &str = "https://{{node.ip}}:6443";

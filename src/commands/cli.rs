@@ -219,14 +219,14 @@ pub struct RegistryArgs {
     pub token_server: Option<String>,
     /// Cut a transfer (and retry it) that averages fewer bytes a second than this over
     /// --speed-time
-    #[arg(long, value_name = "BYTES", default_value_t = kube_bundle::registry::SPEED_LIMIT)]
+    #[arg(long, value_name = "BYTES", default_value_t = kube_bundle::store::registry::SPEED_LIMIT)]
     pub speed_limit: u64,
     /// The window of --speed-limit, and the longest wait for any one read or write
-    #[arg(long, value_name = "SECONDS", default_value_t = kube_bundle::registry::SPEED_TIME_SECS,
+    #[arg(long, value_name = "SECONDS", default_value_t = kube_bundle::store::registry::SPEED_TIME_SECS,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub speed_time: u64,
     /// Give up when the whole command, retries included, takes longer than this
-    #[arg(long, value_name = "SECONDS", default_value_t = kube_bundle::registry::MAX_TIME_SECS,
+    #[arg(long, value_name = "SECONDS", default_value_t = kube_bundle::store::registry::MAX_TIME_SECS,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_time: u64,
 }

@@ -20,13 +20,13 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::component::paths::inside;
 use crate::component::{self, CertSpec, Component, IssuedBy, Names};
 use crate::error::{Error, Result};
-use crate::keys;
-use crate::manifest::{Manifest, ManifestApiServer, ManifestEtcd};
+use crate::load::version::KubeVersion;
+use crate::pack::manifest::{Manifest, ManifestApiServer, ManifestEtcd};
 use crate::pki;
+use crate::pki::keys;
+use crate::pki::seal::{self, SealKey};
+use crate::pki::signature;
 use crate::plan;
-use crate::seal::{self, SealKey};
-use crate::signature;
-use crate::version::KubeVersion;
 
 pub struct VerifyOptions {
     pub bundles: Vec<PathBuf>,
@@ -809,7 +809,7 @@ impl Check<'_> {
                 format!("--service-cluster-ip-range `{r}` is not a CIDR"),
             ),
             Some((r, Ok(net))) => {
-                let first = crate::config::first_ip(&net).to_string();
+                let first = crate::load::config::first_ip(&net).to_string();
                 if let Some(ip) = service_ip.filter(|ip| *ip != first) {
                     self.find(
                         &file,
@@ -1595,7 +1595,7 @@ impl Check<'_> {
         }
         if let Some(version) = manifest.and_then(|m| KubeVersion::parse(&m.kubernetes_version).ok())
         {
-            let want = crate::flags::encryption_config_api(&version);
+            let want = crate::component::flags::encryption_config_api(&version);
             if config.api_version != want {
                 self.find(
                     file,

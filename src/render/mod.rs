@@ -5,18 +5,19 @@
 //! would corrupt units and shell. This module decides no flags (see `flags`) and no file
 //! set (see `plan`).
 
+pub mod kubeconfig;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use handlebars::Handlebars;
 use serde_json::json;
 
+use crate::component::flags::{self, Flag};
 use crate::component::{self, dist, paths, Component, LEASE_NAMESPACE};
-use crate::config::{Inventory, Node};
 use crate::error::{Error, Result};
-use crate::flags::{self, Flag};
-use crate::kubeconfig;
-use crate::manifest::{ManifestApiServer, ManifestEtcd};
+use crate::load::config::{Inventory, Node};
+use crate::pack::manifest::{ManifestApiServer, ManifestEtcd};
 use crate::pki::{self, Pki};
 use crate::plan::{Content, Kind, NodePlan, Source};
 
@@ -25,30 +26,30 @@ pub const ROLLOUT_TEMPLATE: &str = "rollout.sh";
 const ENCRYPTION_TEMPLATE: &str = "encryption-config.yaml";
 const AUDIT_TEMPLATE: &str = "audit-policy.yaml";
 
-const UNIT: &str = include_str!("../bundle-templates/unit.service.hbs");
+const UNIT: &str = include_str!("../../bundle-templates/unit.service.hbs");
 
 /// install.sh: one generic script, its parts in the order they run (see
 /// bundle-templates/install/); what differs between components comes in through
 /// `HOOKS`.
 const INSTALL: &str = concat!(
-    include_str!("../bundle-templates/install/00-header.sh.hbs"),
-    include_str!("../bundle-templates/install/10-usage.sh.hbs"),
-    include_str!("../bundle-templates/install/20-hooks.sh.hbs"),
-    include_str!("../bundle-templates/install/30-arguments.sh.hbs"),
-    include_str!("../bundle-templates/install/40-paths.sh.hbs"),
-    include_str!("../bundle-templates/install/50-verify.sh.hbs"),
-    include_str!("../bundle-templates/install/60-node.sh.hbs"),
-    include_str!("../bundle-templates/install/65-lock.sh.hbs"),
-    include_str!("../bundle-templates/install/70-files.sh.hbs"),
-    include_str!("../bundle-templates/install/75-releases.sh.hbs"),
-    include_str!("../bundle-templates/install/80-systemd.sh.hbs"),
-    include_str!("../bundle-templates/install/85-undo.sh.hbs"),
-    include_str!("../bundle-templates/install/90-install.sh.hbs"),
-    include_str!("../bundle-templates/install/92-rollback.sh.hbs"),
-    include_str!("../bundle-templates/install/94-uninstall.sh.hbs"),
-    include_str!("../bundle-templates/install/96-check.sh.hbs"),
-    include_str!("../bundle-templates/install/98-components.sh.hbs"),
-    include_str!("../bundle-templates/install/99-main.sh.hbs"),
+    include_str!("../../bundle-templates/install/00-header.sh.hbs"),
+    include_str!("../../bundle-templates/install/10-usage.sh.hbs"),
+    include_str!("../../bundle-templates/install/20-hooks.sh.hbs"),
+    include_str!("../../bundle-templates/install/30-arguments.sh.hbs"),
+    include_str!("../../bundle-templates/install/40-paths.sh.hbs"),
+    include_str!("../../bundle-templates/install/50-verify.sh.hbs"),
+    include_str!("../../bundle-templates/install/60-node.sh.hbs"),
+    include_str!("../../bundle-templates/install/65-lock.sh.hbs"),
+    include_str!("../../bundle-templates/install/70-files.sh.hbs"),
+    include_str!("../../bundle-templates/install/75-releases.sh.hbs"),
+    include_str!("../../bundle-templates/install/80-systemd.sh.hbs"),
+    include_str!("../../bundle-templates/install/85-undo.sh.hbs"),
+    include_str!("../../bundle-templates/install/90-install.sh.hbs"),
+    include_str!("../../bundle-templates/install/92-rollback.sh.hbs"),
+    include_str!("../../bundle-templates/install/94-uninstall.sh.hbs"),
+    include_str!("../../bundle-templates/install/96-check.sh.hbs"),
+    include_str!("../../bundle-templates/install/98-components.sh.hbs"),
+    include_str!("../../bundle-templates/install/99-main.sh.hbs"),
 );
 
 /// Components' hooks into install.sh (`hook_<component>_<hook>` functions, rendered with
@@ -56,7 +57,7 @@ const INSTALL: &str = concat!(
 /// runs install.sh's common steps alone.
 const INSTALL_HOOKS: [(&str, &str); 1] = [(
     "etcd",
-    include_str!("../bundle-templates/install/hooks/etcd.sh.hbs"),
+    include_str!("../../bundle-templates/install/hooks/etcd.sh.hbs"),
 )];
 
 /// The name install.sh's hooks of component `name` are registered under.
@@ -73,11 +74,11 @@ fn embedded() -> Vec<(String, &'static str)> {
     all.extend([
         (
             ENCRYPTION_TEMPLATE.to_string(),
-            include_str!("../bundle-templates/encryption-config.yaml.hbs"),
+            include_str!("../../bundle-templates/encryption-config.yaml.hbs"),
         ),
         (
             AUDIT_TEMPLATE.to_string(),
-            include_str!("../bundle-templates/audit-policy.yaml.hbs"),
+            include_str!("../../bundle-templates/audit-policy.yaml.hbs"),
         ),
     ]);
     all.extend(
@@ -89,7 +90,7 @@ fn embedded() -> Vec<(String, &'static str)> {
         (INSTALL_TEMPLATE.to_string(), INSTALL),
         (
             ROLLOUT_TEMPLATE.to_string(),
-            include_str!("../bundle-templates/rollout.sh.hbs"),
+            include_str!("../../bundle-templates/rollout.sh.hbs"),
         ),
     ]);
     all
@@ -135,8 +136,8 @@ fn apiserver_names(inv: &Inventory) -> Option<ManifestApiServer> {
             .extra_sans
             .iter()
             .map(|san| match san {
-                crate::config::San::Ip(ip) => ip.to_string(),
-                crate::config::San::Dns(name) => name.clone(),
+                crate::load::config::San::Ip(ip) => ip.to_string(),
+                crate::load::config::San::Dns(name) => name.clone(),
             })
             .collect(),
     })
@@ -467,7 +468,7 @@ impl Templates {
                 // Parts of install.sh that open sealed files; without sealing it stays as
                 // it was.
                 "sealed": inv.pki.seal_secrets,
-                "seal_key": crate::seal::NODE_KEY_PATH,
+                "seal_key": crate::pki::seal::NODE_KEY_PATH,
         });
         let mut hooks = String::new();
         for c in &plan.components {
@@ -537,7 +538,7 @@ pub fn admin_kubeconfig(inv: &Inventory, ca_pem: &str, admin: &pki::Leaf) -> Str
         Some(server)
             if !inv.cluster.apiserver_set
                 || loopback
-                || configured.contains(crate::config::NODE_IP_PLACEHOLDER) =>
+                || configured.contains(crate::load::config::NODE_IP_PLACEHOLDER) =>
         {
             server
         }
