@@ -7,6 +7,7 @@ mod archive;
 mod bad_input;
 mod bench;
 mod certs;
+mod cli;
 mod common;
 mod etcd;
 mod etcd_verify;
