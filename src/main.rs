@@ -255,6 +255,7 @@ fn build_cmd(
     let summary = serde_json::json!({
         "bundles": report.bundles,
         "sha256sums": opts.out.join("SHA256SUMS"),
+        "files": report.files,
         "notes": report.notes,
     });
     emit(out, output, &summary, |out| {

@@ -65,3 +65,60 @@ fn a_folder_where_a_bundle_goes_and_a_bundle_where_a_folder_goes() {
     assert_fails(&out, 2, "is a file, not an output folder");
     assert_fails(&out, 2, "push takes the whole folder `build` wrote");
 }
+
+fn build_files(project: &Project) -> Vec<(String, String)> {
+    let out = project.build_with(&["--output", "json", "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let path = f["path"].as_str().unwrap().to_string();
+            let change = f["change"].as_str().unwrap().to_string();
+            // A removed file has no sha256; every other one has the file's own.
+            match change.as_str() {
+                "removed" => assert!(f["sha256"].is_null(), "{f}"),
+                _ => assert_eq!(
+                    f["sha256"].as_str().unwrap(),
+                    sha256_file(&project.path(&path)),
+                    "{path}"
+                ),
+            }
+            (path, change)
+        })
+        .collect()
+}
+
+#[test]
+fn build_json_lists_each_output_file_and_its_change() {
+    let project = Project::new(INVENTORY);
+    let first = build_files(&project);
+    let on_disk = file_names(&project.path("dist"), &[]);
+    let listed: Vec<String> = first
+        .iter()
+        .map(|(p, _)| p.strip_prefix("dist/").unwrap().to_string())
+        .collect();
+    assert_eq!(listed, on_disk);
+    assert!(first.iter().all(|(_, c)| c == "added"), "{first:?}");
+
+    let again = build_files(&project);
+    assert!(again.iter().all(|(_, c)| c == "unchanged"), "{again:?}");
+
+    // m3 leaves: its bundle is removed, the others stay as they were, and the files that
+    // name every master change.
+    project.write(
+        "cluster.toml",
+        &INVENTORY.replace("[[nodes]]\nname = \"m3\"\nip = \"127.0.1.3\"\n", ""),
+    );
+    let shrunk: std::collections::BTreeMap<String, String> =
+        build_files(&project).into_iter().collect();
+    let change = |name: &str| shrunk[&format!("dist/{name}")].as_str();
+    assert_eq!(change("control-plane-m3.tar.gz"), "removed");
+    assert_eq!(change("control-plane-m1.tar.gz"), "unchanged");
+    assert_eq!(change("control-plane-m2.tar.gz"), "unchanged");
+    assert_eq!(change("rollout.sh"), "changed");
+    assert_eq!(change("SHA256SUMS"), "changed");
+    assert_eq!(change("ca.pem"), "unchanged");
+}
