@@ -9,12 +9,11 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
 use kube_bundle::error::Error;
 use kube_bundle::{bundle, certs, config, init, pki, rollout, verify, BuildOptions};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     let mut out = String::new();
     let result = run(cli.command, &mut out);
     // Standard output goes out in one piece at the end; a reader that closed early
@@ -84,10 +83,10 @@ fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
     match command {
         C::Init {
             from_env,
-            output,
+            out: file,
             kubernetes_version,
             force,
-        } => init_cmd(from_env, &output, &kubernetes_version, force, out),
+        } => init_cmd(from_env, &file, &kubernetes_version, force, out),
         C::Build {
             config,
             out: dir,
@@ -162,7 +161,7 @@ fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
                 cli::Shell::Fish => clap_complete::Shell::Fish,
             };
             let mut buf = Vec::new();
-            clap_complete::generate(shell, &mut cli::Cli::command(), "kube-bundle", &mut buf);
+            clap_complete::generate(shell, &mut cli::command(), "kube-bundle", &mut buf);
             out.push_str(&String::from_utf8_lossy(&buf));
             Ok(ExitCode::SUCCESS)
         }
@@ -399,7 +398,7 @@ fn certs_cmd(
 /// `kube-bundle-<subcommand>.1`.
 fn man_cmd(dir: &Path) -> Result<ExitCode, Error> {
     fs_err::create_dir_all(dir)?;
-    let root = cli::Cli::command();
+    let root = cli::command();
     let mut pages = vec![("kube-bundle".to_string(), root.clone())];
     for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("kube-bundle-{}", sub.get_name());

@@ -2,8 +2,149 @@
 //! name, hints for the common slips, completions driven in real shells, man page
 //! synopses and what `build --output json` says changed.
 
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
 use crate::common::*;
 use crate::registry::{assert_fails, Registry};
+
+fn kube_bundle(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn help(args: &[&str]) -> String {
+    let out = kube_bundle(args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// The words after `label` up to the end of its sentence or line, split at `, `.
+fn listed_after(text: &str, label: &str) -> Vec<String> {
+    let start = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{text}"))
+        + label.len();
+    let rest = &text[start..];
+    let end = [rest.find(". "), rest.find('\n')]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(rest.len());
+    rest[..end]
+        .split(", ")
+        .map(|w| w.trim().trim_matches('`').to_string())
+        .collect()
+}
+
+/// The subcommands `kube-bundle --help` lists.
+fn subcommands() -> Vec<String> {
+    let text = help(&["--help"]);
+    let commands = text.split("Commands:\n").nth(1).unwrap();
+    commands
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn init_help_lists_exactly_the_variables_init_reads() {
+    let text = help(&["init", "--help"]);
+    let listed = listed_after(&text, "Variables read: ");
+    assert_eq!(listed, kube_bundle::init::USED.to_vec());
+
+    // What init reports using from a file that sets all of them and one more is the list.
+    let project = Project::new("");
+    project.write(
+        "environment.sh",
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/environment-every.sh"),
+        )
+        .unwrap(),
+    );
+    let out = project.kube_bundle(&["init", "--from-env", "environment.sh", "-o", "new.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let used: BTreeSet<String> = listed_after(&err, ": used ").into_iter().collect();
+    let want: BTreeSet<String> = listed.into_iter().collect();
+    assert_eq!(used, want, "{err}");
+    assert_eq!(listed_after(&err, ": ignored "), ["IFACE"], "{err}");
+}
+
+#[test]
+fn one_list_of_overridable_templates_in_help_code_and_readme() {
+    let code = kube_bundle::render::template_names();
+    assert!(code.len() >= 9, "{code:?}");
+    let with_hbs: Vec<String> = code.iter().map(|n| format!("{n}.hbs")).collect();
+
+    let text = help(&["build", "--help"]);
+    let in_help = listed_after(&text, "of the same name: ");
+    assert_eq!(in_help, with_hbs);
+
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let in_readme = listed_after(
+        &readme.replace('\n', " "),
+        "The templates `--templates DIR` overrides: ",
+    );
+    assert_eq!(in_readme, with_hbs);
+
+    // And build refuses any other name, naming the same list.
+    let project = Project::new(INVENTORY);
+    project.write("templates/kube-proxy.service.hbs", "x");
+    let out = project.build_with(&["--templates", "templates"]);
+    assert_fails(&out, 2, "is not a known template");
+    let hint = stderr(&out);
+    for name in &with_hbs {
+        assert!(hint.contains(&format!("`{name}`")), "{name}: {hint}");
+    }
+}
+
+#[test]
+fn flags_mean_one_thing_across_subcommands() {
+    for sub in subcommands() {
+        let text = help(&[&sub, "--help"]);
+        for line in text.lines().map(str::trim_start) {
+            if line.starts_with("-o,") {
+                assert!(line.starts_with("-o, --out <"), "{sub}: {line}");
+            }
+            if line.contains("--output") {
+                assert!(
+                    line.starts_with("--output <FORMAT>"),
+                    "{sub}: `--output` is the output format everywhere: {line}"
+                );
+            }
+        }
+    }
+    // Output formats read the same everywhere.
+    for sub in ["build", "verify", "rollout-plan", "certs", "push", "pull"] {
+        let text = help(&[sub, "--help"]);
+        assert!(
+            text.contains("--output <FORMAT>") && text.contains("[possible values: text, json]"),
+            "{sub}:\n{text}"
+        );
+    }
+
+    // init's old spelling still writes the inventory; the new one too.
+    let project = Project::new("");
+    for (flag, file) in [
+        ("--output", "old.toml"),
+        ("--out", "new.toml"),
+        ("-o", "short.toml"),
+    ] {
+        let out = project.kube_bundle(&["init", flag, file]);
+        assert!(out.status.success(), "{flag}: {}", stderr(&out));
+        let text = std::fs::read_to_string(project.path(file)).unwrap();
+        assert!(text.contains("[[nodes]]"), "{flag}: {text}");
+    }
+    assert!(!help(&["init", "--help"]).contains("--output"));
+}
 
 #[test]
 fn a_plain_http_registry_without_plain_http_gets_a_hint() {
