@@ -161,8 +161,12 @@ fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
                 cli::Shell::Fish => clap_complete::Shell::Fish,
             };
             let mut buf = Vec::new();
-            clap_complete::generate(shell, &mut cli::command(), "kube-bundle", &mut buf);
-            out.push_str(&String::from_utf8_lossy(&buf));
+            clap_complete::generate(shell, &mut cli::command(), BIN, &mut buf);
+            let script = String::from_utf8_lossy(&buf);
+            match shell {
+                clap_complete::Shell::Bash => out.push_str(&bash_case_labels(&script)),
+                _ => out.push_str(&script),
+            }
             Ok(ExitCode::SUCCESS)
         }
         C::Man { out: dir } => man_cmd(&dir),
@@ -399,12 +403,17 @@ fn certs_cmd(
 fn man_cmd(dir: &Path) -> Result<ExitCode, Error> {
     fs_err::create_dir_all(dir)?;
     let root = cli::command();
-    let mut pages = vec![("kube-bundle".to_string(), root.clone())];
+    let mut pages = vec![(BIN.to_string(), root.clone())];
+    // A page is named `kube-bundle-init`, as man wants; its synopsis reads as typed,
+    // `kube-bundle init`.
     for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let name = format!("kube-bundle-{}", sub.get_name());
+        let name = format!("{BIN}-{}", sub.get_name());
         pages.push((
             name.clone(),
-            sub.clone().display_name(name.clone()).bin_name(name),
+            sub.clone()
+                .version(env!("CARGO_PKG_VERSION"))
+                .display_name(name)
+                .bin_name(format!("{BIN} {}", sub.get_name())),
         ));
     }
     for (name, command) in pages {
@@ -415,6 +424,16 @@ fn man_cmd(dir: &Path) -> Result<ExitCode, Error> {
         eprintln!("wrote `{}`", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+const BIN: &str = "kube-bundle";
+
+/// clap_complete's bash script for a hyphenated binary name spells its function names
+/// two ways: the word loop sets `cmd="kube__bundle__subcmd__build"` while the `case`
+/// that offers the options tests `kube__subcmd__bundle__subcmd__build)`, so no
+/// subcommand's options ever complete. The labels are put back to the loop's spelling.
+fn bash_case_labels(script: &str) -> String {
+    script.replace(&BIN.replace('-', "__subcmd__"), &BIN.replace('-', "__"))
 }
 
 fn exit_if(failed: bool) -> ExitCode {

@@ -207,6 +207,120 @@ fn a_folder_where_a_bundle_goes_and_a_bundle_where_a_folder_goes() {
     assert_fails(&out, 2, "push takes the whole folder `build` wrote");
 }
 
+/// COMPREPLY of the completion function bash registered for `kube-bundle`, for the words
+/// of `line` (the cursor at its end).
+fn bash_complete(script: &Path, line: &str) -> Vec<String> {
+    let driver = r#"
+set -u
+source "$1"
+spec=$(complete -p kube-bundle)
+func=$(sed -n 's/.*-F \([^ ]*\) .*/\1/p' <<<"$spec")
+[[ -n $func ]] || { echo "no function in: $spec" >&2; exit 3; }
+read -ra COMP_WORDS <<<"$2"
+[[ $2 == *' ' ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+COMP_LINE=$2
+COMP_POINT=${#COMP_LINE}
+prev=""
+(( COMP_CWORD > 0 )) && prev=${COMP_WORDS[COMP_CWORD-1]}
+"$func" kube-bundle "${COMP_WORDS[COMP_CWORD]}" "$prev"
+printf '%s\n' "${COMPREPLY[@]}"
+"#;
+    let out = Command::new(tool("bash"))
+        .args(["--norc", "--noprofile", "-c", driver, "driver"])
+        .arg(script)
+        .arg(line)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn completions_complete_options_in_bash_zsh_and_fish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut scripts = Vec::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let text = help(&["completions", shell]);
+        let path = dir.path().join(format!("kube-bundle.{shell}"));
+        std::fs::write(&path, text).unwrap();
+        scripts.push(path);
+    }
+
+    // bash: subcommands, then each subcommand's own options.
+    let words = bash_complete(&scripts[0], "kube-bundle ");
+    for sub in ["build", "verify", "push", "rollout-plan"] {
+        assert!(words.contains(&sub.to_string()), "{sub}: {words:?}");
+    }
+    let words = bash_complete(&scripts[0], "kube-bundle build --o");
+    assert_eq!(words, ["--out", "--output"]);
+    let words = bash_complete(&scripts[0], "kube-bundle rollout-plan --k");
+    assert_eq!(words, ["--kubeconfig"]);
+    let words = bash_complete(&scripts[0], "kube-bundle verify --output ");
+    assert_eq!(words, ["text", "json"]);
+
+    // zsh: the script loads under compinit and defines the function it registers.
+    let out = Command::new(tool("zsh"))
+        .args(["-f", "-c"])
+        .arg(format!(
+            "autoload -U compinit && compinit -u -d {}/zcompdump && source {} && whence -w _kube-bundle && print -r -- ${{_comps[kube-bundle]}}",
+            dir.path().display(),
+            scripts[1].display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "_kube-bundle: function\n_kube-bundle\n",
+        "{}",
+        stderr(&out)
+    );
+
+    // fish: its own completion engine, asked as the shell asks it.
+    let out = Command::new(tool("fish"))
+        .args(["--no-config", "-c"])
+        .arg(format!(
+            "source {} && complete -C 'kube-bundle build --o'",
+            scripts[2].display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer = stdout(&out);
+    let offered: Vec<&str> = answer
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .collect();
+    assert!(
+        offered.contains(&"--out") && offered.contains(&"--output"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn man_page_synopses_read_as_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kube_bundle(&["man", "-o", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for sub in subcommands() {
+        let page = std::fs::read_to_string(dir.path().join(format!("kube-bundle-{sub}.1")))
+            .unwrap_or_else(|e| panic!("{sub}: {e}"));
+        let synopsis = page
+            .split(".SH SYNOPSIS\n")
+            .nth(1)
+            .and_then(|s| s.lines().next())
+            .unwrap();
+        let typed = format!("\\fBkube\\-bundle {}\\fR", sub.replace('-', "\\-"));
+        assert!(synopsis.starts_with(&typed), "{sub}: {synopsis}");
+        // The page keeps man's name for it.
+        assert!(
+            page.contains(&format!(".TH kube-bundle-{sub} 1 ")),
+            "{sub}: {page}"
+        );
+    }
+}
+
 fn build_files(project: &Project) -> Vec<(String, String)> {
     let out = project.build_with(&["--output", "json", "--quiet"]);
     assert!(out.status.success(), "{}", stderr(&out));
