@@ -21,6 +21,7 @@ mod install_parts;
 mod install_safety;
 mod member_cache;
 mod outputs;
+mod readme;
 mod registry;
 mod registry_hostile;
 mod repacked;
