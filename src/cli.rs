@@ -1,4 +1,5 @@
-//! Command-line interface: the clap definitions and nothing else.
+//! Command-line interface: the clap definitions, with the help texts that name the
+//! library's own lists filled in at start-up, and nothing else.
 
 use std::path::PathBuf;
 
