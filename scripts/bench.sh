@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: kube-bundle against the tutorial's own flow, side by side on this machine.
+# What it measures and the numbers it gave: docs/benchmarks.md.
 #
 # The tutorial's flow, per build: cfssl + cfssljson for the CA (fresh pki only) and for the
 # controller-manager certificate (one for every master, as the tutorial makes it), the four

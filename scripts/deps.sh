@@ -37,6 +37,10 @@ declare -A NEEDED=(
     [/bin/kill]=procps
     [unshare]=util-linux
     [mount]=mount
+    # The completion tests load the generated scripts in each shell.
+    [bash]=bash
+    [zsh]=zsh
+    [fish]=fish
 )
 if [[ ${1:-} == e2e ]]; then
     NEEDED+=(

@@ -44,6 +44,7 @@ pub mod verify;
 #[cfg(test)]
 mod made_up;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -75,6 +76,27 @@ pub struct BuildReport {
     pub bundles: Vec<BuiltBundle>,
     /// File names of the tarballs whose bytes differ from the previous build's.
     pub changed: Vec<String>,
+    /// Every file of the output folder, and every file the previous build left there that
+    /// this one did not write, by name.
+    pub files: Vec<OutputFile>,
+}
+
+/// One file of the output folder, against what the previous build left there.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutputFile {
+    pub path: PathBuf,
+    /// Absent for a removed file.
+    pub sha256: Option<String>,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Added,
+    Changed,
+    Unchanged,
+    Removed,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -141,7 +163,7 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
     let _out_lock = lock_output(&opts.out)?;
     remove_leftovers(&opts.out)?;
     check_dist(&opts.out)?;
-    let previous = previous_sums(&opts.out);
+    let previous = previous_files(&opts.out);
     let _pki_lock = lock_pki(&inv.pki.dir)?;
 
     let plans = plan::plan(&inv);
@@ -177,7 +199,7 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
                 })
                 .ok()
         });
-    let result = (|| -> Result<Vec<bundle::Packed>> {
+    let result = (|| -> Result<(Vec<bundle::Packed>, BTreeMap<String, String>)> {
         let shared = bundle::compress_shared(
             &plans,
             staging,
@@ -241,17 +263,19 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             }
         }
         let sums = bundle::sha256sums(&listing);
+        let mut written = listing;
         let all = std::iter::once(("SHA256SUMS", Some(sums.as_bytes()), 0o644)).chain(dist_files);
         for (name, bytes, mode) in all {
             if let Some(bytes) = bytes {
                 pki::write_atomic(&staging.join(name), bytes, mode)
                     .map_err(|e| e.doing("writing", opts.out.join(name)))?;
+                written.insert(name.to_string(), bundle::sha256_hex(bytes));
             }
         }
-        Ok(packed)
+        Ok((packed, written))
     })();
     // On failure the staging folder goes when `Staging` drops.
-    let packed = result?;
+    let (packed, written) = result?;
     replace_dist(staging, &opts.out)?;
     report.changed = plans
         .iter()
@@ -260,6 +284,7 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
         .filter(|(name, sha)| previous.get(name) != Some(*sha))
         .map(|(name, _)| name)
         .collect();
+    report.files = compare_files(&opts.out, &previous, &written);
     report.bundles = plans
         .iter()
         .zip(packed)
@@ -273,13 +298,63 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
     Ok(report)
 }
 
-/// Tarball name → sha256 from the previous build's `dist/SHA256SUMS`, if any.
-fn previous_sums(out: &Path) -> std::collections::BTreeMap<String, String> {
+/// File name → sha256 of every file the previous build left in `out`: a bundle's from
+/// `SHA256SUMS` (it was checked against it when written), any other file hashed here. A
+/// file that cannot be read counts as changed.
+fn previous_files(out: &Path) -> BTreeMap<String, String> {
     let text = fs_err::read_to_string(out.join("SHA256SUMS")).unwrap_or_default();
-    bundle::parse_sha256sums(&text)
+    let listed: BTreeMap<String, String> = bundle::parse_sha256sums(&text)
         .unwrap_or_default()
         .into_iter()
         .map(|(sha, name)| (name.to_string(), sha.to_string()))
+        .collect();
+    let Ok(entries) = fs_err::read_dir(out) else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let sha = match listed.get(&name) {
+                Some(sha) if plan::is_bundle_name(&name) => sha.clone(),
+                _ => hash_file(&e.path()).unwrap_or_default(),
+            };
+            (name, sha)
+        })
+        .collect()
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut fs_err::File::open(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The output folder's files against the previous build's, sorted by name.
+fn compare_files(
+    out: &Path,
+    previous: &BTreeMap<String, String>,
+    written: &BTreeMap<String, String>,
+) -> Vec<OutputFile> {
+    let names: std::collections::BTreeSet<&String> =
+        previous.keys().chain(written.keys()).collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let change = match (previous.get(name), written.get(name)) {
+                (None, _) => Change::Added,
+                (Some(_), None) => Change::Removed,
+                (Some(old), Some(new)) if old == new => Change::Unchanged,
+                (Some(_), Some(_)) => Change::Changed,
+            };
+            OutputFile {
+                path: out.join(name),
+                sha256: written.get(name).cloned(),
+                change,
+            }
+        })
         .collect()
 }
 

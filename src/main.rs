@@ -7,7 +7,6 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
 use commands::{cli, progress, transfer};
 use kube_bundle::error::Error;
 use kube_bundle::load::{config, init};
@@ -16,7 +15,7 @@ use kube_bundle::pki::{self, certs};
 use kube_bundle::{rollout, verify, BuildOptions};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     let mut out = String::new();
     let result = run(cli.command, &mut out);
     // Standard output goes out in one piece at the end; a reader that closed early
@@ -86,10 +85,10 @@ fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
     match command {
         C::Init {
             from_env,
-            output,
+            out: file,
             kubernetes_version,
             force,
-        } => init_cmd(from_env, &output, &kubernetes_version, force, out),
+        } => init_cmd(from_env, &file, &kubernetes_version, force, out),
         C::Build {
             config,
             out: dir,
@@ -164,8 +163,12 @@ fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
                 cli::Shell::Fish => clap_complete::Shell::Fish,
             };
             let mut buf = Vec::new();
-            clap_complete::generate(shell, &mut cli::Cli::command(), "kube-bundle", &mut buf);
-            out.push_str(&String::from_utf8_lossy(&buf));
+            clap_complete::generate(shell, &mut cli::command(), BIN, &mut buf);
+            let script = String::from_utf8_lossy(&buf);
+            match shell {
+                clap_complete::Shell::Bash => out.push_str(&bash_case_labels(&script)),
+                _ => out.push_str(&script),
+            }
             Ok(ExitCode::SUCCESS)
         }
         C::Man { out: dir } => man_cmd(&dir),
@@ -257,6 +260,7 @@ fn build_cmd(
     let summary = serde_json::json!({
         "bundles": report.bundles,
         "sha256sums": opts.out.join("SHA256SUMS"),
+        "files": report.files,
         "notes": report.notes,
     });
     emit(out, output, &summary, |out| {
@@ -400,13 +404,18 @@ fn certs_cmd(
 /// `kube-bundle-<subcommand>.1`.
 fn man_cmd(dir: &Path) -> Result<ExitCode, Error> {
     fs_err::create_dir_all(dir)?;
-    let root = cli::Cli::command();
-    let mut pages = vec![("kube-bundle".to_string(), root.clone())];
+    let root = cli::command();
+    let mut pages = vec![(BIN.to_string(), root.clone())];
+    // A page is named `kube-bundle-init`, as man wants; its synopsis reads as typed,
+    // `kube-bundle init`.
     for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let name = format!("kube-bundle-{}", sub.get_name());
+        let name = format!("{BIN}-{}", sub.get_name());
         pages.push((
             name.clone(),
-            sub.clone().display_name(name.clone()).bin_name(name),
+            sub.clone()
+                .version(env!("CARGO_PKG_VERSION"))
+                .display_name(name)
+                .bin_name(format!("{BIN} {}", sub.get_name())),
         ));
     }
     for (name, command) in pages {
@@ -417,6 +426,16 @@ fn man_cmd(dir: &Path) -> Result<ExitCode, Error> {
         eprintln!("wrote `{}`", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+const BIN: &str = "kube-bundle";
+
+/// clap_complete's bash script for a hyphenated binary name spells its function names
+/// two ways: the word loop sets `cmd="kube__bundle__subcmd__build"` while the `case`
+/// that offers the options tests `kube__subcmd__bundle__subcmd__build)`, so no
+/// subcommand's options ever complete. The labels are put back to the loop's spelling.
+fn bash_case_labels(script: &str) -> String {
+    script.replace(&BIN.replace('-', "__subcmd__"), &BIN.replace('-', "__"))
 }
 
 fn exit_if(failed: bool) -> ExitCode {

@@ -265,7 +265,7 @@ openssl x509 -in "$DIST/ca.pem" -noout 2>/dev/null || fail "dist/ca.pem is not a
 openssl pkey -pubin -in "$DIST/sa.pub" -noout 2>/dev/null || fail "dist/sa.pub is not a PEM public key"
 BUILD_S=$(elapsed_since "$t0")
 if ! out=$("$KUBE_BUNDLE" verify --seal-key "$CLUSTER/pki" "$DIST"/"$STEM"-*.tar.gz 2>&1); then
-    # src/verify.rs does not know kube-apiserver yet: its findings on kube-apiserver's
+    # src/verify/ does not know kube-apiserver yet: its findings on kube-apiserver's
     # files are noted in the summary; any other finding fails the run.
     findings=$(grep -E '^[^ ]+\.tar\.gz: ' <<<"$out" || true)
     others=$(grep -v 'kube-apiserver' <<<"$findings" || true)

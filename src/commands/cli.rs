@@ -1,13 +1,50 @@
-//! Command-line interface: the clap definitions and nothing else.
+//! Command-line interface: the clap definitions, with the help texts that name the
+//! library's own lists filled in at start-up, and nothing else.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Text,
     Json,
+}
+
+/// The command line: the clap definitions, with the help texts that come from the
+/// library's own lists (the variables init reads, the templates build renders) filled in,
+/// so help cannot drift from the code.
+pub fn command() -> clap::Command {
+    let env_vars = kube_bundle::load::init::USED.join(", ");
+    let templates = kube_bundle::render::template_names()
+        .iter()
+        .map(|n| format!("{n}.hbs"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Cli::command()
+        .mut_subcommand("init", |init| {
+            init.mut_arg("from_env", |arg| {
+                arg.long_help(format!(
+                    "Import the cluster from the tutorial's environment.sh (parsed as text, \
+                     never executed). Variables read: {env_vars}. Every other variable is \
+                     ignored, and init says which"
+                ))
+            })
+        })
+        .mut_subcommand("build", |build| {
+            build.mut_arg("templates", |arg| {
+                arg.long_help(format!(
+                    "Folder with template overrides, each in place of the embedded template \
+                     of the same name: {templates}"
+                ))
+            })
+        })
+}
+
+/// Parses the process's arguments against [`command`].
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[derive(Debug, Parser)]
@@ -25,13 +62,21 @@ pub struct Cli {
 pub enum Command {
     /// Write a commented starting inventory
     Init {
-        /// Import NODE_NAMES, NODE_IPS, KUBE_APISERVER, K8S_DIR, SERVICE_CIDR and CLUSTER_CIDR
-        /// from the tutorial's environment.sh (parsed, never executed)
+        /// Import the cluster from the tutorial's environment.sh (parsed, never executed);
+        /// the variables it reads are listed in `--help`
         #[arg(long, value_name = "FILE")]
         from_env: Option<PathBuf>,
         /// Where to write the inventory (`-` for standard output)
-        #[arg(short, long, default_value = "cluster.toml")]
-        output: PathBuf,
+        // `--output` was this flag's name; it stays as a hidden alias so old scripts run,
+        // while every other subcommand's `--output` is the output format.
+        #[arg(
+            short = 'o',
+            long = "out",
+            alias = "output",
+            value_name = "FILE",
+            default_value = "cluster.toml"
+        )]
+        out: PathBuf,
         /// Kubernetes version to put in the inventory
         #[arg(long, default_value = "1.20.2")]
         kubernetes_version: String,
@@ -47,8 +92,7 @@ pub enum Command {
         /// Output folder; replaced as a whole once every bundle is built
         #[arg(short = 'o', long = "out", value_name = "DIR", default_value = "dist")]
         out: PathBuf,
-        /// Folder with template overrides (`kube-controller-manager.service.hbs`,
-        /// `kube-scheduler.service.hbs`, `kube-scheduler.yaml.hbs`, `install.sh.hbs`, `rollout.sh.hbs`)
+        /// Folder with template overrides, `NAME.hbs` for any template named in `--help`
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
         /// Reissue the component certificates of these nodes (all when none are named)
@@ -109,7 +153,8 @@ pub enum Command {
         /// folder (`<node>/seal.key` for each bundle)
         #[arg(long, value_name = "DIR|FILE")]
         seal_key: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "text")]
+        /// What to print on standard output: text, or JSON for pipelines
+        #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
         output: Output,
     },
     /// Print the order to update the masters in: non-leaders first, leaders last
@@ -120,7 +165,8 @@ pub enum Command {
         /// Admin kubeconfig to read the current leader with kubectl
         #[arg(long, value_name = "FILE")]
         kubeconfig: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "text")]
+        /// What to print on standard output: text, or JSON for pipelines
+        #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
         output: Output,
     },
     /// List the CA, the service-account key and every component certificate in pki/ with
@@ -132,7 +178,8 @@ pub enum Command {
         /// Exit 1 when anything expires within this long
         #[arg(long, default_value = "30d", value_name = "DURATION")]
         warn_within: String,
-        #[arg(long, value_enum, default_value = "text")]
+        /// What to print on standard output: text, or JSON for pipelines
+        #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
         output: Output,
     },
     /// Print a shell completion script (`source <(kube-bundle completions bash)`)
@@ -192,6 +239,7 @@ pub struct PullArgs {
     pub max_size: u64,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// What to print on standard output: `sha256  path` for each file written, or JSON
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
     pub output: Output,
     /// No progress line

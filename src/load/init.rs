@@ -536,6 +536,68 @@ pub fn validate(path: &Path, text: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// `USED` is what `init --help` lists: each of its variables changes what init
+    /// takes (or makes it refuse the file), and a variable outside it changes nothing.
+    #[test]
+    fn every_variable_in_used_is_read_and_no_other() {
+        let every = include_str!("../tests/fixtures/environment-every.sh");
+        let other: BTreeMap<&str, &str> = BTreeMap::from([
+            ("NODE_NAMES", "(n1 n2)"),
+            ("NODE_IPS", "(10.0.0.3 10.0.0.4)"),
+            ("KUBE_APISERVER", "https://10.0.0.200:8443"),
+            ("K8S_DIR", "/opt/k8s"),
+            ("SERVICE_CIDR", "10.97.0.0/16"),
+            ("CLUSTER_CIDR", "10.245.0.0/16"),
+            ("CLUSTER_DNS_DOMAIN", "cluster.other"),
+            ("CLUSTER_KUBERNETES_SVC_IP", "10.96.0.2"),
+            ("NODE_PORT_RANGE", "31000-32767"),
+            (
+                "ETCD_ENDPOINTS",
+                "https://10.0.0.1:12379,https://10.0.0.2:12379",
+            ),
+            (
+                "ETCD_NODES",
+                "m1=https://10.0.0.1:12380,m2=https://10.0.0.2:12380",
+            ),
+            ("ETCD_DATA_DIR", "/var/etcd"),
+            ("ETCD_WAL_DIR", "/var/etcd-wal"),
+            (
+                "ENCRYPTION_KEY",
+                "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=",
+            ),
+            ("IFACE", "eth1"),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        // What init takes, without its report of names (which lists USED by design).
+        let taken = |text: &str| -> String {
+            let path = dir.path().join("environment.sh");
+            std::fs::write(&path, text).unwrap();
+            match import_env(&path) {
+                Ok(mut imported) => {
+                    imported.used.clear();
+                    imported.ignored.clear();
+                    format!("{imported:?}")
+                }
+                Err(e) => format!("error: {e}"),
+            }
+        };
+        let reference = taken(every);
+        assert!(!reference.starts_with("error"), "{reference}");
+        let names: Vec<String> = parse_env(every).into_keys().collect();
+        assert_eq!(names.len(), other.len());
+        for name in &names {
+            let changed: String = every
+                .lines()
+                .map(|line| match line.starts_with(&format!("export {name}=")) {
+                    true => format!("export {name}={}\n", other[name.as_str()]),
+                    false => format!("{line}\n"),
+                })
+                .collect();
+            let read = taken(&changed) != reference;
+            assert_eq!(read, USED.contains(&name.as_str()), "{name}");
+        }
+    }
+
     #[test]
     fn parses_the_tutorial_forms_without_running_anything() {
         let vars = parse_env(

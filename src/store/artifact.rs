@@ -292,6 +292,16 @@ pub struct LocalDist {
 /// nor a dist file, or a dist file that is there but not listed is bad input.
 pub fn read_dist(dist: &Path) -> Result<LocalDist> {
     let sums_path = dist.join("SHA256SUMS");
+    if dist.is_file() {
+        return Err(Error::input(
+            format!("`{}`", dist.display()),
+            "is a file, not an output folder",
+        )
+        .with_hint(
+            "push takes the whole folder `build` wrote (`-o dist`), not one bundle: every \
+             node's bundle and the dist files travel together",
+        ));
+    }
     if !sums_path.is_file() {
         return Err(Error::input(
             format!("`{}`", dist.display()),

@@ -1018,6 +1018,15 @@ impl Registry {
             }
             _ => {}
         }
+        // rustls reading a plain-http answer as a TLS record: the registry speaks http.
+        if text.contains("InvalidContentType") || text.contains("corrupt message") {
+            return Failed::stop(
+                Error::registry(what, format!("{}: {text}", self.base)).with_hint(
+                    "the registry answered in plain http: a registry on this machine takes \
+                     --plain-http, any other one needs https",
+                ),
+            );
+        }
         let tls = matches!(e, ureq::Error::Rustls(_) | ureq::Error::Tls(_))
             || text.contains("certificate")
             || text.contains("UnknownIssuer");

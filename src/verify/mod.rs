@@ -88,6 +88,20 @@ impl Bundle {
 }
 
 pub fn verify(opts: &VerifyOptions) -> Result<Report> {
+    for path in &opts.bundles {
+        if path.is_dir() {
+            return Err(folder_for_bundle(path));
+        }
+    }
+    if let Some(path) = opts.trust.as_deref().filter(|p| p.is_dir()) {
+        return Err(Error::input(
+            "--trust",
+            format!("`{}` is a folder", escape(&path.display().to_string())),
+        )
+        .with_hint(
+            "pass the allowed-signers file itself (ssh-keygen format), such as `allowed_signers`",
+        ));
+    }
     let trust = opts
         .trust
         .as_deref()
@@ -188,6 +202,36 @@ fn shown(text: &str) -> String {
         Some((at, _)) => format!("{}… ({} bytes)", &escaped[..at], text.len()),
         None => escaped,
     }
+}
+
+/// A folder given where a bundle (`control-plane-<node>.tar.gz`) is expected: an output
+/// folder, whose bundles the hint names, or an unpacked bundle.
+fn folder_for_bundle(path: &Path) -> Error {
+    let shown = escape(&path.display().to_string());
+    let mut bundles: Vec<String> = fs_err::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| crate::plan::is_bundle_name(name))
+                .collect()
+        })
+        .unwrap_or_default();
+    bundles.sort();
+    let hint = if !bundles.is_empty() {
+        format!(
+            "verify takes the bundles themselves: `kube-bundle verify {}/control-plane-*.tar.gz` ({} here)",
+            shown.trim_end_matches('/'),
+            bundles.len()
+        )
+    } else if path.join("install.sh").is_file() {
+        "this looks like an unpacked bundle: verify the `.tar.gz` it came from (on the node, \
+         `sudo ./install.sh --check` compares it with what is installed)"
+            .to_string()
+    } else {
+        "pass the bundles (`control-plane-<node>.tar.gz`) that `build` wrote".to_string()
+    };
+    Error::input(format!("`{shown}`"), "is a folder, not a bundle").with_hint(hint)
 }
 
 struct Check<'a> {
