@@ -540,7 +540,7 @@ mod tests {
     /// takes (or makes it refuse the file), and a variable outside it changes nothing.
     #[test]
     fn every_variable_in_used_is_read_and_no_other() {
-        let every = include_str!("../tests/fixtures/environment-every.sh");
+        let every = include_str!("../../tests/fixtures/environment-every.sh");
         let other: BTreeMap<&str, &str> = BTreeMap::from([
             ("NODE_NAMES", "(n1 n2)"),
             ("NODE_IPS", "(10.0.0.3 10.0.0.4)"),
