@@ -10,7 +10,7 @@ use std::process::Command;
 
 use crate::component::flags::Flag;
 use crate::component::{self, CertSpec, Component, ConfigFile, ExtraPort, IssuedBy, Names};
-use crate::load::config::{ComponentSettings, Inventory, Node};
+use crate::load::inventory::{ComponentSettings, Inventory, Node};
 use crate::load::version::KubeVersion;
 
 fn set(name: &str, value: impl Into<String>) -> Flag {

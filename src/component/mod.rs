@@ -11,7 +11,7 @@ pub mod catalogue;
 pub mod flags;
 
 use self::flags::Flag;
-use crate::load::config::{ComponentSettings, Inventory, Node};
+use crate::load::inventory::{ComponentSettings, Inventory, Node};
 use crate::load::version::KubeVersion;
 
 /// Where shared files land on a node.

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use crate::component::{self, Component};
 use crate::error::{Error, Result};
-use crate::load::config::{Arch, ComponentSettings, Inventory};
+use crate::load::inventory::{Arch, ComponentSettings, Inventory};
 use crate::load::version::KubeVersion;
 
 /// Checks every binary the inventory carries: `binary` of each component and etcd's

@@ -4,4 +4,5 @@
 pub mod binary;
 pub mod config;
 pub mod init;
+pub mod inventory;
 pub mod version;

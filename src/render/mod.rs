@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::component::flags::{self, Flag};
 use crate::component::{self, dist, paths, Component, LEASE_NAMESPACE};
 use crate::error::{Error, Result};
-use crate::load::config::{Inventory, Node};
+use crate::load::inventory::{url_host, Inventory, Node};
 use crate::pack::manifest::{ManifestApiServer, ManifestEtcd};
 use crate::pki::{self, Pki};
 use crate::plan::{Content, Kind, NodePlan, Source};
@@ -136,8 +136,8 @@ fn apiserver_names(inv: &Inventory) -> Option<ManifestApiServer> {
             .extra_sans
             .iter()
             .map(|san| match san {
-                crate::load::config::San::Ip(ip) => ip.to_string(),
-                crate::load::config::San::Dns(name) => name.clone(),
+                crate::load::inventory::San::Ip(ip) => ip.to_string(),
+                crate::load::inventory::San::Dns(name) => name.clone(),
             })
             .collect(),
     })
@@ -364,14 +364,14 @@ impl Templates {
                 // port 10251 on every address whatever `--port` says; only these fields
                 // move it (checked with 1.20.2). From 1.23 they must be left out.
                 "insecure_bind": (inv.cluster.version.profile_minor() <= 22)
-                    .then(|| format!("{}:10251", host(node))),
+                    .then(|| format!("{}:10251", url_host(node.ip))),
             }),
         )
     }
 
     fn render_install(&self, inv: &Inventory, plan: &NodePlan, pki: &Pki) -> Result<String> {
         let node = &plan.node;
-        let host = host(node);
+        let host = url_host(node.ip);
         let components: Vec<serde_json::Value> = plan
             .components
             .iter()
@@ -533,12 +533,12 @@ pub fn admin_kubeconfig(inv: &Inventory, ca_pem: &str, admin: &pki::Leaf) -> Str
         .components
         .iter()
         .find(|s| s.component.serves_api)
-        .map(|api| format!("https://{}:{}", host(&inv.nodes[0]), api.secure_port));
+        .map(|api| format!("https://{}:{}", url_host(inv.nodes[0].ip), api.secure_port));
     let server = match first_master {
         Some(server)
             if !inv.cluster.apiserver_set
                 || loopback
-                || configured.contains(crate::load::config::NODE_IP_PLACEHOLDER) =>
+                || configured.contains(crate::load::inventory::NODE_IP_PLACEHOLDER) =>
         {
             server
         }
@@ -577,13 +577,6 @@ fn planned<'a, T>(value: Option<&'a T>, what: &str) -> Result<&'a T> {
         name: what.into(),
         message: "planned but not prepared".into(),
     })
-}
-
-fn host(node: &Node) -> String {
-    match node.ip {
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        v4 => v4.to_string(),
-    }
 }
 
 /// Names of every template that `--templates` may override.

@@ -1,0 +1,407 @@
+//! The validated inventory: what `config` makes of `cluster.toml` and every later stage
+//! reads. Types and their derived values only; no parsing, no I/O.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::component::{self, Component};
+use crate::load::version::KubeVersion;
+
+pub const NODE_IP_PLACEHOLDER: &str = "{{node.ip}}";
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The inventory file, for messages.
+    pub path: PathBuf,
+    pub cluster: Cluster,
+    pub pki: PkiSettings,
+    pub nodes: Vec<Node>,
+    /// The components built for every node, in start order.
+    pub components: Vec<ComponentSettings>,
+    /// kube-apiserver's own settings, when the inventory builds it.
+    pub apiserver: Option<ApiServerSettings>,
+    /// etcd's own settings, when the inventory builds it.
+    pub etcd: Option<EtcdSettings>,
+    /// Things worth saying that do not stop a build, one line each.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtcdCa {
+    /// `pki/etcd-ca.pem`, generated once: a certificate of the cluster CA cannot reach etcd.
+    Dedicated,
+    /// The root CA, as the tutorial does.
+    Shared,
+}
+
+/// The etcd releases with a checked flag profile, as minor numbers of 3.x.
+pub const ETCD_MINORS: [u32; 3] = [4, 5, 6];
+
+#[derive(Debug, Clone)]
+pub struct EtcdSettings {
+    /// Minor release of 3.x: 4, 5 or 6.
+    pub minor: u32,
+    /// An etcdctl to carry as `/opt/k8s/bin/etcdctl`.
+    pub etcdctl: Option<PathBuf>,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: String,
+    pub wal_dir: String,
+    pub cluster_token: String,
+    /// Nodes whose member joins a formed cluster (`etcd-state = "existing"`), in
+    /// inventory order; the others bootstrap it.
+    pub joining: Vec<String>,
+}
+
+impl EtcdSettings {
+    /// `--initial-cluster` of `node`: the bootstrapping members, and for a joining one
+    /// also every member joined before it, in inventory order, then itself, which is what
+    /// `etcdctl member add` asks for. A member added later never changes the bundles of
+    /// those before it.
+    pub fn initial_cluster(&self, nodes: &[Node], node: &Node) -> String {
+        let joins = |n: &Node| self.joining.contains(&n.name);
+        let upto = nodes
+            .iter()
+            .position(|n| n.name == node.name)
+            .unwrap_or(nodes.len());
+        nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| !joins(n) || (joins(node) && *i <= upto))
+            .map(|(_, n)| format!("{}={}", n.name, self.peer_url(n)))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn peer_url(&self, node: &Node) -> String {
+        format!("https://{}:{}", url_host(node.ip), self.peer_port)
+    }
+
+    pub fn client_url(&self, node: &Node) -> String {
+        format!("https://{}:{}", url_host(node.ip), self.client_port)
+    }
+
+    /// Every member's client URL, `node`'s own first: kube-apiserver's `--etcd-servers`.
+    pub fn servers_for(&self, nodes: &[Node], node: &Node) -> Vec<String> {
+        let mut urls = vec![self.client_url(node)];
+        urls.extend(
+            nodes
+                .iter()
+                .filter(|n| n.name != node.name)
+                .map(|n| self.client_url(n)),
+        );
+        urls
+    }
+}
+
+/// The names every serving certificate of a node carries: loopback, its IP and name.
+pub fn node_names(node: &Node) -> Vec<San> {
+    vec![
+        San::Ip("127.0.0.1".parse().expect("loopback")),
+        San::Ip(node.ip),
+        San::Dns(node.name.clone()),
+    ]
+}
+
+/// An IP as the host part of a URL or `host:port`: an IPv6 address in brackets.
+pub fn url_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
+}
+
+/// A name a serving certificate carries.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum San {
+    Ip(IpAddr),
+    Dns(String),
+}
+
+impl std::fmt::Display for San {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            San::Ip(ip) => write!(f, "IP:{ip}"),
+            San::Dns(name) => write!(f, "DNS:{name}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiServerSettings {
+    /// A load balancer's name or VIP, in every node's serving certificate.
+    pub extra_sans: Vec<San>,
+    /// `--service-node-port-range`, as `FIRST-LAST`.
+    pub node_port_range: String,
+    pub etcd_servers: Vec<String>,
+    /// An external etcd's CA and the apiserver's client certificate and key for it.
+    pub etcd_tls: Option<EtcdTls>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub version: KubeVersion,
+    /// May contain `{{node.ip}}`; see [`Inventory::apiserver_for`].
+    pub apiserver: String,
+    pub service_cidr: IpNet,
+    pub cluster_cidr: Option<IpNet>,
+    pub k8s_dir: String,
+    /// The cluster's DNS domain (`cluster.local`), for the `kubernetes` service's names.
+    pub dns_domain: String,
+    /// Whether `apiserver` was written in the inventory rather than defaulted.
+    pub apiserver_set: bool,
+    /// The address workers (kubelets, kube-proxy) reach the apiservers at, such as the
+    /// tutorial's local kube-nginx proxy; kept for worker bundles, unused by masters.
+    pub worker_apiserver: Option<String>,
+    /// The masters' architecture: every carried binary must be built for it.
+    pub arch: Arch,
+    /// Whether `arch` was written in the inventory rather than defaulted.
+    pub arch_set: bool,
+}
+
+/// A node architecture, as Go and Kubernetes' release downloads name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Amd64,
+    Arm64,
+    Arm,
+    Ppc64le,
+    S390x,
+}
+
+impl Arch {
+    pub const NAMES: [&'static str; 5] = ["amd64", "arm64", "arm", "ppc64le", "s390x"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "amd64" => Some(Self::Amd64),
+            "arm64" => Some(Self::Arm64),
+            "arm" => Some(Self::Arm),
+            "ppc64le" => Some(Self::Ppc64le),
+            "s390x" => Some(Self::S390x),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Amd64 => "amd64",
+            Self::Arm64 => "arm64",
+            Self::Arm => "arm",
+            Self::Ppc64le => "ppc64le",
+            Self::S390x => "s390x",
+        }
+    }
+}
+
+impl Cluster {
+    /// The `kubernetes` service's cluster IP: the first address of the service range.
+    pub fn kubernetes_service_ip(&self) -> IpAddr {
+        first_ip(&self.service_cidr)
+    }
+}
+
+/// The first host address of a range, as kube-apiserver picks the `kubernetes`
+/// service's IP: the network address plus one.
+pub fn first_ip(net: &IpNet) -> IpAddr {
+    match net.network() {
+        IpAddr::V4(v4) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v4).wrapping_add(1))),
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6).wrapping_add(1))),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    EcdsaP256,
+}
+
+impl KeyAlgorithm {
+    pub const NAMES: [&'static str; 4] = ["rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "rsa-2048" => Some(Self::Rsa2048),
+            "rsa-3072" => Some(Self::Rsa3072),
+            "rsa-4096" => Some(Self::Rsa4096),
+            "ecdsa-p256" => Some(Self::EcdsaP256),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rsa2048 => "rsa-2048",
+            Self::Rsa3072 => "rsa-3072",
+            Self::Rsa4096 => "rsa-4096",
+            Self::EcdsaP256 => "ecdsa-p256",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAccountKey {
+    /// A dedicated key pair in `pki/`, shared by every master.
+    Dedicated,
+    /// The CA key signs tokens, as in the tutorial.
+    Ca,
+}
+
+/// Which key the controller-manager's CSR signers (kubelet certificates and the like) use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrSigning {
+    /// The root CA key, on every master, as the tutorial does.
+    Ca,
+    /// A dedicated self-signed signing CA, trusted only by kube-apiserver's client CA;
+    /// the root CA key stays on the build host.
+    Signer,
+    /// No signing: the CSR signers stay off (kubeadm's external-CA mode).
+    Off,
+}
+
+impl CsrSigning {
+    pub const NAMES: [&'static str; 3] = ["ca", "signer", "off"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ca => "ca",
+            Self::Signer => "signer",
+            Self::Off => "off",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub country: Option<String>,
+    pub state: Option<String>,
+    pub locality: Option<String>,
+    pub organizational_unit: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PkiSettings {
+    /// Folder holding the saved PKI state.
+    pub dir: PathBuf,
+    /// An imported CA: (cert, key).
+    pub import_ca: Option<(PathBuf, PathBuf)>,
+    pub key_algorithm: KeyAlgorithm,
+    pub cert_validity: Duration,
+    pub ca_validity: Duration,
+    pub subject: Subject,
+    pub service_account_key: ServiceAccountKey,
+    pub csr_signing: CsrSigning,
+    /// Whether etcd has a CA of its own (kubeadm's way) or uses the root CA (the tutorial's).
+    pub etcd_ca: EtcdCa,
+    /// Whether each bundle's private files are sealed with its node's key (`seal`).
+    pub seal_secrets: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub ip: IpAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct ComponentSettings {
+    pub component: &'static Component,
+    pub binary: Option<PathBuf>,
+    pub secure_port: u16,
+    /// Flag name (without dashes) → value, as rendered after `=`.
+    pub extra_args: BTreeMap<String, String>,
+    /// Whether the build reads `binary` (and etcd's `etcdctl`) to check that it is an
+    /// executable of the component's release; `binary-check = false` carries it as is.
+    pub check_binary: bool,
+    /// The ports of its row's `extra_ports`, in the row's order.
+    pub extra_ports: Vec<u16>,
+    /// The folders of its row's `data_dirs`, in the row's order.
+    pub data_dirs: Vec<String>,
+}
+
+impl Inventory {
+    /// The apiserver URL one node's kubeconfig points at.
+    pub fn apiserver_for(&self, node: &Node) -> String {
+        self.cluster
+            .apiserver
+            .replace(NODE_IP_PLACEHOLDER, &url_host(node.ip))
+    }
+
+    /// The names kube-apiserver's serving certificate carries on `node`, in certificate
+    /// order: the node's own, the extra SANs, the `kubernetes` service's IP and names.
+    pub fn apiserver_names(&self, node: &Node) -> Vec<San> {
+        let mut names = node_names(node);
+        if let Some(api) = &self.apiserver {
+            names.extend(api.extra_sans.iter().cloned());
+        }
+        names.push(San::Ip(self.cluster.kubernetes_service_ip()));
+        for name in ["kubernetes", "kubernetes.default", "kubernetes.default.svc"] {
+            names.push(San::Dns(name.into()));
+        }
+        names.push(San::Dns(format!(
+            "kubernetes.default.svc.{}",
+            self.cluster.dns_domain
+        )));
+        names
+    }
+
+    /// Every certificate `c` carries on a node: its row's, and those it needs from the
+    /// other components the inventory builds (with `[etcd]`, the apiserver's client
+    /// certificate for it).
+    pub fn certs(&self, c: &'static Component) -> Vec<&'static component::CertSpec> {
+        let mut certs: Vec<_> = c.certs.iter().collect();
+        certs.extend(
+            c.certs_from
+                .iter()
+                .filter(|(other, _)| self.components.iter().any(|s| s.component.name == *other))
+                .map(|(_, spec)| spec),
+        );
+        certs
+    }
+
+    /// `c`'s working directory on a node: its first data dir (etcd's data dir),
+    /// `<k8s-dir>/<name>` for a component without one.
+    pub fn work_dir(&self, c: &Component) -> String {
+        match self.settings(c).and_then(|s| s.data_dirs.first()) {
+            Some(dir) => dir.clone(),
+            None => c.work_dir(&self.cluster.k8s_dir),
+        }
+    }
+
+    /// Whether a certificate a built component carries is issued by `ca`.
+    pub fn needs_ca(&self, ca: component::IssuedBy) -> bool {
+        self.components
+            .iter()
+            .flat_map(|s| self.certs(s.component))
+            .any(|spec| spec.issued_by == ca)
+    }
+
+    /// Whether a component serving the Kubernetes API is built.
+    pub fn serves_api(&self) -> bool {
+        self.components.iter().any(|s| s.component.serves_api)
+    }
+
+    /// The settings of `c`, when the inventory builds it.
+    pub fn settings(&self, c: &Component) -> Option<&ComponentSettings> {
+        self.components.iter().find(|s| s.component == c)
+    }
+
+    /// The folder the inventory lives in; relative paths in it resolve against this.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
