@@ -33,6 +33,7 @@
 pub mod component;
 pub mod error;
 pub mod load;
+pub mod model;
 pub mod pack;
 pub mod pki;
 pub mod plan;

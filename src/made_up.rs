@@ -8,10 +8,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::component::flags::Flag;
 use crate::component::{self, CertSpec, Component, ConfigFile, ExtraPort, IssuedBy, Names};
-use crate::load::inventory::{ComponentSettings, Inventory, Node};
 use crate::load::version::KubeVersion;
+use crate::model::Flag;
+use crate::model::{ComponentSettings, Inventory, Node};
 
 fn set(name: &str, value: impl Into<String>) -> Flag {
     Flag {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use crate::component::flags;
 use crate::component::{paths, CertSpec, Component, BUNDLE_PREFIX};
-use crate::load::inventory::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
+use crate::model::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
 
 /// Where a file's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::component::{Component, LEASE_NAMESPACE};
 use crate::error::{Error, Result};
-use crate::load::inventory::{Inventory, Node};
+use crate::model::{Inventory, Node};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Step {

@@ -9,15 +9,8 @@ use std::time::Duration;
 use crate::component::{
     paths, Component, APISERVER_ETCD_CLIENT, FRONT_PROXY_CLIENT, KUBELET_CLIENT,
 };
-use crate::load::inventory::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
 use crate::load::version::KubeVersion;
-
-/// One flag as it appears on the command line: `--name` or `--name=value`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Flag {
-    pub name: String,
-    pub value: Option<String>,
-}
+use crate::model::{ComponentSettings, CsrSigning, Flag, Inventory, Node, ServiceAccountKey};
 
 impl Flag {
     fn on(name: &str) -> Self {
@@ -460,7 +453,7 @@ mod tests {
 
     #[test]
     fn every_default_etcd_flag_exists_in_its_release() {
-        for minor in crate::load::inventory::ETCD_MINORS {
+        for minor in crate::model::ETCD_MINORS {
             let text = format!(
                 "[cluster]\nkubernetes-version = \"1.20.2\"\nservice-cidr = \"10.254.0.0/16\"\n\
                  [[nodes]]\nname = \"m1\"\nip = \"10.0.0.1\"\n[[nodes]]\nname = \"m2\"\nip = \"10.0.0.2\"\n\

@@ -10,9 +10,10 @@
 pub mod catalogue;
 pub mod flags;
 
-use self::flags::Flag;
-use crate::load::inventory::{ComponentSettings, Inventory, Node};
-use crate::load::version::KubeVersion;
+pub use crate::model::{
+    CertFrom, CertSpec, Component, ConfigFile, ExtraPort, Flag, Health, IssuedBy, Names, Section,
+    Start, NODE_NAME,
+};
 
 /// Where shared files land on a node.
 pub mod paths {
@@ -143,42 +144,6 @@ pub mod dist {
     pub const KUBELET_RBAC: &str = "kube-apiserver-rbac.yaml";
 }
 
-/// Which CA issues a certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum IssuedBy {
-    /// The cluster's root CA.
-    Root,
-    /// The aggregation layer's front-proxy CA.
-    FrontProxy,
-    /// etcd's CA: a dedicated one, or the root CA with `[pki] etcd-ca = "shared"`.
-    Etcd,
-}
-
-/// Which names a certificate carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Names {
-    /// None: a client certificate.
-    None,
-    /// 127.0.0.1, the node IP and the node name.
-    Node,
-    /// The node's names, the inventory's extra SANs, the first service IP and the
-    /// `kubernetes` service names: kube-apiserver's serving certificate.
-    ApiServer,
-}
-
-/// One certificate a component carries on every node, issued into `pki/<node>/`.
-#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CertSpec {
-    /// File stem, in `pki/<node>/` and in the node's certificate folder.
-    pub name: &'static str,
-    pub cn: &'static str,
-    pub org: Option<&'static str>,
-    pub server: bool,
-    pub client: bool,
-    pub names: Names,
-    pub issued_by: IssuedBy,
-}
-
 impl CertSpec {
     pub fn cert_path(&self) -> String {
         format!("{}/{}.pem", paths::CERT_DIR, self.name)
@@ -200,9 +165,6 @@ impl CertSpec {
     }
 }
 
-/// Stands for the node's name in a certificate's CN.
-pub const NODE_NAME: &str = "{node}";
-
 /// The operator's client certificate, for `dist/admin.kubeconfig` (chapter 03 of the
 /// tutorial): kept in `pki/admin{,-key}.pem`, never in a node's bundle.
 pub const ADMIN: CertSpec = CertSpec {
@@ -220,165 +182,6 @@ pub const BUNDLE_PREFIX: &str = "control-plane";
 
 /// The Kubernetes namespace of every leader lease.
 pub const LEASE_NAMESPACE: &str = "kube-system";
-
-/// The keys a component's inventory section takes, and how they are validated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Section {
-    /// `binary`, `binary-check`, `secure-port` and `extra-args`.
-    Standard,
-    /// [`Section::Standard`]'s, with `extra-sans`, `service-node-port-range` and an
-    /// external etcd (`etcd-servers`, `etcd-ca`, `etcd-cert`, `etcd-key`).
-    ApiServer,
-    /// An etcd member's: `binary`, `binary-check`, `etcdctl`, `version`, `client-port`,
-    /// `peer-port`, `data-dir`, `wal-dir`, `cluster-token` and `extra-args`.
-    EtcdMember,
-}
-
-/// A port a component listens on besides its main one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ExtraPort {
-    /// The key under the component's section that sets it.
-    pub key: &'static str,
-    pub default: u16,
-    /// What it serves, in the list of default ports.
-    pub what: &'static str,
-}
-
-/// How install.sh and `verify` tell the component is healthy: an https GET of
-/// `path` on its main port, trusting `ca`, whose body holds `ok`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Health {
-    pub scheme: &'static str,
-    pub path: &'static str,
-    pub ca: &'static str,
-    pub ok: &'static str,
-}
-
-/// How install.sh starts the component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Start {
-    /// Whether `systemctl start` waits until it serves: false for a member that needs
-    /// its peers first.
-    pub blocking: bool,
-    /// Whether it serves only once a quorum of its nodes run it.
-    pub waits_for_quorum: bool,
-}
-
-/// A configuration file passed with `--config`.
-#[derive(Debug)]
-pub struct ConfigFile {
-    /// The name of its Handlebars template, and the embedded text (overridable from
-    /// `--templates`).
-    pub template: &'static str,
-    pub text: &'static str,
-    pub kind: &'static str,
-    /// The apiVersion of `kind` the release reads.
-    pub api_version: fn(&KubeVersion) -> &'static str,
-}
-
-/// A certificate a component carries when another component is built too, as
-/// (that component's name, the certificate).
-pub type CertFrom = (&'static str, CertSpec);
-
-/// A row; rows are told apart by name.
-#[derive(Debug)]
-pub struct Component {
-    /// The binary, unit and inventory section name, e.g. `kube-controller-manager`.
-    pub name: &'static str,
-    /// Subject CN and O of its certificate: the built-in RBAC user and group.
-    pub user: &'static str,
-    /// `Description=` of its unit.
-    pub description: &'static str,
-    pub documentation: &'static str,
-    /// The keys of its inventory section.
-    pub section: Section,
-    /// Whether it is built when the inventory has no section for it (with defaults).
-    pub required: bool,
-    pub default_secure_port: u16,
-    /// The key under its section that sets the main port.
-    pub port_key: &'static str,
-    /// Ports it listens on besides the main one.
-    pub extra_ports: &'static [ExtraPort],
-    pub health: Health,
-    /// Leader-election Lease (and, before 1.17, Endpoints) name in `kube-system`; `None`
-    /// for a component every node runs active (kube-apiserver).
-    pub lease: Option<&'static str>,
-    /// Whether it talks to the apiserver through a kubeconfig of its own.
-    pub kubeconfig: bool,
-    /// Whether it serves the Kubernetes API: the others' kubeconfigs point at it, and
-    /// its build brings the front-proxy CA, the encryption key and the admin kubeconfig.
-    pub serves_api: bool,
-    /// Whether it listens on the node IP (`--bind-address`), which `verify` checks.
-    pub binds_node_ip: bool,
-    /// Its certificates: the first is its own (serving and, with a kubeconfig, client).
-    pub certs: &'static [CertSpec],
-    /// Certificates it carries when another component is built too.
-    pub certs_from: &'static [CertFrom],
-    /// Whether the components after it wait until it is healthy before they restart.
-    pub gates_the_rest: bool,
-    pub start: Start,
-    /// Mode of its work dir on the node.
-    pub work_mode: u32,
-    /// Section keys of the data folders an uninstall keeps (and `--purge` removes), also
-    /// its flags' names; the first is its work dir. Empty: its work dir is
-    /// `<k8s-dir>/<name>`.
-    pub data_dirs: &'static [&'static str],
-    /// Extra `[Service]` lines of its unit: kube-apiserver and etcd tell systemd when they
-    /// serve (`Type=notify`), with the tutorial's file limit.
-    pub unit_settings: &'static [&'static str],
-    /// A configuration file passed with `--config`, if any.
-    pub config: Option<ConfigFile>,
-    /// Its flags on one node, before `extra-args`.
-    pub flags: fn(&Inventory, &Node, &ComponentSettings) -> Vec<Flag>,
-    /// The Go main packages that build its binary, without a last `/vN` element; empty:
-    /// any package whose path ends in `/<name>` (`k8s.io/kubernetes/cmd/kube-scheduler`).
-    pub main_packages: &'static [&'static str],
-    /// The flag catalogue: name, first and last minor release, source.
-    pub catalogue: &'static str,
-    /// The release series its catalogue's minor numbers belong to: `1.` for Kubernetes
-    /// components, `3.` for etcd, which has its own versions.
-    pub version_series: &'static str,
-    /// Inventory keys that own a flag, as (flag, key under the component's section).
-    pub managed_flags: &'static [(&'static str, &'static str)],
-    /// Flags that decide who may do what, as (flag, the value kube-bundle gives it, what
-    /// another value would open): `extra-args` cannot set them (they are in its managed
-    /// flags) and `verify` finds a unit that gives them another value.
-    pub guards: &'static [(&'static str, &'static str, &'static str)],
-    /// Flags whose value every master must share (one service range, one token issuer),
-    /// which `verify` compares across bundles.
-    pub shared_flags: &'static [&'static str],
-    /// Whether the component uses the service-account key pair (the controller-manager
-    /// signs tokens, kube-apiserver signs and checks them).
-    pub uses_service_account_key: bool,
-    /// Whether the component runs the CSR signers (the controller-manager).
-    pub signs_csrs: bool,
-}
-
-impl PartialEq for Component {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for Component {}
-
-impl std::hash::Hash for Component {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
-
-impl PartialOrd for Component {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Component {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.name.cmp(other.name)
-    }
-}
 
 /// The health check of a component that answers `ok` over the cluster CA.
 const HEALTHZ: Health = Health {

@@ -305,7 +305,7 @@ pub fn import_env(path: &Path) -> Result<Imported> {
     if let Some(svc_ip) = scalar("CLUSTER_KUBERNETES_SVC_IP")? {
         let cidr = imported.service_cidr.as_deref().unwrap_or("10.254.0.0/16");
         if let Ok(net) = cidr.parse::<ipnet::IpNet>() {
-            let first = crate::load::inventory::first_ip(&net.trunc());
+            let first = crate::model::first_ip(&net.trunc());
             if svc_ip.parse::<std::net::IpAddr>().ok() != Some(first) {
                 return Err(Error::input(
                     loc("CLUSTER_KUBERNETES_SVC_IP"),

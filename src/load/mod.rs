@@ -4,5 +4,4 @@
 pub mod binary;
 pub mod config;
 pub mod init;
-pub mod inventory;
 pub mod version;

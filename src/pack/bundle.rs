@@ -622,7 +622,7 @@ impl<W: Write> Write for HashingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::inventory::Node;
+    use crate::model::Node;
 
     fn plan() -> NodePlan {
         let mut files = BTreeMap::new();

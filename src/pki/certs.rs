@@ -12,7 +12,7 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::component::ADMIN;
 use crate::error::{Error, Result};
-use crate::load::inventory::Inventory;
+use crate::model::Inventory;
 use crate::pki;
 
 #[derive(Debug, Serialize)]
@@ -39,7 +39,7 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
         None => inv.pki.dir.join("ca.pem"),
     };
     let mut rows = vec![cert_row("ca", None, &ca_path, now, warn)?];
-    if inv.pki.service_account_key == crate::load::inventory::ServiceAccountKey::Dedicated {
+    if inv.pki.service_account_key == crate::model::ServiceAccountKey::Dedicated {
         let path = inv.pki.dir.join("sa.pub");
         let key = fs_err::read_to_string(&path)
             .ok()
@@ -61,7 +61,7 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
             key: key.unwrap_or_else(|| "missing".into()),
         });
     }
-    if inv.pki.csr_signing == crate::load::inventory::CsrSigning::Signer
+    if inv.pki.csr_signing == crate::model::CsrSigning::Signer
         && inv.components.iter().any(|s| s.component.signs_csrs)
     {
         let files = pki::SignerFiles::of(inv);
@@ -81,7 +81,7 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
         rows.push(cert_row(ADMIN.name, None, &path, now, warn)?);
     }
     if inv.needs_ca(crate::component::IssuedBy::Etcd)
-        && inv.pki.etcd_ca == crate::load::inventory::EtcdCa::Dedicated
+        && inv.pki.etcd_ca == crate::model::EtcdCa::Dedicated
     {
         let path = inv.pki.dir.join("etcd-ca.pem");
         rows.push(cert_row("etcd-ca", None, &path, now, warn)?);

@@ -27,7 +27,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use self::seal::SealKey;
 use crate::component::{CertSpec, Component, IssuedBy, Names, ADMIN};
 use crate::error::{Error, Result};
-use crate::load::inventory::{
+use crate::model::{
     CsrSigning, EtcdCa, Inventory, KeyAlgorithm, Node, San, ServiceAccountKey, Subject,
 };
 pub use crate::pack::manifest::CertSummary;
@@ -1262,7 +1262,7 @@ pub fn names(inv: &Inventory, node: Option<&Node>, spec: &CertSpec) -> Vec<San> 
     let Some(node) = node else { return Vec::new() };
     let mut names = match spec.names {
         Names::None => Vec::new(),
-        Names::Node => crate::load::inventory::node_names(node),
+        Names::Node => crate::model::node_names(node),
         Names::ApiServer => inv.apiserver_names(node),
     };
     let mut seen = std::collections::BTreeSet::new();

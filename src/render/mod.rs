@@ -13,10 +13,11 @@ use std::path::Path;
 use handlebars::Handlebars;
 use serde_json::json;
 
-use crate::component::flags::{self, Flag};
+use crate::component::flags;
 use crate::component::{self, dist, paths, Component, LEASE_NAMESPACE};
 use crate::error::{Error, Result};
-use crate::load::inventory::{url_host, Inventory, Node};
+use crate::model::Flag;
+use crate::model::{url_host, Inventory, Node};
 use crate::pack::manifest::{ManifestApiServer, ManifestEtcd};
 use crate::pki::{self, Pki};
 use crate::plan::{Content, Kind, NodePlan, Source};
@@ -136,8 +137,8 @@ fn apiserver_names(inv: &Inventory) -> Option<ManifestApiServer> {
             .extra_sans
             .iter()
             .map(|san| match san {
-                crate::load::inventory::San::Ip(ip) => ip.to_string(),
-                crate::load::inventory::San::Dns(name) => name.clone(),
+                crate::model::San::Ip(ip) => ip.to_string(),
+                crate::model::San::Dns(name) => name.clone(),
             })
             .collect(),
     })
@@ -538,7 +539,7 @@ pub fn admin_kubeconfig(inv: &Inventory, ca_pem: &str, admin: &pki::Leaf) -> Str
         Some(server)
             if !inv.cluster.apiserver_set
                 || loopback
-                || configured.contains(crate::load::inventory::NODE_IP_PLACEHOLDER) =>
+                || configured.contains(crate::model::NODE_IP_PLACEHOLDER) =>
         {
             server
         }

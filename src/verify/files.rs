@@ -236,7 +236,7 @@ impl Check<'_> {
                 format!("--service-cluster-ip-range `{r}` is not a CIDR"),
             ),
             Some((r, Ok(net))) => {
-                let first = crate::load::inventory::first_ip(&net).to_string();
+                let first = crate::model::first_ip(&net).to_string();
                 if let Some(ip) = service_ip.filter(|ip| *ip != first) {
                     self.find(
                         &file,

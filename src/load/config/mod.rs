@@ -16,7 +16,7 @@ use toml::Spanned;
 use crate::component::catalogue;
 use crate::component::{self, Component, Section};
 use crate::error::{Error, Result};
-use crate::load::inventory::*;
+use crate::model::*;
 
 mod sections;
 use crate::load::version::KubeVersion;
