@@ -27,7 +27,8 @@
 //! of the functions a row carries (its flag profile in `flags`, the inventory's types).
 //!
 //! The artifact store: `artifact` pushes a finished `dist/` to an OCI registry and pulls
-//! it back (`oci` holds the references and documents, `registry` the HTTP client), and
+//! it back (`oci` holds the references and documents, `registry` the HTTP client, `cosign`
+//! the signatures push can add for cosign), and
 //! `fetch` writes `dist/fetch.sh`, which gets one node's bundle with curl alone.
 
 pub mod artifact;
@@ -38,6 +39,7 @@ pub mod catalogue;
 pub mod certs;
 pub mod component;
 pub mod config;
+pub mod cosign;
 pub mod error;
 pub mod fetch;
 pub mod flags;

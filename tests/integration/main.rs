@@ -18,6 +18,7 @@ mod inputs;
 mod install;
 mod install_parts;
 mod install_safety;
+mod interop;
 mod member_cache;
 mod outputs;
 mod registry;
