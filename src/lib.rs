@@ -15,7 +15,8 @@
 //!    (`flags` picks each component's flags, `kubeconfig` writes kubeconfigs)
 //! 5. pack:   `bundle` compresses each binary once (`member`, on every core; `cache`
 //!    keeps members between builds, so an unchanged binary is not compressed again) and
-//!    writes the nodes' deterministic tarballs (with `manifest`) in parallel (`parallel`)
+//!    writes the nodes' deterministic tarballs (with `manifest` and the SPDX SBOM,
+//!    `sbom`) in parallel (`parallel`)
 //!    into a staging folder, which then replaces `dist/` in one rename
 //!
 //! Signing (`signature`), sealing private files with each node's key (`seal`) and
@@ -55,6 +56,7 @@ pub mod plan;
 pub mod registry;
 pub mod render;
 pub mod rollout;
+pub mod sbom;
 pub mod seal;
 pub mod signature;
 pub mod verify;

@@ -24,6 +24,7 @@ use crate::keys;
 use crate::manifest::{Manifest, ManifestApiServer, ManifestEtcd};
 use crate::pki;
 use crate::plan;
+use crate::sbom;
 use crate::seal::{self, SealKey};
 use crate::signature;
 use crate::version::KubeVersion;
@@ -686,6 +687,7 @@ impl Check<'_> {
             self.find(file, message.as_str());
         }
         self.checksums();
+        self.sbom();
         self.signature(trust);
         let manifest = self.manifest();
         let node = manifest
@@ -973,6 +975,92 @@ impl Check<'_> {
             &sealed_names,
             "is sealed but not listed in SHA256SUMS.sealed",
         );
+    }
+
+    /// sbom.spdx.json lists every file the tarball carries (but itself, SHA256SUMS and its
+    /// signature) with its sha256, and names the origin of every binary.
+    fn sbom(&mut self) {
+        let Some(text) = self.required(sbom::FILE) else {
+            return;
+        };
+        let doc: sbom::Document = match serde_json::from_str(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                self.find(sbom::FILE, format!("is not an SPDX JSON document ({e})"));
+                return;
+            }
+        };
+        if doc.spdx_version != sbom::SPDX_VERSION {
+            self.find(
+                sbom::FILE,
+                format!("is `{}`, not {}", doc.spdx_version, sbom::SPDX_VERSION),
+            );
+        }
+        let mut listed = std::collections::BTreeSet::new();
+        for f in &doc.files {
+            let path = f.path();
+            listed.insert(path.to_string());
+            match (self.bundle.files.get(path), f.sha256()) {
+                (None, _) => self.find(
+                    sbom::FILE,
+                    format!("lists `{path}`, which the bundle does not carry"),
+                ),
+                (Some(_), None) => self.find(sbom::FILE, format!("gives no SHA256 for `{path}`")),
+                (Some(e), Some(sha)) if e.sha256 != sha => {
+                    let message = format!(
+                        "gives `{path}` the sha256 {sha}, but the bundle's file has {}",
+                        e.sha256
+                    );
+                    self.find(sbom::FILE, message);
+                }
+                _ => {}
+            }
+        }
+        let unlisted: Vec<String> = self
+            .bundle
+            .files
+            .keys()
+            .filter(|p| {
+                !listed.contains(*p)
+                    && !self.bundle.sealed.contains_key(*p)
+                    && !["SHA256SUMS", signature::SIG_FILE, sbom::FILE].contains(&p.as_str())
+            })
+            .cloned()
+            .collect();
+        for path in unlisted {
+            self.find(sbom::FILE, format!("does not list `{path}`"));
+        }
+        let mut origins = std::collections::BTreeSet::new();
+        for (package, file) in sbom::binaries(&doc) {
+            match file {
+                Some(f) if f.sha256().is_some() && f.sha256() == package.sha256() => {
+                    if package.file_name.as_deref().is_some_and(|n| !n.is_empty()) {
+                        origins.insert(f.path().to_string());
+                    }
+                }
+                _ => {
+                    let message = format!(
+                        "package `{}` is not the sha256 of a file it lists",
+                        package.name
+                    );
+                    self.find(sbom::FILE, message);
+                }
+            }
+        }
+        let binaries: Vec<String> = self
+            .bundle
+            .files
+            .keys()
+            .filter(|p| p.starts_with(&format!("{}/", in_bundle(component::paths::BIN_DIR))))
+            .filter(|p| !origins.contains(*p))
+            .cloned()
+            .collect();
+        for path in binaries {
+            self.find(
+                sbom::FILE,
+                format!("names no origin for the binary `{path}`"),
+            );
+        }
     }
 
     /// A finding for every file under `folder` that `known` does not hold.

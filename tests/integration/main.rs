@@ -26,6 +26,7 @@ mod registry_hostile;
 mod repacked;
 mod reproducible;
 mod restarts;
+mod sbom;
 mod scheduler;
 mod sealed;
 mod shared_member;
