@@ -977,8 +977,9 @@ impl Check<'_> {
         );
     }
 
-    /// sbom.spdx.json lists every file the tarball carries (but itself, SHA256SUMS and its
-    /// signature) with its sha256, and names the origin of every binary.
+    /// sbom.spdx.json lists exactly the files SHA256SUMS lists (but itself) with the same
+    /// sha256, and names the origin of every binary. It is held against SHA256SUMS, which
+    /// [`Check::checksums`] holds against the files, so each fault is one finding.
     fn sbom(&mut self) {
         let Some(text) = self.required(sbom::FILE) else {
             return;
@@ -996,39 +997,32 @@ impl Check<'_> {
                 format!("is `{}`, not {}", doc.spdx_version, sbom::SPDX_VERSION),
             );
         }
-        let mut listed = std::collections::BTreeSet::new();
+        // A missing or malformed SHA256SUMS is already a finding.
+        let Some(sums) = self.bundle.text("SHA256SUMS") else {
+            return;
+        };
+        let Ok(sums) = crate::bundle::parse_sha256sums(&sums) else {
+            return;
+        };
+        let mut want: BTreeMap<&str, &str> = sums
+            .into_iter()
+            .map(|(sha, path)| (path, sha))
+            .filter(|(path, _)| *path != sbom::FILE)
+            .collect();
+        let mut findings = Vec::new();
         for f in &doc.files {
             let path = f.path();
-            listed.insert(path.to_string());
-            match (self.bundle.files.get(path), f.sha256()) {
-                (None, _) => self.find(
-                    sbom::FILE,
-                    format!("lists `{path}`, which the bundle does not carry"),
-                ),
-                (Some(_), None) => self.find(sbom::FILE, format!("gives no SHA256 for `{path}`")),
-                (Some(e), Some(sha)) if e.sha256 != sha => {
-                    let message = format!(
-                        "gives `{path}` the sha256 {sha}, but the bundle's file has {}",
-                        e.sha256
-                    );
-                    self.find(sbom::FILE, message);
-                }
+            match (want.remove(path), f.sha256()) {
+                (None, _) => findings.push(format!("lists `{path}`, which SHA256SUMS does not")),
+                (Some(_), None) => findings.push(format!("gives no SHA256 for `{path}`")),
+                (Some(listed), Some(sha)) if listed != sha => findings.push(format!(
+                    "gives `{path}` the sha256 {sha}, but SHA256SUMS has {listed}"
+                )),
                 _ => {}
             }
         }
-        let unlisted: Vec<String> = self
-            .bundle
-            .files
-            .keys()
-            .filter(|p| {
-                !listed.contains(*p)
-                    && !self.bundle.sealed.contains_key(*p)
-                    && !["SHA256SUMS", signature::SIG_FILE, sbom::FILE].contains(&p.as_str())
-            })
-            .cloned()
-            .collect();
-        for path in unlisted {
-            self.find(sbom::FILE, format!("does not list `{path}`"));
+        for path in want.keys() {
+            findings.push(format!("does not list `{path}`"));
         }
         let mut origins = std::collections::BTreeSet::new();
         for (package, file) in sbom::binaries(&doc) {
@@ -1038,28 +1032,20 @@ impl Check<'_> {
                         origins.insert(f.path().to_string());
                     }
                 }
-                _ => {
-                    let message = format!(
-                        "package `{}` is not the sha256 of a file it lists",
-                        package.name
-                    );
-                    self.find(sbom::FILE, message);
-                }
+                _ => findings.push(format!(
+                    "package `{}` is not the sha256 of a file it lists",
+                    package.name
+                )),
             }
         }
-        let binaries: Vec<String> = self
-            .bundle
-            .files
-            .keys()
-            .filter(|p| p.starts_with(&format!("{}/", in_bundle(component::paths::BIN_DIR))))
-            .filter(|p| !origins.contains(*p))
-            .cloned()
-            .collect();
-        for path in binaries {
-            self.find(
-                sbom::FILE,
-                format!("names no origin for the binary `{path}`"),
-            );
+        let bin_dir = format!("{}/", in_bundle(component::paths::BIN_DIR));
+        for f in &doc.files {
+            if f.path().starts_with(&bin_dir) && !origins.contains(f.path()) {
+                findings.push(format!("names no origin for the binary `{}`", f.path()));
+            }
+        }
+        for message in findings {
+            self.find(sbom::FILE, message);
         }
     }
 

@@ -211,10 +211,28 @@ fn verify_refuses_an_sbom_that_does_not_match_the_bundle() {
             Some(1),
             format!(
                 "control-plane-m1.tar.gz: sbom.spdx.json: gives `install.sh` the sha256 {zeros}, \
-                 but the bundle's file has {install_sha}\n\
+                 but SHA256SUMS has {install_sha}\n\
                  control-plane-m1.tar.gz: sbom.spdx.json: does not list `{unit}`\n\
                  control-plane-m1.tar.gz: sbom.spdx.json: names no origin for the binary `{binary}`\n"
             )
+        )
+    );
+
+    // A file the bundle does not carry, listed: named as such; a changed file is
+    // SHA256SUMS's finding alone.
+    std::fs::write(project.tarball("m1"), &pristine).unwrap();
+    tamper(&project, true, |s| {
+        let mut extra = s["files"][0].clone();
+        extra["fileName"] = "./rootfs/etc/extra".into();
+        extra["SPDXID"] = "SPDXRef-File-extra".into();
+        s["files"].as_array_mut().unwrap().push(extra);
+    });
+    assert_eq!(
+        verify_m1(&project),
+        (
+            Some(1),
+            "control-plane-m1.tar.gz: sbom.spdx.json: lists `rootfs/etc/extra`, which SHA256SUMS does not\n"
+                .to_string()
         )
     );
 
