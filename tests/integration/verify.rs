@@ -905,7 +905,7 @@ fn multi_member_gzip_is_read_whole() {
     let report = verify(&project, &["--output", "json", tarball.to_str().unwrap()]);
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(
-        report["bundles"][0]["files"], 12,
+        report["bundles"][0]["files"], 13,
         "every file of both members"
     );
 }
