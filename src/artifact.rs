@@ -10,6 +10,8 @@
 //! - the extras manifest ([`oci::ARTIFACT_DIST`]) carries SHA256SUMS, ca.pem,
 //!   client-ca.pem, sa.pub, rollout.sh, fetch.sh and kube-apiserver-rbac.yaml (those the
 //!   build wrote), each a layer titled with its name. Nothing else in `dist/` is pushed.
+//! - with `--cosign-key`, a cosign signature of the index and of every manifest it lists,
+//!   each at the tag `sha256-<hex>.sig` cosign looks up (documents and keys: `cosign`).
 //!
 //! `dist/SHA256SUMS` lists every file that travels (the bundles and those extras), and is
 //! read strictly: push sends only what it lists and matches, pull writes only what it lists

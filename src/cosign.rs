@@ -207,7 +207,8 @@ impl Signer {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                crate::pki::write_public(&path, self.public_pem.as_bytes())?;
+                crate::pki::write_public(&path, self.public_pem.as_bytes())
+                    .map_err(|e| e.doing("writing the cosign public key", &path))?;
             }
             Err(e) => return Err(Error::Io(e)),
         }
