@@ -3,7 +3,15 @@
 # apt-get; otherwise it names what to install and fails.
 #   scripts/deps.sh        tools for `make test`
 #   scripts/deps.sh e2e    also what the end-to-end run needs
+# cosign and oras, which Debian 12 does not package, come from the `stable` suite of the
+# machine's own Debian archive (see fetch_tools) into $KUBE_BUNDLE_CACHE/tools.
 set -euo pipefail
+
+# shellcheck source=scripts/apt-debian.sh
+source "$(dirname "$0")/apt-debian.sh"
+TOOLS=${KUBE_BUNDLE_CACHE:-/var/cache/kube-bundle}/tools
+# binary → Debian package in `stable`
+declare -A TOOL_PACKAGES=([cosign]=cosign [oras]=oras)
 
 # command → Debian package
 declare -A NEEDED=(
@@ -71,6 +79,76 @@ disable_registry_service() {
     fi
 }
 
+tools_intact() {
+    [[ -f $TOOLS/SHA256SUMS && -f $TOOLS/SOURCES ]] || return 1
+    local t
+    for t in "${!TOOL_PACKAGES[@]}"; do
+        grep -q "  $t\$" "$TOOLS/SHA256SUMS" || return 1
+        [[ -x $TOOLS/$t ]] || return 1
+    done
+    (cd "$TOOLS" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1)
+}
+
+# Debian's cosign and oras are static Go binaries: those of the `stable` suite run here
+# as they are. apt itself fetches them, with a sources list of its own that names the
+# machine's Debian archive and the suite alias `stable`, and lists and caches of its own:
+# the system's apt configuration and state are left as they are. apt checks the suite's
+# signature and each .deb against the signed Packages index; the sha256 is compared once
+# more here and recorded in SOURCES.
+fetch_tools() {
+    tools_intact && return 0
+    if [[ $EUID -ne 0 ]]; then
+        printf 'deps: cosign and oras are missing from %s; run: sudo scripts/deps.sh\n' "$TOOLS" >&2
+        return 1
+    fi
+    local uri work keyring t pkg deb want got
+    uri=$(apt_debian_archive_uri)
+    [[ -n $uri ]] || { printf 'deps: apt knows no Debian archive to fetch cosign and oras from\n' >&2; return 1; }
+    work=$(mktemp -d)
+    # shellcheck disable=SC2064 # expand now: work is local
+    trap "rm -rf '$work'" RETURN
+    mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/parts" "$work/debs"
+    # apt downloads as the _apt user where it can.
+    chmod 0755 "$work"
+    chown _apt "$work/lists/partial" "$work/debs" 2>/dev/null || true
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    {
+        printf 'Types: deb\nURIs: %s\nSuites: stable\nComponents: main\n' "$uri"
+        [[ -f $keyring ]] && printf 'Signed-By: %s\n' "$keyring"
+    } >"$work/stable.sources"
+    local apt=(-o "Dir::Etc::SourceList=$work/stable.sources" -o "Dir::Etc::SourceParts=$work/parts"
+        -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache"
+        -o "Dir::Etc::Preferences=/dev/null" -o "Dir::Etc::PreferencesParts=$work/parts")
+    printf 'deps: fetching cosign and oras from %s, suite stable\n' "$uri" >&2
+    apt-get "${apt[@]}" update -qq
+    (cd "$work/debs" && apt-get "${apt[@]}" download -qq "${TOOL_PACKAGES[@]}")
+    mkdir -p "$TOOLS"
+    : >"$work/SOURCES"
+    : >"$work/SHA256SUMS"
+    for t in "${!TOOL_PACKAGES[@]}"; do
+        pkg=${TOOL_PACKAGES[$t]}
+        deb=$(find "$work/debs" -maxdepth 1 -name "${pkg}_*.deb" | head -n1)
+        [[ -n $deb ]] || { printf 'deps: apt-get download gave no %s package\n' "$pkg" >&2; return 1; }
+        want=$(apt-cache "${apt[@]}" show --no-all-versions "$pkg" | awk '$1 == "SHA256:" { print $2; exit }')
+        got=$(sha256sum "$deb" | cut -d' ' -f1)
+        [[ -n $want && $want == "$got" ]] || {
+            printf 'deps: %s has sha256 %s, the Packages index says %s\n' "${deb##*/}" "$got" "${want:-nothing}" >&2
+            return 1
+        }
+        dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/bin/$t" >"$work/$t"
+        [[ -s $work/$t ]] || { printf 'deps: %s holds no usr/bin/%s\n' "${deb##*/}" "$t" >&2; return 1; }
+        chmod 0755 "$work/$t"
+        "$work/$t" version >/dev/null 2>&1 || { printf 'deps: %s from %s does not run here\n' "$t" "${deb##*/}" >&2; return 1; }
+        printf '%s  %s  %s\n' "${deb##*/}" "$got" "$uri" >>"$work/SOURCES"
+        (cd "$work" && sha256sum "$t") >>"$work/SHA256SUMS"
+    done
+    for t in "${!TOOL_PACKAGES[@]}"; do mv -f "$work/$t" "$TOOLS/$t"; done
+    sort -o "$TOOLS/SOURCES" "$work/SOURCES"
+    # Written last: it marks the set complete.
+    sort -k2 -o "$TOOLS/SHA256SUMS" "$work/SHA256SUMS"
+    printf 'deps: cosign and oras are in %s\n' "$TOOLS" >&2
+}
+
 missing=()
 for cmd in "${!NEEDED[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
@@ -80,6 +158,7 @@ command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     disable_registry_service
+    fetch_tools
     exit 0
 fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -93,3 +172,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 disable_registry_service
+fetch_tools

@@ -15,7 +15,8 @@
 //!    (`flags` picks each component's flags, `kubeconfig` writes kubeconfigs)
 //! 5. pack:   `bundle` compresses each binary once (`member`, on every core; `cache`
 //!    keeps members between builds, so an unchanged binary is not compressed again) and
-//!    writes the nodes' deterministic tarballs (with `manifest`) in parallel (`parallel`)
+//!    writes the nodes' deterministic tarballs (with `manifest` and the SPDX SBOM,
+//!    `sbom`) in parallel (`parallel`)
 //!    into a staging folder, which then replaces `dist/` in one rename
 //!
 //! Signing (`signature`), sealing private files with each node's key (`seal`) and
@@ -27,7 +28,8 @@
 //! of the functions a row carries (its flag profile in `flags`, the inventory's types).
 //!
 //! The artifact store: `artifact` pushes a finished `dist/` to an OCI registry and pulls
-//! it back (`oci` holds the references and documents, `registry` the HTTP client), and
+//! it back (`oci` holds the references and documents, `registry` the HTTP client, `cosign`
+//! the signatures push can add for cosign), and
 //! `fetch` writes `dist/fetch.sh`, which gets one node's bundle with curl alone.
 
 pub mod component;

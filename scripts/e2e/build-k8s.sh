@@ -14,6 +14,9 @@ BINS=(kube-apiserver kube-controller-manager kube-scheduler)
 # with it say so in this file, and a cache without it is rebuilt.
 BUILD_NOTE="reflect2 v1.0.2"
 
+# shellcheck source=scripts/apt-debian.sh
+source "$(dirname "$0")/../apt-debian.sh"
+
 log() { printf 'build-k8s: %s\n' "$*" >&2; }
 
 cache_intact() {
@@ -32,47 +35,12 @@ fi
 
 src_list=/etc/apt/sources.list.d/kube-bundle-src.sources
 if ! apt-cache showsrc kubernetes >/dev/null 2>&1; then
-    # deb-src entries for exactly the Debian archives apt already uses here, so that no
-    # mirror or release is named in this script: the URIs whose release origin is Debian
-    # (from `apt-cache policy`), and for each, the deb822 stanza (or sources.list line)
-    # that configures it, turned into deb-src with the same suites and Signed-By.
-    debian_uris=$(apt-cache policy | awk '
-        $1 ~ /^[0-9]+$/ && $2 ~ /^(https?|file):/ && $NF == "Packages" { uri=$2; next }
-        /^ *release / && uri != "" { if ($0 ~ /o=Debian[,]/) print uri; uri="" }
-    ' | sed 's:/*$::' | sort -u)
-    [[ -n $debian_uris ]] || { log "apt knows no Debian archive to take deb-src entries from"; exit 1; }
-    entries=$(
-        shopt -s nullglob
-        for f in /etc/apt/sources.list.d/*.sources; do
-            [[ $f == "$src_list" ]] && continue
-            awk -v uris="$debian_uris" '
-                BEGIN { n = split(uris, u, "\n"); for (i = 1; i <= n; i++) ok[u[i]] = 1 }
-                function flush() {
-                    if (types ~ /(^| )deb( |$)/ && enabled) {
-                        m = split(urilist, us, " "); keep = 0
-                        for (i = 1; i <= m; i++) { x = us[i]; sub(/\/+$/, "", x); if (x in ok) keep = 1 }
-                        if (keep) { print "Types: deb-src"; printf "%s", body; print "" }
-                    }
-                    types = ""; urilist = ""; body = ""; enabled = 1
-                }
-                BEGIN { enabled = 1 }
-                /^[ \t]*#/ { next }
-                /^[ \t]*$/ { flush(); next }
-                /^Types:/ { t = $0; sub(/^Types:[ \t]*/, "", t); types = t; next }
-                /^Enabled:[ \t]*no/ { enabled = 0 }
-                /^URIs:/ { t = $0; sub(/^URIs:[ \t]*/, "", t); urilist = t }
-                { body = body $0 "\n" }
-                END { flush() }
-            ' "$f"
-        done
-    )
-    oneline=$({ cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
-        awk -v uris="$debian_uris" '
-            BEGIN { n = split(uris, u, "\n"); for (i = 1; i <= n; i++) ok[u[i]] = 1 }
-            $1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-                x = $i; sub(/\/+$/, "", x); if (x in ok) { sub(/^deb /, "deb-src "); print } }
-        ')
-    [[ -n $entries || -n $oneline ]] || { log "found no apt source entry for the Debian archives ($debian_uris)"; exit 1; }
+    # deb-src entries for exactly the Debian archives apt already uses here (see
+    # scripts/apt-debian.sh), so that no mirror or release is named in this script.
+    [[ -n $(apt_debian_uris) ]] || { log "apt knows no Debian archive to take deb-src entries from"; exit 1; }
+    entries=$(apt_debian_deb_src_stanzas "$src_list")
+    oneline=$(apt_debian_deb_src_lines)
+    [[ -n $entries || -n $oneline ]] || { log "found no apt source entry for the Debian archives ($(apt_debian_uris | xargs))"; exit 1; }
     log "enabling deb-src for the machine's Debian archives in $src_list"
     printf '%s\n' "$entries" >"$src_list"
     if [[ -n $oneline ]]; then

@@ -214,6 +214,11 @@ pub struct PushArgs {
     /// whoever can read the repository can read them
     #[arg(long)]
     pub allow_plain_secrets: bool,
+    /// Sign the index and every manifest in it for `cosign verify --key FILE.pub
+    /// --insecure-ignore-tlog=true`: FILE is a PEM EC P-256 private key only its owner can
+    /// read; its public key FILE.pub is written when missing (and must match when present)
+    #[arg(long, value_name = "FILE")]
+    pub cosign_key: Option<PathBuf>,
     /// What to print on standard output: one reference with its digest a line, or JSON
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
     pub output: Output,

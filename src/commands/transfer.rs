@@ -87,6 +87,7 @@ pub fn push(args: cli::PushArgs, out: &mut String) -> Result<ExitCode, Error> {
             .ok()
             .and_then(|v| v.trim().parse().ok()),
         allow_plain_secrets: args.allow_plain_secrets,
+        cosign_key: args.cosign_key,
     };
     let report = with_progress(args.quiet, |p| artifact::push(&opts, p))?;
     crate::emit(out, args.output, &report, |out| {
@@ -95,7 +96,19 @@ pub fn push(args: cli::PushArgs, out: &mut String) -> Result<ExitCode, Error> {
         }
         let _ = writeln!(out, "{}  dist", report.dist.reference);
         let _ = writeln!(out, "{}  index", report.reference);
+        for s in &report.signatures {
+            let _ = writeln!(out, "{}  cosign signature of {}", s.reference, s.signs);
+        }
     });
+    if let Some(key) = &report.cosign_public_key {
+        if !args.quiet {
+            eprintln!(
+                "signed for cosign; verify with: cosign verify --key {} --insecure-ignore-tlog=true {}",
+                key.display(),
+                report.reference
+            );
+        }
+    }
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

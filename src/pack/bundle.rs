@@ -1,5 +1,5 @@
-//! Packing: one deterministic `.tar.gz` per node plan, with SHA256SUMS and manifest.json
-//! inside, and `dist/SHA256SUMS` over the tarballs. The output is a pure function of the
+//! Packing: one deterministic `.tar.gz` per node plan, with SHA256SUMS, manifest.json
+//! and the SBOM (`sbom`) inside, and `dist/SHA256SUMS` over the tarballs. The output is a pure function of the
 //! plan's bytes and the chosen mtime: entries sorted, every header field set by hand,
 //! gzip without time or name at a fixed level. A file read from disk (the binary) is
 //! compressed once per build by [`compress_shared`] and spliced into every tarball as its
@@ -20,6 +20,7 @@ use crate::pack::cache::{self, MemberCache};
 use crate::pack::manifest::{Manifest, ManifestCert, ManifestFile};
 use crate::pack::member;
 use crate::pack::parallel;
+use crate::pack::sbom;
 use crate::pki;
 use crate::pki::seal::{self, SealKey};
 use crate::pki::signature::{self, Signer};
@@ -310,6 +311,7 @@ pub struct Extras<'a> {
 /// The files of a finished bundle, SHA256SUMS and manifest.json included.
 fn complete(
     plan: &NodePlan,
+    mtime: u64,
     shared: &SharedFiles,
     extras: &Extras<'_>,
 ) -> Result<BTreeMap<String, PlannedFile>> {
@@ -393,6 +395,17 @@ fn complete(
     manifest_json.push(b'\n');
     sums.insert("manifest.json".into(), sha256_hex(&manifest_json));
     files.insert("manifest.json".into(), bytes(manifest_json));
+    // Every file but itself, SHA256SUMS and its signature, which list and sign it.
+    let sbom = sbom::write(&sbom::Bundle {
+        top: &plan.top_dir(),
+        kubernetes_version: &plan.kubernetes_version,
+        components: plan.components.iter().map(|c| c.name).collect(),
+        created: mtime,
+        files: &sums,
+        binaries: &plan.origins,
+    });
+    sums.insert(sbom::FILE.into(), sha256_hex(&sbom));
+    files.insert(sbom::FILE.into(), bytes(sbom));
     let sums = sha256sums(&sums);
     if let Some(signer) = extras.signer {
         let sig = signer.sign(sums.as_bytes())?;
@@ -553,7 +566,7 @@ fn write_tar<W: Write>(
     extras: &Extras<'_>,
 ) -> Result<Members<W>> {
     let top = plan.top_dir();
-    let files = complete(plan, shared, extras)?;
+    let files = complete(plan, mtime, shared, extras)?;
     let mut tar = tar::Builder::new(Members {
         current: Some(gzip_member(w)),
     });
@@ -647,6 +660,7 @@ mod tests {
             external: vec![],
             apiserver: None,
             etcd: None,
+            origins: BTreeMap::new(),
         }
     }
 

@@ -6,3 +6,4 @@ pub mod cache;
 pub mod manifest;
 pub mod member;
 pub mod parallel;
+pub mod sbom;

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::model::Flag;
 use crate::model::{url_host, Inventory, Node};
 use crate::pack::manifest::{ManifestApiServer, ManifestEtcd};
+use crate::pack::sbom;
 use crate::pki::{self, Pki};
 use crate::plan::{Content, Kind, NodePlan, Source};
 
@@ -119,11 +120,35 @@ pub struct RenderedNode {
     pub apiserver: Option<ManifestApiServer>,
     /// etcd's node folders, for `verify`, when it is built.
     pub etcd: Option<ManifestEtcd>,
+    /// Bundle path → where each binary carried from the build host came from, for the SBOM.
+    pub origins: BTreeMap<String, sbom::Origin>,
 }
 
 impl RenderedNode {
     pub fn top_dir(&self) -> String {
         crate::plan::top_dir(&self.node.name)
+    }
+}
+
+/// Where the binary at node path `path` came from: the inventory key that named it, the
+/// path as the inventory wrote it (relative to the inventory's folder, so the SBOM does
+/// not depend on where the build ran) and, for Kubernetes components, the release the
+/// inventory states.
+fn binary_origin(inv: &Inventory, plan: &NodePlan, path: &str, source: &Path) -> sbom::Origin {
+    let name = path.rsplit('/').next().unwrap_or(path).to_string();
+    let base = inv.path.parent().unwrap_or(Path::new(""));
+    let written = source.strip_prefix(base).unwrap_or(source);
+    let component = plan.components.iter().find(|c| c.binary_path() == path);
+    sbom::Origin {
+        key: match component {
+            Some(c) => format!("{}.binary", c.name),
+            None => format!("etcd.{name}"),
+        },
+        name,
+        source: written.display().to_string(),
+        version: component
+            .filter(|c| c.version_series == "1.")
+            .map(|_| plan.kubernetes_version.clone()),
     }
 }
 
@@ -224,9 +249,13 @@ impl Templates {
     pub fn render_node(&self, inv: &Inventory, plan: &NodePlan, pki: &Pki) -> Result<RenderedNode> {
         let node = &plan.node;
         let mut files = BTreeMap::new();
+        let mut origins = BTreeMap::new();
         for (path, f) in &plan.files {
             let content = match &f.source {
-                Source::Binary(p) => Content::File(p.clone()),
+                Source::Binary(p) => {
+                    origins.insert(format!("rootfs{path}"), binary_origin(inv, plan, path, p));
+                    Content::File(p.clone())
+                }
                 source => Content::Bytes(self.render_source(inv, node, pki, source)?.into_bytes()),
             };
             files.insert(
@@ -258,6 +287,7 @@ impl Templates {
                 data_dir: e.data_dir.clone(),
                 wal_dir: e.wal_dir.clone(),
             }),
+            origins,
         })
     }
 

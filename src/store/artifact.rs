@@ -10,6 +10,8 @@
 //! - the extras manifest ([`oci::ARTIFACT_DIST`]) carries SHA256SUMS, ca.pem,
 //!   client-ca.pem, sa.pub, rollout.sh, fetch.sh and kube-apiserver-rbac.yaml (those the
 //!   build wrote), each a layer titled with its name. Nothing else in `dist/` is pushed.
+//! - with `--cosign-key`, a cosign signature of the index and of every manifest it lists,
+//!   each at the tag `sha256-<hex>.sig` cosign looks up (documents and keys: `cosign`).
 //!
 //! `dist/SHA256SUMS` lists every file that travels (the bundles and those extras), and is
 //! read strictly: push sends only what it lists and matches, pull writes only what it lists
@@ -33,6 +35,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
 use crate::error::{Error, Result};
 use crate::pack::bundle::{self, sha256_file};
+use crate::store::cosign;
 use crate::store::oci::{self, Descriptor, Index, Manifest, Reference};
 use crate::store::registry::{self, Registry};
 
@@ -451,6 +454,8 @@ pub struct PushOptions {
     pub created: Option<u64>,
     /// Push bundles whose private files are in clear (not sealed).
     pub allow_plain_secrets: bool,
+    /// `--cosign-key`: sign the index and every manifest in it for `cosign verify`.
+    pub cosign_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -489,6 +494,21 @@ pub struct PushReport {
     pub skipped_bytes: u64,
     pub uploaded_blobs: usize,
     pub skipped_blobs: usize,
+    /// With `--cosign-key`: the signature manifests written, index first.
+    pub signatures: Vec<PushedSignature>,
+    /// With `--cosign-key`: the public key file verifiers take (`<key>.pub`).
+    pub cosign_public_key: Option<PathBuf>,
+}
+
+/// A cosign signature manifest, tagged `sha256-<hex>.sig`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushedSignature {
+    /// What is signed: `index`, `dist` or a node's name.
+    pub signs: String,
+    /// The digest of the signed manifest or index.
+    pub signed: String,
+    pub reference: String,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -606,6 +626,12 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
     if !opts.allow_plain_secrets {
         refuse_plain_secrets(&bundles)?;
     }
+    let signer = opts
+        .cosign_key
+        .as_deref()
+        .map(cosign::Signer::load)
+        .transpose()?;
+    let cosign_public_key = signer.as_ref().map(|s| s.write_public_key()).transpose()?;
     client.check()?;
     let total: u64 = blobs.iter().map(|(_, b)| b.len).sum();
     let mut done = 0u64;
@@ -750,6 +776,15 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
     let bytes = oci::to_bytes(&index);
     let digest = client.put_manifest(&tag, oci::MEDIA_INDEX, &bytes)?;
     let (stale_tags, warnings) = read_back(&client, reference, &tag, &digest, &nodes)?;
+    let mut signatures = Vec::new();
+    if let Some(signer) = &signer {
+        let signed = std::iter::once(("index", &digest))
+            .chain(nodes.iter().map(|n| (n.node.as_str(), &n.digest)))
+            .chain(std::iter::once(("dist", &dist_digest)));
+        for (what, d) in signed {
+            signatures.push(push_signature(&client, signer, reference, what, d)?);
+        }
+    }
     Ok(PushReport {
         reference: reference.pinned(&digest),
         digest,
@@ -769,6 +804,44 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
         skipped_bytes,
         uploaded_blobs,
         skipped_blobs,
+        signatures,
+        cosign_public_key,
+    })
+}
+
+/// Signs `digest` and pushes the signature where cosign looks for it: the payload and
+/// config blobs, then the manifest at `sha256-<hex>.sig`.
+fn push_signature(
+    client: &Registry,
+    signer: &cosign::Signer,
+    reference: &Reference,
+    signs: &str,
+    digest: &str,
+) -> Result<PushedSignature> {
+    let repository = format!("{}/{}", reference.registry, reference.repository);
+    let payload = cosign::payload(&repository, digest);
+    let signature = signer.sign(&payload)?;
+    let config = cosign::config(&oci::sha256_digest(&payload));
+    for blob in [&payload, &config] {
+        let blob_digest = oci::sha256_digest(blob);
+        if client.blob_size(&blob_digest)? != Some(blob.len() as u64) {
+            let body = || -> std::io::Result<(Box<dyn Read>, u64)> {
+                Ok((
+                    Box::new(std::io::Cursor::new(blob.to_vec())),
+                    blob.len() as u64,
+                ))
+            };
+            client.upload_blob(&blob_digest, &body)?;
+        }
+    }
+    let bytes = oci::to_bytes(&cosign::manifest(&config, &payload, &signature));
+    let tag = cosign::signature_tag(digest);
+    let sig_digest = client.put_manifest(&tag, oci::MEDIA_MANIFEST, &bytes)?;
+    Ok(PushedSignature {
+        signs: signs.to_string(),
+        signed: digest.to_string(),
+        reference: reference.with_tag(&tag).pinned(&sig_digest),
+        digest: sig_digest,
     })
 }
 

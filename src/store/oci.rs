@@ -286,7 +286,11 @@ pub struct Manifest {
     pub schema_version: u32,
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
-    #[serde(rename = "artifactType", default)]
+    #[serde(
+        rename = "artifactType",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub artifact_type: Option<String>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,

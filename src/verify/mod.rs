@@ -22,6 +22,7 @@ use crate::component::{self, CertSpec, Component, IssuedBy, Names};
 use crate::error::{Error, Result};
 use crate::load::version::KubeVersion;
 use crate::pack::manifest::{Manifest, ManifestApiServer, ManifestEtcd};
+use crate::pack::sbom;
 use crate::pki;
 use crate::pki::keys;
 use crate::pki::seal::{self, SealKey};
@@ -310,6 +311,7 @@ impl Check<'_> {
             self.find(file, message.as_str());
         }
         self.checksums();
+        self.sbom();
         self.signature(trust);
         let manifest = self.manifest();
         let node = manifest
@@ -447,6 +449,78 @@ impl Check<'_> {
             &sealed_names,
             "is sealed but not listed in SHA256SUMS.sealed",
         );
+    }
+
+    /// sbom.spdx.json lists exactly the files SHA256SUMS lists (but itself) with the same
+    /// sha256, and names the origin of every binary. It is held against SHA256SUMS, which
+    /// [`Check::checksums`] holds against the files, so each fault is one finding.
+    fn sbom(&mut self) {
+        let Some(text) = self.required(sbom::FILE) else {
+            return;
+        };
+        let doc: sbom::Document = match serde_json::from_str(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                self.find(sbom::FILE, format!("is not an SPDX JSON document ({e})"));
+                return;
+            }
+        };
+        if doc.spdx_version != sbom::SPDX_VERSION {
+            self.find(
+                sbom::FILE,
+                format!("is `{}`, not {}", doc.spdx_version, sbom::SPDX_VERSION),
+            );
+        }
+        // A missing or malformed SHA256SUMS is already a finding.
+        let Some(sums) = self.bundle.text("SHA256SUMS") else {
+            return;
+        };
+        let Ok(sums) = crate::pack::bundle::parse_sha256sums(&sums) else {
+            return;
+        };
+        let mut want: BTreeMap<&str, &str> = sums
+            .into_iter()
+            .map(|(sha, path)| (path, sha))
+            .filter(|(path, _)| *path != sbom::FILE)
+            .collect();
+        let mut findings = Vec::new();
+        for f in &doc.files {
+            let path = f.path();
+            match (want.remove(path), f.sha256()) {
+                (None, _) => findings.push(format!("lists `{path}`, which SHA256SUMS does not")),
+                (Some(_), None) => findings.push(format!("gives no SHA256 for `{path}`")),
+                (Some(listed), Some(sha)) if listed != sha => findings.push(format!(
+                    "gives `{path}` the sha256 {sha}, but SHA256SUMS has {listed}"
+                )),
+                _ => {}
+            }
+        }
+        for path in want.keys() {
+            findings.push(format!("does not list `{path}`"));
+        }
+        let mut origins = std::collections::BTreeSet::new();
+        for (package, file) in sbom::binaries(&doc) {
+            match file {
+                Some(f) if f.sha256().is_some() && f.sha256() == package.sha256() => {
+                    if package.file_name.as_deref().is_some_and(|n| !n.is_empty()) {
+                        origins.insert(f.path().to_string());
+                    }
+                }
+                _ => findings.push(format!(
+                    "package `{}` is not the sha256 of a file it lists",
+                    package.name
+                )),
+            }
+        }
+        let bin_dir = format!("{}/", in_bundle(component::paths::BIN_DIR));
+        for f in &doc.files {
+            if f.path().starts_with(&bin_dir) && !origins.contains(f.path()) {
+                findings.push(format!("names no origin for the binary `{}`", f.path()));
+            }
+        }
+        for message in findings {
+            self.find(sbom::FILE, message);
+        }
     }
 
     /// A finding for every file under `folder` that `known` does not hold.

@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "d1a5c415eaaa9ec79f47368bc486715fb2af637824bddd2de4be474d301edb2c",
-        "d91212135161c1eefeb4183f5035818ced762f315a5b2732b044eb4364e35126",
-        "998d6c60277470503f366abb2a4be082ee62f1d2feca0a941cb8dab85725d1c8",
+        "feb4e901edfdd5be5b66e787babd3209b6f202ccbbb74d4bbcf9eb9b96c14dd8",
+        "4c001ef468e2f9e6ba65189d1b5abfd8edbf26ef86808b64d0fb64319ecc19cd",
+        "3ec1115ff259135b5240f723d04d595f24d42036ea881a911ffcc3fe0966ef30",
     ];
     assert_eq!(
         hashes(&project),

@@ -67,6 +67,7 @@ pub fn rewrite(tarball: &Path, change: impl FnOnce(&Path)) {
         serde_json::to_vec_pretty(&manifest).unwrap(),
     )
     .unwrap();
+    update_sbom(&top);
     let mut listed: Vec<String> = std::fs::read_to_string(top.join("SHA256SUMS"))
         .unwrap()
         .lines()
@@ -92,6 +93,73 @@ pub fn rewrite(tarball: &Path, change: impl FnOnce(&Path)) {
             .arg(work.path())
             .arg(top.file_name().unwrap()),
     );
+}
+
+/// The files of the unpacked bundle at `top` that its SBOM lists: all but the SBOM,
+/// SHA256SUMS and its signature.
+pub fn sbom_subjects(top: &Path) -> Vec<String> {
+    walkdir::WalkDir::new(top)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(top).unwrap().display().to_string())
+        .filter(|p| !["SHA256SUMS", "SHA256SUMS.sig", "sbom.spdx.json"].contains(&p.as_str()))
+        .collect()
+}
+
+/// sbom.spdx.json brought up to date with the files of the unpacked bundle at `top`: files
+/// gone dropped, files added listed, every sha256 (and each binary package's) recomputed.
+pub fn update_sbom(top: &Path) {
+    let path = top.join("sbom.spdx.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let present = sbom_subjects(top);
+    let files = doc["files"].as_array_mut().unwrap();
+    files.retain(|f| present.iter().any(|p| format!("./{p}") == f["fileName"]));
+    for (i, p) in present.iter().enumerate() {
+        if !files.iter().any(|f| f["fileName"] == format!("./{p}")) {
+            files.push(serde_json::json!({
+                "fileName": format!("./{p}"),
+                "SPDXID": format!("SPDXRef-File-added-{i}"),
+                "checksums": [{"algorithm": "SHA256", "checksumValue": ""}],
+                "licenseConcluded": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+            }));
+        }
+    }
+    let mut by_id = std::collections::BTreeMap::new();
+    for f in files.iter_mut() {
+        let name = f["fileName"].as_str().unwrap().trim_start_matches("./");
+        let sha = sha256_file(&top.join(name));
+        f["checksums"][0]["checksumValue"] = sha.clone().into();
+        by_id.insert(f["SPDXID"].as_str().unwrap().to_string(), sha);
+    }
+    let contains: Vec<(String, String)> = doc["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["relationshipType"] == "CONTAINS")
+        .map(|r| {
+            (
+                r["spdxElementId"].as_str().unwrap().to_string(),
+                r["relatedSpdxElement"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for p in doc["packages"].as_array_mut().unwrap() {
+        let id = p["SPDXID"].as_str().unwrap().to_string();
+        if let Some(sha) = contains
+            .iter()
+            .find(|(from, _)| *from == id)
+            .and_then(|(_, file)| by_id.get(file))
+        {
+            if p.get("checksums").is_some() {
+                p["checksums"][0]["checksumValue"] = sha.clone().into();
+            }
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
 }
 
 const LEAF: &str = "rootfs/etc/kubernetes/cert/kube-controller-manager.pem";
@@ -837,7 +905,7 @@ fn multi_member_gzip_is_read_whole() {
     let report = verify(&project, &["--output", "json", tarball.to_str().unwrap()]);
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(
-        report["bundles"][0]["files"], 12,
+        report["bundles"][0]["files"], 13,
         "every file of both members"
     );
 }
