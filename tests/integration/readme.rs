@@ -122,11 +122,16 @@ fn the_first_hour_walk_runs_as_written_and_its_lists_are_what_it_makes() {
                 .to_string()
         })
         .collect();
-    let mut want: Vec<String> = ["SHA256SUMS", "install.sh", "manifest.json"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(installed.iter().map(|f| format!("rootfs/{f}")))
-        .collect();
+    let mut want: Vec<String> = [
+        "SHA256SUMS",
+        "install.sh",
+        "manifest.json",
+        "sbom.spdx.json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(installed.iter().map(|f| format!("rootfs/{f}")))
+    .collect();
     want.sort();
     let mut got = in_tarball;
     got.sort();
