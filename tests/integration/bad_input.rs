@@ -1,8 +1,6 @@
 //! Every kind of bad input gets one clear error naming the file or field, exit status 2,
 //! and nothing written to dist/.
 
-use std::process::Command;
-
 use crate::common::*;
 
 /// Builds `inventory` (after `setup`) and expects a refusal whose message holds `needles`.
@@ -132,14 +130,6 @@ fn half_an_imported_ca() {
     );
 }
 
-fn openssl(project: &Project, args: &[&str]) {
-    run_ok(
-        Command::new(tool("openssl"))
-            .args(args)
-            .current_dir(project.dir.path()),
-    );
-}
-
 /// `ca.pem` and `ca-key.pem` in the project, self-signed by openssl.
 fn self_signed(p: &Project, cn: &str, constraints: &str) {
     openssl_self_signed(p.dir.path(), "ca", cn, constraints);
@@ -153,7 +143,7 @@ fn ca_key_not_matching_the_ca_cert() {
         &with("[pki]\n", IMPORT),
         |p| {
             self_signed(p, "ca", "CA:TRUE");
-            openssl(p, &["genrsa", "-out", "ca-key.pem", "2048"]);
+            openssl(p.dir.path(), &["genrsa", "-out", "ca-key.pem", "2048"]);
         },
         &["ca-key.pem`: does not match the CA certificate"],
     );

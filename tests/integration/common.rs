@@ -240,7 +240,7 @@ impl Project {
         dir
     }
 
-    pub fn kube_bundle(&self, args: &[&str]) -> Output {
+    pub fn kube_bundle<A: AsRef<std::ffi::OsStr>>(&self, args: &[A]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
             .args(args)
             .current_dir(self.dir.path())
@@ -249,6 +249,13 @@ impl Project {
             .env("KUBE_BUNDLE_CACHE", self.path("member-cache"))
             .output()
             .unwrap()
+    }
+
+    /// `kube-bundle verify args` here (options and bundles).
+    pub fn verify<A: AsRef<std::ffi::OsStr>>(&self, args: &[A]) -> Output {
+        let mut all = vec![std::ffi::OsString::from("verify")];
+        all.extend(args.iter().map(|a| a.as_ref().to_owned()));
+        self.kube_bundle(&all)
     }
 
     pub fn build(&self) -> Output {
@@ -443,4 +450,28 @@ pub fn untouched(root: &Path) -> Vec<(String, String, u32)> {
     let mut all = snapshot(root);
     all.retain(|(rel, _, _)| rel != "var/backups/kube-bundle/.lock");
     all
+}
+
+/// `openssl args` in `dir`, which must succeed: its stdout.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    run_ok(&mut openssl_command(dir, args))
+}
+
+/// `openssl args` in `dir`, for a test that expects it may fail.
+pub fn openssl_command(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(tool("openssl"));
+    cmd.args(args).current_dir(dir);
+    cmd
+}
+
+/// `bash install.sh args` of an unpacked bundle.
+pub fn install<A: AsRef<std::ffi::OsStr>>(bundle: &Path, args: &[A]) -> Output {
+    install_command(bundle, args).output().unwrap()
+}
+
+/// [`install`] as a command, for a test that sets its environment.
+pub fn install_command<A: AsRef<std::ffi::OsStr>>(bundle: &Path, args: &[A]) -> Command {
+    let mut cmd = Command::new(tool("bash"));
+    cmd.arg(bundle.join("install.sh")).args(args);
+    cmd
 }

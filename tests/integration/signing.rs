@@ -20,10 +20,6 @@ fn inventory(mode: Option<&str>) -> String {
     }
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
-    run_ok(Command::new(tool("openssl")).args(args).current_dir(dir))
-}
-
 /// Whether `openssl verify` accepts `leaf` with `ca_file` as trust and `untrusted` as
 /// the chain it is presented with.
 fn verifies(ca_file: &Path, untrusted: Option<&Path>, leaf: &Path) -> bool {

@@ -7,10 +7,6 @@ use std::process::{Command, Output};
 
 use crate::common::*;
 
-fn verify(project: &Project, args: &[&str]) -> Output {
-    project.kube_bundle(&[&["verify"], args].concat())
-}
-
 fn tarballs(project: &Project) -> Vec<String> {
     NODES
         .iter()
@@ -204,8 +200,7 @@ const SANS_OK: &str = "IP:127.0.0.1,IP:127.0.1.1,DNS:m1";
 fn clean_bundles_verify_and_the_openssl_fixture_path_is_sound() {
     let project = Project::new(INVENTORY);
     project.build_ok();
-    let out = verify(
-        &project,
+    let out = project.verify(
         &tarballs(&project)
             .iter()
             .map(String::as_str)
@@ -228,7 +223,7 @@ fn clean_bundles_verify_and_the_openssl_fixture_path_is_sound() {
         SANS_OK,
         false,
     );
-    let out = verify(&project, &[&tarballs(&project)[0]]);
+    let out = project.verify(&[&tarballs(&project)[0]]);
     assert_eq!(out.status.code(), Some(0), "{}", findings(&out));
 }
 
@@ -260,7 +255,7 @@ fn a_tampered_file_is_found() {
             .arg(work.path())
             .arg("control-plane-m2"),
     );
-    let out = verify(&project, &[tarball.to_str().unwrap()]);
+    let out = project.verify(&[tarball.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let f = findings(&out);
     assert!(f.contains("control-plane-m2.tar.gz: rootfs/etc/systemd/system/kube-controller-manager.service: does not match its checksum in SHA256SUMS"), "{f}");
@@ -273,7 +268,7 @@ fn a_truncated_tarball_is_unusable_input() {
     let tarball = project.tarball("m1");
     let bytes = std::fs::read(&tarball).unwrap();
     std::fs::write(&tarball, &bytes[..bytes.len() / 2]).unwrap();
-    let out = verify(&project, &[tarball.to_str().unwrap()]);
+    let out = project.verify(&[tarball.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("control-plane-m1.tar.gz`: is not a readable .tar.gz"),
@@ -293,7 +288,7 @@ fn a_cert_from_another_ca_is_found() {
         SANS_OK,
         true,
     );
-    let out = verify(&project, &[&tarballs(&project)[0]]);
+    let out = project.verify(&[&tarballs(&project)[0]]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         findings(&out),
@@ -312,7 +307,7 @@ fn a_key_for_another_cert_is_found() {
         )
         .unwrap();
     });
-    let out = verify(&project, &[&tarballs(&project)[0]]);
+    let out = project.verify(&[&tarballs(&project)[0]]);
     let f = findings(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -338,7 +333,7 @@ fn expired_and_not_yet_valid_certs_are_found() {
         SANS_OK,
         false,
     );
-    let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
+    let f = findings(&project.verify(&[&tarballs(&project)[0]]));
     assert_eq!(
         f,
         format!("control-plane-m1.tar.gz: {LEAF}: expired on 2021-01-01T00:00:00Z\n")
@@ -351,7 +346,7 @@ fn expired_and_not_yet_valid_certs_are_found() {
         SANS_OK,
         false,
     );
-    let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
+    let f = findings(&project.verify(&[&tarballs(&project)[0]]));
     assert_eq!(
         f,
         format!("control-plane-m1.tar.gz: {LEAF}: is not valid until 2099-01-01T00:00:00Z\n")
@@ -363,7 +358,7 @@ fn certificates_expiring_soon_are_found() {
     let project = Project::new(INVENTORY);
     project.build_ok();
     // Leaves last a year: a 400-day window catches them, the default 30 days does not.
-    let out = verify(&project, &["--warn-within", "400d", &tarballs(&project)[0]]);
+    let out = project.verify(&["--warn-within", "400d", &tarballs(&project)[0]]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         findings(&out).contains(&format!("{LEAF}: expires on"))
@@ -384,7 +379,7 @@ fn a_san_missing_the_node_ip_is_found() {
         "IP:127.0.0.1,DNS:m1",
         false,
     );
-    let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
+    let f = findings(&project.verify(&[&tarballs(&project)[0]]));
     assert_eq!(
         f,
         format!(
@@ -399,7 +394,7 @@ fn bundles_with_different_cas_are_found() {
     a.build_ok();
     let b = Project::new(INVENTORY);
     b.build_ok();
-    let out = verify(&a, &[&tarballs(&a)[0], &tarballs(&b)[1]]);
+    let out = a.verify(&[&tarballs(&a)[0], &tarballs(&b)[1]]);
     assert_eq!(out.status.code(), Some(1));
     let f = findings(&out);
     assert!(f.contains("control-plane-m2.tar.gz: rootfs/etc/kubernetes/cert/ca.pem: the CA differs from control-plane-m1.tar.gz's: every master must share it"), "{f}");
@@ -410,16 +405,13 @@ fn bundles_with_different_cas_are_found() {
 fn json_output_lists_bundles_and_findings() {
     let project = Project::new(INVENTORY);
     project.build_ok();
-    let out = verify(
-        &project,
-        &[
-            "--output",
-            "json",
-            "--warn-within",
-            "400d",
-            &tarballs(&project)[0],
-        ],
-    );
+    let out = project.verify(&[
+        "--output",
+        "json",
+        "--warn-within",
+        "400d",
+        &tarballs(&project)[0],
+    ]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["bundles"][0]["node"], "m1");
     assert_eq!(report["findings"][0]["bundle"], "control-plane-m1.tar.gz");
@@ -477,10 +469,7 @@ fn signatures_are_checked_by_verify() {
     let all = tarballs(&project);
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
 
-    let out = verify(
-        &project,
-        &[&["--trust", allowed.to_str().unwrap()], &all[..]].concat(),
-    );
+    let out = project.verify(&[&["--trust", allowed.to_str().unwrap()], &all[..]].concat());
     assert_eq!(out.status.code(), Some(0), "{}", findings(&out));
     assert!(stderr(&out).contains("(3 signed)"));
     // ssh-keygen itself accepts the signature kube-bundle made.
@@ -504,7 +493,7 @@ fn signatures_are_checked_by_verify() {
     assert!(child.status.success(), "{}", stderr(&child));
     child.stdout.clear();
 
-    let out = verify(&project, &["--trust", stranger.to_str().unwrap(), all[0]]);
+    let out = project.verify(&["--trust", stranger.to_str().unwrap(), all[0]]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         findings(&out).contains("SHA256SUMS.sig: is signed by SHA256:")
@@ -521,18 +510,16 @@ fn signatures_are_checked_by_verify() {
             .replace("--v=2", "--v=9");
         std::fs::write(unit, text).unwrap();
     });
-    let out = verify(&project, &["--trust", allowed.to_str().unwrap(), all[0]]);
+    let out = project.verify(&["--trust", allowed.to_str().unwrap(), all[0]]);
     assert_eq!(
         findings(&out),
         "control-plane-m1.tar.gz: SHA256SUMS.sig: does not verify: SHA256SUMS was altered or the signature is damaged (key of `ops@site`)\n"
     );
 }
 
-fn install(bundle: &Path, root: &Path, args: &[&str]) -> Output {
-    Command::new(tool("bash"))
-        .arg(bundle.join("install.sh"))
-        .arg("--root")
-        .arg(root)
+/// [`install`] into `root`.
+fn install_into(bundle: &Path, root: &Path, args: &[&str]) -> Output {
+    install_command(bundle, &[Path::new("--root"), root])
         .args(args)
         .output()
         .unwrap()
@@ -547,7 +534,7 @@ fn install_sh_checks_signatures_with_ssh_keygen() {
     let bundle = project.unpack("m1");
     let root = project.path("root");
 
-    let out = install(&bundle, &root, &["--trust", allowed.to_str().unwrap()]);
+    let out = install_into(&bundle, &root, &["--trust", allowed.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("SHA256SUMS is signed by ops@site"),
@@ -555,7 +542,7 @@ fn install_sh_checks_signatures_with_ssh_keygen() {
         stdout(&out)
     );
 
-    let out = install(
+    let out = install_into(
         &bundle,
         &project.path("root2"),
         &["--trust", stranger.to_str().unwrap()],
@@ -588,7 +575,7 @@ fn install_sh_checks_signatures_with_ssh_keygen() {
         })
         .collect();
     std::fs::write(bundle.join("SHA256SUMS"), all).unwrap();
-    let out = install(
+    let out = install_into(
         &bundle,
         &project.path("root3"),
         &["--trust", allowed.to_str().unwrap()],
@@ -608,17 +595,17 @@ fn unsigned_bundles_install_unless_a_signature_is_required() {
     project.build_ok();
     let bundle = project.unpack("m1");
     let (_, allowed) = ssh_key(project.dir.path(), "signer", "ops@site");
-    assert!(install(&bundle, &project.path("root"), &[])
+    assert!(install_into(&bundle, &project.path("root"), &[])
         .status
         .success());
-    let out = install(&bundle, &project.path("root2"), &["--require-signature"]);
+    let out = install_into(&bundle, &project.path("root2"), &["--require-signature"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("--require-signature needs --trust FILE"),
         "{}",
         stderr(&out)
     );
-    let out = install(
+    let out = install_into(
         &bundle,
         &project.path("root3"),
         &["--trust", allowed.to_str().unwrap()],
@@ -638,7 +625,7 @@ fn pinned_signers_make_the_signature_mandatory() {
     let (key, allowed) = ssh_key(project.dir.path(), "signer", "ops@site");
     build_signed(&project, &key, Some(&allowed));
     let bundle = project.unpack("m1");
-    let out = install(&bundle, &project.path("root"), &[]);
+    let out = install_into(&bundle, &project.path("root"), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("SHA256SUMS is signed by ops@site"),
@@ -647,7 +634,7 @@ fn pinned_signers_make_the_signature_mandatory() {
     );
     // Without its signature the same bundle is refused.
     std::fs::remove_file(bundle.join("SHA256SUMS.sig")).unwrap();
-    let out = install(&bundle, &project.path("root2"), &[]);
+    let out = install_into(&bundle, &project.path("root2"), &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("a signature is required"),
@@ -655,7 +642,7 @@ fn pinned_signers_make_the_signature_mandatory() {
         stderr(&out)
     );
     // verify uses the pinned signers when no --trust is given.
-    let out = verify(&project, &[&tarballs(&project)[0]]);
+    let out = project.verify(&[&tarballs(&project)[0]]);
     assert_eq!(out.status.code(), Some(0), "{}", findings(&out));
 }
 
@@ -826,7 +813,7 @@ fn multi_member_gzip_is_read_whole() {
         ));
     }
     std::fs::write(&tarball, joined).unwrap();
-    let out = verify(&project, &[tarball.to_str().unwrap()]);
+    let out = project.verify(&[tarball.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -834,7 +821,7 @@ fn multi_member_gzip_is_read_whole() {
         findings(&out),
         stderr(&out)
     );
-    let report = verify(&project, &["--output", "json", tarball.to_str().unwrap()]);
+    let report = project.verify(&["--output", "json", tarball.to_str().unwrap()]);
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(
         report["bundles"][0]["files"], 12,
