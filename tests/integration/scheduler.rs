@@ -301,18 +301,12 @@ fn certs_and_renew_work_per_component() {
 #[test]
 fn rollout_plan_names_each_component_leader() {
     let project = Project::new(&both());
-    let out = project.kube_bundle(&["rollout-plan", "-c", "cluster.toml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out),
-        "1. m1 127.0.1.1\n2. m2 127.0.1.2\n3. m3 127.0.1.3\n"
-    );
-    let err = stderr(&out);
-    assert!(
-        err.contains("cannot tell the kube-controller-manager leader (no --kubeconfig given)")
-            && err.contains("cannot tell the kube-scheduler leader (no --kubeconfig given)"),
-        "{err}"
-    );
+    project
+        .run(&["rollout-plan", "-c", "cluster.toml"])
+        .stdout("1. m1 127.0.1.1\n2. m2 127.0.1.2\n3. m3 127.0.1.3\n")
+        .stderr_has("cannot tell the kube-controller-manager leader (no --kubeconfig given)")
+        .stderr_has("cannot tell the kube-scheduler leader (no --kubeconfig given)")
+        .check();
     let out = project.kube_bundle(&["rollout-plan", "-c", "cluster.toml", "--output", "json"]);
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["leaders"][1]["component"], "kube-scheduler");
