@@ -1,17 +1,33 @@
 //! Every kind of bad input gets one clear error naming the file or field, exit status 2,
-//! and nothing written to dist/.
+//! and nothing written: no dist/, pki/ as it was.
 
 use crate::common::*;
 
 /// Builds `inventory` (after `setup`) and expects a refusal: exit 2, exactly `stderr`, no
-/// stdout, nothing written.
+/// stdout, nothing written (no dist/, pki/ as `setup` left it or still absent).
 #[track_caller]
 pub fn refused(inventory: &str, setup: impl FnOnce(&Project), stderr: &str) -> Project {
     let project = Project::new(inventory);
     setup(&project);
+    let pki = pki_state(&project);
     project.run_build().status(2).stderr(stderr).check();
-    nothing_half_written(&project, stderr);
+    nothing_written(&project, pki, stderr);
     project
+}
+
+/// [`refused`] of a CA the build reads after it has made pki/ to lock it: the folder may
+/// stay, but empty.
+#[track_caller]
+fn refused_ca(inventory: &str, setup: impl FnOnce(&Project), stderr: &str) {
+    let project = Project::new(inventory);
+    setup(&project);
+    project.run_build().status(2).stderr(stderr).check();
+    let pki = project.path("pki");
+    assert!(
+        !pki.exists() || file_names(&pki, &[]).is_empty(),
+        "pki/ written despite:\n{stderr}"
+    );
+    no_dist_nor_staging(&project, stderr);
 }
 
 /// [`refused`] for a message only partly the contract: one error holding `needles`.
@@ -19,18 +35,38 @@ pub fn refused(inventory: &str, setup: impl FnOnce(&Project), stderr: &str) -> P
 pub fn refused_holding(inventory: &str, setup: impl FnOnce(&Project), needles: &[&str]) -> Project {
     let project = Project::new(inventory);
     setup(&project);
+    let pki = pki_state(&project);
     let mut run = project.run_build().status(2).stderr_has("error: ");
     for needle in needles {
         run = run.stderr_has(needle);
     }
     let err = stderr(&run.check());
     assert_eq!(err.matches("error:").count(), 1, "one error:\n{err}");
-    nothing_half_written(&project, &err);
+    nothing_written(&project, pki, &err);
     project
 }
 
+/// pki/ as it is, or `None` when there is none.
+fn pki_state(project: &Project) -> Option<Vec<(String, String, u32)>> {
+    let pki = project.path("pki");
+    pki.exists().then(|| snapshot(&pki))
+}
+
+/// No dist/, no staging, and pki/ as it was before (`pki`, see [`pki_state`]).
 #[track_caller]
-fn nothing_half_written(project: &Project, err: &str) {
+fn nothing_written(project: &Project, pki: Option<Vec<(String, String, u32)>>, err: &str) {
+    match pki {
+        Some(before) => assert_eq!(snapshot(&project.path("pki")), before, "{err}"),
+        None => assert!(
+            !project.path("pki").exists(),
+            "pki/ written despite:\n{err}"
+        ),
+    }
+    no_dist_nor_staging(project, err);
+}
+
+#[track_caller]
+fn no_dist_nor_staging(project: &Project, err: &str) {
     assert!(
         !project.path("dist").exists(),
         "dist/ written despite:\n{err}"
@@ -139,7 +175,7 @@ const IMPORT: &str = "[pki]\nca-cert = \"ca.pem\"\nca-key = \"ca-key.pem\"\n";
 
 #[test]
 fn ca_key_not_matching_the_ca_cert() {
-    refused(
+    refused_ca(
         &with("[pki]\n", IMPORT),
         |p| {
             self_signed(p, "ca", "CA:TRUE");
@@ -152,7 +188,7 @@ fn ca_key_not_matching_the_ca_cert() {
 
 #[test]
 fn ca_cert_that_is_not_a_ca() {
-    refused(
+    refused_ca(
         &with("[pki]\n", IMPORT),
         |p| {
             self_signed(p, "leaf", "CA:FALSE");
@@ -164,7 +200,7 @@ fn ca_cert_that_is_not_a_ca() {
 
 #[test]
 fn expired_ca() {
-    refused(
+    refused_ca(
         &with("[pki]\n", IMPORT),
         |p| {
             // openssl 3.0 cannot backdate notAfter, so rcgen signs the expired CA.
@@ -393,11 +429,10 @@ fn what_used_to_fail_late_is_refused_up_front() {
     );
 }
 
-/// Builds `inventory` expecting [`refused`]'s outcome, and that not even pki/ is made.
+/// [`refused`] with nothing set up: these inputs once failed late, after pki/ was made.
 #[track_caller]
 fn refused_up_front(inventory: &str, stderr: &str) {
-    let project = refused(inventory, no_setup, stderr);
-    assert!(!project.path("pki").exists(), "pki/ written for:\n{stderr}");
+    refused(inventory, no_setup, stderr);
 }
 
 /// The test inventory with kube-apiserver and etcd, `etcd` added to its `[etcd]`.
