@@ -118,7 +118,8 @@ fn every_master_gets_its_apiserver_files_and_certificates_that_openssl_accepts()
     // The kubelet client certificate is a client certificate of the root CA; the
     // front-proxy client one chains to the front-proxy CA only.
     let verify = |ca: &str, file: &str, purpose: &str| {
-        openssl_command(&cert, &["verify", "-CAfile", ca, "-purpose", purpose, file])
+        openssl_command(&["verify", "-CAfile", ca, "-purpose", purpose, file])
+            .current_dir(&cert)
             .output()
             .unwrap()
             .status

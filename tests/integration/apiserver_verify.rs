@@ -126,15 +126,13 @@ pub fn openssl_sign(
     std::fs::write(dir.join("leaf.cnf"), ext).unwrap();
     let (csr, out) = (dir.join("leaf.csr"), dir.join("leaf.pem"));
     run_ok(
-        Command::new(tool("openssl"))
-            .args(["req", "-new", "-subj", subj, "-key"])
+        openssl_command(&["req", "-new", "-subj", subj, "-key"])
             .arg(key)
             .arg("-out")
             .arg(&csr),
     );
     run_ok(
-        Command::new(tool("openssl"))
-            .args(["x509", "-req", "-set_serial", "48879", "-days", "365"])
+        openssl_command(&["x509", "-req", "-set_serial", "48879", "-days", "365"])
             .arg("-in")
             .arg(&csr)
             .arg("-CA")
@@ -465,14 +463,6 @@ fn certs_lists_every_apiserver_certificate() {
     );
 }
 
-fn serial(path: &Path) -> String {
-    run_ok(
-        Command::new(tool("openssl"))
-            .args(["x509", "-noout", "-serial", "-in"])
-            .arg(path),
-    )
-}
-
 #[test]
 fn renewing_kube_apiserver_reissues_all_its_certificates_on_the_node() {
     let project = apiserver_project();
@@ -483,7 +473,7 @@ fn renewing_kube_apiserver_reissues_all_its_certificates_on_the_node() {
         "kube-apiserver-kubelet-client",
         "front-proxy-client",
     ];
-    let before: Vec<String> = ours.iter().map(|n| serial(&cert("m1", n))).collect();
+    let before: Vec<String> = ours.iter().map(|n| serial_of(&cert("m1", n))).collect();
     let others = [
         cert("m1", "kube-controller-manager"),
         cert("m1", "kube-scheduler"),
@@ -491,7 +481,7 @@ fn renewing_kube_apiserver_reissues_all_its_certificates_on_the_node() {
         cert("m2", "front-proxy-client"),
         project.path("pki/admin.pem"),
     ];
-    let others_before: Vec<String> = others.iter().map(|p| serial(p)).collect();
+    let others_before: Vec<String> = others.iter().map(|p| serial_of(p)).collect();
     let out = project.build_with(&["--renew", "m1", "--component", "kube-apiserver"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let log = stderr(&out);
@@ -502,9 +492,9 @@ fn renewing_kube_apiserver_reissues_all_its_certificates_on_the_node() {
             )),
             "{log}"
         );
-        assert_ne!(&serial(&cert("m1", name)), old, "{name}");
+        assert_ne!(&serial_of(&cert("m1", name)), old, "{name}");
     }
-    let others_after: Vec<String> = others.iter().map(|p| serial(p)).collect();
+    let others_after: Vec<String> = others.iter().map(|p| serial_of(p)).collect();
     assert_eq!(others_after, others_before);
     // The renewed certificates still pass verify, the front-proxy one under its own CA.
     let all: Vec<PathBuf> = NODES.iter().map(|(n, _)| project.tarball(n)).collect();

@@ -316,10 +316,7 @@ fn service_account_key_modes() {
     project.build_ok();
     let sa_pub = std::fs::read(project.path("dist/sa.pub")).unwrap();
     assert!(String::from_utf8_lossy(&sa_pub).starts_with("-----BEGIN PUBLIC KEY-----"));
-    let derived = openssl(
-        project.dir.path(),
-        &["pkey", "-pubout", "-in", "pki/sa.key"],
-    );
+    let derived = public_key_of(&project.path("pki/sa.key"));
     assert_eq!(
         derived.as_bytes(),
         &sa_pub[..],
@@ -373,7 +370,7 @@ fn a_swapped_key_or_a_new_algorithm_reissues_with_a_new_key() {
         "{log}"
     );
     assert!(!log.contains("m2:") && !log.contains("m3:"), "{log}");
-    let modulus = |p: &str| openssl(project.dir.path(), &["pkey", "-pubout", "-in", p]);
+    let modulus = |p: &str| public_key_of(&project.path(p));
     assert_ne!(
         modulus("pki/m1/kube-controller-manager-key.pem"),
         modulus("pki/m2/kube-controller-manager-key.pem")

@@ -367,26 +367,25 @@ pub fn openssl_self_signed(
         dir.join(format!("{name}-key.pem")),
     );
     run_ok(
-        Command::new(tool("openssl"))
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                &format!("/CN={cn}"),
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .args([
-                "-addext",
-                &format!("basicConstraints=critical,{constraints}"),
-            ]),
+        openssl_command(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            &format!("/CN={cn}"),
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-addext",
+            &format!("basicConstraints=critical,{constraints}"),
+        ]),
     );
     (cert, key)
 }
@@ -565,14 +564,24 @@ impl<'p> Run<'p> {
 
 /// `openssl args` in `dir`, which must succeed: its stdout.
 pub fn openssl(dir: &Path, args: &[&str]) -> String {
-    run_ok(&mut openssl_command(dir, args))
+    run_ok(openssl_command(args).current_dir(dir))
 }
 
-/// `openssl args` in `dir`, for a test that expects it may fail.
-pub fn openssl_command(dir: &Path, args: &[&str]) -> Command {
+/// `openssl args`, to add paths to (`.arg`) or to expect a failure from.
+pub fn openssl_command(args: &[&str]) -> Command {
     let mut cmd = Command::new(tool("openssl"));
-    cmd.args(args).current_dir(dir);
+    cmd.args(args);
     cmd
+}
+
+/// A certificate's serial as `openssl x509 -serial` prints it.
+pub fn serial_of(cert: &Path) -> String {
+    run_ok(openssl_command(&["x509", "-noout", "-serial", "-in"]).arg(cert))
+}
+
+/// The public half of a private key (or a certificate's key, with `x509`), as PEM.
+pub fn public_key_of(key: &Path) -> String {
+    run_ok(openssl_command(&["pkey", "-pubout", "-in"]).arg(key))
 }
 
 /// `bash install.sh args` of an unpacked bundle.

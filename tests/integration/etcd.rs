@@ -62,7 +62,8 @@ fn members_get_certificates_of_the_etcd_ca_and_the_tutorials_flags() {
         assert_eq!(verified, "etcd.pem: OK\n", "{purpose}");
     }
     let verify = |ca: &str, file: &str| {
-        openssl_command(&cert, &["verify", "-CAfile", ca, file])
+        openssl_command(&["verify", "-CAfile", ca, file])
+            .current_dir(&cert)
             .output()
             .unwrap()
             .status

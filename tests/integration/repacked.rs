@@ -3,7 +3,6 @@
 //! of `verify`, named by bundle and file. The review's reproductions (part 3, row 7).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::*;
 use crate::etcd_verify::{all, assert_clean, edit_unit, findings, project};
@@ -100,8 +99,7 @@ fn ca_keys_under_any_name_are_found() {
     restore(&project, &pristine);
     let pkcs1 = project.path("root-pkcs1.pem");
     run_ok(
-        Command::new(tool("openssl"))
-            .args(["rsa", "-traditional", "-in"])
+        openssl_command(&["rsa", "-traditional", "-in"])
             .arg(pki("ca-key.pem"))
             .arg("-out")
             .arg(&pkcs1),
@@ -151,19 +149,18 @@ fn ca_keys_under_any_name_are_found() {
     restore(&project, &pristine);
     let encrypted = project.path("encrypted.pem");
     run_ok(
-        Command::new(tool("openssl"))
-            .args([
-                "pkcs8",
-                "-topk8",
-                "-v2",
-                "aes-256-cbc",
-                "-passout",
-                "pass:x",
-                "-in",
-            ])
-            .arg(pki("ca-key.pem"))
-            .arg("-out")
-            .arg(&encrypted),
+        openssl_command(&[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:x",
+            "-in",
+        ])
+        .arg(pki("ca-key.pem"))
+        .arg("-out")
+        .arg(&encrypted),
     );
     let spare = format!("{CERT}/spare.pem");
     assert_eq!(

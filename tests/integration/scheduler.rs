@@ -88,15 +88,19 @@ fn the_scheduler_certificate_has_its_own_identity() {
     for (node, ip) in NODES {
         let bundle = project.unpack(node);
         let cert = bundle.join("rootfs/etc/kubernetes/cert/kube-scheduler.pem");
-        let text = run_ok(Command::new(tool("openssl")).args([
-            "x509",
-            "-noout",
-            "-subject",
-            "-ext",
-            "subjectAltName,extendedKeyUsage,keyUsage",
-            "-in",
-            cert.to_str().unwrap(),
-        ]));
+        let cert_dir = cert.parent().unwrap();
+        let text = openssl(
+            cert_dir,
+            &[
+                "x509",
+                "-noout",
+                "-subject",
+                "-ext",
+                "subjectAltName,extendedKeyUsage,keyUsage",
+                "-in",
+                "kube-scheduler.pem",
+            ],
+        );
         assert!(
             text.contains("O = system:kube-scheduler")
                 && text.contains("CN = system:kube-scheduler"),
@@ -113,17 +117,11 @@ fn the_scheduler_certificate_has_its_own_identity() {
             "{text}"
         );
         // Chains to the same CA as the controller-manager's.
-        run_ok(
-            Command::new(tool("openssl")).args([
-                "verify",
-                "-CAfile",
-                bundle
-                    .join("rootfs/etc/kubernetes/cert/ca.pem")
-                    .to_str()
-                    .unwrap(),
-                cert.to_str().unwrap(),
-            ]),
+        let verified = openssl(
+            cert_dir,
+            &["verify", "-CAfile", "ca.pem", "kube-scheduler.pem"],
         );
+        assert_eq!(verified, "kube-scheduler.pem: OK\n");
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
         assert_eq!(
@@ -228,15 +226,7 @@ fn certs_and_renew_work_per_component() {
         ]
     );
 
-    let serial = |rel: &str| {
-        run_ok(Command::new(tool("openssl")).args([
-            "x509",
-            "-noout",
-            "-serial",
-            "-in",
-            project.path(rel).to_str().unwrap(),
-        ]))
-    };
+    let serial = |rel: &str| serial_of(&project.path(rel));
     let before: Vec<String> = ["m1", "m2"]
         .iter()
         .flat_map(|n| {

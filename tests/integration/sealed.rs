@@ -333,8 +333,7 @@ fn install_sh_opens_the_sealed_files_with_the_key_and_refuses_a_wrong_or_missing
 
 /// `openssl enc` in the sealed files' format with the key file `key`; `-d` opens.
 fn openssl_enc(key: &Path) -> Command {
-    let mut cmd = Command::new(tool("openssl"));
-    cmd.args([
+    let mut cmd = openssl_command(&[
         "enc",
         "-aes-256-cbc",
         "-pbkdf2",
@@ -342,9 +341,8 @@ fn openssl_enc(key: &Path) -> Command {
         "1",
         "-md",
         "sha256",
-    ])
-    .arg("-pass")
-    .arg(format!("file:{}", key.display()));
+    ]);
+    cmd.arg("-pass").arg(format!("file:{}", key.display()));
     cmd
 }
 
@@ -411,16 +409,15 @@ fn openssl_opens_a_sealed_file_and_verify_checks_them_with_the_key() {
     // sum made to agree: only the key's own checks can see it.
     let other = sealed.path("other-key.pem");
     run_ok(
-        Command::new(tool("openssl"))
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-            ])
-            .arg(&other),
+        openssl_command(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&other),
     );
     let rel = "etc/kubernetes/cert/kube-controller-manager-key.pem";
     run_ok(

@@ -23,8 +23,8 @@ fn inventory(mode: Option<&str>) -> String {
 /// Whether `openssl verify` accepts `leaf` with `ca_file` as trust and `untrusted` as
 /// the chain it is presented with.
 fn verifies(ca_file: &Path, untrusted: Option<&Path>, leaf: &Path) -> bool {
-    let mut cmd = Command::new(tool("openssl"));
-    cmd.arg("verify").arg("-CAfile").arg(ca_file);
+    let mut cmd = openssl_command(&["verify", "-CAfile"]);
+    cmd.arg(ca_file);
     if let Some(chain) = untrusted {
         cmd.arg("-untrusted").arg(chain);
     }
@@ -89,14 +89,6 @@ fn mint_masters_client(dir: &Path, name: &str, signer: &Path, signer_key: &Path)
         "extendedKeyUsage = clientAuth\n",
         signer,
         signer_key,
-    )
-}
-
-/// The public half of a private key, as PEM.
-fn public_key(key: &Path) -> String {
-    openssl(
-        key.parent().unwrap(),
-        &["pkey", "-pubout", "-in", key.to_str().unwrap()],
     )
 }
 
@@ -536,9 +528,8 @@ fn kubectl_against(
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new(tool("openssl"));
+    let mut server = openssl_command(&["s_server", "-quiet", "-www", "-accept"]);
     server
-        .args(["s_server", "-quiet", "-www", "-accept"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("-cert")
         .arg(cert)
@@ -640,7 +631,7 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
     std::fs::create_dir(&old).unwrap();
     std::fs::copy(&signer, old.join("csr-signer.pem")).unwrap();
     std::fs::copy(&signer_key, old.join("csr-signer-key.pem")).unwrap();
-    let old_public = public_key(&old.join("csr-signer-key.pem"));
+    let old_public = public_key_of(&old.join("csr-signer-key.pem"));
     // What the old key signed: a kubelet's certificate, and a forged admin client.
     let old_kubelet = mint(
         &old,
@@ -673,7 +664,7 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
             "{log}"
         );
     }
-    let new_public = public_key(&signer_key);
+    let new_public = public_key_of(&signer_key);
     assert_ne!(
         new_public, old_public,
         "a replacement must not keep the key"
@@ -693,7 +684,7 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
     let cert = bundle.join("rootfs/etc/kubernetes/cert");
     assert_eq!(read(&cert.join("client-ca.pem")), read(&client_ca));
     assert_eq!(read(&cert.join("csr-signer.pem")), read(&signer));
-    assert_eq!(public_key(&cert.join("csr-signer-key.pem")), new_public);
+    assert_eq!(public_key_of(&cert.join("csr-signer-key.pem")), new_public);
     let new_kubelet = mint(
         &project.path("new"),
         "kubelet",
@@ -741,7 +732,7 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
         stderr(&out)
     );
     assert!(!pki.join("csr-signer-previous.pem").exists());
-    assert_eq!(public_key(&signer_key), new_public);
+    assert_eq!(public_key_of(&signer_key), new_public);
     assert_eq!(read(&client_ca), read(&pki.join("ca.pem")) + &read(&signer));
     assert_eq!(
         read(
@@ -769,7 +760,7 @@ fn a_signer_certificate_deleted_alone_is_refused_not_certified_again() {
     let project = Project::new(&inventory(None));
     project.build_ok();
     let pki = project.path("pki");
-    let old_public = public_key(&pki.join("csr-signer-key.pem"));
+    let old_public = public_key_of(&pki.join("csr-signer-key.pem"));
     std::fs::remove_file(pki.join("csr-signer.pem")).unwrap();
     let before = snapshot(project.dir.path());
     let out = project.build();
@@ -790,7 +781,7 @@ fn a_signer_certificate_deleted_alone_is_refused_not_certified_again() {
         "{}",
         stderr(&out)
     );
-    assert_ne!(public_key(&pki.join("csr-signer-key.pem")), old_public);
+    assert_ne!(public_key_of(&pki.join("csr-signer-key.pem")), old_public);
     assert!(!pki.join("csr-signer-previous.pem").exists());
     assert_eq!(
         read(&project.path("dist/client-ca.pem")),
@@ -842,7 +833,7 @@ fn a_root_issued_signer_of_an_earlier_release_is_replaced_with_a_warning() {
         project.path("legacy/old-key.pem"),
     )
     .unwrap();
-    let old_public = public_key(&pki.join("csr-signer-key.pem"));
+    let old_public = public_key_of(&pki.join("csr-signer-key.pem"));
 
     let out = project.build_with(&["-q"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -853,7 +844,7 @@ fn a_root_issued_signer_of_an_earlier_release_is_replaced_with_a_warning() {
         stderr(&out)
     );
     let signer = pki.join("csr-signer.pem");
-    assert_ne!(public_key(&pki.join("csr-signer-key.pem")), old_public);
+    assert_ne!(public_key_of(&pki.join("csr-signer-key.pem")), old_public);
     assert!(verifies(&signer, None, &signer), "self-signed now");
     assert!(!verifies(&pki.join("ca.pem"), None, &signer));
     assert_eq!(read(&pki.join("csr-signer-previous.pem")), read(&legacy));
@@ -889,7 +880,7 @@ fn a_root_issued_signer_of_an_earlier_release_is_replaced_with_a_warning() {
 /// died while putting a new signing CA in place left.
 fn plant_next_signer(pki: &Path) -> (String, String) {
     let (cert, key) = openssl_self_signed(pki, "csr-signer-next", "next-signer", "CA:TRUE");
-    (read(&cert), public_key(&key))
+    (read(&cert), public_key_of(&key))
 }
 
 #[test]
@@ -931,7 +922,7 @@ fn an_interrupted_replacement_is_finished_or_undone_by_the_next_build() {
             "{log}"
         );
         assert_eq!(read(&pki.join("csr-signer.pem")), next_cert);
-        assert_eq!(public_key(&pki.join("csr-signer-key.pem")), next_public);
+        assert_eq!(public_key_of(&pki.join("csr-signer-key.pem")), next_public);
         assert_eq!(mode_of(&pki.join("csr-signer-key.pem")), 0o600);
         assert_eq!(read(&pki.join("csr-signer-previous.pem")), current);
         for gone in ["csr-signer-next.pem", "csr-signer-next-key.pem"] {

@@ -103,7 +103,6 @@ fn openssl_leaf(
     end: &str,
     sans: &str,
 ) -> (PathBuf, PathBuf) {
-    let openssl = |args: &[&str]| run_ok(Command::new(tool("openssl")).args(args).current_dir(dir));
     std::fs::write(dir.join("index.txt"), "").unwrap();
     std::fs::write(dir.join("serial"), "1000\n").unwrap();
     std::fs::write(
@@ -116,40 +115,46 @@ fn openssl_leaf(
         ),
     )
     .unwrap();
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "leaf-key.pem",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/O=system:kube-controller-manager/CN=system:kube-controller-manager",
-    ]);
-    openssl(&[
-        "ca",
-        "-batch",
-        "-config",
-        "ca.cnf",
-        "-cert",
-        ca.to_str().unwrap(),
-        "-keyfile",
-        ca_key.to_str().unwrap(),
-        "-in",
-        "leaf.csr",
-        "-out",
-        "leaf.pem",
-        "-startdate",
-        start,
-        "-enddate",
-        end,
-        "-extensions",
-        "leaf",
-        "-notext",
-    ]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf-key.pem",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/O=system:kube-controller-manager/CN=system:kube-controller-manager",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            ca.to_str().unwrap(),
+            "-keyfile",
+            ca_key.to_str().unwrap(),
+            "-in",
+            "leaf.csr",
+            "-out",
+            "leaf.pem",
+            "-startdate",
+            start,
+            "-enddate",
+            end,
+            "-extensions",
+            "leaf",
+            "-notext",
+        ],
+    );
     (dir.join("leaf.pem"), dir.join("leaf-key.pem"))
 }
 
@@ -697,22 +702,6 @@ fn certs_lists_expiry_and_fails_within_the_window() {
     assert_eq!(flagged, ["m1", "m2", "m3"]);
 }
 
-fn serial(path: &Path) -> String {
-    run_ok(
-        Command::new(tool("openssl"))
-            .args(["x509", "-noout", "-serial", "-in"])
-            .arg(path),
-    )
-}
-
-fn public_key(path: &Path) -> String {
-    run_ok(
-        Command::new(tool("openssl"))
-            .args(["pkey", "-pubout", "-in"])
-            .arg(path),
-    )
-}
-
 #[test]
 fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
     let project = Project::new(INVENTORY);
@@ -720,11 +709,11 @@ fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
     let leaf = |n: &str| project.path(&format!("pki/{n}/kube-controller-manager.pem"));
     let key = |n: &str| project.path(&format!("pki/{n}/kube-controller-manager-key.pem"));
     let (serial1, key1, ca) = (
-        serial(&leaf("m1")),
-        public_key(&key("m1")),
+        serial_of(&leaf("m1")),
+        public_key_of(&key("m1")),
         sha256_file(&project.path("pki/ca.pem")),
     );
-    let serial2 = serial(&leaf("m2"));
+    let serial2 = serial_of(&leaf("m2"));
 
     let out = project.kube_bundle(&["build", "-c", "cluster.toml", "-o", "dist", "--renew", "m1"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -738,17 +727,16 @@ fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
             && !log.contains("changed: control-plane-m2"),
         "{log}"
     );
-    assert_ne!(serial(&leaf("m1")), serial1);
-    assert_eq!(public_key(&key("m1")), key1, "the key is kept");
-    assert_eq!(serial(&leaf("m2")), serial2);
+    assert_ne!(serial_of(&leaf("m1")), serial1);
+    assert_eq!(public_key_of(&key("m1")), key1, "the key is kept");
+    assert_eq!(serial_of(&leaf("m2")), serial2);
     assert_eq!(
         sha256_file(&project.path("pki/ca.pem")),
         ca,
         "the CA is never renewed"
     );
     run_ok(
-        Command::new(tool("openssl"))
-            .args(["verify", "-CAfile"])
+        openssl_command(&["verify", "-CAfile"])
             .arg(project.path("pki/ca.pem"))
             .arg(leaf("m1")),
     );
@@ -770,7 +758,11 @@ fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
         "{}",
         stderr(&out)
     );
-    assert_ne!(public_key(&key("m1")), key1, "--rotate-keys makes new keys");
+    assert_ne!(
+        public_key_of(&key("m1")),
+        key1,
+        "--rotate-keys makes new keys"
+    );
 
     // Renewal keeps names: a changed IP is refused, not slipped in.
     project.write(
