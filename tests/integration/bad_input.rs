@@ -10,7 +10,7 @@ pub fn refused(inventory: &str, setup: impl FnOnce(&Project), stderr: &str) -> P
     let project = Project::new(inventory);
     setup(&project);
     let pki = pki_state(&project);
-    project.run_build().status(2).stderr(stderr).check();
+    project.run_build(&[]).status(2).stderr(stderr).check();
     nothing_written(&project, pki, stderr);
     project
 }
@@ -21,7 +21,7 @@ pub fn refused(inventory: &str, setup: impl FnOnce(&Project), stderr: &str) -> P
 fn refused_ca(inventory: &str, setup: impl FnOnce(&Project), stderr: &str) {
     let project = Project::new(inventory);
     setup(&project);
-    project.run_build().status(2).stderr(stderr).check();
+    project.run_build(&[]).status(2).stderr(stderr).check();
     let pki = project.path("pki");
     assert!(
         !pki.exists() || file_names(&pki, &[]).is_empty(),
@@ -36,7 +36,7 @@ pub fn refused_holding(inventory: &str, setup: impl FnOnce(&Project), needles: &
     let project = Project::new(inventory);
     setup(&project);
     let pki = pki_state(&project);
-    let mut run = project.run_build().status(2).stderr_has("error: ");
+    let mut run = project.run_build(&[]).status(2).stderr_has("error: ");
     for needle in needles {
         run = run.stderr_has(needle);
     }
@@ -328,7 +328,7 @@ fn a_refused_build_leaves_an_existing_dist_untouched() {
     let before = snapshot(&project.path("dist"));
     project.write("cluster.toml", &with("127.0.1.3", "not-an-ip"));
     project
-        .run_build()
+        .run_build(&[])
         .status(2)
         .stderr("error: cluster.toml:26:6: `nodes[2].ip`: `not-an-ip` is not an IP address\n")
         .check();
@@ -340,7 +340,7 @@ fn a_foreign_output_folder_is_not_replaced() {
     let project = Project::new(INVENTORY);
     project.write("dist/notes.txt", "mine");
     project
-        .run_build()
+        .run_build(&[])
         .status(2)
         .stderr(
             "error: `dist`: holds `notes.txt`, which kube-bundle did not write\n\

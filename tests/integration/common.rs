@@ -263,9 +263,11 @@ impl Project {
         }
     }
 
-    /// [`Project::run`] of `build -c cluster.toml -o dist`.
-    pub fn run_build(&self) -> Run<'_> {
-        self.run(&["build", "-c", "cluster.toml", "-o", "dist"])
+    /// [`Project::run`] of `build -c cluster.toml -o dist` followed by `extra`.
+    pub fn run_build(&self, extra: &[&str]) -> Run<'_> {
+        let mut args = vec!["build", "-c", "cluster.toml", "-o", "dist"];
+        args.extend_from_slice(extra);
+        self.run(&args)
     }
 
     /// `kube-bundle verify args` here (options and bundles).
