@@ -277,14 +277,14 @@ fn a_signing_ca_with_tokens_signed_by_the_root_is_refused() {
     let project = Project::new(
         &inventory(Some("signer")).replace("[pki]\n", "[pki]\nservice-account-key = \"ca\"\n"),
     );
-    let out = project.build();
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
-    assert!(
-        err.contains("`pki.csr-signing`")
-            && err.contains("`pki.service-account-key = \"ca\"` puts it on every one"),
-        "{err}"
-    );
+    project
+        .run_build(&[])
+        .status(2)
+        .stderr(
+            "error: cluster.toml:11:15: `pki.csr-signing`: `signer` keeps the root CA key off the masters, but `pki.service-account-key = \"ca\"` puts it on every one to sign tokens\n\
+             hint: use `service-account-key = \"generate\"` (a dedicated token key), or `csr-signing = \"ca\"`\n",
+        )
+        .check();
     assert!(!project.path("pki").exists());
     // Without csr-signing, tokens signed by the root keep the tutorial's signing too.
     let project =
@@ -712,15 +712,14 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
 
     // A second replacement before the first is rolled out is refused, nothing written.
     let before = snapshot(project.dir.path());
-    let out = project.build_with(&["--replace-csr-signer"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out)
-            .contains("`pki/csr-signer-previous.pem`: still holds the signing CA replaced before")
-            && stderr(&out).contains("--drop-previous-csr-signer"),
-        "{}",
-        stderr(&out)
-    );
+    project
+        .run_build(&["--replace-csr-signer"])
+        .status(2)
+        .stderr(
+            "error: `pki/csr-signer-previous.pem`: still holds the signing CA replaced before, and this build would replace `pki/csr-signer.pem` (replacement was asked for), which must become the previous one\n\
+             hint: finish the roll-out of the last replacement first: once every master runs it and no kubelet certificate of the old signer is in use, build with `--drop-previous-csr-signer` (add `--replace-csr-signer` to replace again in the same build)\n",
+        )
+        .check();
     assert_eq!(snapshot(project.dir.path()), before);
 
     // Dropped: only the new signing CA is trusted; what the old key signed is refused.
@@ -763,13 +762,10 @@ fn a_signer_certificate_deleted_alone_is_refused_not_certified_again() {
     let old_public = public_key_of(&pki.join("csr-signer-key.pem"));
     std::fs::remove_file(pki.join("csr-signer.pem")).unwrap();
     let before = snapshot(project.dir.path());
-    let out = project.build();
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        stderr(&out),
+    project.run_build(&[]).status(2).stderr(
         "error: `pki/csr-signer.pem`: is missing while its key `pki/csr-signer-key.pem` exists; kube-bundle does not certify that key again, since a new certificate for it would revoke nothing\n\
-         hint: restore csr-signer.pem from backup (or from a bundle: rootfs/etc/kubernetes/cert/csr-signer.pem), or replace the signing CA with a new key: `kube-bundle build --replace-csr-signer`\n"
-    );
+         hint: restore csr-signer.pem from backup (or from a bundle: rootfs/etc/kubernetes/cert/csr-signer.pem), or replace the signing CA with a new key: `kube-bundle build --replace-csr-signer`\n",
+    ).check();
     assert_eq!(snapshot(project.dir.path()), before);
 
     // Replaced on request: a new key, and no old certificate to keep trusting.
@@ -790,14 +786,14 @@ fn a_signer_certificate_deleted_alone_is_refused_not_certified_again() {
 
     // A damaged previous signing CA stops the build, and can still be dropped.
     std::fs::write(pki.join("csr-signer-previous.pem"), "damaged\n").unwrap();
-    let out = project.build();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).starts_with("error: `pki/csr-signer-previous.pem`: ")
-            && stderr(&out).contains("--drop-previous-csr-signer"),
-        "{}",
-        stderr(&out)
-    );
+    project
+        .run_build(&[])
+        .status(2)
+        .stderr(
+            "error: `pki/csr-signer-previous.pem`: holds no CERTIFICATE PEM block\n\
+             hint: it holds the signing CA the current one replaced; restore it from backup, or build with `--drop-previous-csr-signer` to stop trusting it\n",
+        )
+        .check();
     let out = project.build_with(&["--drop-previous-csr-signer"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!pki.join("csr-signer-previous.pem").exists());
@@ -807,15 +803,14 @@ fn a_signer_certificate_deleted_alone_is_refused_not_certified_again() {
 fn signer_changes_without_a_signing_ca_are_refused() {
     let project = Project::new(&inventory(Some("ca")));
     for flag in ["--replace-csr-signer", "--drop-previous-csr-signer"] {
-        let out = project.build_with(&[flag]);
-        assert_eq!(out.status.code(), Some(2));
-        assert!(
-            stderr(&out).starts_with(&format!(
-                "error: {flag}: `cluster.toml` has no CSR signing CA (`pki.csr-signing = \"ca\"`)"
-            )),
-            "{}",
-            stderr(&out)
-        );
+        project
+            .run_build(&[flag])
+            .status(2)
+            .stderr(&format!(
+                "error: {flag}: `cluster.toml` has no CSR signing CA (`pki.csr-signing = \"ca\"`)\n\
+                 hint: a signing CA exists with `[pki] csr-signing = \"signer\"` (the default) and the controller-manager\n"
+            ))
+            .check();
         assert!(!project.path("pki/ca.pem").exists());
     }
 }

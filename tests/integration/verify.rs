@@ -273,13 +273,14 @@ fn a_truncated_tarball_is_unusable_input() {
     let tarball = project.tarball("m1");
     let bytes = std::fs::read(&tarball).unwrap();
     std::fs::write(&tarball, &bytes[..bytes.len() / 2]).unwrap();
-    let out = project.verify(&[tarball.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("control-plane-m1.tar.gz`: is not a readable .tar.gz"),
-        "{}",
-        stderr(&out)
-    );
+    project
+        .run(&["verify", tarball.to_str().unwrap()])
+        .status(2)
+        .stderr(
+            "error: `$PROJECT/dist/control-plane-m1.tar.gz`: is not a readable .tar.gz (incomplete deflate stream)\n\
+             hint: the file is truncated or damaged: copy it again from the build host\n",
+        )
+        .check();
 }
 
 #[test]
@@ -769,22 +770,19 @@ fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
         "cluster.toml",
         &INVENTORY.replace("127.0.1.2", "127.0.1.22"),
     );
-    let out = project.kube_bundle(&["build", "-c", "cluster.toml", "-o", "dist", "--renew", "m2"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains(
-            "renewing the kube-controller-manager certificate of `m2` would change its SANs"
-        ),
-        "{}",
-        stderr(&out)
-    );
-    let out = project.kube_bundle(&["build", "-c", "cluster.toml", "-o", "dist", "--renew", "m9"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("`m9` is not a node"),
-        "{}",
-        stderr(&out)
-    );
+    project
+        .run_build(&["--renew", "m2"])
+        .status(2)
+        .stderr(
+            "error: `pki/m2/kube-controller-manager.pem`: renewing the kube-controller-manager certificate of `m2` would change its SANs from DNS:m2,IP:127.0.0.1,IP:127.0.1.2 to DNS:m2,IP:127.0.0.1,IP:127.0.1.22\n\
+             hint: renewal keeps a certificate's names; build without --renew to reissue it with the inventory's names\n",
+        )
+        .check();
+    project
+        .run_build(&["--renew", "m9"])
+        .status(2)
+        .stderr("error: --renew m9: `m9` is not a node of `cluster.toml`\n")
+        .check();
 }
 
 #[test]
