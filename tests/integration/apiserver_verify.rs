@@ -4,7 +4,7 @@
 //! planted with openssl and repacked with GNU tar and sha256sum (`verify::rewrite`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::common::*;
 use crate::verify::rewrite;
@@ -26,10 +26,6 @@ const M1_SANS: [&str; 10] = [
     "DNS:kubernetes.default.svc",
     "DNS:kubernetes.default.svc.cluster.local",
 ];
-
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    run_ok(Command::new(tool("openssl")).args(args).current_dir(dir))
-}
 
 /// The test inventory with kube-apiserver: extra names and an https etcd whose CA and
 /// client pair openssl makes beside the inventory.
@@ -109,13 +105,6 @@ fn apiserver_project() -> Project {
     project
 }
 
-fn verify(project: &Project, bundles: &[&Path]) -> Output {
-    let mut args = vec!["verify".to_string()];
-    args.extend(bundles.iter().map(|p| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    project.kube_bundle(&args)
-}
-
 /// openssl's signature over a new certificate for the key `key`: subject `subj`,
 /// extended key usage `eku`, SANs `sans` (none when empty), issued by `ca`/`ca_key`.
 pub fn openssl_sign(
@@ -137,15 +126,13 @@ pub fn openssl_sign(
     std::fs::write(dir.join("leaf.cnf"), ext).unwrap();
     let (csr, out) = (dir.join("leaf.csr"), dir.join("leaf.pem"));
     run_ok(
-        Command::new(tool("openssl"))
-            .args(["req", "-new", "-subj", subj, "-key"])
+        openssl_command(&["req", "-new", "-subj", subj, "-key"])
             .arg(key)
             .arg("-out")
             .arg(&csr),
     );
     run_ok(
-        Command::new(tool("openssl"))
-            .args(["x509", "-req", "-set_serial", "48879", "-days", "365"])
+        openssl_command(&["x509", "-req", "-set_serial", "48879", "-days", "365"])
             .arg("-in")
             .arg(&csr)
             .arg("-CA")
@@ -204,10 +191,7 @@ fn fresh_apiserver_bundles_verify_clean() {
     let project = apiserver_project();
     project.build_ok();
     let all: Vec<PathBuf> = NODES.iter().map(|(n, _)| project.tarball(n)).collect();
-    let out = verify(
-        &project,
-        &all.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
-    );
+    let out = project.verify(&all.iter().map(PathBuf::as_path).collect::<Vec<_>>());
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -273,11 +257,11 @@ fn a_serving_cert_missing_a_service_name_is_found() {
     project.build_ok();
     // openssl's certificate with every name passes: the fixture path is sound.
     plant_serving(&project, &M1_SANS);
-    let out = verify(&project, &[&project.tarball("m1")]);
+    let out = project.verify(&[&project.tarball("m1")]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 
     plant_serving(&project, &M1_SANS[..9]);
-    let out = verify(&project, &[&project.tarball("m1")]);
+    let out = project.verify(&[&project.tarball("m1")]);
     assert_eq!(out.status.code(), Some(1));
     let f = stdout(&out);
     let lines: Vec<&str> = f.lines().collect();
@@ -297,7 +281,7 @@ fn a_serving_name_with_a_trailing_dot_is_found() {
     let mut sans = M1_SANS.to_vec();
     sans[9] = "DNS:kubernetes.default.svc.cluster.local.";
     plant_serving(&project, &sans);
-    let out = verify(&project, &[&project.tarball("m1")]);
+    let out = project.verify(&[&project.tarball("m1")]);
     assert_eq!(out.status.code(), Some(1));
     let f = stdout(&out);
     assert!(
@@ -332,7 +316,7 @@ fn a_serving_cert_with_client_usage_or_an_org_is_found() {
     rewrite(&project.tarball("m1"), |top| {
         std::fs::copy(&cert, top.join(SERVING)).unwrap();
     });
-    let out = verify(&project, &[&project.tarball("m1")]);
+    let out = project.verify(&[&project.tarball("m1")]);
     assert_eq!(
         stdout(&out),
         format!(
@@ -348,11 +332,11 @@ fn a_front_proxy_client_signed_by_the_root_ca_is_found() {
     project.build_ok();
     // Signed by the front-proxy CA, openssl's certificate passes.
     plant_front_proxy_client(&project, "front-proxy-ca");
-    let out = verify(&project, &[&project.tarball("m1")]);
+    let out = project.verify(&[&project.tarball("m1")]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 
     plant_front_proxy_client(&project, "ca");
-    let out = verify(&project, &[&project.tarball("m1")]);
+    let out = project.verify(&[&project.tarball("m1")]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out),
@@ -368,7 +352,7 @@ fn apiserver_bundles_from_different_pki_are_found() {
     a.build_ok();
     let b = apiserver_project();
     b.build_ok();
-    let out = verify(&a, &[&a.tarball("m1"), &b.tarball("m2")]);
+    let out = a.verify(&[&a.tarball("m1"), &b.tarball("m2")]);
     assert_eq!(out.status.code(), Some(1));
     let f = stdout(&out);
     for (file, what) in [
@@ -403,7 +387,7 @@ fn apiserver_bundles_from_different_pki_are_found() {
     )
     .unwrap();
     c.build_ok();
-    let out = verify(&a, &[&a.tarball("m1"), &c.tarball("m2")]);
+    let out = a.verify(&[&a.tarball("m1"), &c.tarball("m2")]);
     assert_eq!(
         stdout(&out),
         format!(
@@ -424,7 +408,7 @@ fn an_encryption_key_of_the_wrong_length_is_found() {
         // 16 bytes: an AES-128 key, not the 32 bytes kube-bundle makes.
         std::fs::write(&path, text.replace(key.trim(), "AAECAwQFBgcICQoLDA0ODw==")).unwrap();
     });
-    let out = verify(&project, &[&project.tarball("m1")]);
+    let out = project.verify(&[&project.tarball("m1")]);
     assert_eq!(
         stdout(&out),
         format!(
@@ -479,14 +463,6 @@ fn certs_lists_every_apiserver_certificate() {
     );
 }
 
-fn serial(path: &Path) -> String {
-    run_ok(
-        Command::new(tool("openssl"))
-            .args(["x509", "-noout", "-serial", "-in"])
-            .arg(path),
-    )
-}
-
 #[test]
 fn renewing_kube_apiserver_reissues_all_its_certificates_on_the_node() {
     let project = apiserver_project();
@@ -497,7 +473,7 @@ fn renewing_kube_apiserver_reissues_all_its_certificates_on_the_node() {
         "kube-apiserver-kubelet-client",
         "front-proxy-client",
     ];
-    let before: Vec<String> = ours.iter().map(|n| serial(&cert("m1", n))).collect();
+    let before: Vec<String> = ours.iter().map(|n| serial_of(&cert("m1", n))).collect();
     let others = [
         cert("m1", "kube-controller-manager"),
         cert("m1", "kube-scheduler"),
@@ -505,7 +481,7 @@ fn renewing_kube_apiserver_reissues_all_its_certificates_on_the_node() {
         cert("m2", "front-proxy-client"),
         project.path("pki/admin.pem"),
     ];
-    let others_before: Vec<String> = others.iter().map(|p| serial(p)).collect();
+    let others_before: Vec<String> = others.iter().map(|p| serial_of(p)).collect();
     let out = project.build_with(&["--renew", "m1", "--component", "kube-apiserver"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let log = stderr(&out);
@@ -516,16 +492,13 @@ fn renewing_kube_apiserver_reissues_all_its_certificates_on_the_node() {
             )),
             "{log}"
         );
-        assert_ne!(&serial(&cert("m1", name)), old, "{name}");
+        assert_ne!(&serial_of(&cert("m1", name)), old, "{name}");
     }
-    let others_after: Vec<String> = others.iter().map(|p| serial(p)).collect();
+    let others_after: Vec<String> = others.iter().map(|p| serial_of(p)).collect();
     assert_eq!(others_after, others_before);
     // The renewed certificates still pass verify, the front-proxy one under its own CA.
     let all: Vec<PathBuf> = NODES.iter().map(|(n, _)| project.tarball(n)).collect();
-    let out = verify(
-        &project,
-        &all.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
-    );
+    let out = project.verify(&all.iter().map(PathBuf::as_path).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
@@ -544,7 +517,7 @@ fn unit_paths_may_lie_under_the_work_dir_only() {
         assert_ne!(escaped, text);
         std::fs::write(&path, escaped).unwrap();
     });
-    let out = verify(&project, &[&project.tarball("m1")]);
+    let out = project.verify(&[&project.tarball("m1")]);
     assert_eq!(
         stdout(&out),
         format!(

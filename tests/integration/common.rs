@@ -240,7 +240,7 @@ impl Project {
         dir
     }
 
-    pub fn kube_bundle(&self, args: &[&str]) -> Output {
+    pub fn kube_bundle<A: AsRef<std::ffi::OsStr>>(&self, args: &[A]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_kube-bundle"))
             .args(args)
             .current_dir(self.dir.path())
@@ -249,6 +249,32 @@ impl Project {
             .env("KUBE_BUNDLE_CACHE", self.path("member-cache"))
             .output()
             .unwrap()
+    }
+
+    /// A run of kube-bundle `args` here, expecting exit 0 and no output until told
+    /// otherwise (see [`Run`]).
+    pub fn run(&self, args: &[&str]) -> Run<'_> {
+        Run {
+            project: self,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            status: 0,
+            stdout: Expected::Exactly(String::new()),
+            stderr: Expected::Exactly(String::new()),
+        }
+    }
+
+    /// [`Project::run`] of `build -c cluster.toml -o dist` followed by `extra`.
+    pub fn run_build(&self, extra: &[&str]) -> Run<'_> {
+        let mut args = vec!["build", "-c", "cluster.toml", "-o", "dist"];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// `kube-bundle verify args` here (options and bundles).
+    pub fn verify<A: AsRef<std::ffi::OsStr>>(&self, args: &[A]) -> Output {
+        let mut all = vec![std::ffi::OsString::from("verify")];
+        all.extend(args.iter().map(|a| a.as_ref().to_owned()));
+        self.kube_bundle(&all)
     }
 
     pub fn build(&self) -> Output {
@@ -343,26 +369,25 @@ pub fn openssl_self_signed(
         dir.join(format!("{name}-key.pem")),
     );
     run_ok(
-        Command::new(tool("openssl"))
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                &format!("/CN={cn}"),
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .args([
-                "-addext",
-                &format!("basicConstraints=critical,{constraints}"),
-            ]),
+        openssl_command(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            &format!("/CN={cn}"),
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-addext",
+            &format!("basicConstraints=critical,{constraints}"),
+        ]),
     );
     (cert, key)
 }
@@ -443,4 +468,132 @@ pub fn untouched(root: &Path) -> Vec<(String, String, u32)> {
     let mut all = snapshot(root);
     all.retain(|(rel, _, _)| rel != "var/backups/kube-bundle/.lock");
     all
+}
+
+/// One run of kube-bundle in a project and everything it must give back: the exit status
+/// and exactly this stdout and stderr, empty unless said (just's `Test` builder). Where a
+/// stream is not the contract (a build's progress notes), `stderr_has` names the parts
+/// that must be in it instead. The project's folder in either stream reads as
+/// `$PROJECT`.
+#[must_use]
+pub struct Run<'p> {
+    project: &'p Project,
+    args: Vec<String>,
+    status: i32,
+    stdout: Expected,
+    stderr: Expected,
+}
+
+enum Expected {
+    Exactly(String),
+    Holding(Vec<String>),
+}
+
+impl Expected {
+    fn holding(self, part: &str) -> Self {
+        match self {
+            Expected::Exactly(_) => Expected::Holding(vec![part.to_string()]),
+            Expected::Holding(mut parts) => {
+                parts.push(part.to_string());
+                Expected::Holding(parts)
+            }
+        }
+    }
+
+    /// What is wrong with `have`, if anything.
+    fn mismatch(&self, name: &str, have: &str) -> Option<String> {
+        match self {
+            Expected::Exactly(want) if want != have => Some(format!(
+                "{name} differs\n--- want\n{want}--- have\n{have}---\nhave as a literal: {have:?}"
+            )),
+            Expected::Holding(parts) => {
+                let missing: Vec<&String> = parts.iter().filter(|p| !have.contains(*p)).collect();
+                (!missing.is_empty()).then(|| format!("{name} lacks {missing:?}:\n{have}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<'p> Run<'p> {
+    pub fn status(mut self, code: i32) -> Self {
+        self.status = code;
+        self
+    }
+
+    pub fn stdout(mut self, exactly: &str) -> Self {
+        self.stdout = Expected::Exactly(exactly.to_string());
+        self
+    }
+
+    pub fn stderr(mut self, exactly: &str) -> Self {
+        self.stderr = Expected::Exactly(exactly.to_string());
+        self
+    }
+
+    pub fn stderr_has(mut self, part: &str) -> Self {
+        self.stderr = self.stderr.holding(part);
+        self
+    }
+
+    /// Runs kube-bundle and panics with every difference from what was expected; returns
+    /// the output for further checks.
+    #[track_caller]
+    pub fn check(self) -> Output {
+        let out = self.project.kube_bundle(&self.args);
+        let folder = self.project.dir.path().display().to_string();
+        let local = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&folder, "$PROJECT");
+        let (out_text, err_text) = (local(&out.stdout), local(&out.stderr));
+        let mut wrong = Vec::new();
+        if out.status.code() != Some(self.status) {
+            wrong.push(format!(
+                "status {:?}, want {}\nstderr:\n{err_text}",
+                out.status.code(),
+                self.status
+            ));
+        }
+        wrong.extend(self.stdout.mismatch("stdout", &out_text));
+        wrong.extend(self.stderr.mismatch("stderr", &err_text));
+        assert!(
+            wrong.is_empty(),
+            "kube-bundle {:?}:\n{}",
+            self.args,
+            wrong.join("\n")
+        );
+        out
+    }
+}
+
+/// `openssl args` in `dir`, which must succeed: its stdout.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    run_ok(openssl_command(args).current_dir(dir))
+}
+
+/// `openssl args`, to add paths to (`.arg`) or to expect a failure from.
+pub fn openssl_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(tool("openssl"));
+    cmd.args(args);
+    cmd
+}
+
+/// A certificate's serial as `openssl x509 -serial` prints it.
+pub fn serial_of(cert: &Path) -> String {
+    run_ok(openssl_command(&["x509", "-noout", "-serial", "-in"]).arg(cert))
+}
+
+/// The public half of a private key (or a certificate's key, with `x509`), as PEM.
+pub fn public_key_of(key: &Path) -> String {
+    run_ok(openssl_command(&["pkey", "-pubout", "-in"]).arg(key))
+}
+
+/// `bash install.sh args` of an unpacked bundle.
+pub fn install<A: AsRef<std::ffi::OsStr>>(bundle: &Path, args: &[A]) -> Output {
+    install_command(bundle, args).output().unwrap()
+}
+
+/// [`install`] as a command, for a test that sets its environment.
+pub fn install_command<A: AsRef<std::ffi::OsStr>>(bundle: &Path, args: &[A]) -> Command {
+    let mut cmd = Command::new(tool("bash"));
+    cmd.arg(bundle.join("install.sh")).args(args);
+    cmd
 }

@@ -30,13 +30,6 @@ pub fn project(pki: &str, etcd: &str) -> Project {
     project
 }
 
-pub fn verify(project: &Project, bundles: &[PathBuf]) -> Output {
-    let mut args = vec!["verify".to_string()];
-    args.extend(bundles.iter().map(|p| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    project.kube_bundle(&args)
-}
-
 pub fn all(project: &Project) -> Vec<PathBuf> {
     NODES.iter().map(|(n, _)| project.tarball(n)).collect()
 }
@@ -101,9 +94,9 @@ pub fn edit_unit(tarball: &Path, path: &str, change: impl FnOnce(String) -> Stri
 fn fresh_etcd_bundles_verify_clean_with_a_dedicated_or_shared_ca() {
     let dedicated = project("", "");
     dedicated.build_ok();
-    assert_clean(&verify(&dedicated, &all(&dedicated)), 3);
+    assert_clean(&dedicated.verify(&all(&dedicated)), 3);
     // Each bundle alone, too: nothing needs the others.
-    assert_clean(&verify(&dedicated, &[dedicated.tarball("m2")]), 1);
+    assert_clean(&dedicated.verify(&[dedicated.tarball("m2")]), 1);
     // What verify accepts etcd's folders by.
     assert_eq!(
         manifest_of(&dedicated, "m1")["etcd"],
@@ -117,7 +110,7 @@ fn fresh_etcd_bundles_verify_clean_with_a_dedicated_or_shared_ca() {
 
     let shared = project("etcd-ca = \"shared\"", "");
     shared.build_ok();
-    assert_clean(&verify(&shared, &all(&shared)), 3);
+    assert_clean(&shared.verify(&all(&shared)), 3);
     let m1 = shared.unpack("m1");
     assert_eq!(
         std::fs::read(m1.join(ETCD_CA)).unwrap(),
@@ -137,8 +130,8 @@ fn a_member_that_joins_later_verifies_clean_with_the_others_and_alone() {
     project.build_ok();
     let mut bundles = all(&project);
     bundles.push(project.tarball("m4"));
-    assert_clean(&verify(&project, &bundles), 4);
-    assert_clean(&verify(&project, &[project.tarball("m1")]), 1);
+    assert_clean(&project.verify(&bundles), 4);
+    assert_clean(&project.verify(&[project.tarball("m1")]), 1);
     // A bootstrapping member that lists the joining one is wrong.
     edit_unit(&project.tarball("m2"), ETCD_UNIT, |t| {
         t.replace(
@@ -146,7 +139,7 @@ fn a_member_that_joins_later_verifies_clean_with_the_others_and_alone() {
             "m3=https://127.0.1.3:2380,m4=https://127.0.1.4:2380 \\",
         )
     });
-    let out = verify(&project, &bundles);
+    let out = project.verify(&bundles);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let found = findings(&out);
     assert!(
@@ -177,7 +170,7 @@ fn etcd_certificates_must_chain_to_the_etcd_ca_and_carry_the_node_ip() {
         "IP:127.0.0.1,IP:127.0.1.1,DNS:m1",
         "ca",
     );
-    let out = verify(&project, &[project.tarball("m1")]);
+    let out = project.verify(&[project.tarball("m1")]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
         findings(&out),
@@ -196,7 +189,7 @@ fn etcd_certificates_must_chain_to_the_etcd_ca_and_carry_the_node_ip() {
         "IP:127.0.0.1,DNS:m1",
         "etcd-ca",
     );
-    let out = verify(&project, &[project.tarball("m1")]);
+    let out = project.verify(&[project.tarball("m1")]);
     assert_eq!(
         findings(&out),
         [format!(
@@ -214,7 +207,7 @@ fn etcd_certificates_must_chain_to_the_etcd_ca_and_carry_the_node_ip() {
         "IP:127.0.0.1,IP:127.0.1.1",
         "etcd-ca",
     );
-    let found = findings(&verify(&project, &[project.tarball("m1")]));
+    let found = findings(&project.verify(&[project.tarball("m1")]));
     assert_eq!(
         found,
         [
@@ -235,7 +228,7 @@ fn etcd_certificates_must_chain_to_the_etcd_ca_and_carry_the_node_ip() {
         "",
         "ca",
     );
-    let found = findings(&verify(&project, &[project.tarball("m1")]));
+    let found = findings(&project.verify(&[project.tarball("m1")]));
     assert_eq!(
         found,
         [format!(
@@ -251,7 +244,7 @@ fn bundles_of_different_etcd_cas_or_tokens_are_not_one_cluster() {
     // Another pki/: another etcd CA (and every other CA).
     let b = project("", "");
     b.build_ok();
-    let out = verify(&a, &[a.tarball("m1"), b.tarball("m2")]);
+    let out = a.verify(&[a.tarball("m1"), b.tarball("m2")]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let found = findings(&out);
     assert!(
@@ -276,7 +269,7 @@ fn bundles_of_different_etcd_cas_or_tokens_are_not_one_cluster() {
             .arg(c.path("pki")),
     );
     c.build_ok();
-    let out = verify(&a, &[a.tarball("m1"), a.tarball("m2"), c.tarball("m3")]);
+    let out = a.verify(&[a.tarball("m1"), a.tarball("m2"), c.tarball("m3")]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
         findings(&out),
@@ -285,7 +278,7 @@ fn bundles_of_different_etcd_cas_or_tokens_are_not_one_cluster() {
         )]
     );
     // Built together, they agree.
-    assert_clean(&verify(&c, &all(&c)), 3);
+    assert_clean(&c.verify(&all(&c)), 3);
 }
 
 #[test]
@@ -295,7 +288,7 @@ fn a_unit_whose_initial_cluster_omits_its_node_is_a_finding() {
     edit_unit(&project.tarball("m2"), ETCD_UNIT, |t| {
         t.replace(",m2=https://127.0.1.2:2380", "")
     });
-    let out = verify(&project, &all(&project));
+    let out = project.verify(&all(&project));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let found = findings(&out);
     assert!(
@@ -331,7 +324,7 @@ fn the_etcd_unit_is_checked_by_its_own_flags_not_bind_address() {
         .replace("--name=m1", "--name=m9")
         .replace("--data-dir=/data/k8s/etcd/data", "--data-dir=/var/lib/etcd")
     });
-    let found = findings(&verify(&project, &[project.tarball("m1")]));
+    let found = findings(&project.verify(&[project.tarball("m1")]));
     let unit = |m: &str| format!("control-plane-m1.tar.gz: {ETCD_UNIT}: {m}");
     for want in [
         unit("names `/var/lib/etcd`, which is neither in the bundle nor listed as external"),
@@ -354,7 +347,7 @@ fn the_etcd_unit_is_checked_by_its_own_flags_not_bind_address() {
         "rootfs/etc/systemd/system/kube-apiserver.service",
         |t| t.replace("https://127.0.1.2:2379", "https://127.0.1.2:4001"),
     );
-    let found = findings(&verify(&project, &all(&project)));
+    let found = findings(&project.verify(&all(&project)));
     assert_eq!(
         found,
         ["control-plane-m1.tar.gz: rootfs/etc/systemd/system/kube-apiserver.service: --etcd-servers lists https://127.0.1.2:4001, but the member on that host (control-plane-m2.tar.gz) advertises the client URL https://127.0.1.2:2379"]

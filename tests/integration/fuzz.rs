@@ -449,8 +449,7 @@ fn concurrent_builds_leave_pki_and_dist_in_agreement() {
         assert_eq!(leaves.len(), NODES.len(), "round {round}: {leaves:?}");
         for leaf in leaves {
             let out = run_ok(
-                std::process::Command::new(tool("openssl"))
-                    .args(["verify", "-CAfile"])
+                openssl_command(&["verify", "-CAfile"])
                     .arg(project.path("pki/ca.pem"))
                     .arg(&leaf),
             );

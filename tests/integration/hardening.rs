@@ -13,10 +13,6 @@ pub fn fast_inventory() -> String {
     INVENTORY.replace("[pki]\n", "[pki]\nkey-algorithm = \"ecdsa-p256\"\n")
 }
 
-fn verify(project: &Project, tarball: &Path) -> Output {
-    project.kube_bundle(&["verify", tarball.to_str().unwrap()])
-}
-
 /// Runs `args` with the address space capped, so an archive that makes verify allocate
 /// gigabytes ends it (abort) instead of passing.
 pub fn capped(project: &Project, args: &[&str]) -> Output {
@@ -45,7 +41,7 @@ fn built() -> (Project, PathBuf, Vec<Member>) {
 fn findings_of_forged(project: &Project, members: &[Member]) -> String {
     let hostile = project.path("hostile.tar.gz");
     write_tar_gz(&hostile, members);
-    let out = verify(project, &hostile);
+    let out = project.verify(&[&hostile]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     stdout(&out)
 }
@@ -85,7 +81,7 @@ fn links_devices_and_fifos_are_findings() {
         let mut forged = members.clone();
         forged.push(Member::special(&format!("{top}/{rel}"), kind, link));
         write_tar_gz(&hostile, &forged);
-        let out = verify(&project, &hostile);
+        let out = project.verify(&[&hostile]);
         assert_eq!(out.status.code(), Some(1), "{rel}: {}", stderr(&out));
         assert_eq!(
             stdout(&out),
@@ -98,7 +94,7 @@ fn links_devices_and_fifos_are_findings() {
     let mut forged = members.clone();
     forged.insert(0, Member::special(&top, b'2', "/etc"));
     write_tar_gz(&hostile, &forged);
-    let out = verify(&project, &hostile);
+    let out = project.verify(&[&hostile]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stdout(&out).contains(&format!("hostile.tar.gz: {top}: is a symbolic link")),
@@ -106,7 +102,7 @@ fn links_devices_and_fifos_are_findings() {
         stdout(&out)
     );
     // The untouched bundle still verifies clean.
-    let out = verify(&project, &tarball);
+    let out = project.verify(&[&tarball]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
@@ -124,7 +120,7 @@ fn members_leaving_the_top_folder_are_findings() {
         b"x\n",
     ));
     write_tar_gz(&hostile, &forged);
-    let out = verify(&project, &hostile);
+    let out = project.verify(&[&hostile]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stdout(&out).contains(&format!(
@@ -137,7 +133,7 @@ fn members_leaving_the_top_folder_are_findings() {
     let mut forged = members.clone();
     forged.push(Member::file("/tmp/y", 0o644, b"y\n"));
     write_tar_gz(&hostile, &forged);
-    let out = verify(&project, &hostile);
+    let out = project.verify(&[&hostile]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -157,7 +153,7 @@ fn dot_slash_names_read_the_same_as_without() {
         })
         .collect();
     write_tar_gz(&repacked, &dotted);
-    let out = verify(&project, &repacked);
+    let out = project.verify(&[&repacked]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(stdout(&out), "");
 
@@ -165,7 +161,7 @@ fn dot_slash_names_read_the_same_as_without() {
     let unit = "rootfs/etc/systemd/system/kube-controller-manager.service";
     let changed = edited(&dotted, unit, |m| m.data.extend(b"# changed\n"));
     write_tar_gz(&repacked, &changed);
-    let out = verify(&project, &repacked);
+    let out = project.verify(&[&repacked]);
     let name = bundle_name(&tarball);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::bad_input::{no_setup, refused};
+use crate::bad_input::{no_setup, refused_holding as refused};
 use crate::common::*;
 
 /// The test inventory with kube-apiserver and etcd built.

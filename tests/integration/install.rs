@@ -14,14 +14,6 @@ fn built() -> (Project, PathBuf) {
     (project, bundle)
 }
 
-fn install(bundle: &Path, args: &[&str]) -> Output {
-    Command::new(tool("bash"))
-        .arg(bundle.join("install.sh"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 pub(crate) const INSTALLED: [(&str, u32); 9] = [
     ("etc/kubernetes/cert/ca.pem", 0o644),
     ("etc/kubernetes/cert/ca-key.pem", 0o600),

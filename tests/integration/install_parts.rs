@@ -113,11 +113,7 @@ fn sourced_install_sh_runs_nothing() {
     assert_eq!(stdout(&out), "install 1\n");
     assert_eq!(stderr(&out), "");
     // Run, the same script checks its bundle first.
-    let run = Command::new(tool("bash"))
-        .arg(bundle.join("install.sh"))
-        .args(["--check", "--root", "/nonexistent"])
-        .output()
-        .unwrap();
+    let run = install(&bundle, &["--check", "--root", "/nonexistent"]);
     assert_eq!(run.status.code(), Some(1));
     assert!(
         stderr(&run).contains("SHA256SUMS is missing from the bundle"),
@@ -285,11 +281,7 @@ fn a_non_root_check_says_it_needs_root_not_that_checksums_are_wrong() {
 
     // With a bundle it can read, the node's files it cannot read are named the same way.
     let root = project.path("node-root");
-    let installed = Command::new(tool("bash"))
-        .arg(bundle.join("install.sh"))
-        .args(["--root", root.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let installed = install(&bundle, &["--root", root.to_str().unwrap()]);
     assert!(installed.status.success(), "{}", stderr(&installed));
     for entry in walkdir::WalkDir::new(&bundle) {
         let entry = entry.unwrap();

@@ -45,8 +45,7 @@ fn run(bundle: &Path, args: &[&str], path_first: Option<&Path>) -> Output {
 }
 
 fn command(bundle: &Path, args: &[&str], path_first: Option<&Path>) -> Command {
-    let mut cmd = Command::new(tool("bash"));
-    cmd.arg(bundle.join("install.sh")).args(args);
+    let mut cmd = install_command(bundle, args);
     if let Some(dir) = path_first {
         cmd.env(
             "PATH",

@@ -170,8 +170,11 @@ fn a_cache_folder_that_cannot_be_made_is_a_warning_not_a_failure() {
         log.contains("warning: member cache `") && log.contains("building without it"),
         "{log}"
     );
-    let out = project.build_with(&["--no-cache", "--cache-dir", "x"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    project
+        .run_build(&["--no-cache", "--cache-dir", "x"])
+        .status(2)
+        .stderr_has("error: the argument '--no-cache' cannot be used with '--cache-dir <DIR>'\n")
+        .check();
 }
 
 #[test]

@@ -386,11 +386,7 @@ fn archive_layout_modes_and_checksums() {
         leaf["sans"],
         serde_json::json!(["DNS:m1", "IP:127.0.0.1", "IP:127.0.1.1"])
     );
-    let serial = run_ok(
-        Command::new(tool("openssl"))
-            .args(["x509", "-noout", "-serial", "-in"])
-            .arg(bundle.join("rootfs/etc/kubernetes/cert/kube-controller-manager.pem")),
-    );
+    let serial = serial_of(&bundle.join("rootfs/etc/kubernetes/cert/kube-controller-manager.pem"));
     assert_eq!(
         leaf["serial"]
             .as_str()

@@ -3,10 +3,9 @@
 //! of `verify`, named by bundle and file. The review's reproductions (part 3, row 7).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::*;
-use crate::etcd_verify::{all, assert_clean, edit_unit, findings, project, verify};
+use crate::etcd_verify::{all, assert_clean, edit_unit, findings, project};
 use crate::verify::rewrite;
 
 const CERT: &str = "rootfs/etc/kubernetes/cert";
@@ -42,7 +41,7 @@ fn with_files(project: &Project, files: &[(&Path, &str)]) -> Vec<String> {
             std::fs::copy(from, top.join(to)).unwrap();
         }
     });
-    let out = verify(project, &[project.tarball("m1")]);
+    let out = project.verify(&[project.tarball("m1")]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     findings(&out)
 }
@@ -62,7 +61,7 @@ fn after_edit(
     } else {
         vec![project.tarball(node)]
     };
-    let out = verify(project, &bundles);
+    let out = project.verify(&bundles);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     findings(&out)
 }
@@ -100,8 +99,7 @@ fn ca_keys_under_any_name_are_found() {
     restore(&project, &pristine);
     let pkcs1 = project.path("root-pkcs1.pem");
     run_ok(
-        Command::new(tool("openssl"))
-            .args(["rsa", "-traditional", "-in"])
+        openssl_command(&["rsa", "-traditional", "-in"])
             .arg(pki("ca-key.pem"))
             .arg("-out")
             .arg(&pkcs1),
@@ -124,7 +122,7 @@ fn ca_keys_under_any_name_are_found() {
         std::fs::write(top.join(audit), text).unwrap();
     });
     assert_eq!(
-        findings(&verify(&project, &[project.tarball("m1")])),
+        findings(&project.verify(&[project.tarball("m1")])),
         [line(
             "m1",
             audit,
@@ -139,7 +137,7 @@ fn ca_keys_under_any_name_are_found() {
         rewrite(&project.tarball("m1"), |top| {
             std::fs::copy(pki("ca-key.pem"), top.join(&root_key)).unwrap();
         });
-        verify(&project, &[project.tarball("m1")])
+        project.verify(&[project.tarball("m1")])
     };
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
@@ -151,19 +149,18 @@ fn ca_keys_under_any_name_are_found() {
     restore(&project, &pristine);
     let encrypted = project.path("encrypted.pem");
     run_ok(
-        Command::new(tool("openssl"))
-            .args([
-                "pkcs8",
-                "-topk8",
-                "-v2",
-                "aes-256-cbc",
-                "-passout",
-                "pass:x",
-                "-in",
-            ])
-            .arg(pki("ca-key.pem"))
-            .arg("-out")
-            .arg(&encrypted),
+        openssl_command(&[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:x",
+            "-in",
+        ])
+        .arg(pki("ca-key.pem"))
+        .arg("-out")
+        .arg(&encrypted),
     );
     let spare = format!("{CERT}/spare.pem");
     assert_eq!(
@@ -176,7 +173,7 @@ fn ca_keys_under_any_name_are_found() {
     );
     // The bundle as built passes: the signing CA's own key is where it belongs.
     restore(&project, &pristine);
-    assert_clean(&verify(&project, &all(&project)), 3);
+    assert_clean(&project.verify(&all(&project)), 3);
 }
 
 #[test]
@@ -245,7 +242,7 @@ fn etcd_servers_must_be_members_of_the_bundled_cluster() {
         [line("m1", APISERVER_UNIT, "--etcd-servers lists https://10.66.66.66:2379, which is no member of the etcd cluster: no bundle given names it in --initial-cluster or advertises it; if a member joins later, verify its bundle together with these")]
     );
     // Alone, m1 cannot tell it from a member that joins later: a warning.
-    let out = verify(&project, &[project.tarball("m1")]);
+    let out = project.verify(&[project.tarball("m1")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&format!("warning: control-plane-m1.tar.gz: {APISERVER_UNIT}: --etcd-servers lists https://10.66.66.66:2379, which is no member of the etcd cluster: no bundle given names it in --initial-cluster or advertises it (a member that joins later? verify every bundle together to tell)")),
@@ -265,7 +262,7 @@ fn etcd_servers_must_be_members_of_the_bundled_cluster() {
             &format!("{dropped} (https://127.0.1.2:2379, in control-plane-m1.tar.gz's --initial-cluster)")
         )]
     );
-    let together = findings(&verify(&project, &all(&project)));
+    let together = findings(&project.verify(&all(&project)));
     assert_eq!(
         together,
         [line(
@@ -303,7 +300,7 @@ fn every_master_shares_the_service_range_and_the_token_issuer() {
         edit_unit(&m2, unit, range);
     }
     assert_eq!(
-        findings(&verify(&project, &all(&project))),
+        findings(&project.verify(&all(&project))),
         [
             line("m2", APISERVER_UNIT, "--service-cluster-ip-range `10.96.0.0/16` gives the `kubernetes` service 10.96.0.1, but manifest.json's apiserver.service-ip (the serving certificate's) is 10.254.0.1"),
             line("m2", APISERVER_UNIT, "--service-cluster-ip-range is `10.96.0.0/16`, but `10.254.0.0/16` in control-plane-m1.tar.gz: every master must use the same"),
@@ -352,7 +349,7 @@ fn work_and_data_dirs_the_build_refuses_are_findings() {
         std::fs::write(&manifest, text).unwrap();
     });
     assert_eq!(
-        findings(&verify(&project, &[project.tarball("m1")])),
+        findings(&project.verify(&[project.tarball("m1")])),
         [line(
             "m1",
             "manifest.json",

@@ -6,10 +6,9 @@
 //! killed half-way leaves no `.part` after the next run.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::*;
-use crate::etcd::{data_intact, install, ok, project, read, seed_data};
+use crate::etcd::{data_intact, ok, project, read, seed_data};
 
 const BACKUPS: &str = "var/backups/kube-bundle";
 const ETCD_UNIT: &str = "etc/systemd/system/etcd.service";
@@ -88,9 +87,7 @@ impl Planes {
     }
 
     fn install_with_path(&self, bundle: &Path, path: &str) -> std::process::Output {
-        Command::new(tool("bash"))
-            .arg(bundle.join("install.sh"))
-            .args(["--root", self.r()])
+        install_command(bundle, &["--root", self.r()])
             .env("PATH", path)
             .output()
             .unwrap()

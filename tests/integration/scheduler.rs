@@ -5,6 +5,7 @@
 
 use std::process::Command;
 
+use crate::bad_input::{no_setup, refused};
 use crate::common::*;
 use crate::verify::{findings, rewrite};
 
@@ -88,15 +89,19 @@ fn the_scheduler_certificate_has_its_own_identity() {
     for (node, ip) in NODES {
         let bundle = project.unpack(node);
         let cert = bundle.join("rootfs/etc/kubernetes/cert/kube-scheduler.pem");
-        let text = run_ok(Command::new(tool("openssl")).args([
-            "x509",
-            "-noout",
-            "-subject",
-            "-ext",
-            "subjectAltName,extendedKeyUsage,keyUsage",
-            "-in",
-            cert.to_str().unwrap(),
-        ]));
+        let cert_dir = cert.parent().unwrap();
+        let text = openssl(
+            cert_dir,
+            &[
+                "x509",
+                "-noout",
+                "-subject",
+                "-ext",
+                "subjectAltName,extendedKeyUsage,keyUsage",
+                "-in",
+                "kube-scheduler.pem",
+            ],
+        );
         assert!(
             text.contains("O = system:kube-scheduler")
                 && text.contains("CN = system:kube-scheduler"),
@@ -113,17 +118,11 @@ fn the_scheduler_certificate_has_its_own_identity() {
             "{text}"
         );
         // Chains to the same CA as the controller-manager's.
-        run_ok(
-            Command::new(tool("openssl")).args([
-                "verify",
-                "-CAfile",
-                bundle
-                    .join("rootfs/etc/kubernetes/cert/ca.pem")
-                    .to_str()
-                    .unwrap(),
-                cert.to_str().unwrap(),
-            ]),
+        let verified = openssl(
+            cert_dir,
+            &["verify", "-CAfile", "ca.pem", "kube-scheduler.pem"],
         );
+        assert_eq!(verified, "kube-scheduler.pem: OK\n");
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
         assert_eq!(
@@ -228,15 +227,7 @@ fn certs_and_renew_work_per_component() {
         ]
     );
 
-    let serial = |rel: &str| {
-        run_ok(Command::new(tool("openssl")).args([
-            "x509",
-            "-noout",
-            "-serial",
-            "-in",
-            project.path(rel).to_str().unwrap(),
-        ]))
-    };
+    let serial = |rel: &str| serial_of(&project.path(rel));
     let before: Vec<String> = ["m1", "m2"]
         .iter()
         .flat_map(|n| {
@@ -280,39 +271,25 @@ fn certs_and_renew_work_per_component() {
         stderr(&out)
     );
 
-    let out = project.kube_bundle(&[
-        "build",
-        "-c",
-        "cluster.toml",
-        "-o",
-        "dist",
-        "--renew",
-        "--component",
-        "etcd",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("error: --component etcd: `etcd` is not a component"),
-        "{}",
-        stderr(&out)
-    );
+    project
+        .run_build(&["--renew", "--component", "etcd"])
+        .status(2)
+        .stderr(
+            "error: --component etcd: `etcd` is not a component `cluster.toml` builds\n\
+             hint: it builds kube-controller-manager, kube-scheduler\n",
+        )
+        .check();
 }
 
 #[test]
 fn rollout_plan_names_each_component_leader() {
     let project = Project::new(&both());
-    let out = project.kube_bundle(&["rollout-plan", "-c", "cluster.toml"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out),
-        "1. m1 127.0.1.1\n2. m2 127.0.1.2\n3. m3 127.0.1.3\n"
-    );
-    let err = stderr(&out);
-    assert!(
-        err.contains("cannot tell the kube-controller-manager leader (no --kubeconfig given)")
-            && err.contains("cannot tell the kube-scheduler leader (no --kubeconfig given)"),
-        "{err}"
-    );
+    project
+        .run(&["rollout-plan", "-c", "cluster.toml"])
+        .stdout("1. m1 127.0.1.1\n2. m2 127.0.1.2\n3. m3 127.0.1.3\n")
+        .stderr_has("cannot tell the kube-controller-manager leader (no --kubeconfig given)")
+        .stderr_has("cannot tell the kube-scheduler leader (no --kubeconfig given)")
+        .check();
     let out = project.kube_bundle(&["rollout-plan", "-c", "cluster.toml", "--output", "json"]);
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["leaders"][1]["component"], "kube-scheduler");
@@ -325,32 +302,31 @@ fn scheduler_flags_are_checked_against_its_own_catalogue() {
         (
             "1.24.0",
             "address = \"0.0.0.0\"",
-            "kube-scheduler.extra-args.address",
-            "removed after 1.23",
+            "error: cluster.toml:31:11: `kube-scheduler.extra-args.address`: `--address` does not exist in kube-scheduler 1.24.0; it was removed after 1.23\n\
+             hint: remove it from `extra-args`\n",
         ),
         (
             "1.20.2",
             "cluster-signing-duration = \"1h\"",
-            "kube-scheduler.extra-args.cluster-signing-duration",
-            "kube-scheduler has no flag",
+            "error: cluster.toml:31:28: `kube-scheduler.extra-args.cluster-signing-duration`: kube-scheduler has no flag `--cluster-signing-duration`\n\
+             hint: check the spelling against `kube-scheduler --help` of 1.20.2; names are written without leading dashes\n",
         ),
         (
             "1.20.2",
             "config = \"/tmp/x.yaml\"",
-            "kube-scheduler.extra-args.config",
-            "is set by kube-bundle",
+            "error: cluster.toml:31:10: `kube-scheduler.extra-args.config`: `--config` is set by kube-bundle\n\
+             hint: kube-bundle writes `--config` for kube-scheduler; it cannot be overridden\n",
         ),
     ];
-    for (version, arg, field, message) in cases {
-        let project = Project::new(&format!(
-            "{}\n[kube-scheduler.extra-args]\n{arg}\n",
-            both().replace("1.20.2", version)
-        ));
-        let out = project.build();
-        assert_eq!(out.status.code(), Some(2), "{arg}");
-        let err = stderr(&out);
-        assert!(err.contains(field) && err.contains(message), "{arg}: {err}");
-        assert!(!project.path("dist").exists() && !project.path("pki").exists());
+    for (version, arg, stderr) in cases {
+        refused(
+            &format!(
+                "{}\n[kube-scheduler.extra-args]\n{arg}\n",
+                both().replace("1.20.2", version)
+            ),
+            no_setup,
+            stderr,
+        );
     }
     let project = Project::new(&format!("{}\n[kube-scheduler.extra-args]\nv = 4\n", both()));
     project.build_ok();
@@ -366,18 +342,12 @@ fn scheduler_flags_are_checked_against_its_own_catalogue() {
     );
 
     // Two components on one port is refused before anything is written.
-    let project = Project::new(&format!(
-        "{INVENTORY}\n[kube-scheduler]\nsecure-port = 10257\n"
-    ));
-    let out = project.build();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out)
-            .contains("`kube-controller-manager.secure-port` and `kube-scheduler.secure-port` would both listen on port 10257"),
-        "{}",
-        stderr(&out)
+    refused(
+        &format!("{INVENTORY}\n[kube-scheduler]\nsecure-port = 10257\n"),
+        no_setup,
+        "error: cluster.toml: `kube-scheduler.secure-port`: `kube-controller-manager.secure-port` and `kube-scheduler.secure-port` would both listen on port 10257 of every node\n\
+         hint: give each component its own port (defaults: etcd 2379 and peers 2380, kube-apiserver 6443, kube-controller-manager 10257, kube-scheduler 10259)\n",
     );
-    assert!(!project.path("pki").exists());
 }
 
 #[test]

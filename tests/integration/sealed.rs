@@ -186,10 +186,9 @@ fn a_registry_reader_without_the_seal_key_finds_no_private_key() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-fn install(bundle: &Path, tmp: &Path, args: &[&str]) -> Output {
-    Command::new(tool("bash"))
-        .arg(bundle.join("install.sh"))
-        .args(args)
+/// [`install`] with its temporary files in `tmp`.
+fn install_in(bundle: &Path, tmp: &Path, args: &[&str]) -> Output {
+    install_command(bundle, args)
         .env("TMPDIR", tmp)
         .output()
         .unwrap()
@@ -247,7 +246,7 @@ fn install_sh_opens_the_sealed_files_with_the_key_and_refuses_a_wrong_or_missing
         ),
     ];
     for (args, want) in refusals {
-        let out = install(&bundle, &tmp, args);
+        let out = install_in(&bundle, &tmp, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(err.contains(want), "{args:?}: {err}");
@@ -258,7 +257,7 @@ fn install_sh_opens_the_sealed_files_with_the_key_and_refuses_a_wrong_or_missing
     let loose = sealed.path("loose.key");
     std::fs::copy(&key, &loose).unwrap();
     std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
-    let out = install(
+    let out = install_in(
         &bundle,
         &tmp,
         &["--root", root_arg, "--seal-key", loose.to_str().unwrap()],
@@ -267,7 +266,7 @@ fn install_sh_opens_the_sealed_files_with_the_key_and_refuses_a_wrong_or_missing
     assert!(!root.exists() && empty(&tmp));
 
     // With the key: the node gets what the unsealed bundle installs, byte for byte.
-    let out = install(&bundle, &tmp, &["--root", root_arg, "--seal-key", key_arg]);
+    let out = install_in(&bundle, &tmp, &["--root", root_arg, "--seal-key", key_arg]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
         stdout(&out).contains(&format!("opened 12 sealed files with {key_arg}")),
@@ -276,7 +275,7 @@ fn install_sh_opens_the_sealed_files_with_the_key_and_refuses_a_wrong_or_missing
     );
     assert!(empty(&tmp), "the opened files are gone");
     let plain_root = sealed.path("plain-node");
-    let out = install(
+    let out = install_in(
         &plain.unpack("m1"),
         &tmp,
         &["--root", plain_root.to_str().unwrap()],
@@ -293,16 +292,16 @@ fn install_sh_opens_the_sealed_files_with_the_key_and_refuses_a_wrong_or_missing
     );
 
     // --check and --dry-run read the sealed files too; --rollback needs no key.
-    let out = install(
+    let out = install_in(
         &bundle,
         &tmp,
         &["--root", root_arg, "--seal-key", key_arg, "--check"],
     );
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(stdout(&out).contains("no drift"), "{}", stdout(&out));
-    let out = install(&bundle, &tmp, &["--root", root_arg, "--check"]);
+    let out = install_in(&bundle, &tmp, &["--root", root_arg, "--check"]);
     assert_fails(&out, 1, "no seal key at /etc/kube-bundle/seal.key");
-    let out = install(
+    let out = install_in(
         &bundle,
         &tmp,
         &["--root", root_arg, "--seal-key", key_arg, "--dry-run"],
@@ -317,12 +316,12 @@ fn install_sh_opens_the_sealed_files_with_the_key_and_refuses_a_wrong_or_missing
     let masks = root.join("etc/systemd/system");
     std::fs::remove_file(masks.join("kube-scheduler.service")).unwrap();
     std::os::unix::fs::symlink("/dev/null", masks.join("kube-scheduler.service")).unwrap();
-    let out = install(&bundle, &tmp, &["--root", root_arg, "--seal-key", key_arg]);
+    let out = install_in(&bundle, &tmp, &["--root", root_arg, "--seal-key", key_arg]);
     assert_fails(&out, 1, "kube-scheduler.service is masked");
     assert!(empty(&tmp), "the opened files are gone after a failure");
     std::fs::remove_file(masks.join("kube-scheduler.service")).unwrap();
 
-    let out = install(&bundle, &tmp, &["--root", root_arg, "--rollback"]);
+    let out = install_in(&bundle, &tmp, &["--root", root_arg, "--rollback"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(empty(&tmp));
     assert_eq!(
@@ -334,8 +333,7 @@ fn install_sh_opens_the_sealed_files_with_the_key_and_refuses_a_wrong_or_missing
 
 /// `openssl enc` in the sealed files' format with the key file `key`; `-d` opens.
 fn openssl_enc(key: &Path) -> Command {
-    let mut cmd = Command::new(tool("openssl"));
-    cmd.args([
+    let mut cmd = openssl_command(&[
         "enc",
         "-aes-256-cbc",
         "-pbkdf2",
@@ -343,9 +341,8 @@ fn openssl_enc(key: &Path) -> Command {
         "1",
         "-md",
         "sha256",
-    ])
-    .arg("-pass")
-    .arg(format!("file:{}", key.display()));
+    ]);
+    cmd.arg("-pass").arg(format!("file:{}", key.display()));
     cmd
 }
 
@@ -412,16 +409,15 @@ fn openssl_opens_a_sealed_file_and_verify_checks_them_with_the_key() {
     // sum made to agree: only the key's own checks can see it.
     let other = sealed.path("other-key.pem");
     run_ok(
-        Command::new(tool("openssl"))
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-            ])
-            .arg(&other),
+        openssl_command(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&other),
     );
     let rel = "etc/kubernetes/cert/kube-controller-manager-key.pem";
     run_ok(

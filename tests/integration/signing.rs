@@ -20,15 +20,11 @@ fn inventory(mode: Option<&str>) -> String {
     }
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
-    run_ok(Command::new(tool("openssl")).args(args).current_dir(dir))
-}
-
 /// Whether `openssl verify` accepts `leaf` with `ca_file` as trust and `untrusted` as
 /// the chain it is presented with.
 fn verifies(ca_file: &Path, untrusted: Option<&Path>, leaf: &Path) -> bool {
-    let mut cmd = Command::new(tool("openssl"));
-    cmd.arg("verify").arg("-CAfile").arg(ca_file);
+    let mut cmd = openssl_command(&["verify", "-CAfile"]);
+    cmd.arg(ca_file);
     if let Some(chain) = untrusted {
         cmd.arg("-untrusted").arg(chain);
     }
@@ -93,14 +89,6 @@ fn mint_masters_client(dir: &Path, name: &str, signer: &Path, signer_key: &Path)
         "extendedKeyUsage = clientAuth\n",
         signer,
         signer_key,
-    )
-}
-
-/// The public half of a private key, as PEM.
-fn public_key(key: &Path) -> String {
-    openssl(
-        key.parent().unwrap(),
-        &["pkey", "-pubout", "-in", key.to_str().unwrap()],
     )
 }
 
@@ -289,14 +277,14 @@ fn a_signing_ca_with_tokens_signed_by_the_root_is_refused() {
     let project = Project::new(
         &inventory(Some("signer")).replace("[pki]\n", "[pki]\nservice-account-key = \"ca\"\n"),
     );
-    let out = project.build();
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
-    assert!(
-        err.contains("`pki.csr-signing`")
-            && err.contains("`pki.service-account-key = \"ca\"` puts it on every one"),
-        "{err}"
-    );
+    project
+        .run_build(&[])
+        .status(2)
+        .stderr(
+            "error: cluster.toml:11:15: `pki.csr-signing`: `signer` keeps the root CA key off the masters, but `pki.service-account-key = \"ca\"` puts it on every one to sign tokens\n\
+             hint: use `service-account-key = \"generate\"` (a dedicated token key), or `csr-signing = \"ca\"`\n",
+        )
+        .check();
     assert!(!project.path("pki").exists());
     // Without csr-signing, tokens signed by the root keep the tutorial's signing too.
     let project =
@@ -540,9 +528,8 @@ fn kubectl_against(
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new(tool("openssl"));
+    let mut server = openssl_command(&["s_server", "-quiet", "-www", "-accept"]);
     server
-        .args(["s_server", "-quiet", "-www", "-accept"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("-cert")
         .arg(cert)
@@ -644,7 +631,7 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
     std::fs::create_dir(&old).unwrap();
     std::fs::copy(&signer, old.join("csr-signer.pem")).unwrap();
     std::fs::copy(&signer_key, old.join("csr-signer-key.pem")).unwrap();
-    let old_public = public_key(&old.join("csr-signer-key.pem"));
+    let old_public = public_key_of(&old.join("csr-signer-key.pem"));
     // What the old key signed: a kubelet's certificate, and a forged admin client.
     let old_kubelet = mint(
         &old,
@@ -677,7 +664,7 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
             "{log}"
         );
     }
-    let new_public = public_key(&signer_key);
+    let new_public = public_key_of(&signer_key);
     assert_ne!(
         new_public, old_public,
         "a replacement must not keep the key"
@@ -697,7 +684,7 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
     let cert = bundle.join("rootfs/etc/kubernetes/cert");
     assert_eq!(read(&cert.join("client-ca.pem")), read(&client_ca));
     assert_eq!(read(&cert.join("csr-signer.pem")), read(&signer));
-    assert_eq!(public_key(&cert.join("csr-signer-key.pem")), new_public);
+    assert_eq!(public_key_of(&cert.join("csr-signer-key.pem")), new_public);
     let new_kubelet = mint(
         &project.path("new"),
         "kubelet",
@@ -725,15 +712,14 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
 
     // A second replacement before the first is rolled out is refused, nothing written.
     let before = snapshot(project.dir.path());
-    let out = project.build_with(&["--replace-csr-signer"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out)
-            .contains("`pki/csr-signer-previous.pem`: still holds the signing CA replaced before")
-            && stderr(&out).contains("--drop-previous-csr-signer"),
-        "{}",
-        stderr(&out)
-    );
+    project
+        .run_build(&["--replace-csr-signer"])
+        .status(2)
+        .stderr(
+            "error: `pki/csr-signer-previous.pem`: still holds the signing CA replaced before, and this build would replace `pki/csr-signer.pem` (replacement was asked for), which must become the previous one\n\
+             hint: finish the roll-out of the last replacement first: once every master runs it and no kubelet certificate of the old signer is in use, build with `--drop-previous-csr-signer` (add `--replace-csr-signer` to replace again in the same build)\n",
+        )
+        .check();
     assert_eq!(snapshot(project.dir.path()), before);
 
     // Dropped: only the new signing CA is trusted; what the old key signed is refused.
@@ -745,7 +731,7 @@ fn replacing_the_signer_makes_a_new_key_trusted_beside_the_old_until_it_is_dropp
         stderr(&out)
     );
     assert!(!pki.join("csr-signer-previous.pem").exists());
-    assert_eq!(public_key(&signer_key), new_public);
+    assert_eq!(public_key_of(&signer_key), new_public);
     assert_eq!(read(&client_ca), read(&pki.join("ca.pem")) + &read(&signer));
     assert_eq!(
         read(
@@ -773,16 +759,13 @@ fn a_signer_certificate_deleted_alone_is_refused_not_certified_again() {
     let project = Project::new(&inventory(None));
     project.build_ok();
     let pki = project.path("pki");
-    let old_public = public_key(&pki.join("csr-signer-key.pem"));
+    let old_public = public_key_of(&pki.join("csr-signer-key.pem"));
     std::fs::remove_file(pki.join("csr-signer.pem")).unwrap();
     let before = snapshot(project.dir.path());
-    let out = project.build();
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        stderr(&out),
+    project.run_build(&[]).status(2).stderr(
         "error: `pki/csr-signer.pem`: is missing while its key `pki/csr-signer-key.pem` exists; kube-bundle does not certify that key again, since a new certificate for it would revoke nothing\n\
-         hint: restore csr-signer.pem from backup (or from a bundle: rootfs/etc/kubernetes/cert/csr-signer.pem), or replace the signing CA with a new key: `kube-bundle build --replace-csr-signer`\n"
-    );
+         hint: restore csr-signer.pem from backup (or from a bundle: rootfs/etc/kubernetes/cert/csr-signer.pem), or replace the signing CA with a new key: `kube-bundle build --replace-csr-signer`\n",
+    ).check();
     assert_eq!(snapshot(project.dir.path()), before);
 
     // Replaced on request: a new key, and no old certificate to keep trusting.
@@ -794,7 +777,7 @@ fn a_signer_certificate_deleted_alone_is_refused_not_certified_again() {
         "{}",
         stderr(&out)
     );
-    assert_ne!(public_key(&pki.join("csr-signer-key.pem")), old_public);
+    assert_ne!(public_key_of(&pki.join("csr-signer-key.pem")), old_public);
     assert!(!pki.join("csr-signer-previous.pem").exists());
     assert_eq!(
         read(&project.path("dist/client-ca.pem")),
@@ -803,14 +786,14 @@ fn a_signer_certificate_deleted_alone_is_refused_not_certified_again() {
 
     // A damaged previous signing CA stops the build, and can still be dropped.
     std::fs::write(pki.join("csr-signer-previous.pem"), "damaged\n").unwrap();
-    let out = project.build();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).starts_with("error: `pki/csr-signer-previous.pem`: ")
-            && stderr(&out).contains("--drop-previous-csr-signer"),
-        "{}",
-        stderr(&out)
-    );
+    project
+        .run_build(&[])
+        .status(2)
+        .stderr(
+            "error: `pki/csr-signer-previous.pem`: holds no CERTIFICATE PEM block\n\
+             hint: it holds the signing CA the current one replaced; restore it from backup, or build with `--drop-previous-csr-signer` to stop trusting it\n",
+        )
+        .check();
     let out = project.build_with(&["--drop-previous-csr-signer"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!pki.join("csr-signer-previous.pem").exists());
@@ -820,15 +803,14 @@ fn a_signer_certificate_deleted_alone_is_refused_not_certified_again() {
 fn signer_changes_without_a_signing_ca_are_refused() {
     let project = Project::new(&inventory(Some("ca")));
     for flag in ["--replace-csr-signer", "--drop-previous-csr-signer"] {
-        let out = project.build_with(&[flag]);
-        assert_eq!(out.status.code(), Some(2));
-        assert!(
-            stderr(&out).starts_with(&format!(
-                "error: {flag}: `cluster.toml` has no CSR signing CA (`pki.csr-signing = \"ca\"`)"
-            )),
-            "{}",
-            stderr(&out)
-        );
+        project
+            .run_build(&[flag])
+            .status(2)
+            .stderr(&format!(
+                "error: {flag}: `cluster.toml` has no CSR signing CA (`pki.csr-signing = \"ca\"`)\n\
+                 hint: a signing CA exists with `[pki] csr-signing = \"signer\"` (the default) and the controller-manager\n"
+            ))
+            .check();
         assert!(!project.path("pki/ca.pem").exists());
     }
 }
@@ -846,7 +828,7 @@ fn a_root_issued_signer_of_an_earlier_release_is_replaced_with_a_warning() {
         project.path("legacy/old-key.pem"),
     )
     .unwrap();
-    let old_public = public_key(&pki.join("csr-signer-key.pem"));
+    let old_public = public_key_of(&pki.join("csr-signer-key.pem"));
 
     let out = project.build_with(&["-q"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -857,7 +839,7 @@ fn a_root_issued_signer_of_an_earlier_release_is_replaced_with_a_warning() {
         stderr(&out)
     );
     let signer = pki.join("csr-signer.pem");
-    assert_ne!(public_key(&pki.join("csr-signer-key.pem")), old_public);
+    assert_ne!(public_key_of(&pki.join("csr-signer-key.pem")), old_public);
     assert!(verifies(&signer, None, &signer), "self-signed now");
     assert!(!verifies(&pki.join("ca.pem"), None, &signer));
     assert_eq!(read(&pki.join("csr-signer-previous.pem")), read(&legacy));
@@ -893,7 +875,7 @@ fn a_root_issued_signer_of_an_earlier_release_is_replaced_with_a_warning() {
 /// died while putting a new signing CA in place left.
 fn plant_next_signer(pki: &Path) -> (String, String) {
     let (cert, key) = openssl_self_signed(pki, "csr-signer-next", "next-signer", "CA:TRUE");
-    (read(&cert), public_key(&key))
+    (read(&cert), public_key_of(&key))
 }
 
 #[test]
@@ -935,7 +917,7 @@ fn an_interrupted_replacement_is_finished_or_undone_by_the_next_build() {
             "{log}"
         );
         assert_eq!(read(&pki.join("csr-signer.pem")), next_cert);
-        assert_eq!(public_key(&pki.join("csr-signer-key.pem")), next_public);
+        assert_eq!(public_key_of(&pki.join("csr-signer-key.pem")), next_public);
         assert_eq!(mode_of(&pki.join("csr-signer-key.pem")), 0o600);
         assert_eq!(read(&pki.join("csr-signer-previous.pem")), current);
         for gone in ["csr-signer-next.pem", "csr-signer-next-key.pem"] {

@@ -7,10 +7,6 @@ use std::process::{Command, Output};
 
 use crate::common::*;
 
-fn verify(project: &Project, args: &[&str]) -> Output {
-    project.kube_bundle(&[&["verify"], args].concat())
-}
-
 fn tarballs(project: &Project) -> Vec<String> {
     NODES
         .iter()
@@ -175,7 +171,6 @@ fn openssl_leaf(
     end: &str,
     sans: &str,
 ) -> (PathBuf, PathBuf) {
-    let openssl = |args: &[&str]| run_ok(Command::new(tool("openssl")).args(args).current_dir(dir));
     std::fs::write(dir.join("index.txt"), "").unwrap();
     std::fs::write(dir.join("serial"), "1000\n").unwrap();
     std::fs::write(
@@ -188,40 +183,46 @@ fn openssl_leaf(
         ),
     )
     .unwrap();
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "leaf-key.pem",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/O=system:kube-controller-manager/CN=system:kube-controller-manager",
-    ]);
-    openssl(&[
-        "ca",
-        "-batch",
-        "-config",
-        "ca.cnf",
-        "-cert",
-        ca.to_str().unwrap(),
-        "-keyfile",
-        ca_key.to_str().unwrap(),
-        "-in",
-        "leaf.csr",
-        "-out",
-        "leaf.pem",
-        "-startdate",
-        start,
-        "-enddate",
-        end,
-        "-extensions",
-        "leaf",
-        "-notext",
-    ]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf-key.pem",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/O=system:kube-controller-manager/CN=system:kube-controller-manager",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            ca.to_str().unwrap(),
+            "-keyfile",
+            ca_key.to_str().unwrap(),
+            "-in",
+            "leaf.csr",
+            "-out",
+            "leaf.pem",
+            "-startdate",
+            start,
+            "-enddate",
+            end,
+            "-extensions",
+            "leaf",
+            "-notext",
+        ],
+    );
     (dir.join("leaf.pem"), dir.join("leaf-key.pem"))
 }
 
@@ -272,8 +273,7 @@ const SANS_OK: &str = "IP:127.0.0.1,IP:127.0.1.1,DNS:m1";
 fn clean_bundles_verify_and_the_openssl_fixture_path_is_sound() {
     let project = Project::new(INVENTORY);
     project.build_ok();
-    let out = verify(
-        &project,
+    let out = project.verify(
         &tarballs(&project)
             .iter()
             .map(String::as_str)
@@ -296,7 +296,7 @@ fn clean_bundles_verify_and_the_openssl_fixture_path_is_sound() {
         SANS_OK,
         false,
     );
-    let out = verify(&project, &[&tarballs(&project)[0]]);
+    let out = project.verify(&[&tarballs(&project)[0]]);
     assert_eq!(out.status.code(), Some(0), "{}", findings(&out));
 }
 
@@ -328,7 +328,7 @@ fn a_tampered_file_is_found() {
             .arg(work.path())
             .arg("control-plane-m2"),
     );
-    let out = verify(&project, &[tarball.to_str().unwrap()]);
+    let out = project.verify(&[tarball.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let f = findings(&out);
     assert!(f.contains("control-plane-m2.tar.gz: rootfs/etc/systemd/system/kube-controller-manager.service: does not match its checksum in SHA256SUMS"), "{f}");
@@ -341,13 +341,14 @@ fn a_truncated_tarball_is_unusable_input() {
     let tarball = project.tarball("m1");
     let bytes = std::fs::read(&tarball).unwrap();
     std::fs::write(&tarball, &bytes[..bytes.len() / 2]).unwrap();
-    let out = verify(&project, &[tarball.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("control-plane-m1.tar.gz`: is not a readable .tar.gz"),
-        "{}",
-        stderr(&out)
-    );
+    project
+        .run(&["verify", tarball.to_str().unwrap()])
+        .status(2)
+        .stderr(
+            "error: `$PROJECT/dist/control-plane-m1.tar.gz`: is not a readable .tar.gz (incomplete deflate stream)\n\
+             hint: the file is truncated or damaged: copy it again from the build host\n",
+        )
+        .check();
 }
 
 #[test]
@@ -361,7 +362,7 @@ fn a_cert_from_another_ca_is_found() {
         SANS_OK,
         true,
     );
-    let out = verify(&project, &[&tarballs(&project)[0]]);
+    let out = project.verify(&[&tarballs(&project)[0]]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         findings(&out),
@@ -380,7 +381,7 @@ fn a_key_for_another_cert_is_found() {
         )
         .unwrap();
     });
-    let out = verify(&project, &[&tarballs(&project)[0]]);
+    let out = project.verify(&[&tarballs(&project)[0]]);
     let f = findings(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -406,7 +407,7 @@ fn expired_and_not_yet_valid_certs_are_found() {
         SANS_OK,
         false,
     );
-    let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
+    let f = findings(&project.verify(&[&tarballs(&project)[0]]));
     assert_eq!(
         f,
         format!("control-plane-m1.tar.gz: {LEAF}: expired on 2021-01-01T00:00:00Z\n")
@@ -419,7 +420,7 @@ fn expired_and_not_yet_valid_certs_are_found() {
         SANS_OK,
         false,
     );
-    let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
+    let f = findings(&project.verify(&[&tarballs(&project)[0]]));
     assert_eq!(
         f,
         format!("control-plane-m1.tar.gz: {LEAF}: is not valid until 2099-01-01T00:00:00Z\n")
@@ -431,7 +432,7 @@ fn certificates_expiring_soon_are_found() {
     let project = Project::new(INVENTORY);
     project.build_ok();
     // Leaves last a year: a 400-day window catches them, the default 30 days does not.
-    let out = verify(&project, &["--warn-within", "400d", &tarballs(&project)[0]]);
+    let out = project.verify(&["--warn-within", "400d", &tarballs(&project)[0]]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         findings(&out).contains(&format!("{LEAF}: expires on"))
@@ -452,7 +453,7 @@ fn a_san_missing_the_node_ip_is_found() {
         "IP:127.0.0.1,DNS:m1",
         false,
     );
-    let f = findings(&verify(&project, &[&tarballs(&project)[0]]));
+    let f = findings(&project.verify(&[&tarballs(&project)[0]]));
     assert_eq!(
         f,
         format!(
@@ -467,7 +468,7 @@ fn bundles_with_different_cas_are_found() {
     a.build_ok();
     let b = Project::new(INVENTORY);
     b.build_ok();
-    let out = verify(&a, &[&tarballs(&a)[0], &tarballs(&b)[1]]);
+    let out = a.verify(&[&tarballs(&a)[0], &tarballs(&b)[1]]);
     assert_eq!(out.status.code(), Some(1));
     let f = findings(&out);
     assert!(f.contains("control-plane-m2.tar.gz: rootfs/etc/kubernetes/cert/ca.pem: the CA differs from control-plane-m1.tar.gz's: every master must share it"), "{f}");
@@ -478,16 +479,13 @@ fn bundles_with_different_cas_are_found() {
 fn json_output_lists_bundles_and_findings() {
     let project = Project::new(INVENTORY);
     project.build_ok();
-    let out = verify(
-        &project,
-        &[
-            "--output",
-            "json",
-            "--warn-within",
-            "400d",
-            &tarballs(&project)[0],
-        ],
-    );
+    let out = project.verify(&[
+        "--output",
+        "json",
+        "--warn-within",
+        "400d",
+        &tarballs(&project)[0],
+    ]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["bundles"][0]["node"], "m1");
     assert_eq!(report["findings"][0]["bundle"], "control-plane-m1.tar.gz");
@@ -545,10 +543,7 @@ fn signatures_are_checked_by_verify() {
     let all = tarballs(&project);
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
 
-    let out = verify(
-        &project,
-        &[&["--trust", allowed.to_str().unwrap()], &all[..]].concat(),
-    );
+    let out = project.verify(&[&["--trust", allowed.to_str().unwrap()], &all[..]].concat());
     assert_eq!(out.status.code(), Some(0), "{}", findings(&out));
     assert!(stderr(&out).contains("(3 signed)"));
     // ssh-keygen itself accepts the signature kube-bundle made.
@@ -572,7 +567,7 @@ fn signatures_are_checked_by_verify() {
     assert!(child.status.success(), "{}", stderr(&child));
     child.stdout.clear();
 
-    let out = verify(&project, &["--trust", stranger.to_str().unwrap(), all[0]]);
+    let out = project.verify(&["--trust", stranger.to_str().unwrap(), all[0]]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         findings(&out).contains("SHA256SUMS.sig: is signed by SHA256:")
@@ -589,18 +584,16 @@ fn signatures_are_checked_by_verify() {
             .replace("--v=2", "--v=9");
         std::fs::write(unit, text).unwrap();
     });
-    let out = verify(&project, &["--trust", allowed.to_str().unwrap(), all[0]]);
+    let out = project.verify(&["--trust", allowed.to_str().unwrap(), all[0]]);
     assert_eq!(
         findings(&out),
         "control-plane-m1.tar.gz: SHA256SUMS.sig: does not verify: SHA256SUMS was altered or the signature is damaged (key of `ops@site`)\n"
     );
 }
 
-fn install(bundle: &Path, root: &Path, args: &[&str]) -> Output {
-    Command::new(tool("bash"))
-        .arg(bundle.join("install.sh"))
-        .arg("--root")
-        .arg(root)
+/// [`install`] into `root`.
+fn install_into(bundle: &Path, root: &Path, args: &[&str]) -> Output {
+    install_command(bundle, &[Path::new("--root"), root])
         .args(args)
         .output()
         .unwrap()
@@ -615,7 +608,7 @@ fn install_sh_checks_signatures_with_ssh_keygen() {
     let bundle = project.unpack("m1");
     let root = project.path("root");
 
-    let out = install(&bundle, &root, &["--trust", allowed.to_str().unwrap()]);
+    let out = install_into(&bundle, &root, &["--trust", allowed.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("SHA256SUMS is signed by ops@site"),
@@ -623,7 +616,7 @@ fn install_sh_checks_signatures_with_ssh_keygen() {
         stdout(&out)
     );
 
-    let out = install(
+    let out = install_into(
         &bundle,
         &project.path("root2"),
         &["--trust", stranger.to_str().unwrap()],
@@ -656,7 +649,7 @@ fn install_sh_checks_signatures_with_ssh_keygen() {
         })
         .collect();
     std::fs::write(bundle.join("SHA256SUMS"), all).unwrap();
-    let out = install(
+    let out = install_into(
         &bundle,
         &project.path("root3"),
         &["--trust", allowed.to_str().unwrap()],
@@ -676,17 +669,17 @@ fn unsigned_bundles_install_unless_a_signature_is_required() {
     project.build_ok();
     let bundle = project.unpack("m1");
     let (_, allowed) = ssh_key(project.dir.path(), "signer", "ops@site");
-    assert!(install(&bundle, &project.path("root"), &[])
+    assert!(install_into(&bundle, &project.path("root"), &[])
         .status
         .success());
-    let out = install(&bundle, &project.path("root2"), &["--require-signature"]);
+    let out = install_into(&bundle, &project.path("root2"), &["--require-signature"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("--require-signature needs --trust FILE"),
         "{}",
         stderr(&out)
     );
-    let out = install(
+    let out = install_into(
         &bundle,
         &project.path("root3"),
         &["--trust", allowed.to_str().unwrap()],
@@ -706,7 +699,7 @@ fn pinned_signers_make_the_signature_mandatory() {
     let (key, allowed) = ssh_key(project.dir.path(), "signer", "ops@site");
     build_signed(&project, &key, Some(&allowed));
     let bundle = project.unpack("m1");
-    let out = install(&bundle, &project.path("root"), &[]);
+    let out = install_into(&bundle, &project.path("root"), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("SHA256SUMS is signed by ops@site"),
@@ -715,7 +708,7 @@ fn pinned_signers_make_the_signature_mandatory() {
     );
     // Without its signature the same bundle is refused.
     std::fs::remove_file(bundle.join("SHA256SUMS.sig")).unwrap();
-    let out = install(&bundle, &project.path("root2"), &[]);
+    let out = install_into(&bundle, &project.path("root2"), &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("a signature is required"),
@@ -723,7 +716,7 @@ fn pinned_signers_make_the_signature_mandatory() {
         stderr(&out)
     );
     // verify uses the pinned signers when no --trust is given.
-    let out = verify(&project, &[&tarballs(&project)[0]]);
+    let out = project.verify(&[&tarballs(&project)[0]]);
     assert_eq!(out.status.code(), Some(0), "{}", findings(&out));
 }
 
@@ -778,22 +771,6 @@ fn certs_lists_expiry_and_fails_within_the_window() {
     assert_eq!(flagged, ["m1", "m2", "m3"]);
 }
 
-fn serial(path: &Path) -> String {
-    run_ok(
-        Command::new(tool("openssl"))
-            .args(["x509", "-noout", "-serial", "-in"])
-            .arg(path),
-    )
-}
-
-fn public_key(path: &Path) -> String {
-    run_ok(
-        Command::new(tool("openssl"))
-            .args(["pkey", "-pubout", "-in"])
-            .arg(path),
-    )
-}
-
 #[test]
 fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
     let project = Project::new(INVENTORY);
@@ -801,11 +778,11 @@ fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
     let leaf = |n: &str| project.path(&format!("pki/{n}/kube-controller-manager.pem"));
     let key = |n: &str| project.path(&format!("pki/{n}/kube-controller-manager-key.pem"));
     let (serial1, key1, ca) = (
-        serial(&leaf("m1")),
-        public_key(&key("m1")),
+        serial_of(&leaf("m1")),
+        public_key_of(&key("m1")),
         sha256_file(&project.path("pki/ca.pem")),
     );
-    let serial2 = serial(&leaf("m2"));
+    let serial2 = serial_of(&leaf("m2"));
 
     let out = project.kube_bundle(&["build", "-c", "cluster.toml", "-o", "dist", "--renew", "m1"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -819,17 +796,16 @@ fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
             && !log.contains("changed: control-plane-m2"),
         "{log}"
     );
-    assert_ne!(serial(&leaf("m1")), serial1);
-    assert_eq!(public_key(&key("m1")), key1, "the key is kept");
-    assert_eq!(serial(&leaf("m2")), serial2);
+    assert_ne!(serial_of(&leaf("m1")), serial1);
+    assert_eq!(public_key_of(&key("m1")), key1, "the key is kept");
+    assert_eq!(serial_of(&leaf("m2")), serial2);
     assert_eq!(
         sha256_file(&project.path("pki/ca.pem")),
         ca,
         "the CA is never renewed"
     );
     run_ok(
-        Command::new(tool("openssl"))
-            .args(["verify", "-CAfile"])
+        openssl_command(&["verify", "-CAfile"])
             .arg(project.path("pki/ca.pem"))
             .arg(leaf("m1")),
     );
@@ -851,29 +827,30 @@ fn renew_reissues_under_the_same_ca_and_reports_changed_bundles() {
         "{}",
         stderr(&out)
     );
-    assert_ne!(public_key(&key("m1")), key1, "--rotate-keys makes new keys");
+    assert_ne!(
+        public_key_of(&key("m1")),
+        key1,
+        "--rotate-keys makes new keys"
+    );
 
     // Renewal keeps names: a changed IP is refused, not slipped in.
     project.write(
         "cluster.toml",
         &INVENTORY.replace("127.0.1.2", "127.0.1.22"),
     );
-    let out = project.kube_bundle(&["build", "-c", "cluster.toml", "-o", "dist", "--renew", "m2"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains(
-            "renewing the kube-controller-manager certificate of `m2` would change its SANs"
-        ),
-        "{}",
-        stderr(&out)
-    );
-    let out = project.kube_bundle(&["build", "-c", "cluster.toml", "-o", "dist", "--renew", "m9"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("`m9` is not a node"),
-        "{}",
-        stderr(&out)
-    );
+    project
+        .run_build(&["--renew", "m2"])
+        .status(2)
+        .stderr(
+            "error: `pki/m2/kube-controller-manager.pem`: renewing the kube-controller-manager certificate of `m2` would change its SANs from DNS:m2,IP:127.0.0.1,IP:127.0.1.2 to DNS:m2,IP:127.0.0.1,IP:127.0.1.22\n\
+             hint: renewal keeps a certificate's names; build without --renew to reissue it with the inventory's names\n",
+        )
+        .check();
+    project
+        .run_build(&["--renew", "m9"])
+        .status(2)
+        .stderr("error: --renew m9: `m9` is not a node of `cluster.toml`\n")
+        .check();
 }
 
 #[test]
@@ -894,7 +871,7 @@ fn multi_member_gzip_is_read_whole() {
         ));
     }
     std::fs::write(&tarball, joined).unwrap();
-    let out = verify(&project, &[tarball.to_str().unwrap()]);
+    let out = project.verify(&[tarball.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -902,7 +879,7 @@ fn multi_member_gzip_is_read_whole() {
         findings(&out),
         stderr(&out)
     );
-    let report = verify(&project, &["--output", "json", tarball.to_str().unwrap()]);
+    let report = project.verify(&["--output", "json", tarball.to_str().unwrap()]);
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(
         report["bundles"][0]["files"], 13,
