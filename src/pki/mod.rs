@@ -1656,6 +1656,7 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::config;
     use x509_parser::oid_registry as oids;
 
     const INVENTORY: &str =
