@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`, second part: what `kube-bundle push` uploads for many masters sharing one
 # binary, against the ideal of one compressed binary plus every node's own gzip members,
-# and the peak memory of push and pull; then dist/fetch.sh getting one node's bundle
-# against curl of the same blobs plus sha256sum of them.
+# and the peak memory of push and pull; the time of a push that uploads nothing (the same
+# dist again); then `kube-bundle pull --node` and dist/fetch.sh getting one node's bundle,
+# each against curl of the same blobs plus sha256sum of them.
 #
 # A docker-registry is started on a free loopback port with plain http and its own
 # config and storage (never the package's service), the bundles are built and pushed,
@@ -14,7 +15,8 @@
 #   BENCH_BINARY       the binary (default: the end-to-end cache's kube-controller-manager,
 #                      else a generated file of real executables)
 #   BENCH_BINARY_MB    size of a generated binary (default 100)
-#   BENCH_FETCH_RUNS   runs of each side of the fetch comparison (default 5)
+#   BENCH_FETCH_RUNS   runs of each side of the pull and fetch comparisons, and of the
+#                      repush (default 5)
 #   BENCH_DIR          scratch folder (default: a new temporary folder, removed at the end)
 set -euo pipefail
 
@@ -26,8 +28,10 @@ CACHED_KCM=/var/cache/kube-bundle/k8s-v1.20.2/kube-controller-manager
 # Upload bytes may exceed the ideal by this factor at most.
 TARGET=1.2
 FETCH_RUNS=${BENCH_FETCH_RUNS:-5}
-# fetch.sh may take this factor of curl plus sha256sum at most.
+# pull and fetch.sh may take this factor of curl plus sha256sum at most.
 FETCH_TARGET=1.3
+# A push that uploads nothing may take this many milliseconds at most.
+REPUSH_TARGET_MS=1000
 
 die() {
     printf 'bench-push: %s\n' "$*" >&2
@@ -98,6 +102,17 @@ printf 'bench-push: kube-bundle %s, binary %s (%s MiB)\n' \
 # One gzip -6 of the binary: "one compressed binary", made independently of kube-bundle.
 binary_gz=$(gzip -6 -n -c "$binary" | wc -c)
 
+# Milliseconds `$@` takes.
+ms() {
+    local start
+    start=$(date +%s%N)
+    "$@"
+    printf '%d\n' $((($(date +%s%N) - start) / 1000000))
+}
+median() {
+    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
 rows=()
 for n in $NODES; do
     dir=$WORK/n$n
@@ -117,6 +132,15 @@ for n in $NODES; do
     /usr/bin/time -f %M -o "$dir/push.kib" "$KUBE_BUNDLE" push -q --plain-http --output json \
         --out "$dir/dist" "$ref" >"$dir/push.json"
     push_ms=$((($(date +%s%N) - start) / 1000000))
+    # The same dist again: every blob is there, nothing may be uploaded.
+    repush=()
+    for ((r = 0; r < FETCH_RUNS; r++)); do
+        start=$(date +%s%N)
+        "$KUBE_BUNDLE" push -q --plain-http --output json --out "$dir/dist" "$ref" >"$dir/repush.json"
+        repush+=($((($(date +%s%N) - start) / 1000000)))
+        python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["uploaded_bytes"] != 0)' \
+            "$dir/repush.json" || die "the repush of $n masters uploaded something"
+    done
     /usr/bin/time -f %M -o "$dir/pull.kib" "$KUBE_BUNDLE" pull -q --plain-http --node m1 \
         -o "$dir/pulled" "$ref" >/dev/null
     cmp -s "$dir/pulled/$(basename "$(find "$dir/dist" -name '*m1.tar.gz')")" \
@@ -124,18 +148,20 @@ for n in $NODES; do
     stored=$(find "$WORK/storage/docker/registry/v2/blobs" -name data -printf '%s\n' | awk '{ s += $1 } END { print s }')
     read -r uploaded ideal own <<<"$(summarize "$dir/push.json" "$binary_gz")"
     bundles=$(find "$dir/dist" -name '*.tar.gz' -printf '%s\n' | awk '{ s += $1 } END { print s }')
-    rows+=("$n $uploaded $ideal $binary_gz $own $bundles $push_ms $(cat "$dir/push.kib") $(cat "$dir/pull.kib") $stored")
+    rows+=("$n $uploaded $ideal $binary_gz $own $bundles $push_ms $(median "${repush[@]}") $(cat "$dir/push.kib") $(cat "$dir/pull.kib") $stored")
 done
 
-printf '| masters | uploaded | one compressed binary + per-node members | ratio | target | all bundles | push time | push peak RSS | pull peak RSS | registry storage |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|\n'
+printf '| masters | uploaded | one compressed binary + per-node members | ratio | target | all bundles | push time | repush, nothing uploaded (median) | push peak RSS | pull peak RSS | registry storage |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
 for row in "${rows[@]}"; do
-    read -r n up ideal gz own bundles ms prss lrss stored <<<"$row"
+    read -r n up ideal gz own bundles ms rms prss lrss stored <<<"$row"
     awk -v n="$n" -v up="$up" -v ideal="$ideal" -v gz="$gz" -v own="$own" -v b="$bundles" -v ms="$ms" \
+        -v rms="$rms" -v rt="$REPUSH_TARGET_MS" \
         -v p="$prss" -v l="$lrss" -v st="$stored" -v t="$TARGET" 'BEGIN {
         M = 1048576; r = up / ideal
-        printf "| %s | %.1f MiB | %.1f MiB (%.1f + %.2f) | %.2fx | ≤%sx %s | %.1f MiB | %d ms | %.1f MiB | %.1f MiB | %.1f MiB |\n",
-            n, up / M, ideal / M, gz / M, own / M, r, t, (r <= t) ? "met" : "MISSED", b / M, ms, p / 1024, l / 1024, st / M
+        printf "| %s | %.1f MiB | %.1f MiB (%.1f + %.2f) | %.2fx | ≤%sx %s | %.1f MiB | %d ms | %d ms (<%d ms %s) | %.1f MiB | %.1f MiB | %.1f MiB |\n",
+            n, up / M, ideal / M, gz / M, own / M, r, t, (r <= t) ? "met" : "MISSED", b / M, ms,
+            rms, rt, (rms < rt) ? "met" : "MISSED", p / 1024, l / 1024, st / M
     }'
 done
 
@@ -155,6 +181,10 @@ fetch_once() {
     "$dir/dist/fetch.sh" --plain-http --no-unpack -o "$dir/fetched" "$ref" m1 >/dev/null 2>"$dir/fetch.err" ||
         die "fetch.sh failed: $(cat "$dir/fetch.err")"
 }
+pull_once() {
+    rm -rf "$dir/pulled"
+    "$KUBE_BUNDLE" pull -q --plain-http --node m1 -o "$dir/pulled" "$ref" >/dev/null
+}
 curl_once() {
     local i=0 d
     rm -rf "$dir/curled"
@@ -165,34 +195,33 @@ curl_once() {
     done
     sha256sum "$dir/curled"/* >/dev/null
 }
-# Milliseconds `$@` takes.
-ms() {
-    local start
-    start=$(date +%s%N)
-    "$@"
-    printf '%d\n' $((($(date +%s%N) - start) / 1000000))
-}
-median() {
-    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
 fetch_ms=()
+pull_ms=()
 curl_ms=()
 for ((r = 0; r < FETCH_RUNS; r++)); do
     if ((r % 2 == 0)); then
-        fetch_ms+=("$(ms fetch_once)")
+        pull_ms+=("$(ms pull_once)")
         curl_ms+=("$(ms curl_once)")
+        fetch_ms+=("$(ms fetch_once)")
     else
-        curl_ms+=("$(ms curl_once)")
         fetch_ms+=("$(ms fetch_once)")
+        curl_ms+=("$(ms curl_once)")
+        pull_ms+=("$(ms pull_once)")
     fi
 done
+cmp -s "$dir/pulled/$(basename "$bundle")" "$bundle" || die "the bundle pull got differs from dist's"
 cmp -s "$dir/fetched/$(basename "$bundle")" "$bundle" || die "the bundle fetch.sh got differs from dist's"
-f=$(median "${fetch_ms[@]}")
 c=$(median "${curl_ms[@]}")
-printf '\n| node | bundle | fetch.sh --no-unpack (median) | curl + sha256sum (median) | ratio | target |\n'
-printf '|---|---|---|---|---|---|\n'
-awk -v b="$(stat -c %s "$bundle")" -v f="$f" -v c="$c" -v t="$FETCH_TARGET" -v runs="$FETCH_RUNS" 'BEGIN {
-    r = f / (c > 0 ? c : 1)
-    printf "| m1 | %.1f MiB | %d ms | %d ms | %.2fx | ≤%sx %s (%d runs each) |\n",
-        b / 1048576, f, c, r, t, (r <= t) ? "met" : "MISSED", runs
-}'
+printf '\n| node | bundle | getter | getter (median) | curl + sha256sum (median) | ratio | target |\n'
+printf '|---|---|---|---|---|---|---|\n'
+for getter in "kube-bundle pull --node" "fetch.sh --no-unpack"; do
+    case $getter in
+    kube-bundle*) f=$(median "${pull_ms[@]}") ;;
+    *) f=$(median "${fetch_ms[@]}") ;;
+    esac
+    awk -v b="$(stat -c %s "$bundle")" -v g="$getter" -v f="$f" -v c="$c" -v t="$FETCH_TARGET" -v runs="$FETCH_RUNS" 'BEGIN {
+        r = f / (c > 0 ? c : 1)
+        printf "| m1 | %.1f MiB | %s | %d ms | %d ms | %.2fx | ≤%sx %s (%d runs each) |\n",
+            b / 1048576, g, f, c, r, t, (r <= t) ? "met" : "MISSED", runs
+    }'
+done

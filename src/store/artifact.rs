@@ -92,9 +92,18 @@ pub struct LocalBundle {
 
 /// Member boundaries seen in earlier bundles, so an identical member (the binary) is
 /// recognised by its bytes instead of being inflated again.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct KnownMembers {
-    by_prefix: BTreeMap<Vec<u8>, Vec<(u64, String)>>,
+    by_prefix: BTreeMap<Vec<u8>, Vec<KnownMember>>,
+}
+
+/// A member already hashed: where its bytes lie, so a candidate is compared with them.
+#[derive(Clone)]
+struct KnownMember {
+    len: u64,
+    digest: String,
+    path: PathBuf,
+    offset: u64,
 }
 
 const PREFIX: usize = 64;
@@ -116,18 +125,16 @@ pub fn split_members(path: &Path, known: &mut KnownMembers) -> Result<(Vec<Membe
         };
         let mut matched = None;
         if let Some(candidates) = known.by_prefix.get(&prefix) {
-            for (len, digest) in candidates {
-                if pos + len > size {
+            for k in candidates {
+                if pos + k.len > size {
                     continue;
                 }
                 let start = r.stream_position()?;
-                let mut h = Sha256::new();
                 // The whole-file hash goes on from a copy, kept only on a match.
                 let mut w = whole.clone();
-                copy_hashing(&mut r, *len, &mut [&mut h, &mut w])?;
-                if format!("sha256:{}", hex::encode(h.finalize())) == *digest {
+                if same_bytes(&mut r, k, &mut w)? {
                     whole = w;
-                    matched = Some((*len, digest.clone()));
+                    matched = Some((k.len, k.digest.clone()));
                     break;
                 }
                 r.seek(std::io::SeekFrom::Start(start))?;
@@ -151,7 +158,12 @@ pub fn split_members(path: &Path, known: &mut KnownMembers) -> Result<(Vec<Membe
                 .by_prefix
                 .entry(prefix)
                 .or_default()
-                .push((len, digest.clone()));
+                .push(KnownMember {
+                    len,
+                    digest: digest.clone(),
+                    path: path.to_path_buf(),
+                    offset: pos,
+                });
         }
         members.push(Member {
             offset: pos,
@@ -166,20 +178,30 @@ pub fn split_members(path: &Path, known: &mut KnownMembers) -> Result<(Vec<Membe
     Ok((members, hex::encode(whole.finalize())))
 }
 
-fn copy_hashing(r: &mut dyn BufRead, mut len: u64, hashers: &mut [&mut Sha256]) -> Result<()> {
+/// Whether the next `k.len` bytes of `r` are the known member's bytes, feeding them to
+/// `whole`. Bytes equal to a member already hashed have its digest: comparing them costs a
+/// fraction of hashing them again, which is most of a push of many masters.
+fn same_bytes(r: &mut dyn BufRead, k: &KnownMember, whole: &mut Sha256) -> Result<bool> {
+    let mut theirs = fs_err::File::open(&k.path)?;
+    theirs.seek(std::io::SeekFrom::Start(k.offset))?;
+    let mut theirs = std::io::BufReader::with_capacity(1 << 20, theirs);
+    let mut len = k.len;
     while len > 0 {
-        let buf = r.fill_buf()?;
-        if buf.is_empty() {
-            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        let ours = r.fill_buf()?;
+        let other = theirs.fill_buf()?;
+        let n = ours.len().min(other.len()).min(len as usize);
+        if n == 0 {
+            return Ok(false);
         }
-        let n = buf.len().min(len as usize);
-        for h in hashers.iter_mut() {
-            h.update(&buf[..n]);
+        if ours[..n] != other[..n] {
+            return Ok(false);
         }
+        whole.update(&ours[..n]);
         r.consume(n);
+        theirs.consume(n);
         len -= n as u64;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Reads one gzip member (header, deflate stream, trailer), feeding its bytes to both
@@ -331,6 +353,7 @@ pub fn read_dist(dist: &Path) -> Result<LocalDist> {
     let mut files = BTreeMap::new();
     let mut nodes = BTreeSet::new();
     let mut names = BTreeSet::new();
+    let mut listed = Vec::new();
     for (i, (sha, name)) in entries.into_iter().enumerate() {
         let where_ = format!("`{}` line {}", sums_path.display(), i + 1);
         if !names.insert(name) {
@@ -377,12 +400,33 @@ pub fn read_dist(dist: &Path) -> Result<LocalDist> {
             );
             continue;
         }
-        let size = fs_err::metadata(&path)?.len();
-        let (members, actual) = split_members(&path, &mut known)?;
+        listed.push((where_, name, path, sha));
+    }
+    // The first bundle teaches the shared member (the binary); the others are read on
+    // every core, each matching it by its bytes.
+    let read = |known: &mut KnownMembers, path: &Path, sha: &str| -> Result<_> {
+        let size = fs_err::metadata(path)?.len();
+        let (members, actual) = split_members(path, known)?;
         if actual != sha {
-            return Err(mismatch());
+            return Err(Error::input(
+                format!("`{}`", path.display()),
+                "does not match its sha256 in SHA256SUMS",
+            )
+            .with_hint(rebuild));
         }
-        let (manifest, mtime) = read_bundle_manifest(&path)?;
+        let (manifest, mtime) = read_bundle_manifest(path)?;
+        Ok((size, members, actual, manifest, mtime))
+    };
+    let mut split = Vec::new();
+    if let Some((_, _, path, sha)) = listed.first() {
+        split.push(read(&mut known, path, sha));
+        let rest = crate::parallel::map(&listed[1..], crate::parallel::threads(), |_, l| {
+            read(&mut known.clone(), &l.2, l.3)
+        });
+        split.extend(rest);
+    }
+    for ((where_, name, path, _), r) in listed.into_iter().zip(split) {
+        let (size, members, actual, manifest, mtime) = r?;
         let node = manifest.node.clone();
         if !nodes.insert(node.clone()) {
             return Err(Error::input(
@@ -638,13 +682,21 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
     let (mut uploaded_bytes, mut skipped_bytes, mut uploaded_blobs, mut skipped_blobs) =
         (0, 0, 0, 0);
     let empty = Descriptor::empty_config();
-    if client.blob_size(&empty.digest)?.is_none() {
+    // Which blobs the registry has, asked all at once: a push of an unchanged dist is
+    // mostly these questions, and each waits on the registry's disk, not on this machine.
+    let mut asks: Vec<&str> = vec![&empty.digest];
+    asks.extend(blobs.iter().map(|(d, _)| d.as_str()));
+    let mut present = crate::parallel::map(&asks, REQUESTS_AT_ONCE, |_, d| client.blob_size(d))
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?
+        .into_iter();
+    if present.next().flatten().is_none() {
         let payload =
             || -> std::io::Result<(Box<dyn Read>, u64)> { Ok((Box::new(oci::EMPTY_CONFIG), 2)) };
         client.upload_blob(&empty.digest, &payload)?;
     }
-    for (digest, blob) in &blobs {
-        if client.blob_size(digest)? == Some(blob.len) {
+    for ((digest, blob), have) in blobs.iter().zip(present) {
+        if have == Some(blob.len) {
             skipped_bytes += blob.len;
             skipped_blobs += 1;
         } else {
@@ -676,74 +728,16 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
         });
     }
 
+    let pairs: Vec<(&LocalBundle, &String)> = bundles.iter().zip(&node_tags).collect();
+    let put = crate::parallel::map(&pairs, REQUESTS_AT_ONCE, |_, (b, node_tag)| {
+        put_node_manifest(&client, reference, b, node_tag, &created, &empty)
+    });
     let mut index_entries = Vec::new();
     let mut nodes = Vec::new();
-    for (b, node_tag) in bundles.iter().zip(&node_tags) {
-        let width = 2.max(b.members.len().saturating_sub(1).to_string().len());
-        let layers: Vec<Descriptor> = b
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| Descriptor {
-                media_type: oci::MEDIA_MEMBER.into(),
-                digest: m.digest.clone(),
-                size: m.len,
-                artifact_type: None,
-                data: None,
-                annotations: [(
-                    oci::ANNOTATION_TITLE.to_string(),
-                    format!("{}.part{i:0width$}", b.name),
-                )]
-                .into(),
-            })
-            .collect();
-        let annotations: BTreeMap<String, String> = [
-            (oci::ANNOTATION_CREATED, created.clone()),
-            (oci::ANNOTATION_NODE, b.node.clone()),
-            (oci::ANNOTATION_COMPONENTS, b.components.join(",")),
-            (oci::ANNOTATION_K8S_VERSION, b.kubernetes_version.clone()),
-            (oci::ANNOTATION_BUNDLE, b.name.clone()),
-            (
-                oci::ANNOTATION_BUNDLE_DIGEST,
-                format!("sha256:{}", b.sha256),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: oci::MEDIA_MANIFEST.into(),
-            artifact_type: Some(oci::ARTIFACT_BUNDLE.into()),
-            config: empty.clone(),
-            layers: layers.clone(),
-            annotations,
-        };
-        let bytes = oci::to_bytes(&manifest);
-        let digest = client.put_manifest(node_tag, oci::MEDIA_MANIFEST, &bytes)?;
-        index_entries.push(Descriptor {
-            media_type: oci::MEDIA_MANIFEST.into(),
-            digest: digest.clone(),
-            size: bytes.len() as u64,
-            artifact_type: Some(oci::ARTIFACT_BUNDLE.into()),
-            data: None,
-            annotations: [(oci::ANNOTATION_NODE.to_string(), b.node.clone())].into(),
-        });
-        nodes.push(PushedNode {
-            node: b.node.clone(),
-            bundle: b.name.clone(),
-            reference: reference.with_tag(node_tag).pinned(&digest),
-            digest,
-            sha256: b.sha256.clone(),
-            size: b.size,
-            layers: layers
-                .into_iter()
-                .map(|l| PushedLayer {
-                    digest: l.digest,
-                    size: l.size,
-                })
-                .collect(),
-        });
+    for r in put {
+        let (entry, node) = r?;
+        index_entries.push(entry);
+        nodes.push(node);
     }
 
     let dist_manifest = Manifest {
@@ -845,6 +839,86 @@ fn push_signature(
     })
 }
 
+/// Requests in flight at once where push and pull ask many small questions.
+const REQUESTS_AT_ONCE: usize = 8;
+
+/// Puts one node's manifest at its node tag; returns its index entry and report line.
+fn put_node_manifest(
+    client: &Registry,
+    reference: &Reference,
+    b: &LocalBundle,
+    node_tag: &str,
+    created: &str,
+    empty: &Descriptor,
+) -> Result<(Descriptor, PushedNode)> {
+    let width = 2.max(b.members.len().saturating_sub(1).to_string().len());
+    let layers: Vec<Descriptor> = b
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Descriptor {
+            media_type: oci::MEDIA_MEMBER.into(),
+            digest: m.digest.clone(),
+            size: m.len,
+            artifact_type: None,
+            data: None,
+            annotations: [(
+                oci::ANNOTATION_TITLE.to_string(),
+                format!("{}.part{i:0width$}", b.name),
+            )]
+            .into(),
+        })
+        .collect();
+    let annotations: BTreeMap<String, String> = [
+        (oci::ANNOTATION_CREATED, created.to_string()),
+        (oci::ANNOTATION_NODE, b.node.clone()),
+        (oci::ANNOTATION_COMPONENTS, b.components.join(",")),
+        (oci::ANNOTATION_K8S_VERSION, b.kubernetes_version.clone()),
+        (oci::ANNOTATION_BUNDLE, b.name.clone()),
+        (
+            oci::ANNOTATION_BUNDLE_DIGEST,
+            format!("sha256:{}", b.sha256),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: oci::MEDIA_MANIFEST.into(),
+        artifact_type: Some(oci::ARTIFACT_BUNDLE.into()),
+        config: empty.clone(),
+        layers: layers.clone(),
+        annotations,
+    };
+    let bytes = oci::to_bytes(&manifest);
+    let digest = client.put_manifest(node_tag, oci::MEDIA_MANIFEST, &bytes)?;
+    let entry = Descriptor {
+        media_type: oci::MEDIA_MANIFEST.into(),
+        digest: digest.clone(),
+        size: bytes.len() as u64,
+        artifact_type: Some(oci::ARTIFACT_BUNDLE.into()),
+        data: None,
+        annotations: [(oci::ANNOTATION_NODE.to_string(), b.node.clone())].into(),
+    };
+    let node = PushedNode {
+        node: b.node.clone(),
+        bundle: b.name.clone(),
+        reference: reference.with_tag(node_tag).pinned(&digest),
+        digest,
+        sha256: b.sha256.clone(),
+        size: b.size,
+        layers: layers
+            .into_iter()
+            .map(|l| PushedLayer {
+                digest: l.digest,
+                size: l.size,
+            })
+            .collect(),
+    };
+    Ok((entry, node))
+}
+
 /// Reads back the index and node tags just written. Another push that moved any of them
 /// in the meantime is an error (the tag and its node tags would come from different
 /// pushes). Returns the node tags earlier pushes left for nodes this one does not have, and
@@ -875,9 +949,13 @@ fn read_back(
         return Err(moved(tag, &now, index_digest));
     }
     let mut ours = BTreeSet::new();
-    for n in nodes {
+    let read = crate::parallel::map(nodes, REQUESTS_AT_ONCE, |_, n| -> Result<_> {
         let node_tag = oci::node_tag(tag, &n.node)?;
         let now = oci::sha256_digest(&client.get_manifest(&node_tag)?.1);
+        Ok((node_tag, now))
+    });
+    for (n, r) in nodes.iter().zip(read) {
+        let (node_tag, now) = r?;
         if now != n.digest {
             return Err(moved(&node_tag, &now, &n.digest));
         }

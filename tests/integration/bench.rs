@@ -225,20 +225,33 @@ fn the_push_bench_measures_uploads_against_one_binary_plus_node_members() {
     );
     // The pushed storage holds the binary once: far less than the two bundles.
     let mib = |c: &str| c.trim_end_matches(" MiB").parse::<f64>().unwrap();
-    assert!(mib(cells[10]) < mib(cells[6]) * 0.75, "{row}");
-    // fetch.sh beside curl plus sha256sum of the same blobs, each side timed.
-    let row = table
+    assert!(mib(cells[11]) < mib(cells[6]) * 0.75, "{row}");
+    // The same dist pushed again (the script fails if that uploads anything), timed.
+    assert!(
+        cells[8].contains(" ms (<1000 ms ") && cells[8].ends_with(')'),
+        "{row}"
+    );
+    // pull and fetch.sh, each beside curl plus sha256sum of the same blobs, timed.
+    let rows: Vec<Vec<&str>> = table
         .lines()
-        .find(|l| l.starts_with("| m1 |"))
-        .unwrap_or_else(|| panic!("no fetch.sh row:\n{table}"));
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    assert!(mib(cells[2]) > 0.5, "{row}");
-    assert!(
-        cells[3].ends_with(" ms") && cells[4].ends_with(" ms") && cells[5].ends_with('x'),
-        "{row}"
+        .filter(|l| l.starts_with("| m1 |"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    let getters: Vec<&str> = rows.iter().map(|c| c[3]).collect();
+    assert_eq!(
+        getters,
+        ["kube-bundle pull --node", "fetch.sh --no-unpack"],
+        "{table}"
     );
-    assert!(
-        cells[6].starts_with("≤1.3x ") && cells[6].ends_with("(2 runs each)"),
-        "{row}"
-    );
+    for cells in &rows {
+        assert!(mib(cells[2]) > 0.5, "{cells:?}");
+        assert!(
+            cells[4].ends_with(" ms") && cells[5].ends_with(" ms") && cells[6].ends_with('x'),
+            "{cells:?}"
+        );
+        assert!(
+            cells[7].starts_with("≤1.3x ") && cells[7].ends_with("(2 runs each)"),
+            "{cells:?}"
+        );
+    }
 }
