@@ -33,7 +33,9 @@
 //! `fetch` writes `dist/fetch.sh`, which gets one node's bundle with curl alone.
 
 pub mod component;
+pub mod digest;
 pub mod error;
+pub mod fsx;
 pub mod load;
 pub mod model;
 pub mod pack;
@@ -262,17 +264,17 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
         // sends), so one checksum vouches for all of them.
         for (name, bytes, _) in &dist_files {
             if let (Some(bytes), true) = (bytes, artifact::travels(name)) {
-                listing.insert(name.to_string(), bundle::sha256_hex(bytes));
+                listing.insert(name.to_string(), crate::digest::sha256_hex(bytes));
             }
         }
-        let sums = bundle::sha256sums(&listing);
+        let sums = crate::digest::sha256sums(&listing);
         let mut written = listing;
         let all = std::iter::once(("SHA256SUMS", Some(sums.as_bytes()), 0o644)).chain(dist_files);
         for (name, bytes, mode) in all {
             if let Some(bytes) = bytes {
-                pki::write_atomic(&staging.join(name), bytes, mode)
+                fsx::write_atomic(&staging.join(name), bytes, mode)
                     .map_err(|e| e.doing("writing", opts.out.join(name)))?;
-                written.insert(name.to_string(), bundle::sha256_hex(bytes));
+                written.insert(name.to_string(), crate::digest::sha256_hex(bytes));
             }
         }
         Ok((packed, written))
@@ -306,7 +308,7 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
 /// file that cannot be read counts as changed.
 fn previous_files(out: &Path) -> BTreeMap<String, String> {
     let text = fs_err::read_to_string(out.join("SHA256SUMS")).unwrap_or_default();
-    let listed: BTreeMap<String, String> = bundle::parse_sha256sums(&text)
+    let listed: BTreeMap<String, String> = crate::digest::parse_sha256sums(&text)
         .unwrap_or_default()
         .into_iter()
         .map(|(sha, name)| (name.to_string(), sha.to_string()))
@@ -405,7 +407,7 @@ const LOCK_WAIT: u64 = 30;
 /// seconds; the lock goes with the returned handle, also when the process is killed.
 fn lock_output(out: &Path) -> Result<std::fs::File> {
     let (parent, _) = beside(out);
-    pki::create_dirs(&parent)?;
+    fsx::create_dirs(&parent)?;
     let handle =
         std::fs::File::open(&parent).map_err(|e| Error::from(e).doing("opening", &parent))?;
     lock(&handle, out)?;
@@ -415,7 +417,7 @@ fn lock_output(out: &Path) -> Result<std::fs::File> {
 /// Takes pki/ (the folder itself, made first if need be), after the output folder's
 /// lock: every build takes them in that order.
 fn lock_pki(pki_dir: &Path) -> Result<std::fs::File> {
-    pki::ensure_dir(pki_dir)?;
+    fsx::ensure_dir(pki_dir)?;
     let handle =
         std::fs::File::open(pki_dir).map_err(|e| Error::from(e).doing("opening", pki_dir))?;
     lock(&handle, pki_dir)?;

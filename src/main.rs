@@ -224,8 +224,8 @@ fn init_cmd(
         eprintln!("wrote `{}`", output.display());
     }
     if let Some((dir, path, key)) = key_file {
-        kube_bundle::pki::ensure_dir(&dir)?;
-        kube_bundle::pki::write_private(&path, format!("{key}\n").as_bytes())?;
+        kube_bundle::fsx::ensure_dir(&dir)?;
+        kube_bundle::fsx::write_private(&path, format!("{key}\n").as_bytes())?;
         eprintln!("wrote ENCRYPTION_KEY into `{}` (0600)", path.display());
     }
     if let Some(path) = from_env {

@@ -15,6 +15,7 @@ use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
+use crate::digest::{sha256_file, sha256_hex, sha256sums};
 use crate::error::Result;
 use crate::pack::cache::{self, MemberCache};
 use crate::pack::manifest::{Manifest, ManifestCert, ManifestFile};
@@ -36,26 +37,6 @@ pub fn mtime_from_env() -> u64 {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64)> {
-    let mut file = fs_err::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), len))
 }
 
 fn digest(content: &Content, shared: &SharedFiles) -> Result<(String, u64)> {
@@ -413,34 +394,6 @@ fn complete(
     }
     files.insert("SHA256SUMS".into(), bytes(sums.into_bytes()));
     Ok(files)
-}
-
-/// `sha256sum -c` format, sorted by path.
-pub fn sha256sums(sums: &BTreeMap<String, String>) -> String {
-    sums.iter()
-        .map(|(path, sha)| format!("{sha}  {path}\n"))
-        .collect()
-}
-
-/// Reads what [`sha256sums`] writes: `<64 lowercase hex>  <name>` a line, nothing else (no
-/// blank line, no `*` binary-mode marker, no CR). Returns (sha256, name) pairs in order,
-/// or the number and text of the first line that is not one.
-pub fn parse_sha256sums(text: &str) -> std::result::Result<Vec<(&str, &str)>, (usize, &str)> {
-    // Not `lines()`, which would take a CRLF line for a plain one.
-    text.split_terminator('\n')
-        .enumerate()
-        .map(|(i, line)| match line.split_once("  ") {
-            Some((sha, name))
-                if sha.len() == 64
-                    && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                    && !name.is_empty()
-                    && !name.contains(['\r', '\0']) =>
-            {
-                Ok((sha, name))
-            }
-            _ => Err((i + 1, line)),
-        })
-        .collect()
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
@@ -919,35 +872,5 @@ mod tests {
             "{s}"
         );
         assert_eq!(s, member_settings());
-    }
-
-    #[test]
-    fn sha256sums_read_back_only_as_written() {
-        let a = "a".repeat(64);
-        let text = format!("{a}  x.tar.gz\n{a}  ca.pem\n");
-        assert_eq!(
-            parse_sha256sums(&text).unwrap(),
-            vec![(a.as_str(), "x.tar.gz"), (a.as_str(), "ca.pem")]
-        );
-        for (bad, line) in [
-            (format!("{a}  x\n{a} *y\n"), 2),
-            (format!("{a}  x\n\n"), 2),
-            (format!("{}  x\n", "A".repeat(64)), 1),
-            (format!("{}  x\n", "a".repeat(63)), 1),
-            (format!("{a}  x\r\n"), 1),
-            (format!("{a}  \n"), 1),
-            ("# comment\n".to_string(), 1),
-        ] {
-            assert_eq!(parse_sha256sums(&bad).unwrap_err().0, line, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn sha256sums_is_sorted_sha256sum_format() {
-        let sums = BTreeMap::from([
-            ("b".to_string(), "22".to_string()),
-            ("a".to_string(), "11".to_string()),
-        ]);
-        assert_eq!(sha256sums(&sums), "11  a\n22  b\n");
     }
 }

@@ -190,11 +190,11 @@ pub struct Bundle<'a> {
 
 /// The document for `b`, as pretty JSON with a final newline.
 pub fn write(b: &Bundle<'_>) -> Vec<u8> {
-    let listing = crate::pack::bundle::sha256sums(b.files);
+    let listing = crate::digest::sha256sums(b.files);
     let namespace = format!(
         "https://kube-bundle.invalid/spdx/{}-{}",
         b.top,
-        crate::pack::bundle::sha256_hex(listing.as_bytes())
+        crate::digest::sha256_hex(listing.as_bytes())
     );
     let mut packages = vec![Package {
         name: b.top.to_string(),

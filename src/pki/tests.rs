@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::load::config;
+use std::os::unix::fs::PermissionsExt;
 use x509_parser::oid_registry as oids;
 
 const INVENTORY: &str =

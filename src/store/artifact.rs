@@ -33,8 +33,8 @@ use sha2::{Digest, Sha256};
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
+use crate::digest::sha256_file;
 use crate::error::{Error, Result};
-use crate::pack::bundle::{self, sha256_file};
 use crate::store::cosign;
 use crate::store::oci::{self, Descriptor, Index, Manifest, Reference};
 use crate::store::registry::{self, Registry};
@@ -336,7 +336,7 @@ pub fn read_dist(dist: &Path) -> Result<LocalDist> {
     }
     let text = fs_err::read_to_string(&sums_path)?;
     let rebuild = "rebuild the dist folder";
-    let entries = bundle::parse_sha256sums(&text).map_err(|(n, line)| {
+    let entries = crate::digest::parse_sha256sums(&text).map_err(|(n, line)| {
         Error::input(
             format!("`{}` line {n}", sums_path.display()),
             format!(
@@ -749,7 +749,7 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
         annotations: [(oci::ANNOTATION_CREATED.to_string(), created.clone())].into(),
     };
     let bytes = oci::to_bytes(&dist_manifest);
-    let dist_digest = oci::sha256_digest(&bytes);
+    let dist_digest = crate::digest::sha256_digest(&bytes);
     client.put_manifest(&dist_digest, oci::MEDIA_MANIFEST, &bytes)?;
     index_entries.push(Descriptor {
         media_type: oci::MEDIA_MANIFEST.into(),
@@ -815,9 +815,9 @@ fn push_signature(
     let repository = format!("{}/{}", reference.registry, reference.repository);
     let payload = cosign::payload(&repository, digest);
     let signature = signer.sign(&payload)?;
-    let config = cosign::config(&oci::sha256_digest(&payload));
+    let config = cosign::config(&crate::digest::sha256_digest(&payload));
     for blob in [&payload, &config] {
-        let blob_digest = oci::sha256_digest(blob);
+        let blob_digest = crate::digest::sha256_digest(blob);
         if client.blob_size(&blob_digest)? != Some(blob.len() as u64) {
             let body = || -> std::io::Result<(Box<dyn Read>, u64)> {
                 Ok((
@@ -944,14 +944,14 @@ fn read_back(
              tags must come from one push",
         )
     };
-    let now = oci::sha256_digest(&client.get_manifest(tag)?.1);
+    let now = crate::digest::sha256_digest(&client.get_manifest(tag)?.1);
     if now != index_digest {
         return Err(moved(tag, &now, index_digest));
     }
     let mut ours = BTreeSet::new();
     let read = crate::parallel::map(nodes, REQUESTS_AT_ONCE, |_, n| -> Result<_> {
         let node_tag = oci::node_tag(tag, &n.node)?;
-        let now = oci::sha256_digest(&client.get_manifest(&node_tag)?.1);
+        let now = crate::digest::sha256_digest(&client.get_manifest(&node_tag)?.1);
         Ok((node_tag, now))
     });
     for (n, r) in nodes.iter().zip(read) {
@@ -991,7 +991,7 @@ fn read_back(
                 stale.push(StaleTag {
                     tag: t.clone(),
                     node: node.to_string(),
-                    digest: oci::sha256_digest(&bytes),
+                    digest: crate::digest::sha256_digest(&bytes),
                 });
             }
         }
@@ -1375,7 +1375,7 @@ fn read_sums(client: &Registry, dist: &Manifest, what: &str) -> Result<BTreeMap<
     client.download_blob(&layer.digest, layer.size, &mut bytes, &mut |_| {})?;
     let text = String::from_utf8(bytes)
         .map_err(|_| Error::registry(what, "its SHA256SUMS is not UTF-8"))?;
-    let entries = bundle::parse_sha256sums(&text).map_err(|(n, line)| {
+    let entries = crate::digest::parse_sha256sums(&text).map_err(|(n, line)| {
         Error::registry(
             what,
             format!(
@@ -1703,15 +1703,15 @@ mod tests {
         );
         assert_eq!(
             sha1,
-            crate::pack::bundle::sha256_hex(&std::fs::read(&one).unwrap())
+            crate::digest::sha256_hex(&std::fs::read(&one).unwrap())
         );
-        assert_eq!(m1[1].digest, oci::sha256_digest(&b));
+        assert_eq!(m1[1].digest, crate::digest::sha256_digest(&b));
         let (m2, sha2) = split_members(&two, &mut known).unwrap();
         assert_eq!(m2[1].digest, m1[1].digest);
         assert_eq!(m2[2].digest, m1[2].digest);
         assert_eq!(
             sha2,
-            crate::pack::bundle::sha256_hex(&std::fs::read(&two).unwrap())
+            crate::digest::sha256_hex(&std::fs::read(&two).unwrap())
         );
     }
 

@@ -99,7 +99,7 @@ pub fn manifest(config: &[u8], payload: &[u8], signature: &str) -> Manifest {
         artifact_type: None,
         config: Descriptor {
             media_type: MEDIA_IMAGE_CONFIG.into(),
-            digest: oci::sha256_digest(config),
+            digest: crate::digest::sha256_digest(config),
             size: config.len() as u64,
             artifact_type: None,
             data: None,
@@ -107,7 +107,7 @@ pub fn manifest(config: &[u8], payload: &[u8], signature: &str) -> Manifest {
         },
         layers: vec![Descriptor {
             media_type: MEDIA_SIMPLE_SIGNING.into(),
-            digest: oci::sha256_digest(payload),
+            digest: crate::digest::sha256_digest(payload),
             size: payload.len() as u64,
             artifact_type: None,
             data: None,
@@ -207,7 +207,7 @@ impl Signer {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                crate::pki::write_public(&path, self.public_pem.as_bytes())
+                crate::fsx::write_public(&path, self.public_pem.as_bytes())
                     .map_err(|e| e.doing("writing the cosign public key", &path))?;
             }
             Err(e) => return Err(Error::Io(e)),

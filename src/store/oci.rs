@@ -265,7 +265,7 @@ impl Descriptor {
     pub fn empty_config() -> Descriptor {
         Descriptor {
             media_type: MEDIA_EMPTY.into(),
-            digest: sha256_digest(EMPTY_CONFIG),
+            digest: crate::digest::sha256_digest(EMPTY_CONFIG),
             size: EMPTY_CONFIG.len() as u64,
             artifact_type: None,
             // base64 of `{}`, so readers need not fetch it.
@@ -325,10 +325,6 @@ impl Manifest {
 /// the same bytes and so the same digest.
 pub fn to_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
     serde_json::to_vec(doc).expect("OCI documents serialize")
-}
-
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", crate::pack::bundle::sha256_hex(bytes))
 }
 
 /// RFC 3339 UTC time for `org.opencontainers.image.created`.

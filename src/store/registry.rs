@@ -479,7 +479,7 @@ impl Registry {
 
     /// Puts a manifest or index at a tag or digest; returns its digest.
     pub fn put_manifest(&self, target: &str, media_type: &str, bytes: &[u8]) -> Result<String> {
-        let digest = oci::sha256_digest(bytes);
+        let digest = crate::digest::sha256_digest(bytes);
         let what = format!("putting manifest `{target}`");
         let payload = || -> io::Result<(Box<dyn Read + '_>, u64)> {
             Ok((Box::new(bytes), bytes.len() as u64))
@@ -525,7 +525,7 @@ impl Registry {
         }
         let media_type = header(&resp, "content-type").unwrap_or_default();
         let bytes = self.read_document(&mut resp, MAX_DOCUMENT, &what)?;
-        if target.starts_with("sha256:") && oci::sha256_digest(&bytes) != target {
+        if target.starts_with("sha256:") && crate::digest::sha256_digest(&bytes) != target {
             return Err(Error::registry(
                 what,
                 "the manifest does not match its digest".to_string(),

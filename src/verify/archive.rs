@@ -71,13 +71,9 @@ pub(super) fn open_sealed(bundle: &mut Bundle, key: Option<&SealKey>) {
     let Some(listing) = bundle.text(seal::SEALED_SUMS) else {
         return;
     };
-    for line in listing.lines() {
-        match line.split_once("  ") {
-            Some((sha, path))
-                if sha.len() == 64
-                    && sha.bytes().all(|b| b.is_ascii_hexdigit())
-                    && seal::sealed_path(path).is_some() =>
-            {
+    for line in listing.split_terminator('\n') {
+        match crate::digest::parse_sha256sum_line(line) {
+            Some((sha, path)) if seal::sealed_path(path).is_some() => {
                 bundle.sealed.insert(path.to_string(), sha.to_string());
             }
             _ => bundle.findings.push((

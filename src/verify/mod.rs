@@ -399,9 +399,9 @@ impl Check<'_> {
             return;
         };
         let mut listed = std::collections::BTreeSet::new();
-        for line in sums.lines() {
-            let Some((sha, path)) = line.split_once("  ") else {
-                self.find("SHA256SUMS", format!("malformed line `{line}`"));
+        for line in sums.split_terminator('\n') {
+            let Some((sha, path)) = crate::digest::parse_sha256sum_line(line) else {
+                self.find("SHA256SUMS", format!("malformed line `{}`", shown(line)));
                 continue;
             };
             listed.insert(path.to_string());
@@ -475,7 +475,7 @@ impl Check<'_> {
         let Some(sums) = self.bundle.text("SHA256SUMS") else {
             return;
         };
-        let Ok(sums) = crate::pack::bundle::parse_sha256sums(&sums) else {
+        let Ok(sums) = crate::digest::parse_sha256sums(&sums) else {
             return;
         };
         let mut want: BTreeMap<&str, &str> = sums
