@@ -11,7 +11,7 @@ use kube_bundle::store::oci::Reference;
 use kube_bundle::store::registry::{self, Credentials};
 
 use crate::cli;
-use crate::progress;
+use crate::commands::progress;
 
 fn registry_options(args: &cli::RegistryArgs) -> Result<registry::Options, Error> {
     let credentials = match (&args.username, args.password_stdin) {
@@ -90,7 +90,7 @@ pub fn push(args: cli::PushArgs, out: &mut String) -> Result<ExitCode, Error> {
         cosign_key: args.cosign_key,
     };
     let report = with_progress(args.quiet, |p| artifact::push(&opts, p))?;
-    crate::emit(out, args.output, &report, |out| {
+    crate::commands::emit(out, args.output, &report, |out| {
         for n in &report.nodes {
             let _ = writeln!(out, "{}  {}", n.reference, n.node);
         }
@@ -148,7 +148,7 @@ pub fn pull(args: cli::PullArgs, out: &mut String) -> Result<ExitCode, Error> {
         max_size: args.max_size,
     };
     let report = with_progress(args.quiet, |p| artifact::pull(&opts, p))?;
-    crate::emit(out, args.output, &report, |out| {
+    crate::commands::emit(out, args.output, &report, |out| {
         for f in &report.files {
             let _ = writeln!(out, "{}  {}", f.sha256, f.path.display());
         }
