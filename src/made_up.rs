@@ -94,6 +94,7 @@ static MADE_UP: Component = Component {
     shared_flags: &[],
     uses_service_account_key: false,
     signs_csrs: false,
+    install_hooks: None,
 };
 
 fn run(cmd: &mut Command) -> String {

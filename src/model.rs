@@ -185,6 +185,10 @@ pub struct Component {
     pub uses_service_account_key: bool,
     /// Whether the component runs the CSR signers (the controller-manager).
     pub signs_csrs: bool,
+    /// Its hooks into install.sh (`hook_<name>_<hook>` functions, listed in
+    /// `bundle-templates/install/20-hooks.sh.hbs`), a template rendered with install.sh's
+    /// data; none gives it the common behaviour throughout.
+    pub install_hooks: Option<&'static str>,
 }
 
 impl PartialEq for Component {

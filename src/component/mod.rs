@@ -244,6 +244,7 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     shared_flags: &["service-cluster-ip-range"],
     uses_service_account_key: true,
     signs_csrs: true,
+    install_hooks: None,
 };
 
 pub const KUBE_SCHEDULER: Component = Component {
@@ -298,6 +299,7 @@ pub const KUBE_SCHEDULER: Component = Component {
     shared_flags: &[],
     uses_service_account_key: false,
     signs_csrs: false,
+    install_hooks: None,
 };
 
 /// The client certificate kube-apiserver presents to kubelets; `system:kubelet-api-admin`
@@ -412,6 +414,9 @@ pub const ETCD: Component = Component {
     shared_flags: &[],
     uses_service_account_key: false,
     signs_csrs: false,
+    install_hooks: Some(include_str!(
+        "../../bundle-templates/install/hooks/etcd.sh.hbs"
+    )),
 };
 
 pub const KUBE_APISERVER: Component = Component {
@@ -485,6 +490,7 @@ pub const KUBE_APISERVER: Component = Component {
     shared_flags: &["service-cluster-ip-range", "service-account-issuer"],
     uses_service_account_key: true,
     signs_csrs: false,
+    install_hooks: None,
 };
 
 /// kube-apiserver's flags that decide who may do what (see [`Component::guards`]).

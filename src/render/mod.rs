@@ -54,14 +54,6 @@ const INSTALL: &str = concat!(
     include_str!("../../bundle-templates/install/99-main.sh.hbs"),
 );
 
-/// Components' hooks into install.sh (`hook_<component>_<hook>` functions, rendered with
-/// install.sh's data into its `hooks`), by component name: a component without an entry
-/// runs install.sh's common steps alone.
-const INSTALL_HOOKS: [(&str, &str); 1] = [(
-    "etcd",
-    include_str!("../../bundle-templates/install/hooks/etcd.sh.hbs"),
-)];
-
 /// The name install.sh's hooks of component `name` are registered under.
 fn hooks_template(name: &str) -> String {
     format!("install.sh hooks of {name}")
@@ -194,8 +186,10 @@ impl Templates {
         for (name, text) in &embedded {
             register(&mut registry, name, text)?;
         }
-        for (name, text) in INSTALL_HOOKS {
-            register(&mut registry, &hooks_template(name), text)?;
+        for c in component::all() {
+            if let Some(text) = c.install_hooks {
+                register(&mut registry, &hooks_template(c.name), text)?;
+            }
         }
         if let Some(dir) = overrides {
             if !dir.is_dir() {

@@ -215,9 +215,9 @@ fn hooks_are_dispatched_by_component_and_default_to_nothing() {
     let (_project, bundle) = bundle("whole-plane");
     let out = sourced_ok(
         &bundle,
-        r#"has_hook start etcd && echo "etcd starts its own way"
-has_hook start kube-apiserver || echo "kube-apiserver starts as every unit"
-hook start kube-apiserver restart && echo "no hook is success"
+        r#"has_hook gate etcd && echo "etcd has its own gate"
+has_hook gate kube-apiserver || echo "kube-apiserver has the common gate"
+hook gate kube-apiserver 0 && echo "no hook is success"
 hook_kube_apiserver_usage() { echo "apiserver: $*"; }
 hook_kube_scheduler_usage() { echo "scheduler: $*"; return 3; }
 hook_etcd_usage() { echo "etcd: $*"; }
@@ -226,8 +226,8 @@ each_hook usage a b || echo "each_hook stopped at a failing hook"
     );
     assert_eq!(
         out,
-        "etcd starts its own way\n\
-         kube-apiserver starts as every unit\n\
+        "etcd has its own gate\n\
+         kube-apiserver has the common gate\n\
          no hook is success\n\
          etcd: a b\n\
          apiserver: a b\n\
@@ -337,4 +337,16 @@ fn releases_taken_in_one_second_sort_in_the_order_they_were_taken() {
         );
         assert!(pid.parse::<u32>().is_ok(), "{name}");
     }
+}
+
+#[test]
+fn start_behaviour_comes_from_the_rows() {
+    // etcd's row says systemctl must not wait for it and that it serves only with a
+    // quorum; the other rows start blocking, alone.
+    let (_whole, node) = bundle("whole-plane");
+    let out = sourced_ok(&node, r#"echo "${!NO_BLOCK[*]}|${!QUORUM[*]}""#);
+    assert_eq!(out, "etcd|etcd\n");
+    let (_api, node) = bundle("apiserver");
+    let out = sourced_ok(&node, r#"echo "${#NO_BLOCK[@]}|${#QUORUM[@]}""#);
+    assert_eq!(out, "0|0\n");
 }

@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "feb4e901edfdd5be5b66e787babd3209b6f202ccbbb74d4bbcf9eb9b96c14dd8",
-        "4c001ef468e2f9e6ba65189d1b5abfd8edbf26ef86808b64d0fb64319ecc19cd",
-        "3ec1115ff259135b5240f723d04d595f24d42036ea881a911ffcc3fe0966ef30",
+        "f906015143ed8114b3759a2997435f5bdfee2576e5c1faba19ccbc47750b9dad",
+        "b12492dde01174d268767d2017d0f7984610e847d10083306e2fddaae1b3c4f4",
+        "484c83b70b489ed4bdc730ac8402719bb7a14a777ec5660f0457a66c09d66073",
     ];
     assert_eq!(
         hashes(&project),

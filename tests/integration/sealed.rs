@@ -518,9 +518,9 @@ fn sealed_builds_are_reproducible_and_pinned() {
     // These move with the unsealed fixture's (`reproducible.rs`) and with the sealed
     // format: review the difference, then pin the new values.
     let pinned = [
-        "d5de7cd9a8dc2c9624aaf4325e0de1ef79626ee0f09fa7ebc17c43b74b6a1fe8",
-        "40bea21627a5b676eee4d207aa582b0faef90d4ff4bd0a7ab9101fe1e8ab9fea",
-        "e46d12fb85c64a99b9da37bb79c4b2355a6b1b6fd43cdbda0d628a084322825c",
+        "15c8d725f14a57de87d5b626aa6f9882bec53ac9ec4ee6656d66c6bee8b05ef3",
+        "8fb9c2156b61f68e95de9f4a194920a52053267e235bc8ef066602de57ec88be",
+        "3381a310488e62b45dcfce922e9995ad04610c2603de49bd1611083ac1fceb85",
     ];
     assert_eq!(
         hashes, pinned,
