@@ -1,36 +1,34 @@
 //! kube-bundle turns one inventory into one self-contained, reproducible bundle per
 //! Kubernetes master, holding every control-plane component the inventory enables for it
-//! (a row each in `component`) and one install script. `build` is the whole pipeline:
+//! (a row each in `component`) and one install script. [`build`] is the whole pipeline,
+//! a folder a stage:
 //!
-//! 1. load:   `config` reads `cluster.toml` and validates it into an `Inventory`
-//!    (`catalogue` says which flags each release of a component has); `binary` then
-//!    reads every binary it carries, without running it, for the nodes' architecture
-//!    and the stated release
-//! 2. plan:   `plan` lists every file of each node's bundle: node path, mode, the
-//!    components it restarts, and where its bytes come from; pure data, no I/O
-//! 3. pki:    `pki` loads or creates the CA (and, with kube-apiserver and etcd, the
-//!    front-proxy and etcd CAs and the encryption key), the service-account key and the
-//!    keys and certificates of every node's components
-//! 4. render: `render` turns each plan and the PKI into bytes through the templates
-//!    (`flags` picks each component's flags, `kubeconfig` writes kubeconfigs)
-//! 5. pack:   `bundle` compresses each binary once (`member`, on every core; `cache`
-//!    keeps members between builds, so an unchanged binary is not compressed again) and
-//!    writes the nodes' deterministic tarballs (with `manifest` and the SPDX SBOM,
-//!    `sbom`) in parallel (`parallel`)
-//!    into a staging folder, which then replaces `dist/` in one rename
+//! 1. `load`:   `load::config` reads `cluster.toml` into a validated inventory
+//!    (`component::catalogue` says which flags each release of a component has);
+//!    `load::binary` then reads every binary it carries, without running it, for the
+//!    nodes' architecture and the stated release; `load::init` writes a starting
+//!    inventory, optionally from the tutorial's environment.sh
+//! 2. `plan`:   every file of each node's bundle: node path, mode, the components it
+//!    restarts, and where its bytes come from; pure data, no I/O
+//! 3. `pki`:    loads or creates the CAs, the keys that are not certificates and the keys
+//!    and certificates of every node's components; signs SHA256SUMS (`pki::signature`)
+//!    and seals private files with each node's key (`pki::seal`)
+//! 4. `render`: turns each plan and the PKI into bytes through the templates (each
+//!    row's flag profile in `component::flags`, `render::kubeconfig`)
+//! 5. `pack`:   `pack::bundle` compresses each binary once (`pack::member`, on every
+//!    core; `pack::cache` keeps members between builds) and writes the nodes'
+//!    deterministic tarballs (with `pack::manifest` and the SPDX SBOM, `pack::sbom`) in
+//!    parallel into a staging folder, which then replaces `dist/` in one rename
 //!
-//! Signing (`signature`), sealing private files with each node's key (`seal`) and
-//! reading saved keys cheaply (`keys`) serve the pki and pack steps. Beside the pipeline: `init` writes a starting inventory, optionally from the
-//! tutorial's environment.sh; `verify` checks finished tarballs offline; `certs` lists
-//! pki/ with expiry; `rollout` orders the masters for an update, leaders last.
-//! Leaves, imported by the stages and importing none of them: `version`, `error`,
-//! `manifest`. `component` holds the rows every stage reads; it imports only the types
-//! of the functions a row carries (its flag profile in `flags`, the inventory's types).
+//! Beside the pipeline: `verify` checks finished tarballs offline; `pki::certs` lists
+//! pki/ with expiry; `rollout` orders the masters for an update, leaders last; `store`
+//! pushes a finished `dist/` to an OCI registry and pulls it back (`store::oci` the
+//! documents, `store::registry` the HTTP client, `store::cosign` the signatures) and
+//! writes `dist/fetch.sh` (`store::fetch`).
 //!
-//! The artifact store: `artifact` pushes a finished `dist/` to an OCI registry and pulls
-//! it back (`oci` holds the references and documents, `registry` the HTTP client, `cosign`
-//! the signatures push can add for cosign), and
-//! `fetch` writes `dist/fetch.sh`, which gets one node's bundle with curl alone.
+//! Under every stage: `model` (the row type and the validated inventory, which refer to
+//! each other), `component` (the rows' values), `digest` (SHA-256 and SHA256SUMS),
+//! `fsx` (folders and files written safely) and `error`. Nothing imports upwards.
 
 pub mod component;
 pub mod digest;

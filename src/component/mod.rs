@@ -537,7 +537,7 @@ pub const ALL: [&Component; 4] = [
 ];
 
 /// Every row in start order: [`ALL`], then in the library's unit tests the rows a test
-/// added with [`testing::add`] (on its own thread).
+/// added with `testing::add` (on its own thread).
 pub fn all() -> Vec<&'static Component> {
     #[allow(unused_mut)]
     let mut rows = ALL.to_vec();
