@@ -406,6 +406,7 @@ const LOCK_WAIT: u64 = 30;
 fn lock_output(out: &Path) -> Result<std::fs::File> {
     let (parent, _) = beside(out);
     fsx::create_dirs(&parent)?;
+    #[allow(clippy::disallowed_methods)] // the lock needs std's File; the error names the path
     let handle =
         std::fs::File::open(&parent).map_err(|e| Error::from(e).doing("opening", &parent))?;
     lock(&handle, out)?;
@@ -416,6 +417,7 @@ fn lock_output(out: &Path) -> Result<std::fs::File> {
 /// lock: every build takes them in that order.
 fn lock_pki(pki_dir: &Path) -> Result<std::fs::File> {
     fsx::ensure_dir(pki_dir)?;
+    #[allow(clippy::disallowed_methods)] // the lock needs std's File; the error names the path
     let handle =
         std::fs::File::open(pki_dir).map_err(|e| Error::from(e).doing("opening", pki_dir))?;
     lock(&handle, pki_dir)?;

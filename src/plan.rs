@@ -301,6 +301,7 @@ fn reads(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> BTreeSet
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
     use crate::component::{KUBE_CONTROLLER_MANAGER as KCM, KUBE_SCHEDULER as KS};

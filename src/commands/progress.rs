@@ -76,6 +76,7 @@ fn describe(progress: Progress) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
 

@@ -116,6 +116,7 @@ pub fn known_in(c: &Component, minor: u32) -> impl Iterator<Item = &'static str>
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
     use crate::component::{KUBE_CONTROLLER_MANAGER as KCM, KUBE_SCHEDULER as KS};

@@ -358,6 +358,7 @@ fn go_duration(d: Duration) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
     use crate::component::catalogue::known_in;

@@ -627,6 +627,7 @@ impl Component {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
 

@@ -887,6 +887,7 @@ fn split_quoted(text: &str) -> Option<Vec<String>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
 

@@ -586,6 +586,7 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
     use crate::model::Node;

@@ -99,6 +99,8 @@ impl MemberCache {
     /// failure to write `out` is an error: an entry that cannot be read is damaged.
     pub fn lookup(&self, sha256: &str, size: u64, out: &mut dyn Write) -> io::Result<Lookup> {
         let path = self.entry(sha256, size);
+        #[allow(clippy::disallowed_methods)]
+        // a missing entry is a miss and any other error a damaged entry
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lookup::Miss),
@@ -212,6 +214,7 @@ impl MemberCache {
     /// Removes entries no build used for 30 days and temporary files killed builds
     /// left. Best effort: a file another build removes first is no error.
     pub fn prune(&self) {
+        #[allow(clippy::disallowed_methods)] // best effort: pruning fails quietly
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
@@ -232,6 +235,8 @@ impl MemberCache {
                 .and_then(|t| now.duration_since(t).ok())
                 .is_some_and(|age| age > limit);
             if old {
+                #[allow(clippy::disallowed_methods)]
+                // best effort: another build may remove it first
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -255,6 +260,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
 

@@ -201,6 +201,7 @@ impl Read for ReadAt<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
     use flate2::read::{GzDecoder, MultiGzDecoder};

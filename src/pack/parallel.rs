@@ -43,6 +43,7 @@ pub fn map<T: Sync, R: Send>(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
 

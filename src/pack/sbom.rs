@@ -286,6 +286,7 @@ pub fn binaries(doc: &Document) -> Vec<(&Package, Option<&File>)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
 

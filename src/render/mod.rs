@@ -637,6 +637,7 @@ fn exec_arg(flag: &Flag) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
 

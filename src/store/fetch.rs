@@ -41,6 +41,7 @@ pub fn script() -> Result<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     #[test]
     fn the_script_names_the_artifact_types_push_writes() {

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 //! Integration tests through the built `kube-bundle` binary and the real tools an operator
 //! would use: openssl, kubectl, systemd-analyze, shellcheck, GNU tar, sha256sum, cfssl.
 

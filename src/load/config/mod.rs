@@ -986,6 +986,7 @@ pub const GO_MAX_DURATION_SECS: u64 = i64::MAX as u64 / 1_000_000_000;
 pub const MAX_NODE_NAME: usize = 200;
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
     use crate::component::KUBE_CONTROLLER_MANAGER;

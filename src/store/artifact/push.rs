@@ -215,7 +215,7 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
         } else {
             let base = done;
             let payload = || -> std::io::Result<(Box<dyn Read + '_>, u64)> {
-                let mut f = std::fs::File::open(&blob.path)?;
+                let mut f = fs_err::File::open(&blob.path)?;
                 f.seek(std::io::SeekFrom::Start(blob.offset))?;
                 let reader = std::io::BufReader::with_capacity(1 << 20, f).take(blob.len);
                 // A retry starts the blob again, and so does its count.
