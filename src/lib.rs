@@ -17,7 +17,7 @@
 //!    row's flag profile in `component::flags`, `render::kubeconfig`)
 //! 5. `pack`:   `pack::bundle` compresses each binary once (`pack::member`, on every
 //!    core; `pack::cache` keeps members between builds) and writes the nodes'
-//!    deterministic tarballs (with `pack::manifest` and the SPDX SBOM, `pack::sbom`) in
+//!    deterministic tarballs (with `manifest` and the SPDX SBOM, `pack::sbom`) in
 //!    parallel into a staging folder, which then replaces `dist/` in one rename
 //!
 //! Beside the pipeline: `verify` checks finished tarballs offline; `pki::certs` lists
@@ -28,21 +28,25 @@
 //!
 //! Under every stage: `model` (the row type and the validated inventory, which refer to
 //! each other), `component` (the rows' values), `digest` (SHA-256 and SHA256SUMS),
-//! `fsx` (folders and files written safely) and `error`. Nothing imports upwards.
+//! `fsx` (folders and files written safely), `version` (releases), `manifest`
+//! (manifest.json's schema), `parallel` and `error`. Nothing imports upwards.
 
 pub mod component;
 pub mod digest;
 pub mod error;
 pub mod fsx;
 pub mod load;
+pub mod manifest;
 pub mod model;
 pub mod pack;
+pub mod parallel;
 pub mod pki;
 pub mod plan;
 pub mod render;
 pub mod rollout;
 pub mod store;
 pub mod verify;
+pub mod version;
 
 #[cfg(test)]
 mod made_up;
@@ -52,7 +56,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::load::{binary, config};
-use crate::pack::{bundle, cache, parallel};
+use crate::pack::{bundle, cache};
 use crate::pki::signature;
 use crate::store::{artifact, fetch};
 

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::component::{self, CertSpec, Component, ConfigFile, ExtraPort, IssuedBy, Names};
-use crate::load::version::KubeVersion;
 use crate::model::Flag;
 use crate::model::{ComponentSettings, Inventory, Node};
+use crate::version::KubeVersion;
 
 fn set(name: &str, value: impl Into<String>) -> Flag {
     Flag {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::load::version::KubeVersion;
+use crate::version::KubeVersion;
 
 // ---- the row type ------------------------------------------------------------------------
 
@@ -225,6 +225,9 @@ pub struct Flag {
     pub name: String,
     pub value: Option<String>,
 }
+
+/// Length of the aescbc key that encrypts Secrets at rest, in bytes.
+pub const ENCRYPTION_KEY_BYTES: usize = 32;
 
 // ---- the validated inventory -------------------------------------------------------------
 

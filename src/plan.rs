@@ -300,6 +300,19 @@ fn reads(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> BTreeSet
     read
 }
 
+/// Where a carried binary came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The program's name: the file name it has on the node.
+    pub name: String,
+    /// The inventory key that named it (`kube-apiserver.binary`, `etcd.etcdctl`).
+    pub key: String,
+    /// The path as the inventory gave it, relative to the inventory's folder when inside.
+    pub source: String,
+    /// The release the inventory states for it, when it states one exactly.
+    pub version: Option<String>,
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
 use crate::component::Component;
-use crate::load::version::{KubeVersion, OLDEST_MINOR};
+use crate::version::{KubeVersion, OLDEST_MINOR};
 
 /// First and last minor release that has a flag; `None` last means still present.
 #[derive(Debug, Clone, Copy)]

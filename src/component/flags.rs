@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::component::{
     paths, Component, APISERVER_ETCD_CLIENT, FRONT_PROXY_CLIENT, KUBELET_CLIENT,
 };
-use crate::load::version::KubeVersion;
 use crate::model::{ComponentSettings, CsrSigning, Flag, Inventory, Node, ServiceAccountKey};
+use crate::version::KubeVersion;
 
 impl Flag {
     fn on(name: &str) -> Self {
@@ -364,7 +364,7 @@ mod tests {
     use crate::component::catalogue::known_in;
     use crate::component::{ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER};
     use crate::load::config;
-    use crate::load::version::{NEWEST_MINOR, OLDEST_MINOR};
+    use crate::version::{NEWEST_MINOR, OLDEST_MINOR};
     use std::path::Path;
 
     fn inventory(version: &str, extra: &str) -> Inventory {

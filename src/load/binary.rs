@@ -17,8 +17,8 @@ use std::path::Path;
 
 use crate::component::{self, Component};
 use crate::error::{Error, Result};
-use crate::load::version::KubeVersion;
 use crate::model::{Arch, ComponentSettings, Inventory};
+use crate::version::KubeVersion;
 
 /// Checks every binary the inventory carries: `binary` of each component and etcd's
 /// `etcdctl`, unless its section says `binary-check = false`.

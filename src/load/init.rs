@@ -326,7 +326,7 @@ pub fn import_env(path: &Path) -> Result<Imported> {
             let len = base64::engine::general_purpose::STANDARD
                 .decode(key)
                 .map(|b| b.len());
-            if len.as_ref().ok() != Some(&crate::pki::ENCRYPTION_KEY_BYTES) {
+            if len.as_ref().ok() != Some(&crate::model::ENCRYPTION_KEY_BYTES) {
                 return Err(Error::input(
                     loc("ENCRYPTION_KEY"),
                     match len {
@@ -519,7 +519,7 @@ cluster-token = "etcd-cluster-0"
 /// The etcd release kubeadm pairs with a Kubernetes release: 3.4 up to 1.21, 3.5 from
 /// 1.22, 3.6 from 1.34.
 fn etcd_version_for(kubernetes_version: &str) -> &'static str {
-    match crate::load::version::KubeVersion::parse(kubernetes_version).map(|v| v.minor) {
+    match crate::version::KubeVersion::parse(kubernetes_version).map(|v| v.minor) {
         Ok(..=21) => "3.4",
         Ok(22..=33) => "3.5",
         Ok(_) => "3.6",

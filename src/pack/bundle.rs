@@ -17,11 +17,11 @@ use sha2::{Digest, Sha256};
 
 use crate::digest::{sha256_file, sha256_hex, sha256sums};
 use crate::error::Result;
+use crate::manifest::{Manifest, ManifestCert, ManifestFile};
 use crate::pack::cache::{self, MemberCache};
-use crate::pack::manifest::{Manifest, ManifestCert, ManifestFile};
 use crate::pack::member;
-use crate::pack::parallel;
 use crate::pack::sbom;
+use crate::parallel;
 use crate::pki;
 use crate::pki::seal::{self, SealKey};
 use crate::pki::signature::{self, Signer};

@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use sha2::{Digest, Sha256};
 
-use crate::pack::parallel;
+use crate::parallel;
 
 /// Bytes per independent deflate block. Large enough that restarting the dictionary
 /// costs well under 0.1 % in size, small enough that a batch of them stays a few MiB.

@@ -3,7 +3,5 @@
 //! rename; `member` compresses each binary once and `cache` keeps members between builds.
 pub mod bundle;
 pub mod cache;
-pub mod manifest;
 pub mod member;
-pub mod parallel;
 pub mod sbom;

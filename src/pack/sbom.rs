@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::plan::Origin;
 use serde::{Deserialize, Serialize};
 
 /// The document's name in a bundle.
@@ -19,19 +20,6 @@ pub const SPDX_VERSION: &str = "SPDX-2.3";
 const NOASSERTION: &str = "NOASSERTION";
 const BUNDLE_ID: &str = "SPDXRef-Package-bundle";
 const DOCUMENT_ID: &str = "SPDXRef-DOCUMENT";
-
-/// Where a carried binary came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// The program's name: the file name it has on the node.
-    pub name: String,
-    /// The inventory key that named it (`kube-apiserver.binary`, `etcd.etcdctl`).
-    pub key: String,
-    /// The path as the inventory gave it, relative to the inventory's folder when inside.
-    pub source: String,
-    /// The release the inventory states for it, when it states one exactly.
-    pub version: Option<String>,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Document {
@@ -256,7 +244,7 @@ pub fn write(b: &Bundle<'_>) -> Vec<u8> {
         name: b.top.to_string(),
         namespace,
         creation_info: CreationInfo {
-            created: crate::store::oci::rfc3339(b.created),
+            created: crate::manifest::rfc3339(b.created),
             creators: vec![format!("Tool: kube-bundle-{}", env!("CARGO_PKG_VERSION"))],
         },
         describes: vec![BUNDLE_ID.into()],

@@ -33,7 +33,7 @@ pub struct CertRow {
 
 pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
     let now = OffsetDateTime::now_utc();
-    let warn = crate::verify::warn_window(now, warn_within)?;
+    let warn = warn_window(now, warn_within)?;
     let ca_path = match &inv.pki.import_ca {
         Some((cert, _)) => cert.clone(),
         None => inv.pki.dir.join("ca.pem"),
@@ -205,4 +205,22 @@ pub fn table(rows: &[CertRow]) -> String {
             format!("{}\n", line.join("  ").trim_end())
         })
         .collect()
+}
+
+/// `--warn-within` as a span that can be added to `now`: one that reaches past the
+/// year 9999 is refused, not left to overflow.
+pub(crate) fn warn_window(now: OffsetDateTime, within: Duration) -> Result<time::Duration> {
+    time::Duration::try_from(within)
+        .ok()
+        .filter(|warn| now.checked_add(*warn).is_some())
+        .ok_or_else(|| {
+            Error::input(
+                "--warn-within",
+                match within.as_secs() {
+                    s if s % 86_400 == 0 => format!("{}d reaches past the year 9999", s / 86_400),
+                    s => format!("{s}s reaches past the year 9999"),
+                },
+            )
+            .with_hint("give a window such as `30d` or `365d`")
+        })
 }

@@ -38,11 +38,11 @@ use self::seal::SealKey;
 use crate::component::{CertSpec, Component, IssuedBy, Names, ADMIN};
 use crate::error::{Error, Result};
 use crate::fsx::{ensure_dir, restrict_dir, write_private, write_public};
+pub use crate::manifest::CertSummary;
 use crate::model::{
     CsrSigning, EtcdCa, Inventory, KeyAlgorithm, Node, San, ServiceAccountKey, Subject,
 };
-pub use crate::pack::manifest::CertSummary;
-use crate::pack::parallel;
+use crate::parallel;
 
 /// Certificates start this long before they are made, so nodes with a slow clock accept them.
 const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);

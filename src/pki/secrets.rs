@@ -44,8 +44,7 @@ pub(super) fn new_seal_key(
     Ok(key)
 }
 
-/// Length of an aescbc key, in bytes.
-pub const ENCRYPTION_KEY_BYTES: usize = 32;
+pub use crate::model::ENCRYPTION_KEY_BYTES;
 
 pub(super) fn encryption_key_path(inv: &Inventory) -> PathBuf {
     inv.pki.dir.join("encryption-key")

@@ -16,10 +16,9 @@ use serde_json::json;
 use crate::component::flags;
 use crate::component::{self, dist, paths, Component, LEASE_NAMESPACE};
 use crate::error::{Error, Result};
+use crate::manifest::{ManifestApiServer, ManifestEtcd};
 use crate::model::Flag;
 use crate::model::{url_host, Inventory, Node};
-use crate::pack::manifest::{ManifestApiServer, ManifestEtcd};
-use crate::pack::sbom;
 use crate::pki::{self, Pki};
 use crate::plan::{Content, Kind, NodePlan, Source};
 
@@ -113,7 +112,7 @@ pub struct RenderedNode {
     /// etcd's node folders, for `verify`, when it is built.
     pub etcd: Option<ManifestEtcd>,
     /// Bundle path → where each binary carried from the build host came from, for the SBOM.
-    pub origins: BTreeMap<String, sbom::Origin>,
+    pub origins: BTreeMap<String, crate::plan::Origin>,
 }
 
 impl RenderedNode {
@@ -126,12 +125,17 @@ impl RenderedNode {
 /// path as the inventory wrote it (relative to the inventory's folder, so the SBOM does
 /// not depend on where the build ran) and, for Kubernetes components, the release the
 /// inventory states.
-fn binary_origin(inv: &Inventory, plan: &NodePlan, path: &str, source: &Path) -> sbom::Origin {
+fn binary_origin(
+    inv: &Inventory,
+    plan: &NodePlan,
+    path: &str,
+    source: &Path,
+) -> crate::plan::Origin {
     let name = path.rsplit('/').next().unwrap_or(path).to_string();
     let base = inv.path.parent().unwrap_or(Path::new(""));
     let written = source.strip_prefix(base).unwrap_or(source);
     let component = plan.components.iter().find(|c| c.binary_path() == path);
-    sbom::Origin {
+    crate::plan::Origin {
         key: match component {
             Some(c) => format!("{}.binary", c.name),
             None => format!("etcd.{name}"),

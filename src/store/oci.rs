@@ -327,14 +327,6 @@ pub fn to_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
     serde_json::to_vec(doc).expect("OCI documents serialize")
 }
 
-/// RFC 3339 UTC time for `org.opencontainers.image.created`.
-pub fn rfc3339(epoch: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .expect("a UTC time formats")
-}
-
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
@@ -416,7 +408,10 @@ mod tests {
 
     #[test]
     fn created_is_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(crate::manifest::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            crate::manifest::rfc3339(1_700_000_000),
+            "2023-11-14T22:13:20Z"
+        );
     }
 }

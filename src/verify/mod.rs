@@ -20,14 +20,14 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::component::paths::inside;
 use crate::component::{self, CertSpec, Component, IssuedBy, Names};
 use crate::error::{Error, Result};
-use crate::load::version::KubeVersion;
-use crate::pack::manifest::{Manifest, ManifestApiServer, ManifestEtcd};
+use crate::manifest::{Manifest, ManifestApiServer, ManifestEtcd};
 use crate::pack::sbom;
 use crate::pki;
 use crate::pki::keys;
 use crate::pki::seal::{self, SealKey};
 use crate::pki::signature;
 use crate::plan;
+use crate::version::KubeVersion;
 
 mod archive;
 mod certs;
@@ -123,7 +123,7 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
         open_sealed(bundle, key.as_ref());
     }
     let now = OffsetDateTime::now_utc();
-    let warn = warn_window(now, opts.warn_within)?;
+    let warn = pki::certs::warn_window(now, opts.warn_within)?;
     let mut findings = Vec::new();
     let mut warnings = Vec::new();
     let mut checked = Vec::new();
@@ -160,24 +160,6 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
         findings,
         warnings,
     })
-}
-
-/// `--warn-within` as a span that can be added to `now`: one that reaches past the
-/// year 9999 is refused, not left to overflow.
-pub(crate) fn warn_window(now: OffsetDateTime, within: Duration) -> Result<time::Duration> {
-    time::Duration::try_from(within)
-        .ok()
-        .filter(|warn| now.checked_add(*warn).is_some())
-        .ok_or_else(|| {
-            Error::input(
-                "--warn-within",
-                match within.as_secs() {
-                    s if s % 86_400 == 0 => format!("{}d reaches past the year 9999", s / 86_400),
-                    s => format!("{s}s reaches past the year 9999"),
-                },
-            )
-            .with_hint("give a window such as `30d` or `365d`")
-        })
 }
 
 /// Text from a bundle, safe to print: control characters (and the bidirectional

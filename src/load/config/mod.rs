@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::model::*;
 
 mod sections;
-use crate::load::version::KubeVersion;
+use crate::version::KubeVersion;
 use sections::*;
 
 pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";

@@ -212,7 +212,7 @@ pub(super) fn scan_member(
 }
 
 /// The bundle's `<top>/manifest.json` and its entry mtime.
-pub(super) fn read_bundle_manifest(path: &Path) -> Result<(crate::pack::manifest::Manifest, u64)> {
+pub(super) fn read_bundle_manifest(path: &Path) -> Result<(crate::manifest::Manifest, u64)> {
     let file = fs_err::File::open(path)?;
     let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
     let mut archive = tar::Archive::new(gz);
@@ -225,7 +225,7 @@ pub(super) fn read_bundle_manifest(path: &Path) -> Result<(crate::pack::manifest
             let mtime = entry.header().mtime().unwrap_or(0);
             let mut text = String::new();
             entry.read_to_string(&mut text)?;
-            let m: crate::pack::manifest::Manifest = serde_json::from_str(&text)
+            let m: crate::manifest::Manifest = serde_json::from_str(&text)
                 .map_err(|e| bad(&format!("its manifest.json does not read: {e}")))?;
             return Ok((m, mtime));
         }

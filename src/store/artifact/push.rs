@@ -133,7 +133,7 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
         .iter()
         .map(|b| oci::node_tag(&tag, &b.node))
         .collect::<Result<Vec<_>>>()?;
-    let created = oci::rfc3339(
+    let created = crate::manifest::rfc3339(
         opts.created
             .unwrap_or_else(|| bundles.iter().map(|b| b.mtime).max().unwrap_or(0)),
     );

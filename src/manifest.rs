@@ -94,3 +94,12 @@ pub struct CertSummary {
     #[serde(rename = "not-after")]
     pub not_after: String,
 }
+
+/// `epoch` as an RFC 3339 UTC time, as the documents kube-bundle writes carry it
+/// (`org.opencontainers.image.created`, the SBOM's creation time).
+pub fn rfc3339(epoch: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("a UTC time formats")
+}
