@@ -171,10 +171,18 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
     remove_leftovers(&opts.out)?;
     check_dist(&opts.out)?;
     let previous = previous_files(&opts.out);
+    let pki_was_there = inv.pki.dir.exists();
     let _pki_lock = lock_pki(&inv.pki.dir)?;
 
     let plans = plan::plan(&inv);
-    let pki = pki::prepare(&inv, &opts.renew, &mut |line| report.notes.push(line))?;
+    let pki =
+        pki::prepare(&inv, &opts.renew, &mut |line| report.notes.push(line)).inspect_err(|_| {
+            // A refused first build leaves no pki/ behind: the folder this build made
+            // goes again while still empty (remove_dir takes nothing else).
+            if !pki_was_there {
+                let _ = fs_err::remove_dir(&inv.pki.dir);
+            }
+        })?;
     remove_stale_temporaries(&inv.pki.dir);
     let plans = plans
         .iter()
