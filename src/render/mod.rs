@@ -332,7 +332,7 @@ impl Templates {
             Source::EncryptionConfig => self.render(
                 ENCRYPTION_TEMPLATE,
                 &json!({
-                    "api_version": flags::encryption_config_api(&inv.cluster.version),
+                    "api_version": component::encryption_config_api(&inv.cluster.version),
                     "key": planned(pki.encryption_key.as_ref(), "encryption key")?,
                 }),
             )?,

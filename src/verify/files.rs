@@ -312,7 +312,7 @@ impl Check<'_> {
         }
         if let Some(version) = manifest.and_then(|m| KubeVersion::parse(&m.kubernetes_version).ok())
         {
-            let want = crate::component::flags::encryption_config_api(&version);
+            let want = crate::component::encryption_config_api(&version);
             if config.api_version != want {
                 self.find(
                     file,
