@@ -81,7 +81,7 @@ check() {
   checked=$((checked + $(wc -l <"$tmp/$component.cat")))
 }
 
-check kube-apiserver "$root/src/component/kas-flags.tsv"
+check kube-apiserver "$root/src/component/kube_apiserver/kas-flags.tsv"
 check kube-controller-manager "$root/src/component/kcm-flags.tsv"
 check kube-scheduler "$root/src/component/ks-flags.tsv"
 

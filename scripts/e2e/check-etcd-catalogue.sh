@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compare the etcd flag catalogue (src/component/etcd-flags.tsv, first/last are 3.x minors) with a real
+# Compare the etcd flag catalogue (src/component/etcd/etcd-flags.tsv, first/last are 3.x minors) with a real
 # etcd 3.4 binary: every flag the binary lists in --help must be a catalogue row valid for
 # minor 4, and every such row missing from --help must still be accepted by the binary (a
 # hidden flag). The binary is only ever run with --help or --version, never started.
@@ -12,7 +12,7 @@ if [[ "$bin" != */* ]]; then
 fi
 bin="$(realpath -e "$bin" 2>/dev/null || echo "$bin")"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-tsv="$root/src/component/etcd-flags.tsv"
+tsv="$root/src/component/etcd/etcd-flags.tsv"
 minor=4
 failures=0
 

@@ -97,7 +97,7 @@ pub const ETCD: Component = Component {
     uses_service_account_key: false,
     signs_csrs: false,
     install_hooks: Some(include_str!(
-        "../../bundle-templates/install/hooks/etcd.sh.hbs"
+        "../../../bundle-templates/install/hooks/etcd.sh.hbs"
     )),
 };
 
