@@ -54,18 +54,146 @@ pub struct CertSpec {
 /// Stands for the node's name in a certificate's CN.
 pub const NODE_NAME: &str = "{node}";
 
-/// The keys a component's inventory section takes, and how they are validated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Section {
-    /// `binary`, `binary-check`, `secure-port` and `extra-args`.
-    Standard,
-    /// [`Section::Standard`]'s, with `extra-sans`, `service-node-port-range` and an
-    /// external etcd (`etcd-servers`, `etcd-ca`, `etcd-cert`, `etcd-key`).
-    ApiServer,
-    /// An etcd member's: `binary`, `binary-check`, `etcdctl`, `version`, `client-port`,
-    /// `peer-port`, `data-dir`, `wal-dir`, `cluster-token` and `extra-args`.
-    EtcdMember,
+/// How a component's inventory section is read: the keys its row takes, and their
+/// validation into its [`ComponentSettings`]. Every row reads the standard keys
+/// ([`StandardKeys`]); a component with keys of its own reads them in its module.
+#[derive(Debug, Clone, Copy)]
+pub struct Section {
+    /// Reads the section as written: a key it does not take is the deserializer's error,
+    /// placed at the key.
+    pub read:
+        for<'i> fn(toml::de::ValueDeserializer<'i>) -> Result<Box<dyn RawSection>, toml::de::Error>,
+    /// The section of an inventory that does not name the component: every default.
+    pub absent: fn() -> Box<dyn RawSection>,
 }
+
+impl Section {
+    /// The section read as `T`, every key `T` takes with its default when it is absent.
+    pub const fn of<T: RawSection + Default + serde::de::DeserializeOwned + 'static>() -> Self {
+        Section {
+            read: read_as::<T>,
+            absent: absent_as::<T>,
+        }
+    }
+}
+
+fn read_as<T: RawSection + serde::de::DeserializeOwned + 'static>(
+    de: toml::de::ValueDeserializer<'_>,
+) -> Result<Box<dyn RawSection>, toml::de::Error> {
+    Ok(Box::new(T::deserialize(de)?))
+}
+
+fn absent_as<T: RawSection + Default + 'static>() -> Box<dyn RawSection> {
+    Box::new(T::default())
+}
+
+/// A section as written, validated once the cluster and the nodes are.
+pub trait RawSection: std::fmt::Debug {
+    fn validate(
+        self: Box<Self>,
+        c: &'static Component,
+        check: &dyn SectionCheck,
+        context: &mut SectionContext<'_>,
+    ) -> crate::error::Result<ComponentSettings>;
+}
+
+/// What a section's validation may read beside its own keys.
+pub struct SectionContext<'a> {
+    /// The inventory file, for messages.
+    pub path: &'a Path,
+    pub cluster: &'a mut Cluster,
+    pub nodes: &'a [Node],
+    /// The rows the inventory builds, in start order.
+    pub built: &'a [&'static Component],
+    /// The nodes whose quorum member joins a formed cluster (`etcd-state = "existing"`),
+    /// in inventory order; the others bootstrap it.
+    pub joining: &'a [String],
+    /// Things worth saying that do not stop a build.
+    pub warnings: &'a mut Vec<String>,
+}
+
+impl SectionContext<'_> {
+    /// Whether the inventory builds the row named `name`.
+    pub fn builds(&self, name: &str) -> bool {
+        self.built.iter().any(|c| c.name == name)
+    }
+}
+
+/// The inventory's validation rules a section's own keys use, so that every error names
+/// the file, line and key the same way.
+pub trait SectionCheck {
+    /// `file:line:column: `field``, for a value read at `span`.
+    fn at(&self, span: std::ops::Range<usize>, field: &str) -> String;
+    /// `file: `field``, for a key that is missing or a rule over several keys.
+    fn whole_file(&self, field: &str) -> String;
+    /// The input error for the value of `field` read at `span`.
+    fn error(
+        &self,
+        span: std::ops::Range<usize>,
+        field: &str,
+        message: String,
+    ) -> crate::error::Error {
+        crate::error::Error::input(self.at(span, field), message)
+    }
+    /// The standard keys: binary, port and `extra-args` (checked against `release`, the
+    /// component's own release and its spelling, or else the Kubernetes `version`).
+    fn standard(
+        &self,
+        c: &'static Component,
+        keys: StandardKeys,
+        version: &KubeVersion,
+        release: Option<(u32, &str)>,
+    ) -> crate::error::Result<ComponentSettings>;
+    /// A port number from 1 to 65535, or `default` when the key is absent.
+    fn port(
+        &self,
+        value: Option<toml::Spanned<i64>>,
+        field: &str,
+        default: u16,
+    ) -> crate::error::Result<u16>;
+    /// An executable of the build host to carry in the bundles, relative to the inventory.
+    fn executable(
+        &self,
+        value: Option<toml::Spanned<String>>,
+        field: &str,
+        what: &str,
+    ) -> crate::error::Result<Option<PathBuf>>;
+    /// A plain name of letters, digits, `-` and `.`, or `default` when the key is absent.
+    fn plain_name(
+        &self,
+        value: Option<toml::Spanned<String>>,
+        field: &str,
+        default: &str,
+    ) -> crate::error::Result<String>;
+    /// A path as written in the inventory, relative to its folder.
+    fn relative(&self, value: &str) -> PathBuf;
+}
+
+/// The keys every component's section takes.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StandardKeys {
+    pub binary: Option<toml::Spanned<String>>,
+    pub binary_check: Option<bool>,
+    pub secure_port: Option<toml::Spanned<i64>>,
+    #[serde(default)]
+    pub extra_args: BTreeMap<String, toml::Spanned<toml::Value>>,
+}
+
+impl RawSection for StandardKeys {
+    fn validate(
+        self: Box<Self>,
+        c: &'static Component,
+        check: &dyn SectionCheck,
+        context: &mut SectionContext<'_>,
+    ) -> crate::error::Result<ComponentSettings> {
+        check.standard(c, *self, &context.cluster.version, None)
+    }
+}
+
+/// A component's settings beyond the standard ones, kept on its [`ComponentSettings`]
+/// and read back by its own module ([`Inventory::own`]).
+pub trait OwnSettings: std::any::Any + std::fmt::Debug + Send + Sync {}
 
 /// A port a component listens on besides its main one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -171,6 +299,12 @@ pub struct Component {
     /// The release series its catalogue's minor numbers belong to: `1.` for Kubernetes
     /// components, `3.` for etcd, which has its own versions.
     pub version_series: &'static str,
+    /// The Go linker variable its binaries carry their release in, as (a part of its
+    /// path, its end): read to check a carried binary's release without running it.
+    pub version_stamp: (&'static str, &'static str),
+    /// What its install.sh hooks and dist/rollout.sh read of the inventory on a node,
+    /// under [`Component::data_key`].
+    pub install_data: Option<fn(&Inventory, &Node) -> serde_json::Value>,
     /// Inventory keys that own a flag, as (flag, key under the component's section).
     pub managed_flags: &'static [(&'static str, &'static str)],
     /// Flags that decide who may do what, as (flag, the value kube-bundle gives it, what
@@ -242,10 +376,6 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     /// The components built for every node, in start order.
     pub components: Vec<ComponentSettings>,
-    /// kube-apiserver's own settings, when the inventory builds it.
-    pub apiserver: Option<ApiServerSettings>,
-    /// etcd's own settings, when the inventory builds it.
-    pub etcd: Option<EtcdSettings>,
     /// Things worth saying that do not stop a build, one line each.
     pub warnings: Vec<String>,
 }
@@ -256,66 +386,6 @@ pub enum EtcdCa {
     Dedicated,
     /// The root CA, as the tutorial does.
     Shared,
-}
-
-/// The etcd releases with a checked flag profile, as minor numbers of 3.x.
-pub const ETCD_MINORS: [u32; 3] = [4, 5, 6];
-
-#[derive(Debug, Clone)]
-pub struct EtcdSettings {
-    /// Minor release of 3.x: 4, 5 or 6.
-    pub minor: u32,
-    /// An etcdctl to carry as `/opt/k8s/bin/etcdctl`.
-    pub etcdctl: Option<PathBuf>,
-    pub client_port: u16,
-    pub peer_port: u16,
-    pub data_dir: String,
-    pub wal_dir: String,
-    pub cluster_token: String,
-    /// Nodes whose member joins a formed cluster (`etcd-state = "existing"`), in
-    /// inventory order; the others bootstrap it.
-    pub joining: Vec<String>,
-}
-
-impl EtcdSettings {
-    /// `--initial-cluster` of `node`: the bootstrapping members, and for a joining one
-    /// also every member joined before it, in inventory order, then itself, which is what
-    /// `etcdctl member add` asks for. A member added later never changes the bundles of
-    /// those before it.
-    pub fn initial_cluster(&self, nodes: &[Node], node: &Node) -> String {
-        let joins = |n: &Node| self.joining.contains(&n.name);
-        let upto = nodes
-            .iter()
-            .position(|n| n.name == node.name)
-            .unwrap_or(nodes.len());
-        nodes
-            .iter()
-            .enumerate()
-            .filter(|(i, n)| !joins(n) || (joins(node) && *i <= upto))
-            .map(|(_, n)| format!("{}={}", n.name, self.peer_url(n)))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    pub fn peer_url(&self, node: &Node) -> String {
-        format!("https://{}:{}", url_host(node.ip), self.peer_port)
-    }
-
-    pub fn client_url(&self, node: &Node) -> String {
-        format!("https://{}:{}", url_host(node.ip), self.client_port)
-    }
-
-    /// Every member's client URL, `node`'s own first: kube-apiserver's `--etcd-servers`.
-    pub fn servers_for(&self, nodes: &[Node], node: &Node) -> Vec<String> {
-        let mut urls = vec![self.client_url(node)];
-        urls.extend(
-            nodes
-                .iter()
-                .filter(|n| n.name != node.name)
-                .map(|n| self.client_url(n)),
-        );
-        urls
-    }
 }
 
 /// The names every serving certificate of a node carries: loopback, its IP and name.
@@ -349,24 +419,6 @@ impl std::fmt::Display for San {
             San::Dns(name) => write!(f, "DNS:{name}"),
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiServerSettings {
-    /// A load balancer's name or VIP, in every node's serving certificate.
-    pub extra_sans: Vec<San>,
-    /// `--service-node-port-range`, as `FIRST-LAST`.
-    pub node_port_range: String,
-    pub etcd_servers: Vec<String>,
-    /// An external etcd's CA and the apiserver's client certificate and key for it.
-    pub etcd_tls: Option<EtcdTls>,
-}
-
-#[derive(Debug, Clone)]
-pub struct EtcdTls {
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -551,6 +603,30 @@ pub struct ComponentSettings {
     pub extra_ports: Vec<u16>,
     /// The folders of its row's `data_dirs`, in the row's order.
     pub data_dirs: Vec<String>,
+    /// Executables carried beside its binary, as (name in the binaries' folder, path on
+    /// the build host): etcd's etcdctl.
+    pub tools: Vec<(&'static str, PathBuf)>,
+    /// The minor release its binaries must be, when it is released apart from Kubernetes
+    /// (etcd's 3.x): its row's `version_series` and this.
+    pub release: Option<u32>,
+    /// Files copied into its bundles as given on the build host (an external etcd's CA
+    /// and client pair).
+    pub copied: Vec<Copied>,
+    /// Names its serving certificate carries beyond the node's and the service's (a
+    /// load balancer's).
+    pub extra_sans: Vec<San>,
+    /// Its settings beyond the standard ones, read back by its own module.
+    pub own: Option<std::sync::Arc<dyn OwnSettings>>,
+}
+
+/// A certificate or key carried as the inventory names it.
+#[derive(Debug, Clone)]
+pub struct Copied {
+    /// Where it lands on the node.
+    pub path: &'static str,
+    /// A private key (0600), or a certificate.
+    pub private: bool,
+    pub from: PathBuf,
 }
 
 impl Inventory {
@@ -561,12 +637,13 @@ impl Inventory {
             .replace(NODE_IP_PLACEHOLDER, &url_host(node.ip))
     }
 
-    /// The names kube-apiserver's serving certificate carries on `node`, in certificate
-    /// order: the node's own, the extra SANs, the `kubernetes` service's IP and names.
-    pub fn apiserver_names(&self, node: &Node) -> Vec<San> {
+    /// The names the API's serving certificate carries on `node`, in certificate order:
+    /// the node's own, the serving component's extra SANs, the `kubernetes` service's IP
+    /// and names.
+    pub fn api_names(&self, node: &Node) -> Vec<San> {
         let mut names = node_names(node);
-        if let Some(api) = &self.apiserver {
-            names.extend(api.extra_sans.iter().cloned());
+        for s in self.components.iter().filter(|s| s.component.serves_api) {
+            names.extend(s.extra_sans.iter().cloned());
         }
         names.push(San::Ip(self.cluster.kubernetes_service_ip()));
         for name in ["kubernetes", "kubernetes.default", "kubernetes.default.svc"] {
@@ -615,6 +692,13 @@ impl Inventory {
         self.components.iter().any(|s| s.component.serves_api)
     }
 
+    /// The own settings of `c` (see [`OwnSettings`]), when the inventory builds it and
+    /// they are of type `T`.
+    pub fn own<T: OwnSettings>(&self, c: &Component) -> Option<&T> {
+        let own: &dyn std::any::Any = self.settings(c)?.own.as_deref()?;
+        own.downcast_ref()
+    }
+
     /// The settings of `c`, when the inventory builds it.
     pub fn settings(&self, c: &Component) -> Option<&ComponentSettings> {
         self.components.iter().find(|s| s.component == c)
@@ -624,4 +708,88 @@ impl Inventory {
     pub fn base_dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))
     }
+}
+
+/// A host name as the node's `hostname` and a file name both accept: dot-separated labels of
+/// ASCII letters, digits and inner `-`.
+pub fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Whether `url` is an `https://HOST[:PORT]` URL a kubeconfig can take, `{{node.ip}}`
+/// standing for the host; why not when it is not.
+pub fn check_https_url(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return Err(format!("`{url}` is not an https URL"));
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{url}` contains white space"));
+    }
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if path.contains('{') || path.contains('}') {
+        return Err(format!(
+            "`{url}`: `{NODE_IP_PLACEHOLDER}` may stand only for the host"
+        ));
+    }
+    if authority.contains(['?', '#', '@']) || path.contains(['?', '#']) {
+        return Err(format!(
+            "`{url}` has a query, fragment or user part; kubeconfigs take `https://HOST:PORT`"
+        ));
+    }
+    let probe = authority.replace(NODE_IP_PLACEHOLDER, "127.0.0.1");
+    if probe.contains('{') || probe.contains('}') {
+        return Err(format!(
+            "`{url}`: the only placeholder allowed is `{NODE_IP_PLACEHOLDER}`"
+        ));
+    }
+    let (host, port) = match probe.strip_prefix('[') {
+        Some(inner) => {
+            let Some((host, after)) = inner.split_once(']') else {
+                return Err(format!("`{url}` has an unclosed `[`"));
+            };
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!("`{url}`: `[{host}]` is not an IPv6 address"));
+            }
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Err(format!("`{url}` has text after `]`")),
+                },
+            }
+        }
+        None => match probe.split_once(':') {
+            Some((host, port)) => {
+                if !is_host_name(host) {
+                    return Err(format!("`{url}` has no valid host"));
+                }
+                (host, Some(port))
+            }
+            None => {
+                if !is_host_name(&probe) {
+                    return Err(format!("`{url}` has no valid host"));
+                }
+                (probe.as_str(), None)
+            }
+        },
+    };
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    if let Some(port) = port {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("`{url}` has a bad port `{port}`"));
+        }
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::component::flags;
-use crate::component::{paths, CertSpec, Component, BUNDLE_PREFIX};
+use crate::component::{paths, CertSpec, Component, IssuedBy, BUNDLE_PREFIX};
 use crate::model::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
 
 /// Where a file's bytes come from.
@@ -176,7 +176,7 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
             Source::ServiceAccountPub,
         );
     }
-    if let Some(api) = &inv.apiserver {
+    if inv.serves_api() {
         put(
             paths::CLIENT_CA.into(),
             0o644,
@@ -201,29 +201,36 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
             Kind::Other,
             Source::AuditPolicy,
         );
-        if let Some(tls) = &api.etcd_tls {
-            for (path, mode, kind, from) in [
-                (paths::ETCD_CA, 0o644, Kind::Certificate, &tls.ca),
-                (paths::ETCD_CLIENT_CERT, 0o644, Kind::Certificate, &tls.cert),
-                (paths::ETCD_CLIENT_KEY, 0o600, Kind::PrivateKey, &tls.key),
-            ] {
-                put(path.into(), mode, kind, Source::Copied(from.clone()));
-            }
+    }
+    for settings in &inv.components {
+        for copied in &settings.copied {
+            let (mode, kind) = match copied.private {
+                true => (0o600, Kind::PrivateKey),
+                false => (0o644, Kind::Certificate),
+            };
+            put(
+                copied.path.into(),
+                mode,
+                kind,
+                Source::Copied(copied.from.clone()),
+            );
         }
     }
-    if let Some(etcd) = &inv.etcd {
+    if inv.needs_ca(IssuedBy::Etcd) {
         put(
             paths::ETCD_CA.into(),
             0o644,
             Kind::Certificate,
             Source::EtcdCa,
         );
-        if let Some(etcdctl) = &etcd.etcdctl {
+    }
+    for settings in &inv.components {
+        for (name, path) in &settings.tools {
             put(
-                paths::ETCDCTL.into(),
+                format!("{}/{name}", paths::BIN_DIR),
                 0o755,
                 Kind::Other,
-                Source::Binary(etcdctl.clone()),
+                Source::Binary(path.clone()),
             );
         }
     }

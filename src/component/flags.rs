@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn every_default_etcd_flag_exists_in_its_release() {
-        for minor in crate::model::ETCD_MINORS {
+        for minor in crate::component::etcd::ETCD_MINORS {
             let text = format!(
                 "[cluster]\nkubernetes-version = \"1.20.2\"\nservice-cidr = \"10.254.0.0/16\"\n\
                  [[nodes]]\nname = \"m1\"\nip = \"10.0.0.1\"\n[[nodes]]\nname = \"m2\"\nip = \"10.0.0.2\"\n\

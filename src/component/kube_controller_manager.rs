@@ -5,7 +5,7 @@ use super::flags::{delegated_auth, go_duration, serving};
 use super::{paths, BLOCKING, HEALTHZ};
 use crate::model::{
     CertSpec, Component, ComponentSettings, CsrSigning, Flag, Inventory, IssuedBy, Names, Node,
-    Section, ServiceAccountKey,
+    ServiceAccountKey,
 };
 
 pub const KUBE_CONTROLLER_MANAGER: Component = Component {
@@ -14,7 +14,7 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     description: "Kubernetes Controller Manager",
     documentation:
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-controller-manager/",
-    section: Section::Standard,
+    section: super::STANDARD,
     // Built with defaults when absent, as before the other components joined.
     required: true,
     default_secure_port: 10257,
@@ -45,6 +45,8 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     main_packages: &[],
     catalogue: include_str!("kcm-flags.tsv"),
     version_series: "1.",
+    version_stamp: ("", "k8s.io/component-base/version.gitVersion"),
+    install_data: None,
     managed_flags: &[
         ("secure-port", "secure-port"),
         ("bind-address", ""),

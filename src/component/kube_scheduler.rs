@@ -5,7 +5,6 @@ use super::flags::{delegated_auth, serving};
 use super::{BLOCKING, HEALTHZ};
 use crate::model::{
     CertSpec, Component, ComponentSettings, ConfigFile, Flag, Inventory, IssuedBy, Names, Node,
-    Section,
 };
 use crate::version::KubeVersion;
 
@@ -15,7 +14,7 @@ pub const KUBE_SCHEDULER: Component = Component {
     description: "Kubernetes Scheduler",
     documentation:
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-scheduler/",
-    section: Section::Standard,
+    section: super::STANDARD,
     required: false,
     default_secure_port: 10259,
     port_key: "secure-port",
@@ -50,6 +49,8 @@ pub const KUBE_SCHEDULER: Component = Component {
     main_packages: &[],
     catalogue: include_str!("ks-flags.tsv"),
     version_series: "1.",
+    version_stamp: ("", "k8s.io/component-base/version.gitVersion"),
+    install_data: None,
     managed_flags: &[
         ("secure-port", "secure-port"),
         ("config", ""),

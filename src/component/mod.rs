@@ -10,21 +10,22 @@
 pub mod catalogue;
 pub mod flags;
 
-mod etcd;
-mod kube_apiserver;
+pub mod etcd;
+pub mod kube_apiserver;
 mod kube_controller_manager;
 mod kube_scheduler;
 
-pub use etcd::{APISERVER_ETCD_CLIENT, ETCD};
+pub use etcd::{EtcdSettings, APISERVER_ETCD_CLIENT, ETCD};
 pub use kube_apiserver::{
-    encryption_config_api, FRONT_PROXY_CLIENT, KUBELET_CLIENT, KUBE_APISERVER,
+    encryption_config_api, ApiServerSettings, EtcdTls, FRONT_PROXY_CLIENT, KUBELET_CLIENT,
+    KUBE_APISERVER,
 };
 pub use kube_controller_manager::KUBE_CONTROLLER_MANAGER;
 pub use kube_scheduler::KUBE_SCHEDULER;
 
 pub use crate::model::{
-    CertFrom, CertSpec, Component, ConfigFile, ExtraPort, Flag, Health, IssuedBy, Names, Section,
-    Start, NODE_NAME,
+    CertFrom, CertSpec, Component, ConfigFile, ExtraPort, Flag, Health, IssuedBy, Names,
+    RawSection, Section, StandardKeys, Start, NODE_NAME,
 };
 
 /// Where shared files land on a node.
@@ -195,6 +196,9 @@ pub const BUNDLE_PREFIX: &str = "control-plane";
 /// The Kubernetes namespace of every leader lease.
 pub const LEASE_NAMESPACE: &str = "kube-system";
 
+/// The section of a component with only the standard keys ([`StandardKeys`]).
+pub const STANDARD: Section = Section::of::<StandardKeys>();
+
 /// The health check of a component that answers `ok` over the cluster CA.
 const HEALTHZ: Health = Health {
     scheme: "https",
@@ -251,6 +255,12 @@ pub mod testing {
 }
 
 impl Component {
+    /// The key its [`Component::install_data`] is found under in install.sh's and
+    /// rollout.sh's templates: its name with `_` for `-`.
+    pub fn data_key(&self) -> String {
+        self.name.replace('-', "_")
+    }
+
     /// Template name of its systemd unit.
     pub fn unit_template(&self) -> String {
         format!("{}.service", self.name)

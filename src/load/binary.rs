@@ -15,7 +15,7 @@
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crate::component::{self, Component};
+use crate::component::Component;
 use crate::error::{Error, Result};
 use crate::model::{Arch, ComponentSettings, Inventory};
 use crate::version::KubeVersion;
@@ -28,13 +28,9 @@ pub fn check(inv: &Inventory) -> Result<()> {
         .iter()
         .filter_map(|s| Some((s, "binary", s.binary.as_deref()?)))
         .collect();
-    let member = inv
-        .components
-        .iter()
-        .find(|s| s.component.section == component::Section::EtcdMember);
-    if let (Some(etcd), Some(s)) = (&inv.etcd, member) {
-        if let Some(etcdctl) = &etcd.etcdctl {
-            carried.push((s, "etcdctl", etcdctl));
+    for s in &inv.components {
+        for (name, path) in &s.tools {
+            carried.push((s, name, path));
         }
     }
     for (settings, key, path) in carried {
@@ -47,29 +43,29 @@ pub fn check(inv: &Inventory) -> Result<()> {
 enum Wanted {
     /// `cluster.kubernetes-version`: its minor, and its patch when given.
     Kubernetes(KubeVersion),
-    /// `etcd.version`: the minor release of 3.x.
-    Etcd(u32),
+    /// The component's own release (`<section>.version`): a minor of its row's series.
+    Own(&'static Component, u32),
 }
 
 impl Wanted {
-    fn of(inv: &Inventory, c: &Component) -> Wanted {
-        match (&inv.etcd, c.version_series) {
-            (Some(etcd), "3.") => Wanted::Etcd(etcd.minor),
-            _ => Wanted::Kubernetes(inv.cluster.version),
+    fn of(inv: &Inventory, settings: &ComponentSettings) -> Wanted {
+        match settings.release {
+            Some(minor) => Wanted::Own(settings.component, minor),
+            None => Wanted::Kubernetes(inv.cluster.version),
         }
     }
 
-    fn key(&self) -> &'static str {
+    fn key(&self) -> String {
         match self {
-            Wanted::Kubernetes(_) => "cluster.kubernetes-version",
-            Wanted::Etcd(_) => "etcd.version",
+            Wanted::Kubernetes(_) => "cluster.kubernetes-version".into(),
+            Wanted::Own(c, _) => format!("{}.version", c.name),
         }
     }
 
     fn shown(&self) -> String {
         match self {
             Wanted::Kubernetes(v) => v.to_string(),
-            Wanted::Etcd(minor) => format!("3.{minor}"),
+            Wanted::Own(c, minor) => format!("{}{minor}", c.version_series),
         }
     }
 
@@ -78,7 +74,9 @@ impl Wanted {
             Wanted::Kubernetes(v) => {
                 r.major == 1 && r.minor == v.minor && v.patch.is_none_or(|p| p == r.patch)
             }
-            Wanted::Etcd(minor) => r.major == 3 && r.minor == *minor,
+            Wanted::Own(c, minor) => {
+                c.version_series.trim_end_matches('.').parse() == Ok(r.major) && r.minor == *minor
+            }
         }
     }
 }
@@ -161,9 +159,9 @@ fn check_one(inv: &Inventory, settings: &ComponentSettings, key: &str, path: &Pa
             .with_hint(format!("point it at the {what} binary, {override_hint}")));
         }
     }
-    let wanted = Wanted::of(inv, c);
+    let wanted = Wanted::of(inv, settings);
     let stamp = elf
-        .go_stamp(info.as_ref(), c.version_series)
+        .go_stamp(info.as_ref(), c.version_series, c.version_stamp)
         .map_err(reading)?;
     let Some(stamp) = stamp else {
         return Err(Error::input(
@@ -239,10 +237,12 @@ fn system_problem(elf: &Elf, info: Option<&BuildInfo>) -> Option<String> {
     }
 }
 
+/// Whose releases `c`'s binaries are: Kubernetes', or the component's own.
 fn family(c: &Component) -> &'static str {
-    match c.version_series {
-        "3." => "etcd",
-        _ => "Kubernetes",
+    if c.version_series == "1." {
+        "Kubernetes"
+    } else {
+        c.name
     }
 }
 
@@ -537,9 +537,10 @@ impl Elf {
         &self,
         info: Option<&BuildInfo>,
         series: &str,
+        stamp: (&str, &str),
     ) -> std::io::Result<Option<String>> {
         if let Some(info) = info {
-            if let Some(value) = info.linker_variable(|name| stamp_variable(series, name)) {
+            if let Some(value) = info.linker_variable(|name| stamp_variable(stamp, name)) {
                 return Ok(Some(value));
             }
         }
@@ -671,13 +672,10 @@ impl Elf {
     }
 }
 
-/// Whether `name` (an `-X` variable, possibly under a vendor path) holds a release of
-/// `series`.
-fn stamp_variable(series: &str, name: &str) -> bool {
-    match series {
-        "3." => name.contains("go.etcd.io/etcd/") && name.ends_with("/version.Version"),
-        _ => name.ends_with("k8s.io/component-base/version.gitVersion"),
-    }
+/// Whether `name` (an `-X` variable, possibly under a vendor path) is a row's
+/// `version_stamp`.
+fn stamp_variable((part, end): (&str, &str), name: &str) -> bool {
+    name.contains(part) && name.ends_with(end)
 }
 
 struct Fields {
@@ -890,6 +888,7 @@ fn split_quoted(text: &str) -> Option<Vec<String>> {
 #[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
     use super::*;
+    use crate::component;
 
     /// The main packages of the row named `name`; none for a program without a row.
     fn packages(name: &str) -> &'static [&'static str] {
@@ -924,7 +923,8 @@ mod tests {
         };
         assert_eq!(info.setting("GOOS"), Some("linux"));
         assert_eq!(
-            info.linker_variable(|n| stamp_variable("1.", n)).as_deref(),
+            info.linker_variable(|n| stamp_variable(component::KUBE_SCHEDULER.version_stamp, n))
+                .as_deref(),
             Some("v1.20.2")
         );
         assert_eq!(
@@ -932,7 +932,10 @@ mod tests {
                 .as_deref(),
             Some("20")
         );
-        assert_eq!(info.linker_variable(|n| stamp_variable("3.", n)), None);
+        assert_eq!(
+            info.linker_variable(|n| stamp_variable(component::ETCD.version_stamp, n)),
+            None
+        );
         assert_eq!(
             split_quoted("-X=a.b=1  -s 'x y'").unwrap(),
             ["-X=a.b=1", "-s", "x y"]
@@ -988,7 +991,11 @@ mod tests {
         assert_eq!(elf.machine(), machine_of(Arch::Amd64));
         assert!(elf.sections.is_empty());
         assert!(elf.build_info().unwrap().is_none());
-        assert_eq!(elf.go_stamp(None, "1.").unwrap(), None);
+        assert_eq!(
+            elf.go_stamp(None, "1.", component::KUBE_SCHEDULER.version_stamp)
+                .unwrap(),
+            None
+        );
         // 65535 section headers of 65535 bytes each: not read.
         header[58..64].copy_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x01, 0]);
         let elf = read_elf(&write("huge", &header)).unwrap().unwrap();
@@ -1024,7 +1031,10 @@ mod tests {
             assert_eq!(elf.kind_problem(), None);
             let info = elf.build_info().unwrap();
             assert_eq!(system_problem(&elf, info.as_ref()), None);
-            let stamp = elf.go_stamp(info.as_ref(), "3.").unwrap().expect(path);
+            let stamp = elf
+                .go_stamp(info.as_ref(), "3.", component::ETCD.version_stamp)
+                .unwrap()
+                .expect(path);
             assert!(stamp.starts_with("3.4."), "{path}: {stamp}");
             // What the binary itself prints, run here only to compare.
             let out = std::process::Command::new(path).arg(arg).output().unwrap();
@@ -1033,7 +1043,12 @@ mod tests {
                 printed.contains(&format!("{says}{stamp}\n")),
                 "{path}: {printed}"
             );
-            assert_eq!(elf.go_stamp(info.as_ref(), "1.").unwrap(), None, "{path}");
+            assert_eq!(
+                elf.go_stamp(info.as_ref(), "1.", component::KUBE_SCHEDULER.version_stamp)
+                    .unwrap(),
+                None,
+                "{path}"
+            );
             let program = info.as_ref().and_then(|i| i.setting_line("path")).unwrap();
             let name = Path::new(path).file_name().unwrap().to_str().unwrap();
             assert!(is_program(program, name, packages(name)), "{program}");
@@ -1059,7 +1074,8 @@ mod tests {
             assert_eq!(system_problem(&elf, info.as_ref()), None);
             // `make` records its linker flags, -X gitVersion among them.
             let info = info.expect("Go 1.18 build information");
-            let stamp = info.linker_variable(|n| stamp_variable("1.", n));
+            let stamp = info
+                .linker_variable(|n| stamp_variable(component::KUBE_SCHEDULER.version_stamp, n));
             assert_eq!(stamp.as_deref(), Some("v1.20.2"), "{name}");
             let info = Some(info);
             // The same from `.data` alone, as for a build made with -trimpath.

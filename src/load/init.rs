@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::component::{self, kube_apiserver::DEFAULT_NODE_PORT_RANGE};
 use crate::error::{Error, Result};
-use crate::load::config::{self, DEFAULT_DNS_DOMAIN, DEFAULT_K8S_DIR, DEFAULT_NODE_PORT_RANGE};
+use crate::load::config::{self, DEFAULT_DNS_DOMAIN, DEFAULT_K8S_DIR};
 
 /// The environment.sh variables `init` understands.
 pub const USED: [&str; 14] = [
@@ -504,13 +505,13 @@ cluster-token = "etcd-cluster-0"
             imported
                 .etcd_data_dir
                 .as_deref()
-                .unwrap_or(config::DEFAULT_ETCD_DATA_DIR)
+                .unwrap_or(component::etcd::DEFAULT_DATA_DIR)
         ),
         wal_dir = toml_str(
             imported
                 .etcd_wal_dir
                 .as_deref()
-                .unwrap_or(config::DEFAULT_ETCD_WAL_DIR)
+                .unwrap_or(component::etcd::DEFAULT_WAL_DIR)
         ),
     ));
     out
@@ -651,6 +652,10 @@ mod tests {
                 "kube-scheduler"
             ]
         );
-        assert_eq!(inv.etcd.unwrap().minor, 4, "kubeadm's etcd for 1.20");
+        assert_eq!(
+            component::etcd::own(&inv).unwrap().minor,
+            4,
+            "kubeadm's etcd for 1.20"
+        );
     }
 }

@@ -135,10 +135,16 @@ fn binary_origin(
     let base = inv.path.parent().unwrap_or(Path::new(""));
     let written = source.strip_prefix(base).unwrap_or(source);
     let component = plan.components.iter().find(|c| c.binary_path() == path);
+    let tool_of = || {
+        inv.components
+            .iter()
+            .find(|s| s.tools.iter().any(|(tool, _)| *tool == name))
+            .map_or("", |s| s.component.name)
+    };
     crate::plan::Origin {
         key: match component {
             Some(c) => format!("{}.binary", c.name),
-            None => format!("etcd.{name}"),
+            None => format!("{}.{name}", tool_of()),
         },
         name,
         source: written.display().to_string(),
@@ -150,7 +156,7 @@ fn binary_origin(
 
 /// The inventory values behind kube-apiserver's serving names, for the manifest.
 fn apiserver_names(inv: &Inventory) -> Option<ManifestApiServer> {
-    let api = inv.apiserver.as_ref()?;
+    let api = inv.components.iter().find(|s| s.component.serves_api)?;
     Some(ManifestApiServer {
         service_ip: inv.cluster.kubernetes_service_ip().to_string(),
         dns_domain: inv.cluster.dns_domain.clone(),
@@ -281,10 +287,14 @@ impl Templates {
             files,
             external: plan.external.clone(),
             apiserver: apiserver_names(inv),
-            etcd: inv.etcd.as_ref().map(|e| ManifestEtcd {
-                data_dir: e.data_dir.clone(),
-                wal_dir: e.wal_dir.clone(),
-            }),
+            etcd: inv
+                .components
+                .iter()
+                .find(|s| s.component.start.waits_for_quorum)
+                .map(|s| ManifestEtcd {
+                    data_dir: s.data_dirs[0].clone(),
+                    wal_dir: s.data_dirs[1].clone(),
+                }),
             origins,
         })
     }
@@ -444,11 +454,6 @@ impl Templates {
                     .join(","),
             })
             .collect();
-        // The etcd member's row, whose certificate its health checks and snapshots use.
-        let member = plan
-            .components
-            .iter()
-            .find(|c| c.section == component::Section::EtcdMember);
         let mut certificates = Vec::new();
         for (path, f) in &plan.files {
             let pem = match &f.source {
@@ -481,17 +486,6 @@ impl Templates {
                 "cert_dir": paths::CERT_DIR,
                 "backup_dir": paths::BACKUP_DIR,
                 "components": components,
-                "etcd": inv.etcd.as_ref().zip(member).map(|(etcd, member)| json!({
-                    "version": format!("3.{}", etcd.minor),
-                    "data_dir": etcd.data_dir,
-                    "wal_dir": etcd.wal_dir,
-                    "endpoint": etcd.client_url(node),
-                    "members": etcd.initial_cluster(&inv.nodes, node).split(',').count(),
-                    "peers": inv.nodes.iter().filter(|n| n.name != node.name).map(|n| etcd.client_url(n)).collect::<Vec<_>>(),
-                    "ca": paths::ETCD_CA,
-                    "cert": member.cert_path(),
-                    "key": member.key_path(),
-                })),
                 "files": files,
                 "certificates": certificates,
                 // Parts of install.sh that open sealed files; without sealing it stays as
@@ -499,6 +493,11 @@ impl Templates {
                 "sealed": inv.pki.seal_secrets,
                 "seal_key": crate::pki::seal::NODE_KEY_PATH,
         });
+        for c in &plan.components {
+            if let Some(data_of) = c.install_data {
+                data[c.data_key()] = data_of(inv, node);
+            }
+        }
         let mut hooks = String::new();
         for c in &plan.components {
             let name = hooks_template(c.name);
@@ -523,18 +522,20 @@ impl Templates {
             .filter_map(|s| s.component.lease.map(|lease| (s.component.name, lease)))
             .map(|(name, lease)| json!({ "name": name, "lease": lease }))
             .collect();
-        self.render(
-            ROLLOUT_TEMPLATE,
-            &json!({
+        let mut data = json!({
                 "nodes": nodes,
                 "components": components,
                 "lease_namespace": LEASE_NAMESPACE,
                 "endpoints_lock": inv.cluster.version.minor < 17,
                 "kubelet_rbac": inv.serves_api().then_some(dist::KUBELET_RBAC),
-                "etcd": inv.etcd.as_ref().map(|e| json!({ "data_dir": e.data_dir })),
                 "admin_kubeconfig": dist::ADMIN_KUBECONFIG,
-            }),
-        )
+        });
+        for s in &inv.components {
+            if let (Some(data_of), Some(node)) = (s.component.install_data, inv.nodes.first()) {
+                data[s.component.data_key()] = data_of(inv, node);
+            }
+        }
+        self.render(ROLLOUT_TEMPLATE, &data)
     }
 }
 

@@ -16,7 +16,7 @@ pub(super) const ENCRYPTION_CONFIG: &str = "rootfs/etc/kubernetes/encryption-con
 
 /// Whether `c` is an etcd member, whose unit the member checks read.
 pub(super) fn is_member(c: &Component) -> bool {
-    c.section == component::Section::EtcdMember
+    c.start.waits_for_quorum
 }
 
 /// The value a command line gives `--<name>`: the last `--<name>=value` or `--<name>`

@@ -1,6 +1,11 @@
 //! etcd, as the tutorial's chapter 04: its row, its flag profile and the client
 //! certificate kube-apiserver takes from it.
 
+mod settings;
+pub use settings::{
+    EtcdSettings, DEFAULT_CLUSTER_TOKEN, DEFAULT_DATA_DIR, DEFAULT_WAL_DIR, ETCD_MINORS,
+};
+
 use super::paths;
 use crate::model::{
     CertSpec, Component, ComponentSettings, ExtraPort, Flag, Health, Inventory, IssuedBy, Names,
@@ -25,7 +30,7 @@ pub const ETCD: Component = Component {
     user: "etcd",
     description: "Etcd Server",
     documentation: "https://etcd.io/docs/",
-    section: Section::EtcdMember,
+    section: Section::of::<settings::RawEtcd>(),
     required: false,
     default_secure_port: 2379,
     port_key: "client-port",
@@ -72,6 +77,8 @@ pub const ETCD: Component = Component {
     main_packages: &["go.etcd.io/etcd", "go.etcd.io/etcd/server"],
     catalogue: include_str!("etcd-flags.tsv"),
     version_series: "3.",
+    version_stamp: ("go.etcd.io/etcd/", "/version.Version"),
+    install_data: Some(install_data),
     managed_flags: &[
         ("name", ""),
         ("data-dir", "data-dir"),
@@ -101,16 +108,36 @@ pub const ETCD: Component = Component {
     )),
 };
 
+/// What etcd's install.sh hooks (health checks, snapshots) and dist/rollout.sh read.
+fn install_data(inv: &Inventory, node: &Node) -> serde_json::Value {
+    let Some(etcd) = own(inv) else {
+        return serde_json::Value::Null;
+    };
+    serde_json::json!({
+        "version": format!("3.{}", etcd.minor),
+        "data_dir": etcd.data_dir,
+        "wal_dir": etcd.wal_dir,
+        "endpoint": etcd.client_url(node),
+        "members": etcd.initial_cluster(&inv.nodes, node).split(',').count(),
+        "peers": inv.nodes.iter().filter(|n| n.name != node.name).map(|n| etcd.client_url(n)).collect::<Vec<_>>(),
+        "ca": paths::ETCD_CA,
+        "cert": ETCD.cert_path(),
+        "key": ETCD.key_path(),
+    })
+}
+
+/// etcd's own settings, when the inventory builds it.
+pub fn own(inv: &Inventory) -> Option<&EtcdSettings> {
+    inv.own(&ETCD)
+}
+
 /// The tutorial's chapter 04 flags, for the etcd release of the inventory: TLS with one
 /// certificate per node for clients and peers, both checked against etcd's CA; client and
 /// peer URLs on the node IP only (the tutorial's plain-http loopback listener would let
 /// any local process read every Secret); the tutorial's compaction, request and quota
 /// limits and timings.
 fn flag_profile(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
-    let etcd = inv
-        .etcd
-        .as_ref()
-        .expect("etcd settings come with its component");
+    let etcd = own(inv).expect("etcd settings come with its component");
     let c = settings.component;
     let state = if etcd.joining.contains(&node.name) {
         "existing"

@@ -2,6 +2,9 @@
 //! guards, the certificates it carries for the kubelets and the front proxy, and its
 //! encryption configuration's apiVersion.
 
+mod settings;
+pub use settings::{ApiServerSettings, EtcdTls, DEFAULT_NODE_PORT_RANGE};
+
 use super::flags::{request_header, service_account_issuer, serving};
 use super::{paths, APISERVER_ETCD_CLIENT, BLOCKING, HEALTHZ};
 use crate::model::{
@@ -39,7 +42,7 @@ pub const KUBE_APISERVER: Component = Component {
     description: "Kubernetes API Server",
     documentation:
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-apiserver/",
-    section: Section::ApiServer,
+    section: Section::of::<settings::RawApiServer>(),
     required: false,
     default_secure_port: 6443,
     port_key: "secure-port",
@@ -78,6 +81,8 @@ pub const KUBE_APISERVER: Component = Component {
     main_packages: &[],
     catalogue: include_str!("kas-flags.tsv"),
     version_series: "1.",
+    version_stamp: ("", "k8s.io/component-base/version.gitVersion"),
+    install_data: None,
     managed_flags: &[
         ("secure-port", "secure-port"),
         ("bind-address", ""),
@@ -141,6 +146,11 @@ pub(super) const APISERVER_GUARDS: [(&str, &str, &str); 6] = [
     ),
 ];
 
+/// kube-apiserver's own settings, when the inventory builds it.
+pub fn own(inv: &Inventory) -> Option<&ApiServerSettings> {
+    inv.own(&KUBE_APISERVER)
+}
+
 /// The tutorial's chapter 05-2 flags, with kubeadm's choices where the tutorial is
 /// outdated: service-account issuer and signing key (required from 1.20), front-proxy
 /// CA and client, and no `DynamicAuditing` gate or `--runtime-config=api/all=true`
@@ -148,10 +158,7 @@ pub(super) const APISERVER_GUARDS: [(&str, &str, &str); 6] = [
 fn flag_profile(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {
     let c = settings.component;
     let minor = inv.cluster.version.profile_minor();
-    let api = inv
-        .apiserver
-        .as_ref()
-        .expect("kube-apiserver settings come with its component");
+    let api = own(inv).expect("kube-apiserver settings come with its component");
     let mut flags = vec![
         Flag::set("advertise-address", node.ip.to_string()),
         Flag::set("default-not-ready-toleration-seconds", "360"),
@@ -162,7 +169,7 @@ fn flag_profile(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> V
         Flag::set("delete-collection-workers", "2"),
         Flag::set("encryption-provider-config", paths::ENCRYPTION_CONFIG),
     ];
-    if let Some(etcd) = &inv.etcd {
+    if let Some(etcd) = super::etcd::own(inv) {
         flags.extend([
             Flag::set("etcd-cafile", paths::ETCD_CA),
             Flag::set("etcd-certfile", APISERVER_ETCD_CLIENT.cert_path()),

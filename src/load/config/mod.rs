@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::component::catalogue;
-use crate::component::{self, Component, Section};
+use crate::component::{self, Component};
 use crate::error::{Error, Result};
 use crate::model::*;
 
@@ -26,10 +26,6 @@ pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
 pub const DEFAULT_APISERVER: &str = "https://{{node.ip}}:6443";
 pub const DEFAULT_K8S_DIR: &str = "/data/k8s/k8s";
 pub const DEFAULT_DNS_DOMAIN: &str = "cluster.local";
-pub const DEFAULT_NODE_PORT_RANGE: &str = "30000-32767";
-pub const DEFAULT_ETCD_DATA_DIR: &str = "/data/k8s/etcd/data";
-pub const DEFAULT_ETCD_WAL_DIR: &str = "/data/k8s/etcd/wal";
-pub const DEFAULT_ETCD_CLUSTER_TOKEN: &str = "etcd-cluster-0";
 
 // ---- raw, as written -------------------------------------------------------------------
 
@@ -39,37 +35,9 @@ struct RawInventory {
     pki: RawPki,
     nodes: Vec<RawNode>,
     /// The components' sections, keyed by their row's name: the rows are the only
-    /// sections besides `cluster`, `pki` and `nodes`.
-    sections: BTreeMap<&'static str, RawSection>,
-}
-
-/// One component's section, with the keys its row's [`Section`] takes.
-#[derive(Debug)]
-enum RawSection {
-    Standard(RawComponent),
-    ApiServer(RawApiServer),
-    EtcdMember(RawEtcd),
-}
-
-impl RawSection {
-    /// The section of `c` as written, read with the keys its row's [`Section`] takes (an
-    /// unknown key is the deserializer's error, naming it).
-    fn read<'de, A: MapAccess<'de>>(c: &Component, map: &mut A) -> Result<Self, A::Error> {
-        Ok(match c.section {
-            Section::Standard => Self::Standard(map.next_value()?),
-            Section::ApiServer => Self::ApiServer(map.next_value()?),
-            Section::EtcdMember => Self::EtcdMember(map.next_value()?),
-        })
-    }
-
-    /// The section of a component the inventory does not mention: all defaults.
-    fn absent(c: &Component) -> Self {
-        match c.section {
-            Section::Standard => Self::Standard(RawComponent::default()),
-            Section::ApiServer => Self::ApiServer(RawApiServer::default()),
-            Section::EtcdMember => Self::EtcdMember(RawEtcd::default()),
-        }
-    }
+    /// sections besides `cluster`, `pki` and `nodes`. Each is read with its row's keys
+    /// once the document is (see [`parse`]).
+    sections: BTreeMap<&'static str, Box<dyn RawSection>>,
 }
 
 /// The top-level keys besides the components' sections.
@@ -131,9 +99,12 @@ impl<'de> Deserialize<'de> for RawInventory {
                         TopKey::Cluster => cluster.replace(map.next_value()?).map(|_| "cluster"),
                         TopKey::Pki => pki.replace(map.next_value()?).map(|_| "pki"),
                         TopKey::Nodes => nodes.replace(map.next_value()?).map(|_| "nodes"),
-                        TopKey::Row(c) => sections
-                            .insert(c.name, RawSection::read(c, &mut map)?)
-                            .map(|_| c.name),
+                        TopKey::Row(c) => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            sections
+                                .insert(c.name, (c.section.absent)())
+                                .map(|_| c.name)
+                        }
                     };
                     if let Some(key) = twice {
                         return Err(de::Error::duplicate_field(key));
@@ -149,23 +120,6 @@ impl<'de> Deserialize<'de> for RawInventory {
         }
         deserializer.deserialize_struct("RawInventory", &TOP_KEYS, Inventory)
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawApiServer {
-    binary: Option<Spanned<String>>,
-    binary_check: Option<bool>,
-    secure_port: Option<Spanned<i64>>,
-    #[serde(default)]
-    extra_sans: Vec<Spanned<String>>,
-    service_node_port_range: Option<Spanned<String>>,
-    etcd_servers: Option<Spanned<Vec<Spanned<String>>>>,
-    etcd_ca: Option<Spanned<String>>,
-    etcd_cert: Option<Spanned<String>>,
-    etcd_key: Option<Spanned<String>>,
-    #[serde(default)]
-    extra_args: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,32 +170,6 @@ struct RawNode {
     etcd_state: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawEtcd {
-    binary: Option<Spanned<String>>,
-    binary_check: Option<bool>,
-    etcdctl: Option<Spanned<String>>,
-    version: Option<Spanned<String>>,
-    client_port: Option<Spanned<i64>>,
-    peer_port: Option<Spanned<i64>>,
-    data_dir: Option<Spanned<String>>,
-    wal_dir: Option<Spanned<String>>,
-    cluster_token: Option<Spanned<String>>,
-    #[serde(default)]
-    extra_args: BTreeMap<String, Spanned<toml::Value>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawComponent {
-    binary: Option<Spanned<String>>,
-    binary_check: Option<bool>,
-    secure_port: Option<Spanned<i64>>,
-    #[serde(default)]
-    extra_args: BTreeMap<String, Spanned<toml::Value>>,
-}
-
 /// Reads and validates an inventory file.
 pub fn load(path: &Path) -> Result<Inventory> {
     let text = fs_err::read_to_string(path).map_err(|e| {
@@ -253,10 +181,26 @@ pub fn load(path: &Path) -> Result<Inventory> {
 
 /// Validates inventory text read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Inventory> {
-    let raw: RawInventory = toml::from_str(text).map_err(|e| Error::Toml {
+    let toml_error = |e: toml::de::Error| Error::Toml {
         path: path.to_path_buf(),
         source: Box::new(e),
-    })?;
+    };
+    let mut raw: RawInventory = toml::from_str(text).map_err(toml_error)?;
+    if !raw.sections.is_empty() {
+        // Each component's section, read again with the keys of its row: the document
+        // has been read whole, so this parse succeeds, and the values keep their spans.
+        let document = toml::de::DeTable::parse(text).map_err(toml_error)?;
+        for (name, section) in raw.sections.iter_mut() {
+            let c = component::by_name(name).expect("a section is a row's");
+            if let Some(value) = document.get_ref().get(*name) {
+                let de = toml::de::ValueDeserializer::from(value.clone());
+                *section = (c.section.read)(de).map_err(|mut e| {
+                    e.set_input(Some(text));
+                    toml_error(e)
+                })?;
+            }
+        }
+    }
     Validator { path, text }.inventory(raw)
 }
 
@@ -266,25 +210,8 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    /// `file:line:column: `field``, the location prefix of every validation error.
-    fn at(&self, span: Range<usize>, field: &str) -> String {
-        let before = &self.text[..span.start.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        format!("{}:{line}:{column}: `{field}`", self.path.display())
-    }
-
-    fn whole_file(&self, field: &str) -> String {
-        format!("{}: `{field}`", self.path.display())
-    }
-
     fn err<T>(&self, value: &Spanned<T>, field: &str, message: impl Into<String>) -> Error {
         Error::input(self.at(value.span(), field), message)
-    }
-
-    fn relative(&self, value: &str) -> PathBuf {
-        let base = self.path.parent().unwrap_or(Path::new("."));
-        base.join(value)
     }
 
     fn inventory(&self, raw: RawInventory) -> Result<Inventory> {
@@ -295,45 +222,26 @@ impl Validator<'_> {
         let nodes = self.nodes(raw.nodes)?;
         let mut warnings = Vec::new();
         let mut sections = raw.sections;
-        let with_member = sections
-            .values()
-            .any(|s| matches!(s, RawSection::EtcdMember(_)));
-        let mut joining = Some(joining);
-        let mut etcd = None;
-        let mut apiserver = None;
         // In start order; a required component is built with defaults when its section
         // is absent.
+        let built: Vec<&'static Component> = component::all()
+            .into_iter()
+            .filter(|c| c.required || sections.contains_key(c.name))
+            .collect();
         let mut components = Vec::new();
-        for c in component::all() {
-            let raw = match sections.remove(c.name) {
-                Some(raw) => raw,
-                None if c.required => RawSection::absent(c),
-                None => continue,
+        for &c in &built {
+            let raw = sections
+                .remove(c.name)
+                .unwrap_or_else(|| (c.section.absent)());
+            let mut context = SectionContext {
+                path: self.path,
+                cluster: &mut cluster,
+                nodes: &nodes,
+                built: &built,
+                joining: &joining,
+                warnings: &mut warnings,
             };
-            let settings = match raw {
-                RawSection::Standard(raw) => self.component(c, raw, &cluster.version)?,
-                RawSection::ApiServer(raw) => {
-                    let (settings, own) = self.apiserver(c, raw, &cluster, &nodes, with_member)?;
-                    apiserver = Some(own);
-                    settings
-                }
-                RawSection::EtcdMember(raw) => {
-                    let joining = joining.take().unwrap_or_default();
-                    let (settings, own) = self.etcd(c, raw, &cluster, joining, &nodes)?;
-                    if nodes.len() % 2 == 0 {
-                        let n = nodes.len();
-                        warnings.push(format!(
-                            "{} lists {n} etcd members: a quorum is {}, so the cluster survives the loss of {} member(s), no more than with {}; an odd number is what etcd recommends",
-                            self.path.display(),
-                            n / 2 + 1,
-                            (n - 1) / 2,
-                            n - 1
-                        ));
-                    }
-                    etcd = Some(own);
-                    settings
-                }
-            };
+            let settings = raw.validate(c, self, &mut context)?;
             // The others talk to the API server on their node.
             if c.serves_api && !cluster.apiserver_set {
                 cluster.apiserver =
@@ -380,8 +288,6 @@ impl Validator<'_> {
             pki,
             nodes,
             components,
-            apiserver,
-            etcd,
             warnings,
         };
         self.apiserver_in_certificate(&inv, apiserver_span)?;
@@ -401,7 +307,7 @@ impl Validator<'_> {
         let apiserver = match raw.apiserver {
             None => DEFAULT_APISERVER.to_string(),
             Some(a) => {
-                check_apiserver(a.get_ref())
+                check_https_url(a.get_ref())
                     .map_err(|m| self.err(&a, "cluster.apiserver", m).with_hint("write it as `https://HOST:PORT`, with `{{node.ip}}` standing for each master's own IP"))?;
                 a.into_inner()
             }
@@ -412,7 +318,7 @@ impl Validator<'_> {
         let worker_apiserver = match raw.worker_apiserver {
             None => None,
             Some(a) => {
-                check_apiserver(a.get_ref())
+                check_https_url(a.get_ref())
                     .and_then(|()| match a.get_ref().contains(NODE_IP_PLACEHOLDER) {
                         true => Err(format!("`{NODE_IP_PLACEHOLDER}` stands for a master's IP, not a worker's")),
                         false => Ok(()),
@@ -529,35 +435,6 @@ impl Validator<'_> {
         })
     }
 
-    /// A port number from 1 to 65535, or `default` when the key is absent.
-    fn port(&self, value: Option<Spanned<i64>>, field: &str, default: u16) -> Result<u16> {
-        match value {
-            None => Ok(default),
-            Some(p) => u16::try_from(*p.get_ref())
-                .ok()
-                .filter(|port| *port > 0)
-                .ok_or_else(|| self.err(&p, field, "must be a port number from 1 to 65535")),
-        }
-    }
-
-    /// An executable of the build host to carry in the bundles, relative to the inventory.
-    fn executable(
-        &self,
-        value: Option<Spanned<String>>,
-        field: &str,
-        what: &str,
-    ) -> Result<Option<PathBuf>> {
-        let Some(b) = value else { return Ok(None) };
-        let path = self.relative(b.get_ref());
-        check_executable(&path).map_err(|m| {
-            self.err(&b, field, format!("`{}` {m}", path.display()))
-                .with_hint(format!(
-                    "point it at the {what} executable to carry in the bundles, or remove the key"
-                ))
-        })?;
-        Ok(Some(path))
-    }
-
     /// One of a fixed set of `names` (`parse` reads one), or `default` when the key is
     /// absent.
     fn one_of<T>(
@@ -581,24 +458,6 @@ impl Validator<'_> {
                         .join(", ")
                 ))
         })
-    }
-
-    /// A plain name of letters, digits, `-` and `.`, or `default` when the key is absent.
-    fn plain_name(
-        &self,
-        value: Option<Spanned<String>>,
-        field: &str,
-        default: &str,
-    ) -> Result<String> {
-        match value {
-            None => Ok(default.to_string()),
-            Some(n) if is_host_name(n.get_ref()) => Ok(n.into_inner()),
-            Some(n) => Err(self.err(
-                &n,
-                field,
-                "must be a plain name of letters, digits, `-` and `.`",
-            )),
-        }
     }
 
     fn cidr(&self, value: &Spanned<String>, field: &str) -> Result<IpNet> {
@@ -825,23 +684,14 @@ impl Validator<'_> {
         Ok(nodes)
     }
 
-    fn component(
+    /// A section's standard keys, with `extra-args` checked against `release` (a minor
+    /// release of the component's own and its spelling) or the Kubernetes version.
+    fn standard_keys(
         &self,
         c: &'static Component,
-        raw: RawComponent,
+        raw: StandardKeys,
         version: &KubeVersion,
-    ) -> Result<ComponentSettings> {
-        self.component_of(c, raw, version, None)
-    }
-
-    /// [`Validator::component`], with `extra-args` checked against `etcd_minor` (minor
-    /// release and its spelling) instead of the Kubernetes version.
-    fn component_of(
-        &self,
-        c: &'static Component,
-        raw: RawComponent,
-        version: &KubeVersion,
-        etcd_minor: Option<(u32, &str)>,
+        release: Option<(u32, &str)>,
     ) -> Result<ComponentSettings> {
         let section = c.name;
         let binary = self.executable(raw.binary, &format!("{section}.binary"), section)?;
@@ -859,7 +709,7 @@ impl Validator<'_> {
                     .err(&value, &field, format!("`--{name}` is set twice"))
                     .with_hint("keep one spelling: names are written without leading dashes"));
             }
-            let checked = match etcd_minor {
+            let checked = match release {
                 Some((minor, shown)) => catalogue::check_flag(c, &name, minor, shown),
                 None => catalogue::check_extra_arg(c, &name, version),
             };
@@ -903,24 +753,85 @@ impl Validator<'_> {
             check_binary: raw.binary_check.unwrap_or(true),
             extra_ports: c.extra_ports.iter().map(|p| p.default).collect(),
             data_dirs: Vec::new(),
+            tools: Vec::new(),
+            copied: Vec::new(),
+            release: None,
+            extra_sans: Vec::new(),
+            own: None,
         })
     }
 }
 
-/// A host name as the node's `hostname` and a file name both accept: dot-separated labels of
-/// ASCII letters, digits and inner `-`.
-pub fn is_host_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+impl SectionCheck for Validator<'_> {
+    fn at(&self, span: Range<usize>, field: &str) -> String {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{}:{line}:{column}: `{field}`", self.path.display())
+    }
+
+    fn whole_file(&self, field: &str) -> String {
+        format!("{}: `{field}`", self.path.display())
+    }
+
+    fn standard(
+        &self,
+        c: &'static Component,
+        keys: StandardKeys,
+        version: &KubeVersion,
+        release: Option<(u32, &str)>,
+    ) -> Result<ComponentSettings> {
+        self.standard_keys(c, keys, version, release)
+    }
+
+    fn port(&self, value: Option<Spanned<i64>>, field: &str, default: u16) -> Result<u16> {
+        match value {
+            None => Ok(default),
+            Some(p) => u16::try_from(*p.get_ref())
+                .ok()
+                .filter(|port| *port > 0)
+                .ok_or_else(|| self.err(&p, field, "must be a port number from 1 to 65535")),
+        }
+    }
+
+    fn executable(
+        &self,
+        value: Option<Spanned<String>>,
+        field: &str,
+        what: &str,
+    ) -> Result<Option<PathBuf>> {
+        let Some(b) = value else { return Ok(None) };
+        let path = self.relative(b.get_ref());
+        check_executable(&path).map_err(|m| {
+            self.err(&b, field, format!("`{}` {m}", path.display()))
+                .with_hint(format!(
+                    "point it at the {what} executable to carry in the bundles, or remove the key"
+                ))
+        })?;
+        Ok(Some(path))
+    }
+
+    fn plain_name(
+        &self,
+        value: Option<Spanned<String>>,
+        field: &str,
+        default: &str,
+    ) -> Result<String> {
+        match value {
+            None => Ok(default.to_string()),
+            Some(n) if is_host_name(n.get_ref()) => Ok(n.into_inner()),
+            Some(n) => Err(self.err(
+                &n,
+                field,
+                "must be a plain name of letters, digits, `-` and `.`",
+            )),
+        }
+    }
+
+    fn relative(&self, value: &str) -> PathBuf {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        base.join(value)
+    }
 }
 
 fn check_executable(path: &Path) -> Result<(), String> {
@@ -1177,10 +1088,10 @@ ip = "10.0.0.1"
 
     #[test]
     fn apiserver_urls() {
-        assert!(check_apiserver("https://{{node.ip}}:6443").is_ok());
-        assert!(check_apiserver("https://[::1]:6443").is_ok());
-        assert!(check_apiserver("https://lb.example.com").is_ok());
-        assert!(check_apiserver("https://lb.example.com:8443/").is_ok());
+        assert!(check_https_url("https://{{node.ip}}:6443").is_ok());
+        assert!(check_https_url("https://[::1]:6443").is_ok());
+        assert!(check_https_url("https://lb.example.com").is_ok());
+        assert!(check_https_url("https://lb.example.com:8443/").is_ok());
         for bad in [
             "http://a:6443",
             "https://",
@@ -1196,7 +1107,7 @@ ip = "10.0.0.1"
             "https://{{node.ip}}:6443/{{node.name}}",
             "https://user@a:6443",
         ] {
-            assert!(check_apiserver(bad).is_err(), "{bad}");
+            assert!(check_https_url(bad).is_err(), "{bad}");
         }
     }
 
