@@ -85,7 +85,7 @@ fi
 # the tests start their own containerd with a configuration, state and socket under a
 # temporary folder, and worker nodes run theirs inside the node. (Nodes booted from this
 # /usr with an empty /etc still find the units there and enable them: a node that must
-# not run them masks them.)
+# not run them masks them, as scripts/e2e/lib.sh's node_boot does.)
 HOST_OFF_UNITS=(docker-registry.service containerd.service cni-dhcp.socket cni-dhcp.service)
 disable_host_services() {
     local unit
