@@ -42,6 +42,7 @@ lint: deps
 e2e: deps-e2e
 	$(CARGO) build --release --locked
 	bash scripts/e2e/build-k8s.sh
+	bash scripts/e2e/images.sh
 	bash scripts/e2e/run.sh
 
 bench: deps

@@ -13,6 +13,8 @@ TOOLS=${KUBE_BUNDLE_CACHE:-/var/cache/kube-bundle}/tools
 # binary → Debian package in `stable`
 declare -A TOOL_PACKAGES=([cosign]=cosign [oras]=oras)
 
+# Debian packages checked by dpkg's status rather than by a command (e2e only, below)
+PACKAGES=()
 # command → Debian package
 declare -A NEEDED=(
     [openssl]=openssl
@@ -59,24 +61,60 @@ if [[ ${1:-} == e2e ]]; then
         [dpkg-source]=dpkg-dev
         [ip]=iproute2
         [pgrep]=procps
+        # Workers: Debian's container runtime and CNI plugins (carried into the worker
+        # bundles), gcc for the pause image (scripts/build-pause.sh), and Debian's
+        # ansible for the fleet rollout.
+        [containerd]=containerd
+        [ctr]=containerd
+        [runc]=runc
+        [/usr/lib/cni/bridge]=containernetworking-plugins
+        [/usr/lib/cni/host-local]=containernetworking-plugins
+        [gcc]=gcc
+        [ansible-playbook]=ansible
     )
+    # No command tells these apart: the C library's static archives for `gcc -static`,
+    # and the static busybox of the test image (scripts/build-test-image.sh), which
+    # replaces the dynamic one and answers to `busybox` as well.
+    PACKAGES+=(libc6-dev busybox-static)
 fi
 
-# The package's own service listens on :5000 with its own storage; the tests start the
-# registry themselves on a free loopback port, so the service is stopped and disabled.
-disable_registry_service() {
-    [[ -e /lib/systemd/system/docker-registry.service ]] || return 0
-    if [[ -e /etc/systemd/system/multi-user.target.wants/docker-registry.service ]] ||
-        systemctl is-active --quiet docker-registry.service 2>/dev/null; then
+# Services the packages enable on install and the host must never run, so they are
+# stopped and disabled. docker-registry's listens on :5000 with its own storage; the
+# tests start the registry themselves on a free loopback port. containerd's and the CNI
+# plugins' cni-dhcp would run a container runtime and a DHCP daemon on the host itself:
+# the tests start their own containerd with a configuration, state and socket under a
+# temporary folder, and worker nodes run theirs inside the node. (Nodes booted from this
+# /usr with an empty /etc still find the units there and enable them: a node that must
+# not run them masks them, as scripts/e2e/lib.sh's node_boot does.)
+HOST_OFF_UNITS=(docker-registry.service containerd.service cni-dhcp.socket cni-dhcp.service)
+disable_host_services() {
+    local unit
+    for unit in "${HOST_OFF_UNITS[@]}"; do
+        [[ -e /lib/systemd/system/$unit ]] || continue
+        systemctl is-enabled --quiet "$unit" 2>/dev/null ||
+            systemctl is-active --quiet "$unit" 2>/dev/null || continue
         if [[ $EUID -ne 0 ]]; then
-            printf 'deps: the docker-registry service is enabled; run: sudo systemctl disable --now docker-registry\n' >&2
+            printf 'deps: the %s service is enabled; run: sudo systemctl disable --now %s\n' "${unit%.*}" "$unit" >&2
             return 1
         fi
-        printf 'deps: disabling the docker-registry service (the tests run their own)\n' >&2
+        printf 'deps: disabling %s (the tests start their own; the host runs none)\n' "$unit" >&2
         # Without systemd as PID 1 (containers) only the offline disable works.
-        systemctl disable --now docker-registry.service >/dev/null 2>&1 ||
-            systemctl disable docker-registry.service >/dev/null 2>&1
-    fi
+        systemctl disable --now "$unit" >/dev/null 2>&1 ||
+            systemctl disable "$unit" >/dev/null 2>&1
+    done
+}
+
+# While apt installs, a policy-rc.d that refuses every start (the hook invoke-rc.d and
+# deb-systemd-invoke ask), so that no package's service starts on the host even for a
+# moment; disable_host_services then undoes the enabling. An existing policy-rc.d is the
+# administrator's and stays as it is.
+POLICY_RC=/usr/sbin/policy-rc.d
+deny_service_starts() {
+    [[ -e $POLICY_RC ]] && return 0
+    printf '#!/bin/sh\n# scripts/deps.sh: no service starts while it installs packages\nexit 101\n' >"$POLICY_RC.kube-bundle"
+    chmod 0755 "$POLICY_RC.kube-bundle"
+    mv -f "$POLICY_RC.kube-bundle" "$POLICY_RC"
+    trap 'rm -f "$POLICY_RC"' EXIT
 }
 
 tools_intact() {
@@ -153,11 +191,14 @@ missing=()
 for cmd in "${!NEEDED[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
 done
+for pkg in "${PACKAGES[@]}"; do
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null) == installed ]] || missing+=("$pkg")
+done
 # kubectl may come from anywhere; Debian's is kubernetes-client.
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-    disable_registry_service
+    disable_host_services
     fetch_tools
     exit 0
 fi
@@ -169,7 +210,8 @@ if [[ $EUID -ne 0 ]]; then
 fi
 printf 'deps: installing %s\n' "${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+deny_service_starts
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-disable_registry_service
+disable_host_services
 fetch_tools

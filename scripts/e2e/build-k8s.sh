@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager and kube-scheduler v1.20.2 from Debian's
-# `kubernetes` source package, the way its debian/rules does, and caches them
-# outside the repository. A cache whose binaries still match the sha256 recorded
-# at build time is reused as is.
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy
+# v1.20.2 from Debian's `kubernetes` source package, the way its debian/rules does, and
+# caches them outside the repository. A cache whose binaries are all listed in its
+# SHA256SUMS and still match it is reused as is; one that lacks any (a cache from before
+# the workers) is rebuilt, quickly when the Go build cache under $CACHE/go-build is warm.
 set -euo pipefail
 
 CACHE=${KUBE_BUNDLE_CACHE:-/var/cache/kube-bundle}
 OUT="$CACHE/k8s-v1.20.2"
-BINS=(kube-apiserver kube-controller-manager kube-scheduler)
+BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 # Kubernetes 1.20 vendors github.com/modern-go/reflect2 v1.0.1, which Go 1.18 and newer
 # break: kube-apiserver then panics decoding any object with a map (a SubjectAccessReview
 # from a component's delegated authorization answers 500). v1.0.2 fixes it; builds made
@@ -77,10 +78,18 @@ fi
 # debian/rules builds through a GOPATH whose k8s.io/kubernetes points at the tree.
 mkdir -p .go/src/k8s.io
 [[ -L .go/src/k8s.io/kubernetes ]] || ln -s ../../.. .go/src/k8s.io/kubernetes
-log "building ${BINS[*]} (about 5 minutes on 2 cores)"
+# dh exports SOURCE_DATE_EPOCH from the changelog, and hack/lib/version.sh takes the
+# binaries' build date from it: the same tree then gives the same binaries, byte for byte.
+SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l debian/changelog -STimestamp)
+log "building ${BINS[*]} (about 8 minutes on 2 cores from cold, 1 with the tree's Go build cache)"
+# CGO_ENABLED=0 for all five, kubelet included: debian/rules exports it for the whole
+# build, so Debian's kubelet is static too (upstream's hack/lib/golang.sh would otherwise
+# link the kubelet, which is not in its KUBE_STATIC_LIBRARIES, with cgo).
+# hack/lib/golang.sh sets GOCACHE to _output/local/go/cache, so the Go build cache stays
+# in this tree under $CACHE/src: keeping $CACHE keeps a rebuild to about a minute.
 env GOPATH="$PWD/.go" CGO_ENABLED=0 PATH="/usr/lib/go/bin:$PATH" \
-    GOCACHE="$CACHE/go-build" HOME="$CACHE/home" \
-    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler" >"$CACHE/build.log" 2>&1 \
+    SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" HOME="$CACHE/home" \
+    make WHAT="${BINS[*]/#/cmd/}" >"$CACHE/build.log" 2>&1 \
     || { tail -n 30 "$CACHE/build.log" >&2; exit 1; }
 
 mkdir -p "$OUT"
@@ -90,5 +99,5 @@ for b in "${BINS[@]}"; do
 done
 (cd "$OUT" && sha256sum "${BINS[@]}" >SHA256SUMS.new && mv -f SHA256SUMS.new SHA256SUMS)
 printf '%s\n' "$BUILD_NOTE" >"$OUT/BUILD-NOTES"
-"$OUT/kube-controller-manager" --version
+for b in "${BINS[@]}"; do "$OUT/$b" --version; done
 log "cached in $OUT"

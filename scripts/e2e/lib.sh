@@ -230,9 +230,14 @@ node_boot() {
     local -a binds=(--bind-ro="$bundle:/bundle")
     [[ -z $etcd_dir ]] || binds+=(--bind="$etcd_dir:/data/k8s/etcd")
     require_cmd systemd-nspawn nsenter
+    # With an empty /etc the node enables every unit it finds in /usr, among them those of
+    # the worker packages scripts/deps.sh installs (disabled on the host only): a
+    # control-plane node runs no containerd or CNI DHCP daemon, so its systemd masks them
+    # (`systemd.mask=` on its command line masks in /run, for this boot).
     setsid systemd-nspawn --register=no --keep-unit --directory=/ --volatile=yes --boot \
         --machine="$name" "${binds[@]}" --console=read-only \
-        -- systemd.firstboot=off </dev/null >"$logf" 2>&1 &
+        -- systemd.firstboot=off systemd.mask=containerd.service systemd.mask=cni-dhcp.socket \
+        systemd.mask=cni-dhcp.service </dev/null >"$logf" 2>&1 &
     E2E_NSPAWN_PID[$name]=$!
     E2E_NODE_LOG[$name]=$logf
     E2E_NODE_T0[$name]=$(now)
