@@ -46,6 +46,7 @@ static MADE_UP: Component = Component {
     description: "A made-up component",
     documentation: "https://example.com/made-up",
     section: component::STANDARD,
+    node_state: None,
     required: false,
     default_secure_port: 10300,
     port_key: "secure-port",

@@ -105,8 +105,8 @@ pub struct SectionContext<'a> {
     pub nodes: &'a [Node],
     /// The rows the inventory builds, in start order.
     pub built: &'a [&'static Component],
-    /// The nodes whose quorum member joins a formed cluster (`etcd-state = "existing"`),
-    /// in inventory order; the others bootstrap it.
+    /// The nodes whose member joins a formed cluster (by the row's
+    /// [`Component::node_state`]), in inventory order; the others bootstrap it.
     pub joining: &'a [String],
     /// Things worth saying that do not stop a build.
     pub warnings: &'a mut Vec<String>,
@@ -195,6 +195,20 @@ impl RawSection for StandardKeys {
 /// and read back by its own module ([`Inventory::own`]).
 pub trait OwnSettings: std::any::Any + std::fmt::Debug + Send + Sync {}
 
+/// A key a component takes in each `[[nodes]]` table: whether that node's member
+/// bootstraps the component's quorum or joins one that is formed.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeState {
+    /// The key, e.g. `etcd-state`.
+    pub key: &'static str,
+    /// The value of a member that bootstraps the cluster (the default).
+    pub bootstraps: &'static str,
+    /// The value of a member that joins a formed cluster.
+    pub joins: &'static str,
+    /// What the two values mean, for an unknown one.
+    pub hint: &'static str,
+}
+
 /// A port a component listens on besides its main one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExtraPort {
@@ -253,6 +267,8 @@ pub struct Component {
     pub documentation: &'static str,
     /// The keys of its inventory section.
     pub section: Section,
+    /// The key it takes in each `[[nodes]]` table, if any.
+    pub node_state: Option<NodeState>,
     /// Whether it is built when the inventory has no section for it (with defaults).
     pub required: bool,
     pub default_secure_port: u16,

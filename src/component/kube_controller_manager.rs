@@ -15,6 +15,7 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     documentation:
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-controller-manager/",
     section: super::STANDARD,
+    node_state: None,
     // Built with defaults when absent, as before the other components joined.
     required: true,
     default_secure_port: 10257,

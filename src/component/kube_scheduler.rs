@@ -15,6 +15,7 @@ pub const KUBE_SCHEDULER: Component = Component {
     documentation:
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-scheduler/",
     section: super::STANDARD,
+    node_state: None,
     required: false,
     default_secure_port: 10259,
     port_key: "secure-port",

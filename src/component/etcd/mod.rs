@@ -9,7 +9,7 @@ pub use settings::{
 use super::paths;
 use crate::model::{
     CertSpec, Component, ComponentSettings, ExtraPort, Flag, Health, Inventory, IssuedBy, Names,
-    Node, Section, Start,
+    Node, NodeState, Section, Start,
 };
 
 /// kube-apiserver's client certificate for etcd from the inventory (`[etcd]`).
@@ -31,6 +31,12 @@ pub const ETCD: Component = Component {
     description: "Etcd Server",
     documentation: "https://etcd.io/docs/",
     section: Section::of::<settings::RawEtcd>(),
+    node_state: Some(NodeState {
+        key: "etcd-state",
+        bootstraps: "new",
+        joins: "existing",
+        hint: "`new` for a member that bootstraps the cluster (the default), `existing` for one added to a formed cluster with `etcdctl member add`",
+    }),
     required: false,
     default_secure_port: 2379,
     port_key: "client-port",

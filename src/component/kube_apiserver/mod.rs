@@ -43,6 +43,7 @@ pub const KUBE_APISERVER: Component = Component {
     documentation:
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-apiserver/",
     section: Section::of::<settings::RawApiServer>(),
+    node_state: None,
     required: false,
     default_secure_port: 6443,
     port_key: "secure-port",

@@ -159,15 +159,86 @@ struct RawPki {
     organizational_unit: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 struct RawNode {
     name: Spanned<String>,
     ip: Spanned<String>,
-    /// `existing` for a member joining a formed etcd cluster; `new` (the default) for the
-    /// members that bootstrap it.
-    #[serde(rename = "etcd-state")]
-    etcd_state: Option<Spanned<String>>,
+    /// The rows' [`NodeState`] keys it sets, by row name.
+    states: BTreeMap<&'static str, Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawNode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Node;
+        impl<'de> Visitor<'de> for Node {
+            type Value = RawNode;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("struct RawNode")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
+                let (mut name, mut ip) = (None, None);
+                let mut states = BTreeMap::new();
+                while let Some(key) = map.next_key::<NodeKey>()? {
+                    match key {
+                        NodeKey::Name => name = Some(map.next_value()?),
+                        NodeKey::Ip => ip = Some(map.next_value()?),
+                        NodeKey::State(c) => {
+                            states.insert(c.name, map.next_value()?);
+                        }
+                    }
+                }
+                Ok(RawNode {
+                    name: name.ok_or_else(|| de::Error::missing_field("name"))?,
+                    ip: ip.ok_or_else(|| de::Error::missing_field("ip"))?,
+                    states,
+                })
+            }
+        }
+        deserializer.deserialize_map(Node)
+    }
+}
+
+/// A key of a `[[nodes]]` table: `name`, `ip` or a row's [`NodeState`] key. Any other
+/// is the deserializer's unknown-field error, which it places at the key.
+enum NodeKey {
+    Name,
+    Ip,
+    State(&'static Component),
+}
+
+impl<'de> Deserialize<'de> for NodeKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl Visitor<'_> for Key {
+            type Value = NodeKey;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("field identifier")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<NodeKey, E> {
+                let rows = component::all();
+                match key {
+                    "name" => Ok(NodeKey::Name),
+                    "ip" => Ok(NodeKey::Ip),
+                    key => rows
+                        .iter()
+                        .find(|c| c.node_state.is_some_and(|s| s.key == key))
+                        .map(|c| NodeKey::State(c))
+                        .ok_or_else(|| {
+                            let keys: Vec<&'static str> = ["name", "ip"]
+                                .into_iter()
+                                .chain(rows.iter().filter_map(|c| Some(c.node_state?.key)))
+                                .collect();
+                            de::Error::unknown_field(key, keys.leak())
+                        }),
+                }
+            }
+        }
+        deserializer.deserialize_identifier(Key)
+    }
 }
 
 /// Reads and validates an inventory file.
@@ -238,7 +309,7 @@ impl Validator<'_> {
                 cluster: &mut cluster,
                 nodes: &nodes,
                 built: &built,
-                joining: &joining,
+                joining: joining.get(c.name).map_or(&[], Vec::as_slice),
                 warnings: &mut warnings,
             };
             let settings = raw.validate(c, self, &mut context)?;

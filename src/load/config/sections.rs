@@ -98,28 +98,41 @@ impl Validator<'_> {
         Ok(())
     }
 
-    /// The nodes whose etcd member joins a formed cluster, from `etcd-state`.
-    pub(super) fn joining(&self, raw: &[RawNode]) -> Result<Vec<String>> {
-        let mut joining = Vec::new();
-        for (i, node) in raw.iter().enumerate() {
-            let Some(state) = &node.etcd_state else {
-                continue;
-            };
-            match state.get_ref().as_str() {
-                "new" => {}
-                "existing" => joining.push(node.name.get_ref().clone()),
-                other => {
-                    return Err(self
-                        .err(state, &format!("nodes[{i}].etcd-state"), format!("unknown value `{other}`"))
-                        .with_hint("`new` for a member that bootstraps the cluster (the default), `existing` for one added to a formed cluster with `etcdctl member add`"))
+    /// By row name, the nodes whose member joins a formed cluster, from the rows'
+    /// [`NodeState`] keys.
+    pub(super) fn joining(&self, raw: &[RawNode]) -> Result<BTreeMap<&'static str, Vec<String>>> {
+        let mut joining: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        for c in component::all() {
+            let Some(state) = c.node_state else { continue };
+            let mut joins = Vec::new();
+            for (i, node) in raw.iter().enumerate() {
+                let Some(value) = node.states.get(c.name) else {
+                    continue;
+                };
+                match value.get_ref().as_str() {
+                    v if v == state.bootstraps => {}
+                    v if v == state.joins => joins.push(node.name.get_ref().clone()),
+                    other => {
+                        return Err(self
+                            .err(
+                                value,
+                                &format!("nodes[{i}].{}", state.key),
+                                format!("unknown value `{other}`"),
+                            )
+                            .with_hint(state.hint))
+                    }
                 }
             }
-        }
-        if !joining.is_empty() && joining.len() == raw.len() {
-            return Err(Error::input(
-                self.whole_file("nodes"),
-                "every node has `etcd-state = \"existing\"`: no member is left to bootstrap or to join",
-            ));
+            if !joins.is_empty() && joins.len() == raw.len() {
+                return Err(Error::input(
+                    self.whole_file("nodes"),
+                    format!(
+                        "every node has `{} = \"{}\"`: no member is left to bootstrap or to join",
+                        state.key, state.joins
+                    ),
+                ));
+            }
+            joining.insert(c.name, joins);
         }
         Ok(joining)
     }
