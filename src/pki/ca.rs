@@ -209,17 +209,8 @@ pub(super) fn recover_ca_cert(
 
 pub(super) fn generate_ca(inv: &Inventory, key_path: &Path, cn: &str) -> Result<Ca> {
     let key = generate_key(inv.pki.key_algorithm)?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = subject_dn(&inv.pki.subject, None, cn);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.serial_number = Some(random_serial());
-    validity(&mut params, inv.pki.ca_validity)?;
-    let cert = params
+    let dn = subject_dn(&inv.pki.subject, None, cn);
+    let cert = ca_params(inv, dn, BasicConstraints::Unconstrained)?
         .self_signed(&key)
         .map_err(|e| Error::crypto("self-signing the CA", e))?;
     Ok(Ca {
@@ -229,4 +220,25 @@ pub(super) fn generate_ca(inv: &Inventory, key_path: &Path, cn: &str) -> Result<
         cert_der: cert.der().to_vec(),
         key: std::sync::OnceLock::from(key),
     })
+}
+
+/// The parameters of every CA kube-bundle makes, to be self-signed: name `dn`, path
+/// length `constraint`, a CA's key usages (certificates, CRLs, digital signatures), a
+/// random serial and the inventory's CA validity.
+pub(super) fn ca_params(
+    inv: &Inventory,
+    dn: DistinguishedName,
+    constraint: BasicConstraints,
+) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(constraint);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.serial_number = Some(random_serial());
+    validity(&mut params, inv.pki.ca_validity)?;
+    Ok(params)
 }

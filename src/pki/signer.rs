@@ -280,9 +280,8 @@ pub(super) fn apply_signer(
 /// holds during a replacement have different names.
 pub(super) fn new_signer(inv: &Inventory) -> Result<Leaf> {
     let key = generate_key(inv.pki.key_algorithm)?;
-    let mut params = CertificateParams::default();
-    let id = params.key_identifier(&key);
-    params.distinguished_name = subject_dn(
+    let id = CertificateParams::default().key_identifier(&key);
+    let dn = subject_dn(
         &inv.pki.subject,
         None,
         &format!(
@@ -291,15 +290,7 @@ pub(super) fn new_signer(inv: &Inventory) -> Result<Leaf> {
             hex::encode(&id[..4.min(id.len())])
         ),
     );
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.serial_number = Some(random_serial());
-    validity(&mut params, inv.pki.ca_validity)?;
-    let cert = params
+    let cert = ca_params(inv, dn, BasicConstraints::Constrained(0))?
         .self_signed(&key)
         .map_err(|e| Error::crypto("self-signing the CSR signing CA", e))?;
     Ok(Leaf {
