@@ -1,6 +1,11 @@
 //! Man pages and shell completions, from the same command definitions as `--help`.
 
-use super::*;
+use std::path::Path;
+use std::process::ExitCode;
+
+use kube_bundle::error::Error;
+
+use super::cli;
 
 /// Man pages from the same clap definitions as `--help`: `kube-bundle.1` and
 /// `kube-bundle-<subcommand>.1`.
@@ -30,13 +35,13 @@ pub(super) fn man_cmd(dir: &Path) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) const BIN: &str = "kube-bundle";
+const BIN: &str = "kube-bundle";
 
 /// clap_complete's bash script for a hyphenated binary name spells its function names
 /// two ways: the word loop sets `cmd="kube__bundle__subcmd__build"` while the `case`
 /// that offers the options tests `kube__subcmd__bundle__subcmd__build)`, so no
 /// subcommand's options ever complete. The labels are put back to the loop's spelling.
-pub(super) fn bash_case_labels(script: &str) -> String {
+fn bash_case_labels(script: &str) -> String {
     script.replace(&BIN.replace('-', "__subcmd__"), &BIN.replace('-', "__"))
 }
 

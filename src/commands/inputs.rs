@@ -1,6 +1,14 @@
 //! `init` and `build`: the inventory written, and the bundles built from it.
 
-use super::*;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use kube_bundle::error::Error;
+use kube_bundle::load::init;
+use kube_bundle::BuildOptions;
+
+use super::{cli, emit, list, progress};
 
 pub(super) fn init_cmd(
     from_env: Option<PathBuf>,

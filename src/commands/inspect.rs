@@ -1,6 +1,14 @@
 //! `verify`, `rollout-plan` and `certs`: reading what was built, changing nothing.
 
-use super::*;
+use std::path::Path;
+use std::process::ExitCode;
+
+use kube_bundle::error::Error;
+use kube_bundle::load::config;
+use kube_bundle::pki::certs;
+use kube_bundle::{rollout, verify};
+
+use super::{cli, duration_arg, emit, exit_if};
 
 pub(super) fn verify_cmd(
     opts: verify::VerifyOptions,

@@ -4,15 +4,13 @@
 //! and completions, `transfer` for push and pull), and the progress line (`progress`).
 //! `main` only parses, dispatches through [`run`] and prints.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kube_bundle::error::Error;
-use kube_bundle::load::{config, init};
+use kube_bundle::load::config;
 use kube_bundle::pack::bundle;
-use kube_bundle::pki::{self, certs};
-use kube_bundle::{rollout, verify, BuildOptions};
+use kube_bundle::pki;
+use kube_bundle::{verify, BuildOptions};
 
 /// Appends one line to what `main` prints on standard output.
 macro_rules! line {
@@ -29,9 +27,9 @@ mod inspect;
 pub mod progress;
 pub mod transfer;
 
-use docs::*;
-use inputs::*;
-use inspect::*;
+use docs::{completions_cmd, man_cmd};
+use inputs::{build_cmd, init_cmd};
+use inspect::{certs_cmd, rollout_plan_cmd, verify_cmd};
 
 /// The one place that picks between text and JSON: JSON is `value`, pretty-printed;
 /// text is whatever `text` appends.

@@ -1,7 +1,21 @@
 //! The cluster's CAs: loaded from pki/ (or recovered after an interrupted first build),
 //! checked for being a CA whose key fits, or made new.
 
-use super::*;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::x509::{
+    attr_of, generate_key, key_matches, loc, parse_key_text, random_serial, read_key_text,
+    read_pem, spki_matches, subject_dn, validity,
+};
+use crate::error::{Error, Result};
+use crate::fsx::{ensure_dir, write_private, write_public};
+use crate::model::Inventory;
 
 /// Whether a certificate is its own issuer: same name, signed by its own key.
 pub(crate) fn self_signed(cert: &X509Certificate<'_>) -> bool {
@@ -23,7 +37,7 @@ pub(super) fn issued_by_another_ca(path: &Path, issuer: &str) -> String {
 }
 
 /// A name's common name, or the whole name without one.
-pub(super) fn pki_name(name: &x509_parser::x509::X509Name<'_>) -> String {
+fn pki_name(name: &x509_parser::x509::X509Name<'_>) -> String {
     attr_of(name, &x509_parser::oid_registry::OID_X509_COMMON_NAME)
         .unwrap_or_else(|| name.to_string())
 }
@@ -171,11 +185,7 @@ pub(super) fn saved_ca_at(
 /// A first build writes `ca-key.pem`, then `ca.pem` through a synced temporary file. If
 /// it died between the two, that temporary file is the certificate: it is put in place
 /// when it parses and matches the key. Returns the file it came from.
-pub(super) fn recover_ca_cert(
-    dir: &Path,
-    cert_path: &Path,
-    key_path: &Path,
-) -> Result<Option<PathBuf>> {
+fn recover_ca_cert(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<Option<PathBuf>> {
     let Ok(key) = KeyPair::from_pem(&fs_err::read_to_string(key_path)?) else {
         return Ok(None);
     };
@@ -207,19 +217,10 @@ pub(super) fn recover_ca_cert(
     Ok(None)
 }
 
-pub(super) fn generate_ca(inv: &Inventory, key_path: &Path, cn: &str) -> Result<Ca> {
+fn generate_ca(inv: &Inventory, key_path: &Path, cn: &str) -> Result<Ca> {
     let key = generate_key(inv.pki.key_algorithm)?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = subject_dn(&inv.pki.subject, None, cn);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.serial_number = Some(random_serial());
-    validity(&mut params, inv.pki.ca_validity)?;
-    let cert = params
+    let dn = subject_dn(&inv.pki.subject, None, cn);
+    let cert = ca_params(inv, dn, BasicConstraints::Unconstrained)?
         .self_signed(&key)
         .map_err(|e| Error::crypto("self-signing the CA", e))?;
     Ok(Ca {
@@ -229,4 +230,25 @@ pub(super) fn generate_ca(inv: &Inventory, key_path: &Path, cn: &str) -> Result<
         cert_der: cert.der().to_vec(),
         key: std::sync::OnceLock::from(key),
     })
+}
+
+/// The parameters of every CA kube-bundle makes, to be self-signed: name `dn`, path
+/// length `constraint`, a CA's key usages (certificates, CRLs, digital signatures), a
+/// random serial and the inventory's CA validity.
+pub(super) fn ca_params(
+    inv: &Inventory,
+    dn: DistinguishedName,
+    constraint: BasicConstraints,
+) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(constraint);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.serial_number = Some(random_serial());
+    validity(&mut params, inv.pki.ca_validity)?;
+    Ok(params)
 }

@@ -1,9 +1,17 @@
 //! The keys that are not certificates: each node's seal key, the encryption key for
 //! Secrets at rest and the service-account key pair.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-pub(super) fn seal_key_path(inv: &Inventory, node: &Node) -> PathBuf {
+use super::seal::{self, SealKey};
+use super::x509::{generate_key, loc, parse_key_text, read_key_text, read_text};
+use super::{keys, ServiceAccountPair};
+use crate::error::{Error, Result};
+use crate::fsx::{ensure_dir, write_private, write_public};
+use crate::model::{Inventory, Node};
+
+fn seal_key_path(inv: &Inventory, node: &Node) -> PathBuf {
     inv.pki.dir.join(&node.name).join(seal::KEY_FILE)
 }
 
@@ -46,7 +54,7 @@ pub(super) fn new_seal_key(
 
 pub use crate::model::ENCRYPTION_KEY_BYTES;
 
-pub(super) fn encryption_key_path(inv: &Inventory) -> PathBuf {
+fn encryption_key_path(inv: &Inventory) -> PathBuf {
     inv.pki.dir.join("encryption-key")
 }
 
@@ -99,7 +107,7 @@ pub(super) fn saved_encryption_key(inv: &Inventory) -> Result<Option<String>> {
 
 /// The first file in `dir` that shows it holds a cluster: a certificate or key (`*.pem`)
 /// or the service-account key pair, in `dir` or a node's folder in it.
-pub(super) fn cluster_file(dir: &Path) -> Result<Option<PathBuf>> {
+fn cluster_file(dir: &Path) -> Result<Option<PathBuf>> {
     fn sorted(dir: &Path) -> Result<Vec<PathBuf>> {
         let mut paths = fs_err::read_dir(dir)?
             .map(|e| e.map(|e| e.path()))

@@ -1,7 +1,20 @@
 //! The CSR signing CA (`csr-signing = "signer"`): kept, made, replaced and the previous
 //! one dropped, each step safe to interrupt.
 
-use super::*;
+use std::path::PathBuf;
+
+use rcgen::{BasicConstraints, CertificateParams};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::ca::{ca_params, foreign_issuer, issued_by_another_ca};
+use super::x509::{
+    generate_key, key_algorithm_of, key_matches, loc, read_key_text, read_pem, rfc3339, subject_dn,
+};
+use super::{Leaf, SignerChange};
+use crate::error::{Error, Result};
+use crate::fsx::{ensure_dir, write_private, write_public};
+use crate::model::{CsrSigning, Inventory};
 
 /// The files of the CSR signing CA in `pki/`.
 pub(crate) struct SignerFiles {
@@ -29,18 +42,18 @@ impl SignerFiles {
     }
 }
 
-pub(super) const REPLACE_SIGNER_HINT: &str = "restore it from backup, or replace the signing CA with a new key: `kube-bundle build --replace-csr-signer` (see the README's \"CSR signing\")";
+const REPLACE_SIGNER_HINT: &str = "restore it from backup, or replace the signing CA with a new key: `kube-bundle build --replace-csr-signer` (see the README's \"CSR signing\")";
 
 /// What a build does with the CSR signing CA, decided before anything is written.
 pub(super) struct SignerPlan {
-    pub(super) action: SignerAction,
+    action: SignerAction,
     /// The previous signer `client-ca.pem` trusts after this build, unless `action`
     /// retires the current one into its place.
-    pub(super) previous: Option<String>,
-    pub(super) drop_previous: bool,
+    previous: Option<String>,
+    drop_previous: bool,
 }
 
-pub(super) enum SignerAction {
+enum SignerAction {
     Keep(Leaf),
     /// A new key and certificate, `why` (none for the first one); `retire` is the
     /// certificate it replaces, kept as the previous signer.
@@ -278,11 +291,10 @@ pub(super) fn apply_signer(
 /// A new self-signed signing CA (CA:TRUE, path length 0) with a new key. Its common name
 /// ends with the start of its key identifier, so that the signing CAs a client CA file
 /// holds during a replacement have different names.
-pub(super) fn new_signer(inv: &Inventory) -> Result<Leaf> {
+fn new_signer(inv: &Inventory) -> Result<Leaf> {
     let key = generate_key(inv.pki.key_algorithm)?;
-    let mut params = CertificateParams::default();
-    let id = params.key_identifier(&key);
-    params.distinguished_name = subject_dn(
+    let id = CertificateParams::default().key_identifier(&key);
+    let dn = subject_dn(
         &inv.pki.subject,
         None,
         &format!(
@@ -291,15 +303,7 @@ pub(super) fn new_signer(inv: &Inventory) -> Result<Leaf> {
             hex::encode(&id[..4.min(id.len())])
         ),
     );
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.serial_number = Some(random_serial());
-    validity(&mut params, inv.pki.ca_validity)?;
-    let cert = params
+    let cert = ca_params(inv, dn, BasicConstraints::Constrained(0))?
         .self_signed(&key)
         .map_err(|e| Error::crypto("self-signing the CSR signing CA", e))?;
     Ok(Leaf {
@@ -313,7 +317,7 @@ pub(super) fn new_signer(inv: &Inventory) -> Result<Leaf> {
 /// is decided: its key, then its certificate, are moved over the current ones (the old
 /// key is not kept). Without it, the new key is removed and a previous signer equal to
 /// the current one is too.
-pub(super) fn finish_signer_change(files: &SignerFiles) -> Result<bool> {
+fn finish_signer_change(files: &SignerFiles) -> Result<bool> {
     if !files.next_cert.exists() {
         if files.next_key.exists() {
             fs_err::remove_file(&files.next_key)?;

@@ -3,6 +3,7 @@
 use super::*;
 use crate::load::config;
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use x509_parser::oid_registry as oids;
 
 const INVENTORY: &str =

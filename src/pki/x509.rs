@@ -1,7 +1,19 @@
 //! Reading and making the parts of certificates and keys: PEM files, key algorithms and
 //! fits, SANs, subject attributes, serials and validity.
 
-use super::*;
+use std::net::IpAddr;
+use std::path::Path;
+
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData, RsaKeySize, SerialNumber,
+};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use super::{keys, CLOCK_SKEW};
+use crate::error::{Error, Result};
+use crate::manifest::CertSummary;
+use crate::model::{KeyAlgorithm, Subject};
 
 pub(super) fn loc(path: &Path) -> String {
     format!("`{}`", path.display())

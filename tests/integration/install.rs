@@ -316,7 +316,8 @@ fn a_failed_write_puts_the_previous_files_back() {
 }
 
 /// A single-component install before multi-component bundles left its pending marker
-/// `.pending-kube-controller-manager` (an absolute path): it is still honoured.
+/// `.pending-<component>` (an absolute path; the controller-manager's was the only such
+/// bundle): it is still honoured.
 #[test]
 fn an_older_pending_marker_is_recovered() {
     let (project, bundle) = built();

@@ -43,7 +43,7 @@ fn run_tool(name: &str, home: &Path, args: &[&str]) -> Output {
 
 /// An EC P-256 key made by openssl, private to its owner.
 fn ec_key(path: &Path) {
-    run_ok(Command::new(tool("openssl")).args([
+    run_ok(&mut openssl_command(&[
         "genpkey",
         "-algorithm",
         "EC",
@@ -126,12 +126,7 @@ fn cosign_verify_accepts_the_index_and_node_signatures_and_refuses_another_key()
         p.stderr
     );
     // The public half openssl reads from the private key is the one push wrote.
-    let want = run_ok(Command::new(tool("openssl")).args([
-        "pkey",
-        "-in",
-        p.project.path("cosign-key.pem").to_str().unwrap(),
-        "-pubout",
-    ]));
+    let want = public_key_of(&p.project.path("cosign-key.pem"));
     assert_eq!(std::fs::read_to_string(&public_key).unwrap(), want);
 
     let signed: Vec<(String, String)> = p.report["signatures"]
@@ -192,12 +187,7 @@ fn cosign_verify_accepts_the_index_and_node_signatures_and_refuses_another_key()
     // Another key's public half verifies nothing.
     ec_key(&p.project.path("other.pem"));
     let other = p.project.path("other.pem.pub");
-    let pem = run_ok(Command::new(tool("openssl")).args([
-        "pkey",
-        "-in",
-        p.project.path("other.pem").to_str().unwrap(),
-        "-pubout",
-    ]));
+    let pem = public_key_of(&p.project.path("other.pem"));
     std::fs::write(&other, pem).unwrap();
     for digest in [index, node] {
         let out = p.cosign_verify(&other, &p.at(digest));
@@ -250,7 +240,7 @@ fn cosign_key_that_others_can_read_or_is_not_ec_is_refused_before_any_request() 
     assert!(!project.path("k.pem.pub").exists());
 
     project.write("rsa.pem", "");
-    run_ok(Command::new(tool("openssl")).args([
+    run_ok(&mut openssl_command(&[
         "genpkey",
         "-algorithm",
         "RSA",

@@ -21,6 +21,7 @@ mod install;
 mod install_parts;
 mod install_safety;
 mod interop;
+mod layers;
 mod member_cache;
 mod outputs;
 mod readme;

@@ -174,20 +174,19 @@ pub(crate) fn make_tls(dir: &Path) {
     std::fs::set_permissions(&ca_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let key = dir.join("server-key.pem");
     run_ok(
-        Command::new(tool("openssl"))
-            .args([
-                "req",
-                "-new",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=127.0.0.1",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(dir.join("server.csr")),
+        openssl_command(&[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(dir.join("server.csr")),
     );
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     std::fs::write(
@@ -196,9 +195,7 @@ pub(crate) fn make_tls(dir: &Path) {
     )
     .unwrap();
     run_ok(
-        Command::new(tool("openssl"))
-            .args(["x509", "-req", "-days", "30", "-set_serial", "2"])
-            .arg("-in")
+        openssl_command(&["x509", "-req", "-days", "30", "-set_serial", "2", "-in"])
             .arg(dir.join("server.csr"))
             .arg("-CA")
             .arg(&ca)
@@ -1176,11 +1173,7 @@ impl TokenServer {
         let (cert, key) = openssl_self_signed(dir, "token-signer", "token signer", "CA:FALSE");
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
-        let der = run_ok_bytes(
-            Command::new(tool("openssl"))
-                .args(["x509", "-outform", "DER", "-in"])
-                .arg(&cert),
-        );
+        let der = run_ok_bytes(openssl_command(&["x509", "-outform", "DER", "-in"]).arg(&cert));
         let dir = dir.to_path_buf();
         let service = service.to_string();
         // A token grants exactly the scope asked for, as real token servers do: a token
@@ -1215,8 +1208,7 @@ impl TokenServer {
             );
             std::fs::write(dir.join("jwt-input"), &signing_input).unwrap();
             let sig = run_ok_bytes(
-                Command::new(tool("openssl"))
-                    .args(["dgst", "-sha256", "-sign"])
+                openssl_command(&["dgst", "-sha256", "-sign"])
                     .arg(&key)
                     .arg(dir.join("jwt-input")),
             );

@@ -60,9 +60,9 @@ fn fixture_keys_give_the_pinned_hashes() {
     // These change whenever a template, a default flag or the archive format changes:
     // review the difference, then pin the values `scripts/repin.sh` prints.
     let pinned = [
-        "f906015143ed8114b3759a2997435f5bdfee2576e5c1faba19ccbc47750b9dad",
-        "b12492dde01174d268767d2017d0f7984610e847d10083306e2fddaae1b3c4f4",
-        "484c83b70b489ed4bdc730ac8402719bb7a14a777ec5660f0457a66c09d66073",
+        "5d546eaa1eff514ccf08320bc635e44a48232af96268286fabf981acf1feff25",
+        "43fdbe4b6c59077d874b9c848c532298e4f56cb4fab6f265f7ba9311e04b62d3",
+        "d688523a22f7ba3a17fd5c5dd8c75acab3bbf947802e9eabd12a8ecc186db8de",
     ];
     assert_eq!(
         hashes(&project),

@@ -518,9 +518,9 @@ fn sealed_builds_are_reproducible_and_pinned() {
     // These move with the unsealed fixture's (`reproducible.rs`) and with the sealed
     // format: review the difference, then pin the new values.
     let pinned = [
-        "15c8d725f14a57de87d5b626aa6f9882bec53ac9ec4ee6656d66c6bee8b05ef3",
-        "8fb9c2156b61f68e95de9f4a194920a52053267e235bc8ef066602de57ec88be",
-        "3381a310488e62b45dcfce922e9995ad04610c2603de49bd1611083ac1fceb85",
+        "9d58d2d9b00d22849652fd9c955aba753bb66352180266a5f74227db0c659ac1",
+        "06f2bfab95bcc355da42410b7df2ff4abf3cb3fc3fb649568bf1ad3593e0f77c",
+        "35e0a8d234ce1e4cf74ace24251b06eb83b095f16b829bcb4d15474d59d734f1",
     ];
     assert_eq!(
         hashes, pinned,

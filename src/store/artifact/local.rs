@@ -1,11 +1,21 @@
 //! Reading a finished `dist/` before a push: every bundle checked against SHA256SUMS
 //! and cut into its gzip members, the shared binary's member found once.
 
-use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Read, Seek};
+use std::path::{Path, PathBuf};
+
+use flate2::{Decompress, FlushDecompress, Status};
+use sha2::{Digest, Sha256};
+
+use super::pull::is_file_name;
+use super::{travels, DIST_EXTRAS};
+use crate::digest::sha256_file;
+use crate::error::{Error, Result};
 
 /// One gzip member of a bundle: where it lies in the tarball and its digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
+pub(super) struct Member {
     pub offset: u64,
     pub len: u64,
     pub digest: String,
@@ -13,7 +23,7 @@ pub struct Member {
 
 /// A bundle in `dist/` as it will be pushed.
 #[derive(Debug, Clone)]
-pub struct LocalBundle {
+pub(super) struct LocalBundle {
     pub path: PathBuf,
     pub name: String,
     pub node: String,
@@ -31,23 +41,26 @@ pub struct LocalBundle {
 /// Member boundaries seen in earlier bundles, so an identical member (the binary) is
 /// recognised by its bytes instead of being inflated again.
 #[derive(Default, Clone)]
-pub struct KnownMembers {
+pub(super) struct KnownMembers {
     by_prefix: BTreeMap<Vec<u8>, Vec<KnownMember>>,
 }
 
 /// A member already hashed: where its bytes lie, so a candidate is compared with them.
 #[derive(Clone)]
-pub(super) struct KnownMember {
+struct KnownMember {
     pub(super) len: u64,
     pub(super) digest: String,
     pub(super) path: PathBuf,
     pub(super) offset: u64,
 }
 
-pub(super) const PREFIX: usize = 64;
+const PREFIX: usize = 64;
 
 /// Splits a `.tar.gz` into its gzip members by inflating each one to find its end.
-pub fn split_members(path: &Path, known: &mut KnownMembers) -> Result<(Vec<Member>, String)> {
+pub(super) fn split_members(
+    path: &Path,
+    known: &mut KnownMembers,
+) -> Result<(Vec<Member>, String)> {
     let file = fs_err::File::open(path)?;
     let size = file.metadata()?.len();
     let mut r = std::io::BufReader::with_capacity(1 << 20, file);
@@ -119,7 +132,7 @@ pub fn split_members(path: &Path, known: &mut KnownMembers) -> Result<(Vec<Membe
 /// Whether the next `k.len` bytes of `r` are the known member's bytes, feeding them to
 /// `whole`. Bytes equal to a member already hashed have its digest: comparing them costs a
 /// fraction of hashing them again, which is most of a push of many masters.
-pub(super) fn same_bytes(r: &mut dyn BufRead, k: &KnownMember, whole: &mut Sha256) -> Result<bool> {
+fn same_bytes(r: &mut dyn BufRead, k: &KnownMember, whole: &mut Sha256) -> Result<bool> {
     let mut theirs = fs_err::File::open(&k.path)?;
     theirs.seek(std::io::SeekFrom::Start(k.offset))?;
     let mut theirs = std::io::BufReader::with_capacity(1 << 20, theirs);
@@ -144,7 +157,7 @@ pub(super) fn same_bytes(r: &mut dyn BufRead, k: &KnownMember, whole: &mut Sha25
 
 /// Reads one gzip member (header, deflate stream, trailer), feeding its bytes to both
 /// hashers; returns its length.
-pub(super) fn scan_member(
+fn scan_member(
     r: &mut dyn BufRead,
     member: &mut Sha256,
     whole: &mut Sha256,
@@ -212,7 +225,7 @@ pub(super) fn scan_member(
 }
 
 /// The bundle's `<top>/manifest.json` and its entry mtime.
-pub(super) fn read_bundle_manifest(path: &Path) -> Result<(crate::manifest::Manifest, u64)> {
+fn read_bundle_manifest(path: &Path) -> Result<(crate::manifest::Manifest, u64)> {
     let file = fs_err::File::open(path)?;
     let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
     let mut archive = tar::Archive::new(gz);
@@ -235,7 +248,7 @@ pub(super) fn read_bundle_manifest(path: &Path) -> Result<(crate::manifest::Mani
 
 /// A dist file besides the bundles, as push sends it.
 #[derive(Debug, Clone)]
-pub struct LocalFile {
+pub(super) struct LocalFile {
     pub name: String,
     pub path: PathBuf,
     pub sha256: String,
@@ -244,7 +257,7 @@ pub struct LocalFile {
 
 /// `dist/` as push reads it.
 #[derive(Debug, Clone)]
-pub struct LocalDist {
+pub(super) struct LocalDist {
     pub bundles: Vec<LocalBundle>,
     /// SHA256SUMS first, then the other extras in [`DIST_EXTRAS`] order.
     pub extras: Vec<LocalFile>,
@@ -253,7 +266,7 @@ pub struct LocalDist {
 /// Reads `dist/`: every file `dist/SHA256SUMS` lists, each checked against its sha256, the
 /// bundles split into members. A line that does not read, a name that is neither a bundle
 /// nor a dist file, or a dist file that is there but not listed is bad input.
-pub fn read_dist(dist: &Path) -> Result<LocalDist> {
+pub(super) fn read_dist(dist: &Path) -> Result<LocalDist> {
     let sums_path = dist.join("SHA256SUMS");
     if dist.is_file() {
         return Err(Error::input(

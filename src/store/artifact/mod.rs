@@ -22,30 +22,19 @@
 //! off the list, more bytes than allowed) before it downloads anything, keeps its cache
 //! private, and puts files in place only once every one is checked. Every blob streams
 //! from or to disk; memory stays at a few buffers whatever the bundle size.
-
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Read, Seek, Write};
-use std::path::{Path, PathBuf};
-
-use flate2::{Decompress, FlushDecompress, Status};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-
-use crate::digest::sha256_file;
-use crate::error::{Error, Result};
-use crate::store::cosign;
-use crate::store::oci::{self, Descriptor, Index, Manifest, Reference};
-use crate::store::registry::{self, Registry};
+//!
+//! [`oci::ARTIFACT_SET`]: crate::store::oci::ARTIFACT_SET
+//! [`oci::ARTIFACT_BUNDLE`]: crate::store::oci::ARTIFACT_BUNDLE
+//! [`oci::ARTIFACT_DIST`]: crate::store::oci::ARTIFACT_DIST
 
 mod local;
 mod pull;
 mod push;
 
-pub use local::*;
-pub use pull::*;
-pub use push::*;
+pub use pull::{pull, PullOptions, PullReport, PulledFile};
+pub use push::{
+    push, PushOptions, PushReport, PushedDist, PushedLayer, PushedNode, PushedSignature, StaleTag,
+};
 
 /// The dist files besides the bundles that a site needs; never keys or admin credentials.
 /// All but SHA256SUMS are listed in SHA256SUMS ([`travels`]).
@@ -76,8 +65,11 @@ pub struct Transfer {
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
-    use super::*;
+    use std::io::Write;
+
     use flate2::write::GzEncoder;
+
+    use super::local::{split_members, KnownMembers};
 
     fn gz(data: &[u8]) -> Vec<u8> {
         let mut e = GzEncoder::new(Vec::new(), flate2::Compression::new(6));

@@ -1,7 +1,19 @@
 //! `pull`: the index or one node's manifest, its blobs checked by digest into a private
 //! cache, and the files put in place only whole.
 
-use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{Transfer, DIST_EXTRAS};
+use crate::digest::sha256_file;
+use crate::error::{Error, Result};
+use crate::store::oci::{self, Descriptor, Index, Manifest, Reference};
+use crate::store::registry::{self, Registry};
 
 pub struct PullOptions {
     pub reference: Reference,
@@ -43,7 +55,7 @@ pub(super) fn parse_document(what: &str, bytes: &[u8]) -> Result<Document> {
 }
 
 /// One file pull writes: a node's bundle (its members in order) or a dist file (one layer).
-pub(super) struct Output {
+struct Output {
     pub(super) node: Option<String>,
     pub(super) name: String,
     /// sha256 hex of the whole file.
@@ -53,7 +65,7 @@ pub(super) struct Output {
 }
 
 /// The largest SHA256SUMS pull reads: 30 masters' worth is 3 KiB.
-pub(super) const MAX_SUMS: u64 = 1 << 20;
+const MAX_SUMS: u64 = 1 << 20;
 
 pub fn pull(opts: &PullOptions, progress: &dyn Fn(Transfer)) -> Result<PullReport> {
     let reference = &opts.reference;
@@ -136,7 +148,7 @@ pub fn pull(opts: &PullOptions, progress: &dyn Fn(Transfer)) -> Result<PullRepor
 /// downloaded: digests are sha256, each node and file name appears once, names are bundle
 /// names or dist file names, and through an index every file is checked against the
 /// artifact's SHA256SUMS.
-pub(super) fn plan_pull(client: &Registry, opts: &PullOptions, what: &str) -> Result<Vec<Output>> {
+fn plan_pull(client: &Registry, opts: &PullOptions, what: &str) -> Result<Vec<Output>> {
     let reference = &opts.reference;
     let (_, bytes) = client.get_manifest(reference.target())?;
     let index = match parse_document(what, &bytes)? {
@@ -240,7 +252,7 @@ pub(super) fn plan_pull(client: &Registry, opts: &PullOptions, what: &str) -> Re
 }
 
 /// An index entry's manifest, checked against the entry's digest and size.
-pub(super) fn read_manifest(client: &Registry, d: &Descriptor, what: &str) -> Result<Manifest> {
+fn read_manifest(client: &Registry, d: &Descriptor, what: &str) -> Result<Manifest> {
     let (_, bytes) = client.get_manifest(&d.digest)?;
     if bytes.len() as u64 != d.size {
         return Err(Error::registry(
@@ -260,7 +272,7 @@ pub(super) fn read_manifest(client: &Registry, d: &Descriptor, what: &str) -> Re
 }
 
 /// Digests must name content: `sha256:` and 64 hex digits, never a tag or a path.
-pub(super) fn check_digest(digest: &str, what: &str) -> Result<()> {
+fn check_digest(digest: &str, what: &str) -> Result<()> {
     match digest.strip_prefix("sha256:") {
         Some(hex) if oci::is_sha256_hex(hex) => Ok(()),
         _ => Err(Error::registry(
@@ -274,7 +286,7 @@ pub(super) fn check_digest(digest: &str, what: &str) -> Result<()> {
     }
 }
 
-pub(super) fn bundle_output(node: &str, m: &Manifest, what: &str) -> Result<Output> {
+fn bundle_output(node: &str, m: &Manifest, what: &str) -> Result<Output> {
     let name = safe_name(m.annotation(oci::ANNOTATION_BUNDLE), what)?;
     if !name.ends_with(".tar.gz") {
         return Err(Error::registry(
@@ -311,7 +323,7 @@ pub(super) fn bundle_output(node: &str, m: &Manifest, what: &str) -> Result<Outp
 }
 
 /// The dist manifest's files: each title one of [`DIST_EXTRAS`].
-pub(super) fn dist_outputs(m: &Manifest, what: &str) -> Result<Vec<Output>> {
+fn dist_outputs(m: &Manifest, what: &str) -> Result<Vec<Output>> {
     m.layers
         .iter()
         .map(|l| {
@@ -338,11 +350,7 @@ pub(super) fn dist_outputs(m: &Manifest, what: &str) -> Result<Vec<Output>> {
 }
 
 /// The dist artifact's SHA256SUMS, read strictly: name → sha256.
-pub(super) fn read_sums(
-    client: &Registry,
-    dist: &Manifest,
-    what: &str,
-) -> Result<BTreeMap<String, String>> {
+fn read_sums(client: &Registry, dist: &Manifest, what: &str) -> Result<BTreeMap<String, String>> {
     let layer = dist
         .layers
         .iter()
@@ -385,7 +393,7 @@ pub(super) fn read_sums(
 
 /// Every output but SHA256SUMS itself must be listed in it with its sha256; with
 /// `complete`, everything listed must be among the outputs.
-pub(super) fn check_sums(
+fn check_sums(
     outputs: &[Output],
     sums: &BTreeMap<String, String>,
     complete: bool,
@@ -434,7 +442,7 @@ pub(super) fn check_sums(
 }
 
 /// One output per path.
-pub(super) fn check_unique(outputs: &[Output], what: &str) -> Result<()> {
+fn check_unique(outputs: &[Output], what: &str) -> Result<()> {
     let mut seen = BTreeSet::new();
     for o in outputs {
         if !seen.insert(o.name.as_str()) {
@@ -450,7 +458,7 @@ pub(super) fn check_unique(outputs: &[Output], what: &str) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn node_missing(node: &str, reference: &Reference, have: &[&str]) -> Error {
+fn node_missing(node: &str, reference: &Reference, have: &[&str]) -> Error {
     Error::input(
         "--node",
         format!(
@@ -473,7 +481,7 @@ pub(super) fn is_file_name(name: &str) -> bool {
 }
 
 /// A file name from the registry, refused if it could land outside the output folder.
-pub(super) fn safe_name<'a>(name: Option<&'a str>, what: &str) -> Result<&'a str> {
+fn safe_name<'a>(name: Option<&'a str>, what: &str) -> Result<&'a str> {
     match name {
         Some(n) if is_file_name(n) => Ok(n),
         _ => Err(Error::registry(
@@ -485,7 +493,7 @@ pub(super) fn safe_name<'a>(name: Option<&'a str>, what: &str) -> Result<&'a str
 
 /// Creates `dir` (and its parents) 0700 when it does not exist; an existing folder is the
 /// user's and keeps its mode.
-pub(super) fn make_private_dir(dir: &Path) -> Result<()> {
+fn make_private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -503,15 +511,15 @@ pub(super) fn make_private_dir(dir: &Path) -> Result<()> {
 /// through a planted link). The folder is 0700 and every file in it 0600 whatever the
 /// umask, from the moment it exists, so a failed or killed pull leaves no key readable.
 /// Only those two kinds of files are ever deleted.
-pub(super) struct Cache {
+struct Cache {
     pub(super) dir: PathBuf,
 }
 
-pub(super) const CACHE_DIR: &str = ".kube-bundle-pull";
+const CACHE_DIR: &str = ".kube-bundle-pull";
 
-pub(super) const TEMP_PREFIX: &str = ".tmp-";
+const TEMP_PREFIX: &str = ".tmp-";
 
-pub(super) const TEMP_RANDOM: usize = 12;
+const TEMP_RANDOM: usize = 12;
 
 impl Cache {
     pub(super) fn open(out: &Path) -> Result<Cache> {

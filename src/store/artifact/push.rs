@@ -1,7 +1,19 @@
 //! `push`: the members as blobs (each once), a manifest per node and an index, signed
 //! when asked, and read back.
 
-use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Seek};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::local::{read_dist, LocalBundle, LocalDist};
+use super::pull::{parse_document, Document};
+use super::Transfer;
+use crate::error::{Error, Result};
+use crate::store::cosign;
+use crate::store::oci::{self, Descriptor, Index, Manifest, Reference};
+use crate::store::registry::{self, Registry};
 
 pub struct PushOptions {
     pub dist: PathBuf,
@@ -83,7 +95,7 @@ pub struct PushedDist {
 }
 
 /// A blob to push: a byte range of a file.
-pub(super) struct Blob {
+struct Blob {
     pub(super) path: PathBuf,
     pub(super) offset: u64,
     pub(super) len: u64,
@@ -91,7 +103,7 @@ pub(super) struct Blob {
 
 /// A registry's readers would read the private files of a bundle that carries them in
 /// clear: such bundles are pushed only when the user says so.
-pub(super) fn refuse_plain_secrets(bundles: &[LocalBundle]) -> Result<()> {
+fn refuse_plain_secrets(bundles: &[LocalBundle]) -> Result<()> {
     let Some(b) = bundles.iter().find(|b| !b.plain_secrets.is_empty()) else {
         return Ok(());
     };
@@ -318,7 +330,7 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
 
 /// Signs `digest` and pushes the signature where cosign looks for it: the payload and
 /// config blobs, then the manifest at `sha256-<hex>.sig`.
-pub(super) fn push_signature(
+fn push_signature(
     client: &Registry,
     signer: &cosign::Signer,
     reference: &Reference,
@@ -353,10 +365,10 @@ pub(super) fn push_signature(
 }
 
 /// Requests in flight at once where push and pull ask many small questions.
-pub(super) const REQUESTS_AT_ONCE: usize = 8;
+const REQUESTS_AT_ONCE: usize = 8;
 
 /// Puts one node's manifest at its node tag; returns its index entry and report line.
-pub(super) fn put_node_manifest(
+fn put_node_manifest(
     client: &Registry,
     reference: &Reference,
     b: &LocalBundle,
@@ -436,7 +448,7 @@ pub(super) fn put_node_manifest(
 /// in the meantime is an error (the tag and its node tags would come from different
 /// pushes). Returns the node tags earlier pushes left for nodes this one does not have, and
 /// warnings for what could not be checked.
-pub(super) fn read_back(
+fn read_back(
     client: &Registry,
     reference: &Reference,
     tag: &str,
@@ -513,7 +525,7 @@ pub(super) fn read_back(
 }
 
 /// A blob's reader that reports the bytes read so far as pushing progress.
-pub(super) struct Counting<'a, R> {
+struct Counting<'a, R> {
     pub(super) inner: R,
     pub(super) done: u64,
     pub(super) total: u64,

@@ -1,10 +1,17 @@
 //! Who the client is: the registry's bearer-token challenge, Docker's credentials file,
 //! and the CA certificates it trusts.
 
-use super::*;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use ureq::http;
+
+use super::transport::encode_query;
+use super::{Credentials, Registry};
+use crate::error::{Error, Result};
 
 /// `Bearer realm="…",service="…",scope="…"` → ("Bearer", [(key, value)]).
-pub fn parse_challenge(text: &str) -> (String, Vec<(String, String)>) {
+pub(super) fn parse_challenge(text: &str) -> (String, Vec<(String, String)>) {
     let text = text.trim();
     let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
     let mut params = Vec::new();
@@ -89,7 +96,7 @@ pub(super) fn default_docker_config() -> Option<PathBuf> {
 /// The `auths` entry for `registry` in a docker config file: `auth` (base64 `user:pass`)
 /// or `username` and `password`. Keys may carry a scheme and a path, as `docker login`
 /// writes them for Docker Hub.
-pub fn docker_credentials(path: &Path, registry: &str) -> Result<Option<Credentials>> {
+pub(super) fn docker_credentials(path: &Path, registry: &str) -> Result<Option<Credentials>> {
     let text = fs_err::read_to_string(path)?;
     let bad = |m: String| Error::input(format!("`{}`", path.display()), m);
     let json: serde_json::Value =

@@ -19,16 +19,13 @@
 //!   with a range request.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use sha2::{Digest, Sha256};
-use ureq::http::{self, Response, Uri};
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::http::Response;
+use ureq::unversioned::transport::DefaultConnector;
 use ureq::Body;
 
 use crate::error::{Error, Result};
@@ -37,8 +34,11 @@ use crate::store::oci::{self, Reference};
 mod auth;
 mod transport;
 
-pub use auth::*;
-use transport::*;
+use auth::{default_docker_config, docker_credentials, read_certificates, system_certificates};
+use transport::{
+    content_length, content_range_start, header, join_url, loopback_only, next_link, short,
+    BlobRead, Failed, LoopbackResolver, Origin, Pace, Paced,
+};
 
 #[derive(Clone)]
 pub struct Credentials {
@@ -510,6 +510,8 @@ impl Registry {
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
+    use super::auth::parse_challenge;
+    use super::transport::registry_message;
     use super::*;
 
     #[test]

@@ -2,7 +2,17 @@
 //! peer, retries with backoff inside the time budget, redirects kept to allowed origins,
 //! and errors that say what the registry or the network did.
 
-use super::*;
+use std::io::{self, Read};
+use std::net::{IpAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use ureq::http::{self, Response, Uri};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::NextTimeout;
+use ureq::Body;
+
+use super::{Limits, Payload, Registry, ATTEMPTS, FIRST_WAIT, MAX_REDIRECTS};
+use crate::error::{Error, Result};
 
 /// Where a URL points: what credentials are scoped to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +55,7 @@ impl std::fmt::Display for Origin {
 }
 
 /// Loopback by address: `127.0.0.0/8`, `::1`, and IPv4 loopback written as IPv6.
-pub(super) fn is_loopback(ip: IpAddr) -> bool {
+fn is_loopback(ip: IpAddr) -> bool {
     ip.to_canonical().is_loopback()
 }
 
@@ -142,7 +152,7 @@ impl Pace {
     }
 }
 
-pub(super) fn slow_message(limits: Limits) -> String {
+fn slow_message(limits: Limits) -> String {
     format!(
         "the transfer was slower than {} bytes/s for {} s (--speed-limit, --speed-time)",
         limits.speed_limit,
