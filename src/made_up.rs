@@ -47,6 +47,7 @@ static MADE_UP: Component = Component {
     documentation: "https://example.com/made-up",
     section: component::STANDARD,
     node_state: None,
+    starter: None,
     required: false,
     default_secure_port: 10300,
     port_key: "secure-port",

@@ -195,6 +195,28 @@ impl RawSection for StandardKeys {
 /// and read back by its own module ([`Inventory::own`]).
 pub trait OwnSettings: std::any::Any + std::fmt::Debug + Send + Sync {}
 
+/// What `init` hands a row for its part of the starting inventory: the tutorial's
+/// environment.sh variables and the masters it lists.
+pub trait StarterEnv {
+    /// A plain value of `name`, if environment.sh sets it.
+    fn scalar(&self, name: &str) -> crate::error::Result<Option<String>>;
+    /// The masters, as (name, IP) in NODE_NAMES and NODE_IPS order; none without
+    /// environment.sh.
+    fn nodes(&self) -> &[(String, String)];
+    /// `file`: `NAME`, the location of an error about variable `name`.
+    fn at(&self, name: &str) -> String;
+}
+
+/// A row's section of the inventory `init` writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Starter {
+    /// The environment.sh variables it reads.
+    pub vars: &'static [&'static str],
+    /// The section's text (every key present, optional ones commented), for a
+    /// Kubernetes release, with what environment.sh gives; an error names a variable.
+    pub section: fn(&dyn StarterEnv, &str) -> crate::error::Result<String>,
+}
+
 /// A key a component takes in each `[[nodes]]` table: whether that node's member
 /// bootstraps the component's quorum or joins one that is formed.
 #[derive(Debug, Clone, Copy)]
@@ -269,6 +291,8 @@ pub struct Component {
     pub section: Section,
     /// The key it takes in each `[[nodes]]` table, if any.
     pub node_state: Option<NodeState>,
+    /// Its section of the inventory `init` writes; none leaves it out.
+    pub starter: Option<Starter>,
     /// Whether it is built when the inventory has no section for it (with defaults).
     pub required: bool,
     pub default_secure_port: u16,

@@ -15,7 +15,7 @@ pub enum Output {
 /// library's own lists (the variables init reads, the templates build renders) filled in,
 /// so help cannot drift from the code.
 pub fn command() -> clap::Command {
-    let env_vars = kube_bundle::load::init::USED.join(", ");
+    let env_vars = kube_bundle::load::init::used().join(", ");
     let templates = kube_bundle::render::template_names()
         .iter()
         .map(|n| format!("{n}.hbs"))

@@ -21,7 +21,7 @@ pub(super) fn init_cmd(
         Some(path) => init::import_env(path)?,
         None => init::Imported::default(),
     };
-    let text = init::inventory_text(&imported, kubernetes_version);
+    let text = init::inventory_text(&imported, kubernetes_version)?;
     init::validate(output, &text)?;
     // A literal ENCRYPTION_KEY goes where `build` keeps the key: pki/ beside the inventory.
     let key_file = match (&imported.encryption_key, output.as_os_str() == "-") {

@@ -5,7 +5,7 @@ use super::flags::{delegated_auth, go_duration, serving};
 use super::{paths, BLOCKING, HEALTHZ};
 use crate::model::{
     CertSpec, Component, ComponentSettings, CsrSigning, Flag, Inventory, IssuedBy, Names, Node,
-    ServiceAccountKey,
+    ServiceAccountKey, Starter,
 };
 
 pub const KUBE_CONTROLLER_MANAGER: Component = Component {
@@ -16,6 +16,7 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-controller-manager/",
     section: super::STANDARD,
     node_state: None,
+    starter: Some(STARTER),
     // Built with defaults when absent, as before the other components joined.
     required: true,
     default_secure_port: 10257,
@@ -140,3 +141,18 @@ fn flag_profile(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> V
     flags.push(Flag::set("v", "2"));
     flags
 }
+
+/// Its section of the inventory `init` writes: the standard keys.
+const STARTER: Starter = Starter {
+    vars: &[],
+    section: |_, _| {
+        Ok(r#"
+[kube-controller-manager]
+# binary = "/opt/k8s/bin/kube-controller-manager"   # carried in each bundle when set
+secure-port = 10257
+[kube-controller-manager.extra-args]
+# v = 4
+"#
+        .to_string())
+    },
+};

@@ -5,6 +5,7 @@ use super::flags::{delegated_auth, serving};
 use super::{BLOCKING, HEALTHZ};
 use crate::model::{
     CertSpec, Component, ComponentSettings, ConfigFile, Flag, Inventory, IssuedBy, Names, Node,
+    Starter,
 };
 use crate::version::KubeVersion;
 
@@ -16,6 +17,7 @@ pub const KUBE_SCHEDULER: Component = Component {
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-scheduler/",
     section: super::STANDARD,
     node_state: None,
+    starter: Some(STARTER),
     required: false,
     default_secure_port: 10259,
     port_key: "secure-port",
@@ -100,3 +102,20 @@ pub fn scheduler_config_api(version: &KubeVersion) -> &'static str {
         _ => "kubescheduler.config.k8s.io/v1",
     }
 }
+
+/// Its section of the inventory `init` writes: the standard keys.
+const STARTER: Starter = Starter {
+    vars: &[],
+    section: |_, _| {
+        Ok(r#"
+# kube-scheduler on every master, as the tutorial's chapter 05-4; remove the section to
+# leave it out.
+[kube-scheduler]
+# binary = "/opt/k8s/bin/kube-scheduler"            # carried in each bundle when set
+secure-port = 10259
+[kube-scheduler.extra-args]
+# v = 4
+"#
+        .to_string())
+    },
+};

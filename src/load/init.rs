@@ -3,14 +3,16 @@
 //! module only produces inventory text and a report of what it used.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::component::{self, kube_apiserver::DEFAULT_NODE_PORT_RANGE};
+use crate::component;
 use crate::error::{Error, Result};
 use crate::load::config::{self, DEFAULT_DNS_DOMAIN, DEFAULT_K8S_DIR};
+use crate::model::StarterEnv;
 
-/// The environment.sh variables `init` understands.
-pub const USED: [&str; 14] = [
+/// The environment.sh variables `init` reads for `[cluster]`, `[[nodes]]` and `[pki]`;
+/// the rows read theirs ([`used`]).
+const CLUSTER_VARS: [&str; 9] = [
     "NODE_NAMES",
     "NODE_IPS",
     "KUBE_APISERVER",
@@ -19,13 +21,17 @@ pub const USED: [&str; 14] = [
     "CLUSTER_CIDR",
     "CLUSTER_DNS_DOMAIN",
     "CLUSTER_KUBERNETES_SVC_IP",
-    "NODE_PORT_RANGE",
-    "ETCD_ENDPOINTS",
-    "ETCD_NODES",
-    "ETCD_DATA_DIR",
-    "ETCD_WAL_DIR",
     "ENCRYPTION_KEY",
 ];
+
+/// Every environment.sh variable `init` understands: the cluster's, then each row's.
+pub fn used() -> Vec<&'static str> {
+    let mut vars = CLUSTER_VARS.to_vec();
+    for c in component::all() {
+        vars.extend(c.starter.iter().flat_map(|s| s.vars));
+    }
+    vars
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShellValue {
@@ -115,11 +121,9 @@ pub struct Imported {
     pub service_cidr: Option<String>,
     pub cluster_cidr: Option<String>,
     pub dns_domain: Option<String>,
-    pub node_port_range: Option<String>,
-    /// etcd's client and peer ports, from ETCD_ENDPOINTS and ETCD_NODES.
-    pub etcd_ports: (Option<u16>, Option<u16>),
-    pub etcd_data_dir: Option<String>,
-    pub etcd_wal_dir: Option<String>,
+    /// The file's variables, for the rows' sections, and the file, for their errors.
+    pub vars: BTreeMap<String, ShellValue>,
+    pub path: PathBuf,
     /// A literal ENCRYPTION_KEY (base64 of 32 bytes), for `pki/encryption-key`.
     pub encryption_key: Option<String>,
     pub used: Vec<String>,
@@ -179,104 +183,9 @@ pub fn import_env(path: &Path) -> Result<Imported> {
         service_cidr: scalar("SERVICE_CIDR")?,
         cluster_cidr: scalar("CLUSTER_CIDR")?,
         dns_domain: scalar("CLUSTER_DNS_DOMAIN")?,
-        node_port_range: scalar("NODE_PORT_RANGE")?,
-        etcd_data_dir: scalar("ETCD_DATA_DIR")?,
-        etcd_wal_dir: scalar("ETCD_WAL_DIR")?,
+        path: path.to_path_buf(),
         ..Default::default()
     };
-    // etcd's members are the masters: ETCD_NODES (`name=https://ip:2380,…`) and
-    // ETCD_ENDPOINTS (`https://ip:2379,…`) must name the same nodes and IPs.
-    let node_names: Vec<&str> = imported.nodes.iter().map(|(n, _)| n.as_str()).collect();
-    let node_ips: Vec<&str> = imported.nodes.iter().map(|(_, ip)| ip.as_str()).collect();
-    let url_parts = |var: &str, url: &str| -> Result<(String, u16)> {
-        let bad = || {
-            Error::input(
-                loc(var),
-                format!("`{url}` is not a URL like `https://10.0.0.11:2379`"),
-            )
-        };
-        let rest = url
-            .strip_prefix("https://")
-            .or_else(|| url.strip_prefix("http://"))
-            .ok_or_else(bad)?;
-        let (host, port) = rest
-            .trim_end_matches('/')
-            .rsplit_once(':')
-            .ok_or_else(bad)?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        Ok((host.trim_matches(['[', ']']).to_string(), port))
-    };
-    let one_port = |var: &str, ports: &[u16]| -> Result<Option<u16>> {
-        match ports.first() {
-            Some(first) if ports.iter().all(|p| p == first) => Ok(Some(*first)),
-            Some(_) => Err(Error::input(
-                loc(var),
-                format!("uses several ports ({ports:?}); every member listens on the same one"),
-            )),
-            None => Ok(None),
-        }
-    };
-    if let Some(endpoints) = scalar("ETCD_ENDPOINTS")? {
-        let parts = endpoints
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|u| url_parts("ETCD_ENDPOINTS", u))
-            .collect::<Result<Vec<_>>>()?;
-        let ips: Vec<&str> = parts.iter().map(|(h, _)| h.as_str()).collect();
-        if ips != node_ips {
-            return Err(Error::input(
-                loc("ETCD_ENDPOINTS"),
-                format!(
-                    "names the IPs {} but NODE_IPS is ({})",
-                    ips.join(" "),
-                    node_ips.join(" ")
-                ),
-            )
-            .with_hint("etcd runs on every master: list one endpoint per NODE_IPS entry, in the same order"));
-        }
-        let ports: Vec<u16> = parts.iter().map(|(_, p)| *p).collect();
-        imported.etcd_ports.0 = one_port("ETCD_ENDPOINTS", &ports)?;
-    }
-    if let Some(members) = scalar("ETCD_NODES")? {
-        let mut names = Vec::new();
-        let mut ips = Vec::new();
-        let mut ports = Vec::new();
-        for member in members.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let Some((name, url)) = member.split_once('=') else {
-                return Err(Error::input(
-                    loc("ETCD_NODES"),
-                    format!("`{member}` is not `name=https://ip:2380`"),
-                ));
-            };
-            let (host, port) = url_parts("ETCD_NODES", url)?;
-            names.push(name.to_string());
-            ips.push(host);
-            ports.push(port);
-        }
-        if names != node_names || ips != node_ips {
-            return Err(Error::input(
-                loc("ETCD_NODES"),
-                format!(
-                    "names the members {} but NODE_NAMES and NODE_IPS are {}",
-                    names
-                        .iter()
-                        .zip(&ips)
-                        .map(|(n, i)| format!("{n}={i}"))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    node_names
-                        .iter()
-                        .zip(&node_ips)
-                        .map(|(n, i)| format!("{n}={i}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-            )
-            .with_hint("etcd runs on every master: one member per node, with its name and IP, in the same order"));
-        }
-        imported.etcd_ports.1 = one_port("ETCD_NODES", &ports)?;
-    }
     if let Some(domain) = &imported.dns_domain {
         if domain.ends_with('.') {
             return Err(Error::input(
@@ -289,18 +198,6 @@ pub fn import_env(path: &Path) -> Result<Imported> {
             )));
         }
     }
-    if let Some(range) = &imported.node_port_range {
-        let ok = range
-            .split_once('-')
-            .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
-            .is_some_and(|(a, b)| a > 0 && a <= b);
-        if !ok {
-            return Err(Error::input(
-                loc("NODE_PORT_RANGE"),
-                format!("`{range}` is not a port range like `30000-32767`"),
-            ));
-        }
-    }
     // The `kubernetes` service takes the first IP of the service range: a different
     // CLUSTER_KUBERNETES_SVC_IP in the apiserver's certificate would not match it.
     if let Some(svc_ip) = scalar("CLUSTER_KUBERNETES_SVC_IP")? {
@@ -310,7 +207,7 @@ pub fn import_env(path: &Path) -> Result<Imported> {
             if svc_ip.parse::<std::net::IpAddr>().ok() != Some(first) {
                 return Err(Error::input(
                     loc("CLUSTER_KUBERNETES_SVC_IP"),
-                    format!("`{svc_ip}` is not the first IP of SERVICE_CIDR `{cidr}`, {first}, which kube-apiserver gives the `kubernetes` service"),
+                    format!("`{svc_ip}` is not the first IP of SERVICE_CIDR `{cidr}`, {first}, which the cluster gives the `kubernetes` service"),
                 )
                 .with_hint(format!("set CLUSTER_KUBERNETES_SVC_IP=\"{first}\", or change SERVICE_CIDR")));
             }
@@ -318,7 +215,7 @@ pub fn import_env(path: &Path) -> Result<Imported> {
     }
     if let Some(url) = &imported.worker_apiserver {
         imported.notes.push(format!(
-            "KUBE_APISERVER `{url}` (the tutorial's kube-nginx proxy, for kubelets and kube-proxy) kept as `worker-apiserver`; the controller-manager and scheduler talk to their own master's kube-apiserver"
+            "KUBE_APISERVER `{url}` (the tutorial's kube-nginx proxy, for kubelets and kube-proxy) kept as `worker-apiserver`; the masters' components talk to their own master's API server"
         ));
     }
     match vars.get("ENCRYPTION_KEY") {
@@ -344,8 +241,10 @@ pub fn import_env(path: &Path) -> Result<Imported> {
         ),
         None => {}
     }
+    imported.vars = vars.clone();
+    let used = used();
     for name in vars.keys() {
-        let taken = USED.contains(&name.as_str())
+        let taken = used.contains(&name.as_str())
             && !(name == "ENCRYPTION_KEY" && imported.encryption_key.is_none());
         if taken {
             imported.used.push(name.clone());
@@ -361,7 +260,7 @@ fn toml_str(s: &str) -> String {
 }
 
 /// The inventory text `init` writes: every key present, optional ones commented.
-pub fn inventory_text(imported: &Imported, kubernetes_version: &str) -> String {
+pub fn inventory_text(imported: &Imported, kubernetes_version: &str) -> Result<String> {
     let nodes = if imported.nodes.is_empty() {
         vec![
             ("master-1".to_string(), "10.0.0.11".to_string()),
@@ -449,82 +348,36 @@ ca-validity = "87600h"
         r#"
 # A `binary` is read (never run) before the build: it must be a Linux executable for
 # `arch` of the release stated, or `binary-check = false` in its section carries it as is.
-[kube-controller-manager]
-# binary = "/opt/k8s/bin/kube-controller-manager"   # carried in each bundle when set
-secure-port = 10257
-# Flags appended to the unit, overriding kube-bundle's defaults; names without dashes.
-# A flag the target version does not have is refused.
-[kube-controller-manager.extra-args]
-# v = 4
-
-# kube-scheduler on every master, as the tutorial's chapter 05-4; remove the section to
-# leave it out.
-[kube-scheduler]
-# binary = "/opt/k8s/bin/kube-scheduler"            # carried in each bundle when set
-secure-port = 10259
-[kube-scheduler.extra-args]
-# v = 4
+# `extra-args` are flags appended to the unit, overriding kube-bundle's defaults; names
+# without dashes. A flag the target version does not have is refused.
 "#,
     );
-    out.push_str(&format!(
-        r#"
-# kube-apiserver on every master, as the tutorial's chapter 05-2, talking to the etcd
-# members below. For an etcd of your own, remove [etcd] and set `etcd-servers`, and
-# `etcd-ca`, `etcd-cert` and `etcd-key` for its CA and the apiserver's client pair.
-[kube-apiserver]
-# binary = "/opt/k8s/bin/kube-apiserver"            # carried in each bundle when set
-secure-port = 6443
-# extra-sans = ["lb.example.com"]                     # a load balancer's name or VIP
-service-node-port-range = {range}
-[kube-apiserver.extra-args]
-# v = 4
-
-# etcd on every master, as the tutorial's chapter 04: one member per node.
-[etcd]
-version = {etcd_version}                              # the etcd release you carry: 3.4, 3.5 or 3.6
-# binary = "/opt/k8s/bin/etcd"                        # carried in each bundle when set
-# etcdctl = "/opt/k8s/bin/etcdctl"                    # for install.sh's snapshots and checks
-client-port = {client_port}
-peer-port = {peer_port}
-data-dir = {data_dir}
-wal-dir = {wal_dir}                    # best on another disk than the data
-cluster-token = "etcd-cluster-0"
-[etcd.extra-args]
-# snapshot-count = 50000
-"#,
-        range = toml_str(
-            imported
-                .node_port_range
-                .as_deref()
-                .unwrap_or(DEFAULT_NODE_PORT_RANGE)
-        ),
-        etcd_version = toml_str(etcd_version_for(kubernetes_version)),
-        client_port = imported.etcd_ports.0.unwrap_or(2379),
-        peer_port = imported.etcd_ports.1.unwrap_or(2380),
-        data_dir = toml_str(
-            imported
-                .etcd_data_dir
-                .as_deref()
-                .unwrap_or(component::etcd::DEFAULT_DATA_DIR)
-        ),
-        wal_dir = toml_str(
-            imported
-                .etcd_wal_dir
-                .as_deref()
-                .unwrap_or(component::etcd::DEFAULT_WAL_DIR)
-        ),
-    ));
-    out
+    for c in component::all() {
+        if let Some(starter) = c.starter {
+            out.push_str(&(starter.section)(imported, kubernetes_version)?);
+        }
+    }
+    Ok(out)
 }
 
-/// The etcd release kubeadm pairs with a Kubernetes release: 3.4 up to 1.21, 3.5 from
-/// 1.22, 3.6 from 1.34.
-fn etcd_version_for(kubernetes_version: &str) -> &'static str {
-    match crate::version::KubeVersion::parse(kubernetes_version).map(|v| v.minor) {
-        Ok(..=21) => "3.4",
-        Ok(22..=33) => "3.5",
-        Ok(_) => "3.6",
-        Err(_) => "3.5",
+impl StarterEnv for Imported {
+    fn scalar(&self, name: &str) -> Result<Option<String>> {
+        match self.vars.get(name) {
+            None => Ok(None),
+            Some(ShellValue::Scalar(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Error::input(
+                self.at(name),
+                "must be a plain quoted or unquoted value",
+            )),
+        }
+    }
+
+    fn nodes(&self) -> &[(String, String)] {
+        &self.nodes
+    }
+
+    fn at(&self, name: &str) -> String {
+        format!("`{}`: `{name}`", self.path.display())
     }
 }
 
@@ -570,16 +423,18 @@ mod tests {
             ("IFACE", "eth1"),
         ]);
         let dir = tempfile::tempdir().unwrap();
-        // What init takes, without its report of names (which lists USED by design).
+        // What init takes: the inventory it writes, the key and its notes (not its
+        // report of names, which lists `used()` by design).
         let taken = |text: &str| -> String {
             let path = dir.path().join("environment.sh");
             std::fs::write(&path, text).unwrap();
             match import_env(&path) {
-                Ok(mut imported) => {
-                    imported.used.clear();
-                    imported.ignored.clear();
-                    format!("{imported:?}")
-                }
+                Ok(imported) => format!(
+                    "{:?} {:?} {:?}",
+                    inventory_text(&imported, "1.20.2").map_err(|e| e.to_string()),
+                    imported.encryption_key,
+                    imported.notes
+                ),
                 Err(e) => format!("error: {e}"),
             }
         };
@@ -596,7 +451,7 @@ mod tests {
                 })
                 .collect();
             let read = taken(&changed) != reference;
-            assert_eq!(read, USED.contains(&name.as_str()), "{name}");
+            assert_eq!(read, used().contains(&name.as_str()), "{name}");
         }
     }
 
@@ -639,7 +494,7 @@ mod tests {
 
     #[test]
     fn the_default_inventory_is_valid() {
-        let text = inventory_text(&Imported::default(), "1.20.2");
+        let text = inventory_text(&Imported::default(), "1.20.2").unwrap();
         validate(Path::new("cluster.toml"), &text).unwrap();
         let inv = config::parse(Path::new("cluster.toml"), &text).unwrap();
         let built: Vec<&str> = inv.components.iter().map(|s| s.component.name).collect();

@@ -57,7 +57,7 @@ fn subcommands() -> Vec<String> {
 fn init_help_lists_exactly_the_variables_init_reads() {
     let text = help(&["init", "--help"]);
     let listed = listed_after(&text, "Variables read: ");
-    assert_eq!(listed, kube_bundle::load::init::USED.to_vec());
+    assert_eq!(listed, kube_bundle::load::init::used());
 
     // What init reports using from a file that sets all of them and one more is the list.
     let project = Project::new("");

@@ -67,7 +67,7 @@ fn imports_environment_sh_without_running_it() {
     // KUBE_APISERVER is the tutorial's kube-nginx proxy for workers: kept for them, and
     // not what the controller-manager and scheduler talk to.
     assert!(
-        err.contains("KUBE_APISERVER `https://127.0.0.1:8443` (the tutorial's kube-nginx proxy, for kubelets and kube-proxy) kept as `worker-apiserver`; the controller-manager and scheduler talk to their own master's kube-apiserver\n"),
+        err.contains("KUBE_APISERVER `https://127.0.0.1:8443` (the tutorial's kube-nginx proxy, for kubelets and kube-proxy) kept as `worker-apiserver`; the masters' components talk to their own master's API server\n"),
         "{err}"
     );
     assert!(
@@ -235,7 +235,7 @@ fn environment_sh_mistakes_are_refused_naming_the_variable() {
         (
             "CLUSTER_KUBERNETES_SVC_IP=\"10.254.0.1\"",
             "CLUSTER_KUBERNETES_SVC_IP=\"10.254.0.2\"",
-            "error: `env.sh`: `CLUSTER_KUBERNETES_SVC_IP`: `10.254.0.2` is not the first IP of SERVICE_CIDR `10.254.0.0/16`, 10.254.0.1, which kube-apiserver gives the `kubernetes` service\n\
+            "error: `env.sh`: `CLUSTER_KUBERNETES_SVC_IP`: `10.254.0.2` is not the first IP of SERVICE_CIDR `10.254.0.0/16`, 10.254.0.1, which the cluster gives the `kubernetes` service\n\
              hint: set CLUSTER_KUBERNETES_SVC_IP=\"10.254.0.1\", or change SERVICE_CIDR\n",
         ),
         (

@@ -2,6 +2,7 @@
 //! certificate kube-apiserver takes from it.
 
 mod settings;
+mod starter;
 pub use settings::{
     EtcdSettings, DEFAULT_CLUSTER_TOKEN, DEFAULT_DATA_DIR, DEFAULT_WAL_DIR, ETCD_MINORS,
 };
@@ -37,6 +38,7 @@ pub const ETCD: Component = Component {
         joins: "existing",
         hint: "`new` for a member that bootstraps the cluster (the default), `existing` for one added to a formed cluster with `etcdctl member add`",
     }),
+    starter: Some(starter::STARTER),
     required: false,
     default_secure_port: 2379,
     port_key: "client-port",

@@ -3,6 +3,7 @@
 //! encryption configuration's apiVersion.
 
 mod settings;
+mod starter;
 pub use settings::{ApiServerSettings, EtcdTls, DEFAULT_NODE_PORT_RANGE};
 
 use super::flags::{request_header, service_account_issuer, serving};
@@ -44,6 +45,7 @@ pub const KUBE_APISERVER: Component = Component {
         "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-apiserver/",
     section: Section::of::<settings::RawApiServer>(),
     node_state: None,
+    starter: Some(starter::STARTER),
     required: false,
     default_secure_port: 6443,
     port_key: "secure-port",
