@@ -4,7 +4,8 @@
 //! health check, work dir, start behaviour, kept data and leader lease. Every stage
 //! reads these rows instead of naming a component; adding one is a row here, its flag
 //! profile, a catalogue `.tsv` and its templates (README, "Components"). Beyond the row
-//! types of the function pointers it holds (inventory, flags, version), it imports
+//! types of the function pointers it holds (inventory, flags, version, manifest.json's
+//! objects and the `check` interface its own checks in `verify` use), it imports
 //! nothing from the crate.
 
 pub mod catalogue;
@@ -23,8 +24,8 @@ pub use kube_controller_manager::KUBE_CONTROLLER_MANAGER;
 pub use kube_scheduler::KUBE_SCHEDULER;
 
 pub use crate::model::{
-    CertFrom, CertSpec, Component, ConfigFile, ExtraPort, Flag, Health, IssuedBy, Names, Section,
-    Start, NODE_NAME,
+    CertFrom, CertSpec, Checks, Component, ConfigFile, ExtraPort, Flag, Health, IssuedBy,
+    ManifestPart, Names, OwnCa, Section, Start, NODE_NAME,
 };
 
 /// Where shared files land on a node.

@@ -1,10 +1,14 @@
 //! etcd, as the tutorial's chapter 04: its row, its flag profile and the client
-//! certificate kube-apiserver takes from it.
+//! certificate kube-apiserver takes from it; its object in manifest.json (`manifest`)
+//! and its own checks in `verify` (`verify`).
+
+mod manifest;
+mod verify;
 
 use super::paths;
 use crate::model::{
     CertSpec, Component, ComponentSettings, ExtraPort, Flag, Health, Inventory, IssuedBy, Names,
-    Node, Section, Start,
+    Node, OwnCa, Section, Start,
 };
 
 /// kube-apiserver's client certificate for etcd from the inventory (`[etcd]`).
@@ -99,6 +103,13 @@ pub const ETCD: Component = Component {
     install_hooks: Some(include_str!(
         "../../../bundle-templates/install/hooks/etcd.sh.hbs"
     )),
+    own_ca: Some(OwnCa {
+        issued_by: IssuedBy::Etcd,
+        path: paths::ETCD_CA,
+        what: "etcd CA",
+    }),
+    manifest: Some(manifest::PART),
+    verify: verify::CHECKS,
 };
 
 /// The tutorial's chapter 04 flags, for the etcd release of the inventory: TLS with one
