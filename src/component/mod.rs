@@ -423,4 +423,62 @@ mod tests {
             "/data/k8s/k8s/kube-scheduler"
         );
     }
+
+    /// The spellings of a row's name a stage could use to name it: the name, without
+    /// `kube-`, with `_` or nothing for `-`, and the key of its manifest object.
+    fn spellings(c: &Component) -> Vec<String> {
+        let mut names = vec![c.name.to_string()];
+        names.extend(c.name.strip_prefix("kube-").map(str::to_string));
+        names.extend(c.manifest.as_ref().map(|part| part.key.to_string()));
+        let mut all: Vec<String> = names
+            .iter()
+            .flat_map(|n| [n.clone(), n.replace('-', "_"), n.replace('-', "")])
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    #[test]
+    fn verify_and_the_manifest_name_no_component() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("verify"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .collect();
+        files.sort();
+        files.extend(["manifest.rs", "check.rs"].map(|f| root.join(f)));
+        assert!(files.len() > 3, "{files:?}");
+        let words: Vec<String> = ALL.iter().flat_map(|c| spellings(c)).collect();
+        assert!(
+            words.contains(&"controller_manager".to_string()),
+            "{words:?}"
+        );
+        let mut found = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            // Tests may name what they build; the code above them may not.
+            for (i, line) in text.lines().enumerate() {
+                if line.trim() == "#[cfg(test)]" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(word) = words.iter().find(|w| lower.contains(w.as_str())) {
+                    found.push(format!(
+                        "{}:{}: `{word}`: {}",
+                        file.strip_prefix(&root).unwrap_or(file).display(),
+                        i + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "lines naming a component (move the check into the component's row):\n{}",
+            found.join("\n")
+        );
+    }
 }
