@@ -208,3 +208,46 @@ pub fn rfc3339(epoch: u64) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .expect("a UTC time formats")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(own: &str) -> String {
+        format!("{{\"node\": \"m1\", \"node-ip\": \"10.0.0.1\"{own}}}")
+    }
+
+    #[test]
+    fn an_object_keeps_its_field_order_both_ways() {
+        #[derive(Serialize)]
+        struct Part {
+            zulu: &'static str,
+            alpha: Vec<&'static str>,
+        }
+        let mut m: Manifest = serde_json::from_str(&manifest("")).unwrap();
+        assert!(m.own.is_empty());
+        let part = Part {
+            zulu: "z",
+            alpha: vec!["a"],
+        };
+        m.own.insert("part".into(), Owned::of(&part).unwrap());
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(
+            text.ends_with(r#""external":[],"part":{"zulu":"z","alpha":["a"]}}"#),
+            "{text}"
+        );
+        let back: Manifest = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.own, m.own);
+        assert_eq!(back.own("part").and_then(|o| o.str("zulu")), Some("z"));
+    }
+
+    #[test]
+    fn null_is_no_object_and_other_values_are_kept() {
+        let m: Manifest =
+            serde_json::from_str(&manifest(r#", "a": null, "b": 5, "c": [1]"#)).unwrap();
+        assert_eq!(m.own("a"), None);
+        assert_eq!(m.own("b"), Some(&Owned::Other(5.into())));
+        assert_eq!(m.own("c").and_then(|o| o.str("x")), None);
+        assert!(m.own("b").unwrap().reads_as::<Vec<u8>>().is_err());
+    }
+}
