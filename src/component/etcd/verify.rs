@@ -76,10 +76,10 @@ fn unit(
     Some(Box::new(Record { member, servers }))
 }
 
-/// etcd's unit, beyond the paths `unit` checks: it is this node's member (its name,
-/// listening and advertising on the node IP, over TLS with the bundled etcd CA), its
-/// `--initial-cluster` names it with its own peer URL, and its data and WAL folders
-/// are the ones manifest.json records. Returns the member for the checks across
+/// etcd's unit, beyond the paths every unit is checked for: it is this node's member
+/// (its name, listening and advertising on the node IP, over TLS with the bundled etcd
+/// CA), its `--initial-cluster` names it with its own peer URL, and its data and WAL
+/// folders are the ones manifest.json records. Returns the member for the checks across
 /// bundles.
 fn member(b: &mut dyn Bundle, manifest: &Manifest) -> Option<Member> {
     let c = &ETCD;
