@@ -29,9 +29,11 @@
 //! Under every stage: `model` (the row type and the validated inventory, which refer to
 //! each other), `component` (the rows' values), `digest` (SHA-256 and SHA256SUMS),
 //! `fsx` (folders and files written safely), `version` (releases), `manifest`
-//! (manifest.json's schema), `parallel` and `error`. Nothing imports upwards
+//! (manifest.json's schema), `check` (what a row's own checks in `verify` may read and
+//! how they report), `parallel` and `error`. Nothing imports upwards
 //! (tests/integration/layers.rs reads the source to keep it so).
 
+pub mod check;
 pub mod component;
 pub mod digest;
 pub mod error;

@@ -99,6 +99,9 @@ static MADE_UP: Component = Component {
     uses_service_account_key: false,
     signs_csrs: false,
     install_hooks: None,
+    own_ca: None,
+    manifest: None,
+    verify: crate::model::Checks::NONE,
 };
 
 fn run(cmd: &mut Command) -> String {

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::check;
+use crate::manifest::{Manifest, Owned};
 use crate::version::KubeVersion;
 
 // ---- the row type ------------------------------------------------------------------------
@@ -277,6 +279,69 @@ pub struct ConfigFile {
 /// (that component's name, the certificate).
 pub type CertFrom = (&'static str, CertSpec);
 
+/// A CA a component has of its own, which issues the certificates of `issued_by`.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnCa {
+    pub issued_by: IssuedBy,
+    /// Its certificate's node path.
+    pub path: &'static str,
+    /// What it is called in messages, such as `front-proxy CA`.
+    pub what: &'static str,
+}
+
+/// A component's part of manifest.json: the object its module writes under `key`.
+#[derive(Debug)]
+pub struct ManifestPart {
+    pub key: &'static str,
+    /// Its object in a node's bundle, from the inventory; `None` writes none.
+    pub write: fn(&Inventory, &Node) -> Option<Owned>,
+    /// Reads an object back: why it is not one the module writes, if it is not.
+    pub read: fn(&Owned) -> Result<(), String>,
+}
+
+/// A component's own checks in `verify`, beyond those every row gets; each runs at its
+/// place among the common ones, so the findings keep one order.
+#[derive(Debug)]
+pub struct Checks {
+    /// The names its certificates with more than the node's names must carry, from the
+    /// manifest, given the node's (`IP:127.0.0.1`, `IP:<node IP>`, `DNS:<node>`); before
+    /// the certificates are checked.
+    pub names: Option<NamesCheck>,
+    /// Files of its own, after the certificates and keys. It runs for every row, with
+    /// whether the bundle carries the component: a file it owns is checked wherever it is.
+    pub files: Option<FilesCheck>,
+    /// Its unit beyond the common checks, after every unit and configuration file, given
+    /// the bundle's components; returns what its `cluster` check compares.
+    pub unit: Option<UnitCheck>,
+    /// Its unit's flags after its guards, given the unit's bundle path and ExecStart words.
+    pub flags: Option<FlagsCheck>,
+    /// Across the bundles given together, with what `unit` returned for each.
+    pub cluster: Option<ClusterCheck>,
+}
+
+/// [`Checks::names`].
+pub type NamesCheck = fn(&mut dyn check::Bundle, &Manifest, &[String]) -> Vec<String>;
+/// [`Checks::files`].
+pub type FilesCheck = fn(&mut dyn check::Bundle, Option<&Manifest>, bool);
+/// [`Checks::unit`].
+pub type UnitCheck =
+    fn(&mut dyn check::Bundle, &Manifest, &[&'static Component]) -> Option<Box<dyn std::any::Any>>;
+/// [`Checks::flags`].
+pub type FlagsCheck = fn(&mut dyn check::Bundle, Option<&Manifest>, &str, &[String]);
+/// [`Checks::cluster`].
+pub type ClusterCheck = fn(&[check::Seen], &mut dyn check::Report);
+
+impl Checks {
+    /// Only the checks every row gets.
+    pub const NONE: Checks = Checks {
+        names: None,
+        files: None,
+        unit: None,
+        flags: None,
+        cluster: None,
+    };
+}
+
 /// A row; rows are told apart by name.
 #[derive(Debug)]
 pub struct Component {
@@ -363,6 +428,12 @@ pub struct Component {
     /// `bundle-templates/install/20-hooks.sh.hbs`), a template rendered with install.sh's
     /// data; none gives it the common behaviour throughout.
     pub install_hooks: Option<&'static str>,
+    /// A CA of its own that issues some of the certificates the bundles carry.
+    pub own_ca: Option<OwnCa>,
+    /// Its object in manifest.json, if it writes one.
+    pub manifest: Option<ManifestPart>,
+    /// Its own checks in `verify`.
+    pub verify: Checks,
 }
 
 impl PartialEq for Component {

@@ -60,6 +60,9 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     uses_service_account_key: true,
     signs_csrs: true,
     install_hooks: None,
+    own_ca: None,
+    manifest: None,
+    verify: crate::model::Checks::NONE,
 };
 
 fn flag_profile(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> Vec<Flag> {

@@ -66,6 +66,9 @@ pub const KUBE_SCHEDULER: Component = Component {
     uses_service_account_key: false,
     signs_csrs: false,
     install_hooks: None,
+    own_ca: None,
+    manifest: None,
+    verify: crate::model::Checks::NONE,
 };
 
 /// The tutorial's chapter 05-4 flags. The kubeconfig, client settings and leader election

@@ -4,7 +4,8 @@
 //! health check, work dir, start behaviour, kept data and leader lease. Every stage
 //! reads these rows instead of naming a component; adding one is a row here, its flag
 //! profile, a catalogue `.tsv` and its templates (README, "Components"). Beyond the row
-//! types of the function pointers it holds (inventory, flags, version), it imports
+//! types of the function pointers it holds (inventory, flags, version, manifest.json's
+//! objects and the `check` interface its own checks in `verify` use), it imports
 //! nothing from the crate.
 
 pub mod catalogue;
@@ -24,8 +25,8 @@ pub use kube_controller_manager::KUBE_CONTROLLER_MANAGER;
 pub use kube_scheduler::KUBE_SCHEDULER;
 
 pub use crate::model::{
-    CertFrom, CertSpec, Component, ConfigFile, ExtraPort, Flag, Health, IssuedBy, Names,
-    RawSection, Section, StandardKeys, Start, NODE_NAME,
+    CertFrom, CertSpec, Checks, Component, ConfigFile, ExtraPort, Flag, Health, IssuedBy,
+    ManifestPart, Names, OwnCa, RawSection, Section, StandardKeys, Start, NODE_NAME,
 };
 
 /// Where shared files land on a node.
@@ -430,6 +431,64 @@ mod tests {
         assert_eq!(
             KUBE_SCHEDULER.work_dir("/data/k8s/k8s"),
             "/data/k8s/k8s/kube-scheduler"
+        );
+    }
+
+    /// The spellings of a row's name a stage could use to name it: the name, without
+    /// `kube-`, with `_` or nothing for `-`, and the key of its manifest object.
+    fn spellings(c: &Component) -> Vec<String> {
+        let mut names = vec![c.name.to_string()];
+        names.extend(c.name.strip_prefix("kube-").map(str::to_string));
+        names.extend(c.manifest.as_ref().map(|part| part.key.to_string()));
+        let mut all: Vec<String> = names
+            .iter()
+            .flat_map(|n| [n.clone(), n.replace('-', "_"), n.replace('-', "")])
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    #[test]
+    fn verify_and_the_manifest_name_no_component() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("verify"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .collect();
+        files.sort();
+        files.extend(["manifest.rs", "check.rs"].map(|f| root.join(f)));
+        assert!(files.len() > 3, "{files:?}");
+        let words: Vec<String> = ALL.iter().flat_map(|c| spellings(c)).collect();
+        assert!(
+            words.contains(&"controller_manager".to_string()),
+            "{words:?}"
+        );
+        let mut found = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            // Tests may name what they build; the code above them may not.
+            for (i, line) in text.lines().enumerate() {
+                if line.trim() == "#[cfg(test)]" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(word) = words.iter().find(|w| lower.contains(w.as_str())) {
+                    found.push(format!(
+                        "{}:{}: `{word}`: {}",
+                        file.strip_prefix(&root).unwrap_or(file).display(),
+                        i + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "lines naming a component (move the check into the component's row):\n{}",
+            found.join("\n")
         );
     }
 }

@@ -369,8 +369,7 @@ fn complete(
         files: manifest_files,
         certificates,
         external: plan.external.clone(),
-        apiserver: plan.apiserver.clone(),
-        etcd: plan.etcd.clone(),
+        own: plan.own.clone(),
     };
     let mut manifest_json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     manifest_json.push(b'\n');
@@ -612,8 +611,7 @@ mod tests {
             components: vec![&crate::component::KUBE_CONTROLLER_MANAGER],
             files,
             external: vec![],
-            apiserver: None,
-            etcd: None,
+            own: BTreeMap::new(),
             origins: BTreeMap::new(),
         }
     }

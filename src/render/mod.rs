@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::component::flags;
 use crate::component::{self, dist, paths, Component, LEASE_NAMESPACE};
 use crate::error::{Error, Result};
-use crate::manifest::{ManifestApiServer, ManifestEtcd};
+use crate::manifest::Owned;
 use crate::model::Flag;
 use crate::model::{url_host, Inventory, Node};
 use crate::pki::{self, Pki};
@@ -107,10 +107,8 @@ pub struct RenderedNode {
     pub files: BTreeMap<String, BundleFile>,
     /// Node paths the units name that the bundle does not carry.
     pub external: Vec<String>,
-    /// What `verify` needs to rebuild kube-apiserver's serving names, when it is built.
-    pub apiserver: Option<ManifestApiServer>,
-    /// etcd's node folders, for `verify`, when it is built.
-    pub etcd: Option<ManifestEtcd>,
+    /// The manifest objects of the components that write one, by their keys.
+    pub own: BTreeMap<String, Owned>,
     /// Bundle path → where each binary carried from the build host came from, for the SBOM.
     pub origins: BTreeMap<String, crate::plan::Origin>,
 }
@@ -152,23 +150,6 @@ fn binary_origin(
             .filter(|c| c.version_series == "1.")
             .map(|_| plan.kubernetes_version.clone()),
     }
-}
-
-/// The inventory values behind kube-apiserver's serving names, for the manifest.
-fn apiserver_names(inv: &Inventory) -> Option<ManifestApiServer> {
-    let api = inv.components.iter().find(|s| s.component.serves_api)?;
-    Some(ManifestApiServer {
-        service_ip: inv.cluster.kubernetes_service_ip().to_string(),
-        dns_domain: inv.cluster.dns_domain.clone(),
-        extra_sans: api
-            .extra_sans
-            .iter()
-            .map(|san| match san {
-                crate::model::San::Ip(ip) => ip.to_string(),
-                crate::model::San::Dns(name) => name.clone(),
-            })
-            .collect(),
-    })
 }
 
 /// A file installed on the node, as install.sh sees it.
@@ -286,15 +267,12 @@ impl Templates {
             components: plan.components.clone(),
             files,
             external: plan.external.clone(),
-            apiserver: apiserver_names(inv),
-            etcd: inv
+            own: plan
                 .components
                 .iter()
-                .find(|s| s.component.start.waits_for_quorum)
-                .map(|s| ManifestEtcd {
-                    data_dir: s.data_dirs[0].clone(),
-                    wal_dir: s.data_dirs[1].clone(),
-                }),
+                .filter_map(|c| c.manifest.as_ref())
+                .filter_map(|part| Some((part.key.to_string(), (part.write)(inv, node)?)))
+                .collect(),
             origins,
         })
     }

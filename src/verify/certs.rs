@@ -35,12 +35,6 @@ pub(super) const FRONT_PROXY_CA: &str = "rootfs/etc/kubernetes/cert/front-proxy-
 
 pub(super) const CLIENT_CA: &str = "rootfs/etc/kubernetes/cert/client-ca.pem";
 
-pub(super) const ETCD_CA: &str = "rootfs/etc/kubernetes/cert/etcd-ca.pem";
-
-pub(super) const ETCD_CLIENT_CERT: &str = "rootfs/etc/kubernetes/cert/apiserver-etcd-client.pem";
-
-pub(super) const ETCD_CLIENT_KEY: &str = "rootfs/etc/kubernetes/cert/apiserver-etcd-client-key.pem";
-
 pub(super) fn human(d: time::Duration) -> String {
     let days = d.whole_days();
     if days * 86_400 == d.whole_seconds() {
@@ -58,15 +52,41 @@ pub(super) struct ExpectedNames {
     /// 127.0.0.1, the node IP and the node name: every serving certificate with the
     /// node's names.
     pub(super) node: Vec<String>,
-    /// Everything kube-apiserver's serving certificate must carry, in a bundle with it.
-    pub(super) apiserver: Option<Vec<String>>,
+    /// What the certificates with more than the node's names must carry, by the name of
+    /// the component whose `names` check gave them.
+    pub(super) wider: BTreeMap<&'static str, Vec<String>>,
+}
+
+/// The CA of its own a component has that issues `by`'s certificates.
+fn own_ca(by: IssuedBy) -> Option<component::OwnCa> {
+    component::all()
+        .into_iter()
+        .filter_map(|c| c.own_ca)
+        .find(|ca| ca.issued_by == by)
+}
+
+/// The name of the component that serves the Kubernetes API, for messages.
+fn api_name() -> &'static str {
+    component::all()
+        .into_iter()
+        .find(|c| c.serves_api)
+        .map_or("the API server", |c| c.name)
+}
+
+/// The file name of a bundle or node path.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 impl Check<'_> {
     /// The names the node's certificates must carry, from the manifest: the node's own
-    /// and, for a bundle with kube-apiserver, those of its serving certificate. A value
-    /// the manifest gives that could not have come from a valid inventory is a finding.
-    pub(super) fn expected_names(&mut self, manifest: &Manifest, apiserver: bool) -> ExpectedNames {
+    /// and those the `names` checks of the bundle's components give. A value the manifest
+    /// gives that could not have come from a valid inventory is a finding.
+    pub(super) fn expected_names(
+        &mut self,
+        manifest: &Manifest,
+        components: &[&'static Component],
+    ) -> ExpectedNames {
         let mut names = ExpectedNames {
             node_name: manifest.node.clone(),
             ..ExpectedNames::default()
@@ -80,57 +100,12 @@ impl Check<'_> {
         }
         names.node.insert(0, "IP:127.0.0.1".to_string());
         names.node.push(format!("DNS:{}", manifest.node));
-        if !apiserver {
-            return names;
-        }
-        let mut api = names.node.clone();
-        api.extend(
-            ["kubernetes", "kubernetes.default", "kubernetes.default.svc"]
-                .map(|n| format!("DNS:{n}")),
-        );
-        let Some(ManifestApiServer {
-            service_ip,
-            dns_domain,
-            extra_sans,
-        }) = &manifest.apiserver
-        else {
-            self.find(
-                "manifest.json",
-                "has no `apiserver` object although the bundle carries kube-apiserver: the serving certificate's service IP, DNS-domain and extra names cannot be checked",
-            );
-            names.apiserver = Some(api);
-            return names;
-        };
-        match service_ip.parse::<std::net::IpAddr>() {
-            Ok(ip) => api.push(format!("IP:{ip}")),
-            Err(_) => self.find(
-                "manifest.json",
-                format!("apiserver.service-ip `{service_ip}` is not an IP address"),
-            ),
-        }
-        if dns_domain.is_empty() || dns_domain.ends_with('.') {
-            self.find(
-                "manifest.json",
-                format!(
-                    "apiserver.dns-domain `{dns_domain}` is not a DNS domain like `cluster.local`"
-                ),
-            );
-        } else {
-            api.push(format!("DNS:kubernetes.default.svc.{dns_domain}"));
-        }
-        for (i, san) in extra_sans.iter().enumerate() {
-            match san.parse::<std::net::IpAddr>() {
-                Ok(ip) => api.push(format!("IP:{}", ip.to_canonical())),
-                Err(_) if san.is_empty() || san.ends_with('.') => self.find(
-                    "manifest.json",
-                    format!("apiserver.extra-sans[{i}] `{san}` is not a DNS name without a trailing dot"),
-                ),
-                Err(_) => api.push(format!("DNS:{}", san.to_ascii_lowercase())),
+        for c in components {
+            if let Some(check) = c.verify.names {
+                let wider = check(self, manifest, &names.node);
+                names.wider.insert(c.name, wider);
             }
         }
-        let mut seen = std::collections::BTreeSet::new();
-        api.retain(|n| seen.insert(n.clone()));
-        names.apiserver = Some(api);
         names
     }
 
@@ -211,7 +186,7 @@ impl Check<'_> {
         Some(der)
     }
 
-    /// kube-apiserver's `--client-ca-file`: the bundled CA, then the CSR signing CA when
+    /// The API server's `--client-ca-file`: the bundled CA, then the CSR signing CA when
     /// the bundle carries one, then at most the signing CA that one replaced (another
     /// CA), and nothing else.
     pub(super) fn client_ca(&mut self, ca_der: &[u8]) {
@@ -263,7 +238,7 @@ impl Check<'_> {
                 .unwrap_or_default();
             self.warn(
                 CLIENT_CA,
-                format!("also trusts `{name}`, the signing CA csr-signer.pem replaced: kube-apiserver accepts what its key signed until a build with `--drop-previous-csr-signer` is installed"),
+                format!("also trusts `{name}`, the signing CA csr-signer.pem replaced: {} accepts what its key signed until a build with `--drop-previous-csr-signer` is installed", api_name()),
             );
         }
         if have != want && previous.is_none() {
@@ -423,16 +398,20 @@ impl Check<'_> {
             );
         }
         // Its own trust anchor, in client-ca.pem only: what its key signs must chain to
-        // nothing a root-only truster (kubeconfigs, etcd, kube-apiserver's serving
-        // side) accepts.
+        // nothing a root-only truster (a kubeconfig, a component without one) accepts.
         if signer.public_key().raw == ca.public_key().raw {
             self.find(SIGNER_CERT, "has the root CA's key (ca.pem)");
         } else if signer.issuer().as_raw() == ca.subject().as_raw()
             && signer.verify_signature(Some(ca.public_key())).is_ok()
         {
+            let trusters: Vec<&str> = component::all()
+                .into_iter()
+                .filter(|c| !c.kubeconfig)
+                .map(|c| c.name)
+                .collect();
             self.find(
                 SIGNER_CERT,
-                "is issued by the bundled CA (ca.pem), so everything that trusts ca.pem (kubeconfigs, etcd, kube-apiserver) accepts what its key signs; build again: the signing CA is replaced by a self-signed one",
+                format!("is issued by the bundled CA (ca.pem), so everything that trusts ca.pem (kubeconfigs, {}) accepts what its key signs; build again: the signing CA is replaced by a self-signed one", trusters.join(", ")),
             );
         } else if !pki::self_signed(&signer) {
             self.find(
@@ -454,6 +433,7 @@ impl Check<'_> {
     /// validity, key, subject, usages and names.
     pub(super) fn leaf(
         &mut self,
+        owner: &Component,
         spec: &CertSpec,
         issuer_der: Option<&Vec<u8>>,
         names: &ExpectedNames,
@@ -480,11 +460,19 @@ impl Check<'_> {
                 self.find(
                     &cert_file,
                     match spec.issued_by {
-                        IssuedBy::Root => "does not chain to the bundled CA",
+                        IssuedBy::Root => "does not chain to the bundled CA".to_string(),
                         IssuedBy::FrontProxy => {
                             "does not chain to the bundled front-proxy CA (front-proxy-ca.pem)"
+                                .to_string()
                         }
-                        IssuedBy::Etcd => "does not chain to the bundled etcd CA (etcd-ca.pem)",
+                        other => match own_ca(other) {
+                            Some(ca) => format!(
+                                "does not chain to the bundled {} ({})",
+                                ca.what,
+                                file_name(ca.path)
+                            ),
+                            None => "does not chain to its CA".to_string(),
+                        },
                     },
                 );
             }
@@ -536,17 +524,16 @@ impl Check<'_> {
         let wanted = match spec.names {
             Names::None => return,
             Names::Node => &names.node,
-            Names::ApiServer => {
+            // Names beyond the node's, some from the inventory: its owner's `names` check
+            // gives them.
+            _ => {
                 for san in sans.iter().filter(|s| s.ends_with('.')) {
                     self.find(
                         &cert_file,
                         format!("SAN {san} ends with a dot, which clients do not match"),
                     );
                 }
-                match &names.apiserver {
-                    Some(names) => names,
-                    None => &names.node,
-                }
+                names.wider.get(owner.name).unwrap_or(&names.node)
             }
         };
         for want in wanted {
@@ -594,47 +581,80 @@ impl Check<'_> {
         self.find(cert_file, message);
     }
 
-    /// An external etcd's CA and kube-apiserver's client pair for it, when the bundle
-    /// carries them: certificates within their validity and a key that matches.
-    pub(super) fn etcd_client(&mut self, now: OffsetDateTime, warn: time::Duration) {
-        if ![ETCD_CA, ETCD_CLIENT_CERT, ETCD_CLIENT_KEY]
+    /// The files a component carries for a server outside the bundle: a certificate it
+    /// takes from another component when that one is built too ([`Component::certs_from`]),
+    /// whose place it takes when the bundle does not carry the other (a server elsewhere),
+    /// with the CA that server's own CA would be. Checked when any of them is present:
+    /// certificates within their validity and a key that matches.
+    pub(super) fn outside_pairs(
+        &mut self,
+        components: &[&'static Component],
+        now: OffsetDateTime,
+        warn: time::Duration,
+    ) {
+        for row in component::all() {
+            for (server, spec) in row.certs_from {
+                if components.iter().any(|c| c.name == *server) {
+                    continue;
+                }
+                let Some(ca) = component::by_name(server).and_then(|s| s.own_ca) else {
+                    continue;
+                };
+                let ca = in_bundle(ca.path);
+                let cert = in_bundle(&spec.cert_path());
+                let key = in_bundle(&spec.key_path());
+                self.outside_pair(server, &ca, &cert, &key, now, warn);
+            }
+        }
+    }
+
+    fn outside_pair(
+        &mut self,
+        server: &str,
+        ca: &str,
+        cert: &str,
+        key: &str,
+        now: OffsetDateTime,
+        warn: time::Duration,
+    ) {
+        if ![ca, cert, key]
             .iter()
             .any(|p| self.bundle.files.contains_key(*p))
         {
             return;
         }
-        for path in [ETCD_CA, ETCD_CLIENT_CERT] {
+        for path in [ca, cert] {
             if !self.bundle.files.contains_key(path) {
-                self.find(path, "is missing while the other etcd files are present");
+                self.find(
+                    path,
+                    format!("is missing while the other {server} files are present"),
+                );
             } else if let Some(der) = self.pem_der(path) {
                 match X509Certificate::from_der(&der) {
-                    Ok((_, cert)) => self.expiry(path, &cert, now, warn),
+                    Ok((_, c)) => self.expiry(path, &c, now, warn),
                     Err(_) => self.find(path, "is not an X.509 certificate"),
                 }
             }
         }
-        let Some(key_text) = self.required(ETCD_CLIENT_KEY) else {
+        let Some(key_text) = self.required(key) else {
             return;
         };
-        let Some(key) = keys::of_private_pem(&key_text) else {
-            self.find(
-                ETCD_CLIENT_KEY,
-                "is not a PEM private key (PKCS#8, RSA or EC)",
-            );
+        let Some(public) = keys::of_private_pem(&key_text) else {
+            self.find(key, "is not a PEM private key (PKCS#8, RSA or EC)");
             return;
         };
         let Some(der) = self
             .bundle
             .files
-            .contains_key(ETCD_CLIENT_CERT)
-            .then(|| self.pem_der(ETCD_CLIENT_CERT))
+            .contains_key(cert)
+            .then(|| self.pem_der(cert))
             .flatten()
         else {
             return;
         };
-        if let Ok((_, cert)) = X509Certificate::from_der(&der) {
-            if keys::of_cert(&cert).as_ref() != Some(&key) {
-                self.find(ETCD_CLIENT_KEY, "does not match apiserver-etcd-client.pem");
+        if let Ok((_, c)) = X509Certificate::from_der(&der) {
+            if keys::of_cert(&c).as_ref() != Some(&public) {
+                self.find(key, format!("does not match {}", file_name(cert)));
             }
         }
     }

@@ -1,5 +1,6 @@
-//! The files that run the components: units (flags, guards, shared values), kubeconfigs,
-//! component configs and the encryption config, each read against its component's row.
+//! The files that run the components: units (flags, guards, shared values), kubeconfigs
+//! and component configs, each read against its component's row; the checks a row has of
+//! its own (`verify` in the row) run from here at their places.
 
 use super::*;
 
@@ -12,111 +13,11 @@ pub(super) fn shared_flags() -> Vec<(&'static Component, &'static str)> {
         .collect()
 }
 
-pub(super) const ENCRYPTION_CONFIG: &str = "rootfs/etc/kubernetes/encryption-config.yaml";
-
-/// Whether `c` is an etcd member, whose unit the member checks read.
-pub(super) fn is_member(c: &Component) -> bool {
-    c.start.waits_for_quorum
-}
-
-/// The value a command line gives `--<name>`: the last `--<name>=value` or `--<name>`
-/// (`true`, a boolean flag set bare), as Go's flag packages take it.
-pub(super) fn flag_value<'a>(words: &'a [String], name: &str) -> Option<&'a str> {
-    words.iter().rev().find_map(|w| {
-        let rest = w.strip_prefix("--")?.strip_prefix(name)?;
-        match rest.strip_prefix('=') {
-            Some(value) => Some(value),
-            None => rest.is_empty().then_some("true"),
-        }
-    })
-}
-
-/// Scheme, host (without brackets) and port of a URL such as `https://[fd00::1]:2379`.
-pub(super) fn url_host(url: &str) -> Option<(&str, &str, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => {
-            let (host, port) = v6.split_once(']')?;
-            (host, port.strip_prefix(':')?)
-        }
-        None => authority.rsplit_once(':')?,
-    };
-    (!host.is_empty() && !port.is_empty()).then_some((scheme, host, port))
-}
-
 /// A unit's `WorkingDirectory=`, if it has one.
 pub(super) fn working_directory(unit: &str) -> Option<String> {
     unit.lines()
         .find_map(|l| l.trim().strip_prefix("WorkingDirectory="))
         .map(|d| d.trim().trim_end_matches('/').to_string())
-}
-
-/// The ExecStart command line of a unit, split into words (continuations joined,
-/// double quotes removed).
-pub(super) fn exec_start_words(unit: &str) -> Vec<String> {
-    let joined = unit.replace("\\\n", " ");
-    let Some(line) = joined
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("ExecStart="))
-    else {
-        return Vec::new();
-    };
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => quoted = !quoted,
-            '\\' if quoted => word.extend(chars.next()),
-            c if c.is_whitespace() && !quoted => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
-}
-
-#[derive(Deserialize)]
-pub(super) struct EncryptionConfig {
-    #[serde(rename = "apiVersion", default)]
-    pub(super) api_version: String,
-    #[serde(default)]
-    pub(super) kind: String,
-    #[serde(default)]
-    pub(super) resources: Vec<EncryptionResource>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct EncryptionResource {
-    #[serde(default)]
-    pub(super) resources: Vec<String>,
-    #[serde(default)]
-    pub(super) providers: Vec<EncryptionProvider>,
-}
-
-/// One provider; only aescbc is read, the others (identity, secretbox...) are left be.
-#[derive(Deserialize)]
-pub(super) struct EncryptionProvider {
-    pub(super) aescbc: Option<AesCbc>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct AesCbc {
-    #[serde(default)]
-    pub(super) keys: Vec<AesKey>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct AesKey {
-    pub(super) secret: String,
 }
 
 #[derive(Deserialize)]
@@ -196,10 +97,9 @@ pub(super) struct ContextEntry {
 
 impl Check<'_> {
     /// A component's flags that decide who may do what ([`Component::guards`]) hold
-    /// kube-bundle's values, and the API server's service range is the one its serving
-    /// certificate was made for.
+    /// kube-bundle's values; then its row's own check of its flags, if any.
     pub(super) fn guards(&mut self, c: &Component, manifest: Option<&Manifest>) {
-        if c.guards.is_empty() && !c.serves_api {
+        if c.guards.is_empty() && c.verify.flags.is_none() {
             return;
         }
         let file = in_bundle(&c.unit_path());
@@ -222,28 +122,8 @@ impl Check<'_> {
                 );
             }
         }
-        if !c.serves_api {
-            return;
-        }
-        let service_ip = manifest
-            .and_then(|m| m.apiserver.as_ref())
-            .map(|a| a.service_ip.clone());
-        let range = flag_value(&words, "service-cluster-ip-range");
-        match range.map(|r| (r, r.parse::<ipnet::IpNet>())) {
-            None => self.find(&file, "--service-cluster-ip-range is not set"),
-            Some((r, Err(_))) => self.find(
-                &file,
-                format!("--service-cluster-ip-range `{r}` is not a CIDR"),
-            ),
-            Some((r, Ok(net))) => {
-                let first = crate::model::first_ip(&net).to_string();
-                if let Some(ip) = service_ip.filter(|ip| *ip != first) {
-                    self.find(
-                        &file,
-                        format!("--service-cluster-ip-range `{r}` gives the `kubernetes` service {first}, but manifest.json's apiserver.service-ip (the serving certificate's) is {ip}"),
-                    );
-                }
-            }
+        if let Some(check) = c.verify.flags {
+            check(self, manifest, &file, &words);
         }
     }
 
@@ -287,82 +167,6 @@ impl Check<'_> {
                     .iter()
                     .any(|w| w.split_once('=').is_some_and(|(_, v)| v == node_path))
             })
-    }
-
-    /// kube-apiserver's EncryptionConfiguration: the kind and apiVersion its release
-    /// reads, Secrets encrypted first with aescbc, every aescbc key 32 bytes.
-    pub(super) fn encryption_config(&mut self, manifest: Option<&Manifest>) {
-        use base64::Engine;
-        let file = ENCRYPTION_CONFIG;
-        let Some(text) = self.required(file) else {
-            return;
-        };
-        let config: EncryptionConfig = match yaml_serde::from_str(&text) {
-            Ok(c) => c,
-            Err(e) => {
-                self.find(file, format!("is not an EncryptionConfiguration ({e})"));
-                return;
-            }
-        };
-        if config.kind != "EncryptionConfiguration" {
-            self.find(
-                file,
-                format!("kind `{}` is not EncryptionConfiguration", config.kind),
-            );
-        }
-        if let Some(version) = manifest.and_then(|m| KubeVersion::parse(&m.kubernetes_version).ok())
-        {
-            let want = crate::component::encryption_config_api(&version);
-            if config.api_version != want {
-                self.find(
-                    file,
-                    format!(
-                        "apiVersion `{}` is not the one kube-apiserver {version} reads (`{want}`)",
-                        config.api_version
-                    ),
-                );
-            }
-        }
-        let secrets = config
-            .resources
-            .iter()
-            .find(|r| r.resources.iter().any(|n| n == "secrets"));
-        match secrets {
-            None => self.find(file, "does not list the `secrets` resource"),
-            Some(r) if r.providers.first().is_none_or(|p| p.aescbc.is_none()) => self.find(
-                file,
-                "the first provider for secrets is not aescbc: Secrets would be written unencrypted",
-            ),
-            Some(_) => {}
-        }
-        let mut findings = Vec::new();
-        for (i, resource) in config.resources.iter().enumerate() {
-            for (j, provider) in resource.providers.iter().enumerate() {
-                let Some(aescbc) = &provider.aescbc else {
-                    continue;
-                };
-                let at = format!("resources[{i}].providers[{j}].aescbc.keys");
-                if aescbc.keys.is_empty() {
-                    findings.push(format!("{at} is empty"));
-                }
-                for (k, key) in aescbc.keys.iter().enumerate() {
-                    match base64::engine::general_purpose::STANDARD.decode(key.secret.trim()) {
-                        Err(e) => findings.push(format!("{at}[{k}].secret is not base64 ({e})")),
-                        Ok(bytes) if bytes.len() != pki::ENCRYPTION_KEY_BYTES => {
-                            findings.push(format!(
-                                "{at}[{k}].secret decodes to {} bytes; an aescbc key here is {}",
-                                bytes.len(),
-                                pki::ENCRYPTION_KEY_BYTES
-                            ))
-                        }
-                        Ok(_) => {}
-                    }
-                }
-            }
-        }
-        for message in findings {
-            self.find(file, message);
-        }
     }
 
     pub(super) fn kubeconfig(&mut self, c: &Component) {
@@ -455,7 +259,8 @@ impl Check<'_> {
             self.find(&file, "has no ExecStart");
             return;
         }
-        // etcd has no --bind-address: its listen URLs are checked by `etcd_unit`.
+        // A component that does not bind with --bind-address has its listen addresses
+        // checked by its row's own unit check.
         if c.binds_node_ip {
             let bind = words.iter().find_map(|w| w.strip_prefix("--bind-address="));
             if bind != Some(manifest.node_ip.as_str()) {
@@ -469,17 +274,17 @@ impl Check<'_> {
                 );
             }
         }
-        // etcd's data and WAL folders are node folders it fills itself, accepted when
-        // they are the ones manifest.json records.
-        let data_dirs: Vec<(String, &str)> = match &manifest.etcd {
-            Some(ManifestEtcd { data_dir, wal_dir }) if is_member(c) => c
-                .data_dirs
-                .iter()
-                .map(|key| format!("--{key}"))
-                .zip([data_dir.as_str(), wal_dir.as_str()])
-                .collect(),
-            _ => Vec::new(),
-        };
+        // Data folders are node folders the component fills itself, accepted when they
+        // are the ones its object in manifest.json records under their section keys.
+        let own = c.manifest.as_ref().and_then(|part| manifest.own(part.key));
+        let data_dirs: Vec<(String, &str)> = own
+            .map(|own| {
+                c.data_dirs
+                    .iter()
+                    .filter_map(|key| Some((format!("--{key}"), own.str(key)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut named: Vec<&str> = vec![words[0].as_str()];
         named.extend(
             words
@@ -491,8 +296,8 @@ impl Check<'_> {
         );
         // The component's own folder (`<k8s-dir>/<component>`, the unit's working
         // directory) holds what it writes at run time, such as the audit log. It and
-        // `<k8s-dir>` must pass the build's rule for such folders; etcd's is its data
-        // dir, checked with manifest.json's.
+        // `<k8s-dir>` must pass the build's rule for such folders; a component with data
+        // dirs works in the first, checked with manifest.json's.
         let work_dir = working_directory(&text).filter(|dir| {
             c.data_dirs.is_empty() && {
                 let k8s_dir = match dir.rsplit_once('/') {
@@ -531,185 +336,6 @@ impl Check<'_> {
                 );
             }
         }
-    }
-
-    /// etcd's unit, beyond the paths `unit` checks: it is this node's member (its name,
-    /// listening and advertising on the node IP, over TLS with the bundled etcd CA), its
-    /// `--initial-cluster` names it with its own peer URL, and its data and WAL folders
-    /// are the ones manifest.json records. Returns the member for the checks across
-    /// bundles.
-    pub(super) fn etcd_unit(&mut self, c: &Component, manifest: &Manifest) -> Option<EtcdMember> {
-        let file = in_bundle(&c.unit_path());
-        let text = self.text(&file)?;
-        let words = exec_start_words(&text);
-        if words.is_empty() {
-            return None;
-        }
-        let node_ip = manifest.node_ip.parse::<std::net::IpAddr>().ok();
-        let flag = |name: &str| flag_value(&words, name);
-        let mut found = Vec::new();
-        match &manifest.etcd {
-            None => self.find(
-                "manifest.json",
-                "has no `etcd` object although the bundle carries etcd: the unit's --data-dir and --wal-dir cannot be told from bundle files",
-            ),
-            Some(dirs) => {
-                for (key, want) in [("data-dir", &dirs.data_dir), ("wal-dir", &dirs.wal_dir)] {
-                    if let Some(unfit) = component::paths::unfit_folder(want) {
-                        self.find("manifest.json", format!("etcd.{key}: {unfit}"));
-                    } else if let Some(held) = self
-                        .bundle
-                        .files
-                        .keys()
-                        .find(|p| p.strip_prefix("rootfs").is_some_and(|p| inside(p, want)))
-                    {
-                        self.find(
-                            "manifest.json",
-                            format!("etcd.{key} `{want}` holds `{held}`, a file of the bundle: etcd's data needs a folder of its own"),
-                        );
-                    }
-                    let have = flag(key);
-                    if have != Some(want.as_str()) {
-                        found.push(format!(
-                            "--{key} is `{}`, not manifest.json's etcd.{key} `{want}`",
-                            have.unwrap_or("unset")
-                        ));
-                    }
-                }
-                if inside(&dirs.data_dir, &dirs.wal_dir) || inside(&dirs.wal_dir, &dirs.data_dir)
-                {
-                    self.find(
-                        "manifest.json",
-                        format!(
-                            "etcd.data-dir `{}` and etcd.wal-dir `{}` overlap",
-                            dirs.data_dir, dirs.wal_dir
-                        ),
-                    );
-                }
-            }
-        }
-        let name = flag("name").unwrap_or_default().to_string();
-        if name != manifest.node {
-            found.push(format!(
-                "--name is `{name}`, not the node name `{}`",
-                manifest.node
-            ));
-        }
-        let on_node = |url: &str| {
-            url_host(url).is_some_and(|(scheme, host, _)| {
-                scheme == "https" && host.parse().ok() == node_ip && node_ip.is_some()
-            })
-        };
-        for key in [
-            "listen-client-urls",
-            "advertise-client-urls",
-            "listen-peer-urls",
-            "initial-advertise-peer-urls",
-        ] {
-            let urls = flag(key).unwrap_or_default();
-            if !urls.split(',').any(on_node) {
-                found.push(format!(
-                    "--{key} is `{urls}`, which names no https URL on the node IP {}",
-                    manifest.node_ip
-                ));
-            }
-        }
-        let cert = c.cert_path();
-        let key = c.key_path();
-        for (name, want) in [
-            ("cert-file", cert.as_str()),
-            ("key-file", key.as_str()),
-            ("peer-cert-file", cert.as_str()),
-            ("peer-key-file", key.as_str()),
-            ("trusted-ca-file", component::paths::ETCD_CA),
-            ("peer-trusted-ca-file", component::paths::ETCD_CA),
-        ] {
-            if flag(name) != Some(want) {
-                found.push(format!(
-                    "--{name} is `{}`, not the bundled `{want}`",
-                    flag(name).unwrap_or("unset")
-                ));
-            }
-        }
-        for name in ["client-cert-auth", "peer-client-cert-auth"] {
-            if !words.iter().any(|w| {
-                w.strip_prefix("--")
-                    .is_some_and(|w| w == name || w == format!("{name}=true"))
-            }) {
-                found.push(format!(
-                    "--{name} is not set: etcd would take clients without a certificate of its CA"
-                ));
-            }
-        }
-        let peer_url = flag("initial-advertise-peer-urls")
-            .unwrap_or_default()
-            .to_string();
-        let mut cluster = Vec::new();
-        for entry in flag("initial-cluster").unwrap_or_default().split(',') {
-            match entry.split_once('=') {
-                Some((n, u)) if !n.is_empty() && url_host(u).is_some() => {
-                    cluster.push((n.to_string(), u.to_string()))
-                }
-                _ => found.push(format!(
-                    "--initial-cluster entry `{entry}` is not `name=https://ip:port`"
-                )),
-            }
-        }
-        let own: Vec<&str> = cluster
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, u)| u.as_str())
-            .collect();
-        if own.is_empty() {
-            found.push(format!(
-                "--initial-cluster does not name this member `{name}` (with its peer URL {peer_url})"
-            ));
-        } else if !own.contains(&peer_url.as_str()) {
-            found.push(format!(
-                "--initial-cluster gives `{name}` the peer URL {}, not its --initial-advertise-peer-urls {peer_url}",
-                own.join(",")
-            ));
-        }
-        let state = flag("initial-cluster-state").unwrap_or("new").to_string();
-        if state != "new" && state != "existing" {
-            found.push(format!(
-                "--initial-cluster-state is `{state}`, neither `new` nor `existing`"
-            ));
-        }
-        let token = flag("initial-cluster-token")
-            .unwrap_or_default()
-            .to_string();
-        if token.is_empty() {
-            found.push(
-                "--initial-cluster-token is not set: members of another cluster could join this one"
-                    .to_string(),
-            );
-        }
-        for message in found {
-            self.find(&file, message);
-        }
-        let client_urls = flag("advertise-client-urls")
-            .unwrap_or_default()
-            .split(',')
-            .filter(|u| !u.is_empty())
-            .map(str::to_string)
-            .collect();
-        Some(EtcdMember {
-            name,
-            peer_url,
-            client_urls,
-            cluster,
-            state,
-            token,
-        })
-    }
-
-    /// kube-apiserver's `--etcd-servers`, in a bundle with etcd.
-    pub(super) fn etcd_servers(&mut self, api: &Component) -> Option<Vec<String>> {
-        let text = self.bundle.text(&in_bundle(&api.unit_path()))?;
-        let words = exec_start_words(&text);
-        let servers = flag_value(&words, "etcd-servers")?;
-        Some(servers.split(',').map(str::to_string).collect())
     }
 
     /// The `--config` file of a component that has one: an apiVersion the bundle's

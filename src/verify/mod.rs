@@ -17,10 +17,10 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::component::paths::inside;
+use crate::check::{self, exec_start_words, flag_value, in_bundle};
 use crate::component::{self, CertSpec, Component, IssuedBy, Names};
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, ManifestApiServer, ManifestEtcd};
+use crate::manifest::Manifest;
 use crate::pack::sbom;
 use crate::pki;
 use crate::pki::keys;
@@ -153,7 +153,29 @@ pub fn verify(opts: &VerifyOptions) -> Result<Report> {
         });
     }
     shared_keys(&bundles, &mut findings);
-    etcd_cluster(&seen, &mut findings, &mut warnings);
+    for row in component::all() {
+        let Some(check) = row.verify.cluster else {
+            continue;
+        };
+        let given: Vec<check::Seen> = seen
+            .iter()
+            .map(|(b, s)| check::Seen {
+                bundle: &b.name,
+                record: s
+                    .records
+                    .iter()
+                    .find(|(name, _)| *name == row.name)
+                    .map(|(_, r)| r.as_ref()),
+            })
+            .collect();
+        check(
+            &given,
+            &mut Reported {
+                findings: &mut findings,
+                warnings: &mut warnings,
+            },
+        );
+    }
     same_flags(&seen, &mut findings);
     Ok(Report {
         bundles: checked,
@@ -225,20 +247,63 @@ struct Check<'a> {
     seen: Seen,
 }
 
-/// What one bundle says about the etcd cluster, for the checks across bundles.
+/// What one bundle says that the checks across bundles compare.
 #[derive(Default)]
 struct Seen {
-    /// Its etcd member, when it carries etcd and the unit could be read.
-    etcd: Option<EtcdMember>,
-    /// kube-apiserver's `--etcd-servers`, in a bundle with etcd.
-    etcd_servers: Option<Vec<String>>,
+    /// What a row's own unit check returned, by the row's name.
+    records: Vec<(&'static str, Box<dyn std::any::Any>)>,
     /// The values every master must share, as (unit file, flag, value or `unset`).
     shared: Vec<(String, &'static str, String)>,
 }
 
-/// A node path as it sits in a bundle.
-fn in_bundle(node_path: &str) -> String {
-    format!("rootfs{node_path}")
+/// Where the rows' checks across bundles report.
+struct Reported<'a> {
+    findings: &'a mut Vec<Finding>,
+    warnings: &'a mut Vec<Finding>,
+}
+
+impl check::Report for Reported<'_> {
+    fn find(&mut self, bundle: &str, file: &str, message: String) {
+        self.findings.push(Finding {
+            bundle: bundle.to_string(),
+            file: file.to_string(),
+            message: escape(&message),
+        });
+    }
+
+    fn warn(&mut self, bundle: &str, file: &str, message: String) {
+        self.warnings.push(Finding {
+            bundle: bundle.to_string(),
+            file: file.to_string(),
+            message: escape(&message),
+        });
+    }
+}
+
+impl check::Bundle for Check<'_> {
+    fn has(&self, path: &str) -> bool {
+        self.bundle.files.contains_key(path)
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.bundle.files.keys().cloned().collect()
+    }
+
+    fn peek(&self, path: &str) -> Option<String> {
+        self.bundle.text(path)
+    }
+
+    fn text(&mut self, path: &str) -> Option<String> {
+        Check::text(self, path)
+    }
+
+    fn required(&mut self, path: &str) -> Option<String> {
+        Check::required(self, path)
+    }
+
+    fn find(&mut self, file: &str, message: String) {
+        Check::find(self, file, message)
+    }
 }
 
 impl Check<'_> {
@@ -304,55 +369,60 @@ impl Check<'_> {
             .as_ref()
             .map(|m| self.components(m))
             .unwrap_or_default();
-        let apiserver = components.iter().any(|c| c.serves_api);
+        let serves_api = components.iter().any(|c| c.serves_api);
         let names = manifest
             .as_ref()
-            .map(|m| self.expected_names(m, apiserver))
+            .map(|m| self.expected_names(m, &components))
             .unwrap_or_default();
-        let member = components.iter().copied().find(|c| is_member(c));
-        let etcd = member.is_some();
         if let Some(ca) = self.ca(now, warn) {
-            let mut specs: Vec<&CertSpec> = components.iter().flat_map(|c| c.certs).collect();
-            // With etcd in the bundle, the apiserver's client certificate for it is ours:
-            // what a component needs from another one the bundle carries.
+            // A component's certificates, and those it needs from another one the bundle
+            // carries, with the component that carries them.
+            let mut specs: Vec<(&Component, &CertSpec)> = components
+                .iter()
+                .flat_map(|c| c.certs.iter().map(move |s| (*c, s)))
+                .collect();
             specs.extend(components.iter().flat_map(|c| {
                 c.certs_from
                     .iter()
                     .filter(|(other, _)| components.iter().any(|o| o.name == *other))
-                    .map(|(_, spec)| spec)
+                    .map(move |(_, spec)| (*c, spec))
             }));
-            let etcd_ca = if etcd {
-                self.ca_cert(ETCD_CA, now, warn)
-            } else {
-                None
-            };
-            let front_proxy = if specs.iter().any(|s| s.issued_by == IssuedBy::FrontProxy)
+            let own_cas: Vec<(IssuedBy, Option<Vec<u8>>)> = components
+                .iter()
+                .filter_map(|c| c.own_ca)
+                .map(|own| (own.issued_by, self.ca_cert(&in_bundle(own.path), now, warn)))
+                .collect();
+            let front_proxy = if specs
+                .iter()
+                .any(|(_, s)| s.issued_by == IssuedBy::FrontProxy)
                 || self.bundle.files.contains_key(FRONT_PROXY_CA)
             {
                 self.front_proxy_ca(&ca, now, warn)
             } else {
                 None
             };
-            for spec in specs {
+            for (owner, spec) in specs {
                 let issuer = match spec.issued_by {
                     IssuedBy::Root => Some(&ca),
                     IssuedBy::FrontProxy => front_proxy.as_ref(),
-                    IssuedBy::Etcd => etcd_ca.as_ref(),
+                    other => own_cas
+                        .iter()
+                        .find(|(by, _)| *by == other)
+                        .and_then(|(_, der)| der.as_ref()),
                 };
-                self.leaf(spec, issuer, &names, now, warn);
+                self.leaf(owner, spec, issuer, &names, now, warn);
             }
-            if apiserver || self.bundle.files.contains_key(CLIENT_CA) {
+            if serves_api || self.bundle.files.contains_key(CLIENT_CA) {
                 self.client_ca(&ca);
             }
         }
         self.service_account();
-        if apiserver || self.bundle.files.contains_key(ENCRYPTION_CONFIG) {
-            self.encryption_config(manifest.as_ref());
+        for row in component::all() {
+            if let Some(check) = row.verify.files {
+                check(self, manifest.as_ref(), components.contains(&row));
+            }
         }
-        // An external etcd's files; the bundled etcd's are checked with the certificates.
-        if !etcd {
-            self.etcd_client(now, warn);
-        }
+        self.outside_pairs(&components, now, warn);
         for c in &components {
             if c.kubeconfig {
                 self.kubeconfig(c);
@@ -362,10 +432,13 @@ impl Check<'_> {
                 self.config_file(c, m);
             }
         }
-        if let (Some(m), Some(member)) = (&manifest, member) {
-            self.seen.etcd = self.etcd_unit(member, m);
-            if let Some(api) = components.iter().find(|c| c.serves_api) {
-                self.seen.etcd_servers = self.etcd_servers(api);
+        if let Some(m) = &manifest {
+            for c in &components {
+                if let Some(check) = c.verify.unit {
+                    if let Some(record) = check(self, m, &components) {
+                        self.seen.records.push((c.name, record));
+                    }
+                }
             }
         }
         for c in &components {
@@ -611,6 +684,15 @@ impl Check<'_> {
             }
         }
         self.find_unknown("rootfs/", &described, "is not described in manifest.json");
+        for part in component::all()
+            .into_iter()
+            .filter_map(|c| c.manifest.as_ref())
+        {
+            if let Some(Err(e)) = manifest.own(part.key).map(part.read) {
+                self.find("manifest.json", format!("is not a bundle manifest ({e})"));
+                return None;
+            }
+        }
         Some(manifest)
     }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 /// each other), never a stage.
 const BOTTOM: &[&str] = &[
     "model",
+    "check",
     "component",
     "version",
     "manifest",

@@ -1,5 +1,9 @@
 //! etcd, as the tutorial's chapter 04: its row, its flag profile and the client
-//! certificate kube-apiserver takes from it.
+//! certificate kube-apiserver takes from it; its object in manifest.json (`manifest`)
+//! and its own checks in `verify` (`verify`).
+
+mod manifest;
+mod verify;
 
 mod settings;
 mod starter;
@@ -10,7 +14,7 @@ pub use settings::{
 use super::paths;
 use crate::model::{
     CertSpec, Component, ComponentSettings, ExtraPort, Flag, Health, Inventory, IssuedBy, Names,
-    Node, NodeState, Section, Start,
+    Node, NodeState, OwnCa, Section, Start,
 };
 
 /// kube-apiserver's client certificate for etcd from the inventory (`[etcd]`).
@@ -114,6 +118,13 @@ pub const ETCD: Component = Component {
     install_hooks: Some(include_str!(
         "../../../bundle-templates/install/hooks/etcd.sh.hbs"
     )),
+    own_ca: Some(OwnCa {
+        issued_by: IssuedBy::Etcd,
+        path: paths::ETCD_CA,
+        what: "etcd CA",
+    }),
+    manifest: Some(manifest::PART),
+    verify: verify::CHECKS,
 };
 
 /// What etcd's install.sh hooks (health checks, snapshots) and dist/rollout.sh read.

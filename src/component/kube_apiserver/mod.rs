@@ -1,6 +1,10 @@
 //! kube-apiserver, as the tutorial's chapter 05-2: its row, its flag profile and
 //! guards, the certificates it carries for the kubelets and the front proxy, and its
-//! encryption configuration's apiVersion.
+//! encryption configuration's apiVersion; its object in manifest.json (`manifest`) and
+//! its own checks in `verify` (`verify`).
+
+mod manifest;
+mod verify;
 
 mod settings;
 mod starter;
@@ -113,6 +117,9 @@ pub const KUBE_APISERVER: Component = Component {
     uses_service_account_key: true,
     signs_csrs: false,
     install_hooks: None,
+    own_ca: None,
+    manifest: Some(manifest::PART),
+    verify: verify::CHECKS,
 };
 
 /// kube-apiserver's flags that decide who may do what (see [`Component::guards`]).
