@@ -263,7 +263,7 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
             .components
             .iter()
             .find(|s| s.component.serves_api)
-            .map(|s| render::kubelet_rbac(s.component));
+            .map(|s| component::dist::kubelet_rbac(s.component));
         let dist_files = [
             ("ca.pem", Some(pki.ca_cert_pem.as_bytes()), 0o644),
             ("client-ca.pem", Some(client_ca.as_bytes()), 0o644),

@@ -111,7 +111,7 @@ pub enum Command {
         #[arg(long)]
         replace_csr_signer: bool,
         /// Stop trusting the signing CA the last --replace-csr-signer replaced: once the
-        /// bundles are installed, kube-apiserver refuses certificates its key signed
+        /// bundles are installed, the API server refuses certificates its key signed
         #[arg(long)]
         drop_previous_csr_signer: bool,
         /// Sign each bundle's SHA256SUMS with this Ed25519 OpenSSH private key

@@ -156,6 +156,25 @@ pub mod dist {
     /// API (`kubectl --kubeconfig dist/admin.kubeconfig apply -f` it once the apiservers
     /// run; `dist/rollout.sh` does).
     pub const KUBELET_RBAC: &str = "kube-apiserver-rbac.yaml";
+
+    /// [`KUBELET_RBAC`]: the tutorial's binding of `system:kubelet-api-admin` to the user
+    /// of the API server's kubelet client certificate, for logs, exec and port forwarding
+    /// through kubelets. `api` is the row serving the API: its client certificate is the
+    /// one it presents to kubelets.
+    pub fn kubelet_rbac(api: &super::Component) -> String {
+        let name = api.name;
+        format!(
+            "# Lets {name} use the kubelet API (logs, exec, port-forward, metrics) with its\n\
+             # kubelet client certificate. Apply once the apiservers run:\n\
+             #   kubectl --kubeconfig admin.kubeconfig apply -f {KUBELET_RBAC}\n\
+             apiVersion: rbac.authorization.k8s.io/v1\n\
+             kind: ClusterRoleBinding\n\
+             metadata:\n  name: {name}:kubelet-apis\n\
+             roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: system:kubelet-api-admin\n\
+             subjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {}\n",
+            api.client_cert().cn
+        )
+    }
 }
 
 impl CertSpec {
@@ -226,6 +245,15 @@ pub const ALL: [&Component; 4] = [
     &KUBE_CONTROLLER_MANAGER,
     &KUBE_SCHEDULER,
 ];
+
+/// The name of the row that serves the Kubernetes API, for messages about the API
+/// server's own rules that apply whichever rows a build has.
+pub fn api_server_name() -> &'static str {
+    all()
+        .into_iter()
+        .find(|c| c.serves_api)
+        .map_or("the API server", |c| c.name)
+}
 
 /// Every row in start order: [`ALL`], then in the library's unit tests the rows a test
 /// added with `testing::add` (on its own thread).

@@ -4,13 +4,9 @@
 //! This module only reads: the ELF and section headers, Go's build information and, where
 //! that does not name the release, the string variables of `.data`; never the whole file.
 //!
-//! Where a Go binary keeps its release:
-//! - Kubernetes sets `k8s.io/component-base/version.gitVersion` with `-X` in its linker
-//!   flags, which Go records in `.go.buildinfo` since 1.18 (unless built with `-trimpath`).
-//!   The variable sits in `.data` beside `gitMajor` and `gitMinor`, set with it.
-//! - etcd keeps it in the `Version` variable of `go.etcd.io/etcd/version` (3.4) or
-//!   `go.etcd.io/etcd/api/v3/version` (3.5 and later), a string in `.data`, beside
-//!   `MinClusterVersion` (`3.0.0`).
+//! Where a Go binary keeps its release is its row's `version_stamp`: a variable set with
+//! `-X` in its linker flags, which Go records in `.go.buildinfo` since 1.18 (unless built
+//! with `-trimpath`), and which sits in `.data` as a string beside others of its series.
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -20,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::model::{Arch, ComponentSettings, Inventory};
 use crate::version::KubeVersion;
 
-/// Checks every binary the inventory carries: `binary` of each component and etcd's
-/// `etcdctl`, unless its section says `binary-check = false`.
+/// Checks every binary the inventory carries: `binary` of each component and the tools
+/// carried beside it, unless its section says `binary-check = false`.
 pub fn check(inv: &Inventory) -> Result<()> {
     let mut carried: Vec<(&ComponentSettings, &str, &Path)> = inv
         .components
@@ -140,8 +136,8 @@ fn check_one(inv: &Inventory, settings: &ComponentSettings, key: &str, path: &Pa
     if !settings.check_binary {
         return Ok(());
     }
-    // A release alone does not tell kube-scheduler from kube-controller-manager, or etcd
-    // from kube-apiserver, which links etcd's version package: Go names the program.
+    // A release alone does not tell two programs of one release apart (and one program
+    // may link another's version package): Go names the program.
     if let Some(program) = info.as_ref().and_then(|i| i.setting_line("path")) {
         let packages = if key == "binary" {
             c.main_packages
@@ -197,9 +193,8 @@ fn check_one(inv: &Inventory, settings: &ComponentSettings, key: &str, path: &Pa
 }
 
 /// Whether a Go main package path is the program `what`: one of `packages` (a row's
-/// `main_packages`, such as etcd's `go.etcd.io/etcd` (3.4) or `go.etcd.io/etcd/server`)
-/// when it names some, else a path ending in `/what` (`…/cmd/kube-scheduler`,
-/// `…/etcdctl`); a last `/vN` element is left out.
+/// `main_packages`) when it names some, else a path ending in `/what` (`…/cmd/what`);
+/// a last `/vN` element is left out.
 fn is_program(package: &str, what: &str, packages: &[&str]) -> bool {
     let unversioned = match package.rsplit_once('/') {
         Some((rest, last))
@@ -531,8 +526,9 @@ impl Elf {
         Ok(BuildInfo::parse(&bytes))
     }
 
-    /// The release stamped into a Go binary of the `series` (`1.` Kubernetes, `3.`
-    /// etcd): from the linker flags Go recorded, else from the variables in `.data`.
+    /// The release stamped into a Go binary of the `series` (a row's `version_series`) in
+    /// the variable `stamp` (its `version_stamp`): from the linker flags Go recorded, else
+    /// from the variables in `.data`.
     pub fn go_stamp(
         &self,
         info: Option<&BuildInfo>,
@@ -768,7 +764,7 @@ impl BuildInfo {
         Some(BuildInfo { lines })
     }
 
-    /// The value of a line such as `path\tk8s.io/kubernetes/cmd/kube-scheduler`.
+    /// The value of a line such as `path\tk8s.io/kubernetes/cmd/<program>`.
     pub fn setting_line(&self, kind: &str) -> Option<&str> {
         self.lines
             .lines()

@@ -199,7 +199,7 @@ pub fn import_env(path: &Path) -> Result<Imported> {
         }
     }
     // The `kubernetes` service takes the first IP of the service range: a different
-    // CLUSTER_KUBERNETES_SVC_IP in the apiserver's certificate would not match it.
+    // CLUSTER_KUBERNETES_SVC_IP in the API's serving certificate would not match it.
     if let Some(svc_ip) = scalar("CLUSTER_KUBERNETES_SVC_IP")? {
         let cidr = imported.service_cidr.as_deref().unwrap_or("10.254.0.0/16");
         if let Ok(net) = cidr.parse::<ipnet::IpNet>() {
@@ -280,14 +280,14 @@ pub fn inventory_text(imported: &Imported, kubernetes_version: &str) -> Result<S
 kubernetes-version = {version}         # the control-plane release you run (1.16 or newer)
 # arch = "amd64"                       # the masters' architecture: amd64, arm64, arm,
 #                                      #   ppc64le or s390x; every `binary` must be built for it
-# The controller-manager and scheduler talk to their own master's kube-apiserver. Set
-# `apiserver` only to send them elsewhere, such as a load balancer listed in the
-# apiservers' `extra-sans`.
+# The masters' components talk to their own master's API server. Set `apiserver` only
+# to send them elsewhere, such as a load balancer listed in the API server's
+# `extra-sans`.
 # apiserver = "https://lb.example.com:6443"
 # Where kubelets and kube-proxy reach the apiservers (the tutorial's local kube-nginx
 # proxy, chapter 06), kept for worker bundles; masters do not use it.
 {worker_apiserver}
-service-cidr = {service_cidr}          # must equal kube-apiserver's --service-cluster-ip-range
+service-cidr = {service_cidr}          # the API server's --service-cluster-ip-range
 {cluster_cidr}
 k8s-dir = {k8s_dir}                    # work dirs live under here
 {dns_domain}
@@ -301,7 +301,7 @@ cert-validity = "8760h"
 ca-validity = "87600h"
 # service-account-key = "generate"     # or "ca": sign tokens with the CA key, as the tutorial does
 # csr-signing = "signer"               # kubelet CSRs signed by a self-signed signing CA
-#                                      #   trusted only by kube-apiserver's client CA; the root
+#                                      #   trusted only by the API server's client CA; the root
 #                                      #   CA key stays here; "ca" ships the root CA key
 #                                      #   to every master as the tutorial does; "off" signs none
 # seal-secrets = true                  # private files sealed with each node's pki/<node>/seal.key,

@@ -561,24 +561,6 @@ pub fn admin_kubeconfig(inv: &Inventory, ca_pem: &str, admin: &pki::Leaf) -> Str
     )
 }
 
-/// `dist/kube-apiserver-rbac.yaml`: the tutorial's binding of `system:kubelet-api-admin`
-/// to the user of kube-apiserver's kubelet client certificate, for logs, exec and port
-/// forwarding through kubelets. `api` is the row serving the API: its client
-/// certificate is the one it presents to kubelets.
-pub fn kubelet_rbac(api: &Component) -> String {
-    format!(
-        "# Lets kube-apiserver use the kubelet API (logs, exec, port-forward, metrics) with its\n\
-         # kubelet client certificate. Apply once the apiservers run:\n\
-         #   kubectl --kubeconfig admin.kubeconfig apply -f kube-apiserver-rbac.yaml\n\
-         apiVersion: rbac.authorization.k8s.io/v1\n\
-         kind: ClusterRoleBinding\n\
-         metadata:\n  name: kube-apiserver:kubelet-apis\n\
-         roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: system:kubelet-api-admin\n\
-         subjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {}\n",
-        api.client_cert().cn
-    )
-}
-
 /// Something the plan names and `pki::prepare` must have made.
 fn planned<'a, T>(value: Option<&'a T>, what: &str) -> Result<&'a T> {
     value.ok_or_else(|| Error::Template {

@@ -133,7 +133,7 @@ fn bad_versions() {
         &with("kubernetes-version = \"1.20.2\"\n", ""),
         no_setup,
         "error: cluster.toml: `cluster.kubernetes-version`: is required\n\
-         hint: add `kubernetes-version = \"1.20.2\"` (the version of the kube-controller-manager you run) under [cluster]\n",
+         hint: add `kubernetes-version = \"1.20.2\"` (the Kubernetes release your control plane runs) under [cluster]\n",
     );
 }
 

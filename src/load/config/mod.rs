@@ -369,7 +369,7 @@ impl Validator<'_> {
         let name = self.plain_name(raw.name, "cluster.name", DEFAULT_CLUSTER_NAME)?;
         let Some(version_text) = raw.kubernetes_version else {
             return Err(Error::input(self.whole_file("cluster.kubernetes-version"), "is required")
-                .with_hint("add `kubernetes-version = \"1.20.2\"` (the version of the kube-controller-manager you run) under [cluster]"));
+                .with_hint("add `kubernetes-version = \"1.20.2\"` (the Kubernetes release your control plane runs) under [cluster]"));
         };
         let version = KubeVersion::parse(version_text.get_ref())
             .map_err(|m| self.err(&version_text, "cluster.kubernetes-version", m))?;
@@ -410,7 +410,7 @@ impl Validator<'_> {
 
         let Some(service_cidr) = raw.service_cidr else {
             return Err(Error::input(self.whole_file("cluster.service-cidr"), "is required")
-                .with_hint("set it to the same range as kube-apiserver's `--service-cluster-ip-range`, e.g. `10.254.0.0/16`"));
+                .with_hint(format!("set it to the same range as {}'s `--service-cluster-ip-range`, e.g. `10.254.0.0/16`", component::api_server_name())));
         };
         let service_cidr = {
             let net = self.cidr(&service_cidr, "cluster.service-cidr")?;
@@ -442,8 +442,8 @@ impl Validator<'_> {
                     ));
                 }
                 let dir = d.get_ref().trim_end_matches('/').to_string();
-                // The folder itself and each component's work dir in it (etcd's is its
-                // data dir).
+                // The folder itself and each component's work dir in it (a component with
+                // data dirs works in its first).
                 let unfit = std::iter::once(if dir.is_empty() {
                     "/".into()
                 } else {

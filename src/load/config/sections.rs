@@ -1,11 +1,12 @@
-//! The sections of the inventory that belong to one component (`[kube-apiserver]`,
-//! `[etcd]`) and the rules that tie them to the cluster and the nodes.
+//! Rules that tie the components' sections to the cluster and the nodes: the service
+//! range the API server takes, the API address in its serving certificate, and the
+//! rows' keys in `[[nodes]]`.
 
 use super::*;
 
-/// Whether kube-apiserver `version` takes `net` as `--service-cluster-ip-range`, as a
-/// (message, hint) pair when it does not. Its own rules (v1.20 and on):
-/// `validateMaxCIDRRange` in cmd/kube-apiserver/app/options/validation.go refuses more
+/// Whether the API server of `version` takes `net` as `--service-cluster-ip-range`, as
+/// a (message, hint) pair when it does not. Its own rules (v1.20 and on):
+/// `validateMaxCIDRRange` in its cmd/…/app/options/validation.go refuses more
 /// than 20 host bits (`maxCIDRBits = 20`: a prefix of /12 or longer for IPv4, /108 for
 /// IPv6), unless both MultiCIDRServiceAllocator and DisableAllocatorDualWrite are on,
 /// which 1.34 makes the default; `ServiceIPRange` in pkg/controlplane/services.go refuses
@@ -31,7 +32,8 @@ pub(super) fn check_service_range(
     if host_bits > MAX_HOST_BITS && version.profile_minor() < 34 {
         return Err((
             format!(
-                "`{net}` is larger than kube-apiserver {version} takes: an {family} service range needs a prefix of /{} or longer",
+                "`{net}` is larger than {} {version} takes: an {family} service range needs a prefix of /{} or longer",
+                component::api_server_name(),
                 bits - MAX_HOST_BITS
             ),
             hint,
@@ -40,8 +42,9 @@ pub(super) fn check_service_range(
     if host_bits < MIN_ADDRESSES.trailing_zeros() as u8 {
         return Err((
             format!(
-                "`{net}` holds {} address(es); kube-apiserver needs at least {MIN_ADDRESSES} (an {family} prefix of /{} or shorter)",
+                "`{net}` holds {} address(es); {} needs at least {MIN_ADDRESSES} (an {family} prefix of /{} or shorter)",
                 1u32 << host_bits,
+                component::api_server_name(),
                 bits - MIN_ADDRESSES.trailing_zeros() as u8
             ),
             hint,
@@ -50,7 +53,7 @@ pub(super) fn check_service_range(
     Ok(())
 }
 
-/// The host of a URL [`check_apiserver`] accepted, without brackets.
+/// The host of a URL [`check_https_url`] accepted, without brackets.
 pub(super) fn host_of_url(url: &str) -> Option<&str> {
     let authority = url.strip_prefix("https://")?.split('/').next()?;
     match authority.strip_prefix('[') {

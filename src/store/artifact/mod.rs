@@ -8,8 +8,8 @@
 //!   order, so their concatenation is the tarball byte for byte. The binary's member is the
 //!   same in every bundle, so the registry stores it once and a push uploads it once;
 //! - the extras manifest ([`oci::ARTIFACT_DIST`]) carries SHA256SUMS, ca.pem,
-//!   client-ca.pem, sa.pub, rollout.sh, fetch.sh and kube-apiserver-rbac.yaml (those the
-//!   build wrote), each a layer titled with its name. Nothing else in `dist/` is pushed.
+//!   client-ca.pem, sa.pub, rollout.sh, fetch.sh and the RBAC manifest for the kubelet API
+//!   (those the build wrote), each a layer titled with its name. Nothing else in `dist/` is pushed.
 //! - with `--cosign-key`, a cosign signature of the index and of every manifest it lists,
 //!   each at the tag `sha256-<hex>.sig` cosign looks up (documents and keys: `cosign`).
 //!
