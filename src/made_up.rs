@@ -86,6 +86,7 @@ static MADE_UP: Component = Component {
         text: "apiVersion: {{api_version}}\nkind: {{kind}}\nclientConnection:\n  kubeconfig: \"{{kubeconfig}}\"\nleaderElection:\n  leaderElect: true\n",
         kind: "MadeUpConfiguration",
         api_version,
+        values: |_, _| serde_json::json!({}),
     }),
     flags,
     main_packages: &[],

@@ -273,6 +273,9 @@ pub struct ConfigFile {
     pub kind: &'static str,
     /// The apiVersion of `kind` the release reads.
     pub api_version: fn(&KubeVersion) -> &'static str,
+    /// Values its template reads beside `api_version`, `kind` and `kubeconfig`, for a
+    /// node, as a JSON object.
+    pub values: fn(&Inventory, &Node) -> serde_json::Value,
 }
 
 /// A certificate a component carries when another component is built too, as

@@ -47,6 +47,7 @@ pub const KUBE_SCHEDULER: Component = Component {
         text: include_str!("../../bundle-templates/kube-scheduler.yaml.hbs"),
         kind: "KubeSchedulerConfiguration",
         api_version: scheduler_config_api,
+        values: config_values,
     }),
     flags: flag_profile,
     main_packages: &[],
@@ -104,6 +105,16 @@ pub fn scheduler_config_api(version: &KubeVersion) -> &'static str {
         23..=24 => "kubescheduler.config.k8s.io/v1beta3",
         _ => "kubescheduler.config.k8s.io/v1",
     }
+}
+
+/// Up to 1.22 a scheduler reading a configuration file opens the insecure port 10251 on
+/// every address whatever `--port` says; only these fields move it (checked with 1.20.2).
+/// From 1.23 they must be left out.
+fn config_values(inv: &Inventory, node: &Node) -> serde_json::Value {
+    serde_json::json!({
+        "insecure_bind": (inv.cluster.version.profile_minor() <= 22)
+            .then(|| format!("{}:10251", crate::model::url_host(node.ip))),
+    })
 }
 
 /// Its section of the inventory `init` writes: the standard keys.

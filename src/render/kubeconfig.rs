@@ -1,8 +1,7 @@
 //! A component's kubeconfig, with the same content the tutorial's four `kubectl config`
-//! commands produce: cluster `kubernetes` with the CA embedded, the component's user
-//! (`system:kube-controller-manager`, `system:kube-scheduler`) with its certificate and
-//! key embedded, and a context of that name set as current. Rendering only; no file
-//! access.
+//! commands produce: cluster `kubernetes` with the CA embedded, the component's user (its
+//! row's `user`, such as `system:<name>`) with its certificate and key embedded, and a
+//! context of that name set as current. Rendering only; no file access.
 
 use base64::Engine;
 

@@ -1,5 +1,5 @@
 //! Rendering: turns a node's plan and the PKI into the bundle's bytes, through the
-//! templates in bundle-templates/ (each component's unit, the scheduler's configuration,
+//! templates in bundle-templates/ (each component's unit and configuration file,
 //! install.sh, rollout.sh), embedded at build time and overridable by name from a folder
 //! at run time. Handlebars runs in strict mode with HTML escaping off, since escaping
 //! would corrupt units and shell. This module decides no flags (see `flags`) and no file
@@ -371,19 +371,11 @@ impl Templates {
             name: c.name.into(),
             message: "has no configuration file".into(),
         })?;
-        self.render(
-            config.template,
-            &json!({
-                "api_version": (config.api_version)(&inv.cluster.version),
-                "kind": config.kind,
-                "kubeconfig": c.kubeconfig_path(),
-                // Up to 1.22 a scheduler reading a configuration file opens the insecure
-                // port 10251 on every address whatever `--port` says; only these fields
-                // move it (checked with 1.20.2). From 1.23 they must be left out.
-                "insecure_bind": (inv.cluster.version.profile_minor() <= 22)
-                    .then(|| format!("{}:10251", url_host(node.ip))),
-            }),
-        )
+        let mut data = (config.values)(inv, node);
+        data["api_version"] = (config.api_version)(&inv.cluster.version).into();
+        data["kind"] = config.kind.into();
+        data["kubeconfig"] = c.kubeconfig_path().into();
+        self.render(config.template, &data)
     }
 
     fn render_install(&self, inv: &Inventory, plan: &NodePlan, pki: &Pki) -> Result<String> {
@@ -401,8 +393,8 @@ impl Templates {
                     "unit": c.unit_name(),
                     "work_dir": inv.work_dir(c),
                     "health_url": c.health_url(&host, port),
-                    // Without a kubeconfig (kube-apiserver, etcd) there is no apiserver
-                    // to check credentials against; its health URL needs a client
+                    // Without a kubeconfig (the API server, a quorum member) there is no
+                    // API to check credentials against; its health URL needs a client
                     // certificate.
                     "kubeconfig": if c.kubeconfig { c.kubeconfig_path() } else { String::new() },
                     "server": inv.apiserver_for(node),

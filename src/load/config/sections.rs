@@ -95,7 +95,7 @@ impl Validator<'_> {
                         names.join(", ")
                     ),
                 )
-                .with_hint(format!("add `{host}` to `extra-sans` under [{name}] (a load balancer's name or address), or remove `apiserver` so that each controller-manager and scheduler talks to its own master's apiserver")));
+                .with_hint(format!("add `{host}` to `extra-sans` under [{name}] (a load balancer's name or address), or remove `apiserver` so that the other components talk to their own master's API server")));
             }
         }
         Ok(())
