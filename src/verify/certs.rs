@@ -480,11 +480,12 @@ impl Check<'_> {
                 self.find(
                     &cert_file,
                     match spec.issued_by {
-                        IssuedBy::Root => "does not chain to the bundled CA",
-                        IssuedBy::FrontProxy => {
-                            "does not chain to the bundled front-proxy CA (front-proxy-ca.pem)"
-                        }
-                        IssuedBy::Etcd => "does not chain to the bundled etcd CA (etcd-ca.pem)",
+                        IssuedBy::Root => "does not chain to the bundled CA".to_string(),
+                        IssuedBy::Ca(ca) => format!(
+                            "does not chain to the bundled {} ({})",
+                            ca.what,
+                            ca.pki_files().0
+                        ),
                     },
                 );
             }
@@ -536,7 +537,7 @@ impl Check<'_> {
         let wanted = match spec.names {
             Names::None => return,
             Names::Node => &names.node,
-            Names::ApiServer => {
+            Names::Api => {
                 for san in sans.iter().filter(|s| s.ends_with('.')) {
                     self.find(
                         &cert_file,

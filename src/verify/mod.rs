@@ -326,7 +326,9 @@ impl Check<'_> {
             } else {
                 None
             };
-            let front_proxy = if specs.iter().any(|s| s.issued_by == IssuedBy::FrontProxy)
+            let front_proxy = if specs
+                .iter()
+                .any(|s| s.issued_by == IssuedBy::Ca(&component::FRONT_PROXY_CA))
                 || self.bundle.files.contains_key(FRONT_PROXY_CA)
             {
                 self.front_proxy_ca(&ca, now, warn)
@@ -336,8 +338,9 @@ impl Check<'_> {
             for spec in specs {
                 let issuer = match spec.issued_by {
                     IssuedBy::Root => Some(&ca),
-                    IssuedBy::FrontProxy => front_proxy.as_ref(),
-                    IssuedBy::Etcd => etcd_ca.as_ref(),
+                    IssuedBy::Ca(ca) if *ca == component::FRONT_PROXY_CA => front_proxy.as_ref(),
+                    IssuedBy::Ca(ca) if *ca == component::ETCD_CA => etcd_ca.as_ref(),
+                    IssuedBy::Ca(_) => None,
                 };
                 self.leaf(spec, issuer, &names, now, warn);
             }

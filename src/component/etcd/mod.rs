@@ -1,5 +1,5 @@
-//! etcd, as the tutorial's chapter 04: its row, its flag profile and the client
-//! certificate kube-apiserver takes from it.
+//! etcd, as the tutorial's chapter 04: its row, its CA, its flag profile and the
+//! client certificate kube-apiserver takes from it.
 
 mod settings;
 pub use settings::{
@@ -8,9 +8,23 @@ pub use settings::{
 
 use super::paths;
 use crate::model::{
-    CertSpec, Component, ComponentSettings, ExtraPort, Flag, Health, Inventory, IssuedBy, Names,
-    Node, Section, Start,
+    CaSpec, CertSpec, Component, ComponentSettings, EtcdCa, ExtraPort, Flag, Health, Inventory,
+    IssuedBy, Names, Node, PkiSettings, Section, Start,
 };
+
+/// etcd's CA, which its members and their clients trust: its own, generated once
+/// (kubeadm's way: a certificate of the cluster CA cannot reach etcd), or with
+/// `[pki] etcd-ca = "shared"` the root CA, as the tutorial does.
+pub const ETCD_CA: CaSpec = CaSpec {
+    stem: "etcd-ca",
+    what: "etcd CA",
+    node_path: paths::ETCD_CA,
+    root_serves: shares_the_root_ca,
+};
+
+fn shares_the_root_ca(pki: &PkiSettings) -> bool {
+    pki.etcd_ca == EtcdCa::Shared
+}
 
 /// kube-apiserver's client certificate for etcd from the inventory (`[etcd]`).
 pub const APISERVER_ETCD_CLIENT: CertSpec = CertSpec {
@@ -20,7 +34,7 @@ pub const APISERVER_ETCD_CLIENT: CertSpec = CertSpec {
     server: false,
     client: true,
     names: Names::None,
-    issued_by: IssuedBy::Etcd,
+    issued_by: IssuedBy::Ca(&ETCD_CA),
 };
 
 /// etcd, as the tutorial's chapter 04: one member per master, TLS between members and
@@ -57,7 +71,7 @@ pub const ETCD: Component = Component {
         server: true,
         client: true,
         names: Names::Node,
-        issued_by: IssuedBy::Etcd,
+        issued_by: IssuedBy::Ca(&ETCD_CA),
     }],
     certs_from: &[],
     gates_the_rest: true,
