@@ -1,16 +1,18 @@
 //! A component that exists only in this test: a row, its configuration template and a
 //! flag profile, and nothing else. It shows that the stages read rows: the inventory
 //! takes its section by name, and it is planned, rendered, packed, installed with
-//! `install.sh --root` and verified with no stage naming it. The row is registered
-//! with `component::testing::add`, for this test's thread only; the binary has no way
+//! `install.sh --root` and verified with no stage naming it. A second made-up row
+//! brings a CA of its own, declared beside it, which `pki` makes and `plan` and `render`
+//! carry with no stage naming it either. The rows are registered with
+//! `component::testing::add`, for the calling test's thread only; the binary has no way
 //! to add one.
 
 use std::path::Path;
 use std::process::Command;
 
-use crate::component::{self, CertSpec, Component, ConfigFile, ExtraPort, IssuedBy, Names};
+use crate::component::{self, CaSpec, CertSpec, Component, ConfigFile, ExtraPort, IssuedBy, Names};
 use crate::model::Flag;
-use crate::model::{ComponentSettings, Inventory, Node};
+use crate::model::{ComponentSettings, Inventory, Node, PkiSettings};
 use crate::version::KubeVersion;
 
 fn set(name: &str, value: impl Into<String>) -> Flag {
@@ -40,7 +42,7 @@ fn api_version(version: &KubeVersion) -> &'static str {
     }
 }
 
-static MADE_UP: Component = Component {
+const MADE_UP_ROW: Component = Component {
     name: "made-up",
     user: "system:made-up",
     description: "A made-up component",
@@ -100,9 +102,53 @@ static MADE_UP: Component = Component {
     uses_service_account_key: false,
     signs_csrs: false,
     install_hooks: None,
-    own_ca: None,
     manifest: None,
     verify: crate::model::Checks::NONE,
+};
+
+static MADE_UP: Component = MADE_UP_ROW;
+
+/// A CA only the row below needs, declared beside it.
+const MADE_UP_CA: CaSpec = CaSpec {
+    stem: "made-up-ca",
+    what: "made-up CA",
+    node_path: "/etc/kubernetes/cert/made-up-ca.pem",
+    root_serves: own_ca,
+};
+
+fn own_ca(_: &PkiSettings) -> bool {
+    false
+}
+
+/// The made-up row's flags, and the CA its clients must chain to.
+fn signed_flags(inv: &Inventory, node: &Node, s: &ComponentSettings) -> Vec<Flag> {
+    let mut flags = flags(inv, node, s);
+    flags.push(set("client-ca-file", MADE_UP_CA.node_path));
+    flags
+}
+
+/// A made-up row whose certificate [`MADE_UP_CA`] issues.
+static SIGNED: Component = Component {
+    name: "made-up-signed",
+    user: "system:made-up-signed",
+    default_secure_port: 10320,
+    health: component::Health {
+        ca: MADE_UP_CA.node_path,
+        ..MADE_UP_ROW.health
+    },
+    lease: Some("made-up-signed"),
+    certs: &[CertSpec {
+        name: "made-up-signed",
+        cn: "system:made-up-signed",
+        org: None,
+        server: true,
+        client: true,
+        names: Names::Node,
+        issued_by: IssuedBy::Ca(&MADE_UP_CA),
+    }],
+    config: None,
+    flags: signed_flags,
+    ..MADE_UP_ROW
 };
 
 fn run(cmd: &mut Command) -> String {
@@ -263,4 +309,76 @@ fn a_row_alone_makes_a_component_that_plans_renders_installs_and_verifies() {
     let clean = verify(&tarball);
     assert!(clean.findings.is_empty(), "{:?}", clean.findings);
     assert_eq!(clean.bundles.len(), 1);
+}
+
+#[test]
+fn a_ca_declared_beside_a_row_is_made_planned_and_rendered() {
+    component::testing::add(&SIGNED);
+    let dir = tempfile::tempdir().unwrap();
+    let inv = crate::load::config::parse(
+        &dir.path().join("cluster.toml"),
+        "[cluster]\nkubernetes-version = \"1.20.2\"\nservice-cidr = \"10.254.0.0/16\"\n\
+         [[nodes]]\nname = \"m1\"\nip = \"10.0.0.1\"\n[made-up-signed]\n",
+    )
+    .unwrap();
+    assert_eq!(component::cas(&inv), [&MADE_UP_CA]);
+
+    // pki/ makes it once, under the cluster's name, and issues the row's certificate with it.
+    let prepare = || {
+        let mut notes = Vec::new();
+        let pki = crate::pki::prepare(&inv, &crate::pki::Renewal::default(), &mut |n| {
+            notes.push(n)
+        })
+        .unwrap();
+        (pki, notes)
+    };
+    let (pki, notes) = prepare();
+    let pki_dir = dir.path().join("pki");
+    let ca_path = pki_dir.join("made-up-ca.pem");
+    let made = format!("generated the made-up CA in `{}`", ca_path.display());
+    assert!(notes.contains(&made), "{notes:#?}");
+    assert!(pki_dir.join("made-up-ca-key.pem").exists());
+    let subject = run(Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in"])
+        .arg(&ca_path));
+    assert_eq!(subject.trim(), "subject=CN=kubernetes-made-up-ca");
+    let chained = run(Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&ca_path)
+        .arg(pki_dir.join("m1/made-up-signed.pem")));
+    assert!(chained.trim().ends_with(": OK"), "{chained}");
+    let ca_pem = fs_err::read_to_string(&ca_path).unwrap();
+    assert_eq!(pki.ca_pem(&MADE_UP_CA), ca_pem);
+    let (_, again) = prepare();
+    assert!(!again.contains(&made), "{again:#?}");
+    let rows = crate::pki::certs::list(&inv, std::time::Duration::from_secs(86400)).unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.name == "made-up-ca" && r.node.is_none() && r.self_signed),
+        "certs lists it"
+    );
+
+    // The plan carries its certificate where the row declared, read by the row.
+    let plan = crate::plan::plan_node(&inv, &inv.nodes[0]);
+    let file = &plan.files[MADE_UP_CA.node_path];
+    assert_eq!(file.source, crate::plan::Source::Ca(&MADE_UP_CA));
+    assert_eq!((file.mode, file.restarts.clone()), (0o644, vec![&SIGNED]));
+
+    // Rendering gives it pki/'s bytes, and install.sh checks the row's health against it.
+    let templates = crate::render::Templates::load(None).unwrap();
+    let rendered = templates.render_node(&inv, &plan, &pki).unwrap();
+    let carried = &rendered.files["rootfs/etc/kubernetes/cert/made-up-ca.pem"];
+    assert_eq!(
+        carried.content,
+        crate::plan::Content::Bytes(ca_pem.into_bytes())
+    );
+    let install = match &rendered.files["install.sh"].content {
+        crate::plan::Content::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
+        crate::plan::Content::File(_) => unreachable!("install.sh is rendered"),
+    };
+    assert!(
+        install.contains("/etc/kubernetes/cert/made-up-ca.pem"),
+        "install.sh names the row's health CA"
+    );
 }

@@ -22,10 +22,40 @@ use crate::version::KubeVersion;
 pub enum IssuedBy {
     /// The cluster's root CA.
     Root,
-    /// The aggregation layer's front-proxy CA.
-    FrontProxy,
-    /// etcd's CA: a dedicated one, or the root CA with `[pki] etcd-ca = "shared"`.
-    Etcd,
+    /// A CA of its own, declared beside the row that needs it (or the root CA where
+    /// [`CaSpec::root_serves`]).
+    Ca(&'static CaSpec),
+}
+
+/// A CA besides the root, declared beside the row whose certificates need it: `pki`
+/// makes it (`pki/<stem>.pem`, common name `<cluster>-<stem>`) when a built row carries
+/// a certificate it issues, `plan` puts its certificate at `node_path`. Rows are told
+/// apart by stem.
+#[derive(Debug)]
+pub struct CaSpec {
+    /// File stem in `pki/`, its name in `certs` and the end of its common name.
+    pub stem: &'static str,
+    /// What messages call it (`generated the etcd CA in ...`).
+    pub what: &'static str,
+    /// Where its certificate lands on a node.
+    pub node_path: &'static str,
+    /// Whether the root CA serves in its place, so that no CA of its own is made.
+    pub root_serves: fn(&PkiSettings) -> bool,
+}
+
+impl CaSpec {
+    /// File names of its certificate and key in `pki/`.
+    pub fn pki_files(&self) -> (String, String) {
+        (
+            format!("{}.pem", self.stem),
+            format!("{}-key.pem", self.stem),
+        )
+    }
+
+    /// Its subject CN in the cluster named `cluster`.
+    pub fn cn(&self, cluster: &str) -> String {
+        format!("{cluster}-{}", self.stem)
+    }
 }
 
 /// Which names a certificate carries.
@@ -35,9 +65,9 @@ pub enum Names {
     None,
     /// 127.0.0.1, the node IP and the node name.
     Node,
-    /// The node's names, the inventory's extra SANs, the first service IP and the
-    /// `kubernetes` service names: kube-apiserver's serving certificate.
-    ApiServer,
+    /// The API's serving names ([`Inventory::api_names`]): the node's names, the serving
+    /// row's extra SANs, the first service IP and the `kubernetes` service names.
+    Api,
 }
 
 /// One certificate a component carries on every node, issued into `pki/<node>/`.
@@ -282,16 +312,6 @@ pub struct ConfigFile {
 /// (that component's name, the certificate).
 pub type CertFrom = (&'static str, CertSpec);
 
-/// A CA a component has of its own, which issues the certificates of `issued_by`.
-#[derive(Debug, Clone, Copy)]
-pub struct OwnCa {
-    pub issued_by: IssuedBy,
-    /// Its certificate's node path.
-    pub path: &'static str,
-    /// What it is called in messages, such as `front-proxy CA`.
-    pub what: &'static str,
-}
-
 /// A component's part of manifest.json: the object its module writes under `key`.
 #[derive(Debug)]
 pub struct ManifestPart {
@@ -375,7 +395,7 @@ pub struct Component {
     /// Whether it talks to the apiserver through a kubeconfig of its own.
     pub kubeconfig: bool,
     /// Whether it serves the Kubernetes API: the others' kubeconfigs point at it, and
-    /// its build brings the front-proxy CA, the encryption key and the admin kubeconfig.
+    /// its build brings the encryption key and the admin kubeconfig.
     pub serves_api: bool,
     /// Whether it listens on the node IP (`--bind-address`), which `verify` checks.
     pub binds_node_ip: bool,
@@ -431,39 +451,46 @@ pub struct Component {
     /// `bundle-templates/install/20-hooks.sh.hbs`), a template rendered with install.sh's
     /// data; none gives it the common behaviour throughout.
     pub install_hooks: Option<&'static str>,
-    /// A CA of its own that issues some of the certificates the bundles carry.
-    pub own_ca: Option<OwnCa>,
     /// Its object in manifest.json, if it writes one.
     pub manifest: Option<ManifestPart>,
     /// Its own checks in `verify`.
     pub verify: Checks,
 }
 
-impl PartialEq for Component {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
+/// Equality, hashing and order of a row type by one name field: rows are told apart
+/// by name.
+macro_rules! told_apart_by {
+    ($type:ty, $field:ident) => {
+        impl PartialEq for $type {
+            fn eq(&self, other: &Self) -> bool {
+                self.$field == other.$field
+            }
+        }
+
+        impl Eq for $type {}
+
+        impl std::hash::Hash for $type {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.$field.hash(state);
+            }
+        }
+
+        impl PartialOrd for $type {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for $type {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.$field.cmp(other.$field)
+            }
+        }
+    };
 }
 
-impl Eq for Component {}
-
-impl std::hash::Hash for Component {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
-
-impl PartialOrd for Component {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Component {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.name.cmp(other.name)
-    }
-}
+told_apart_by!(CaSpec, stem);
+told_apart_by!(Component, name);
 
 // ---- the rendered flag ------------------------------------------------------------------
 
@@ -791,14 +818,6 @@ impl Inventory {
             Some(dir) => dir.clone(),
             None => c.work_dir(&self.cluster.k8s_dir),
         }
-    }
-
-    /// Whether a certificate a built component carries is issued by `ca`.
-    pub fn needs_ca(&self, ca: IssuedBy) -> bool {
-        self.components
-            .iter()
-            .flat_map(|s| self.certs(s.component))
-            .any(|spec| spec.issued_by == ca)
     }
 
     /// Whether a component serving the Kubernetes API is built.

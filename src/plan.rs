@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::component::flags;
-use crate::component::{paths, CertSpec, Component, IssuedBy, BUNDLE_PREFIX};
+use crate::component::{self, paths, CaSpec, CertSpec, Component, BUNDLE_PREFIX};
 use crate::model::{ComponentSettings, CsrSigning, Inventory, Node, ServiceAccountKey};
 
 /// Where a file's bytes come from.
@@ -33,10 +33,9 @@ pub enum Source {
     /// The root CA, then the CSR signing CA when there is one (and the one it replaced
     /// while that is kept).
     ClientCa,
-    /// The aggregation layer's CA certificate.
-    FrontProxyCa,
-    /// The CA etcd members and their clients trust: etcd's own, or the root CA.
-    EtcdCa,
+    /// The certificate of a CA a row declares: its own, or the root CA where the root
+    /// serves in its place.
+    Ca(&'static CaSpec),
     /// kube-apiserver's EncryptionConfiguration, with the key from `pki/`.
     EncryptionConfig,
     AuditPolicy,
@@ -184,12 +183,6 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
             Source::ClientCa,
         );
         put(
-            paths::FRONT_PROXY_CA.into(),
-            0o644,
-            Kind::Certificate,
-            Source::FrontProxyCa,
-        );
-        put(
             paths::ENCRYPTION_CONFIG.into(),
             0o600,
             Kind::Other,
@@ -216,12 +209,13 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
             );
         }
     }
-    if inv.needs_ca(IssuedBy::Etcd) {
+    // After the copied files: where one lands at a CA's path, the CA the rows need wins.
+    for ca in component::cas(inv) {
         put(
-            paths::ETCD_CA.into(),
+            ca.node_path.into(),
             0o644,
             Kind::Certificate,
-            Source::EtcdCa,
+            Source::Ca(ca),
         );
     }
     for settings in &inv.components {

@@ -60,7 +60,6 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     uses_service_account_key: true,
     signs_csrs: true,
     install_hooks: None,
-    own_ca: None,
     manifest: None,
     verify: crate::model::Checks::NONE,
 };

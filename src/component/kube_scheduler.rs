@@ -67,7 +67,6 @@ pub const KUBE_SCHEDULER: Component = Component {
     uses_service_account_key: false,
     signs_csrs: false,
     install_hooks: None,
-    own_ca: None,
     manifest: None,
     verify: crate::model::Checks::NONE,
 };

@@ -16,17 +16,17 @@ pub mod kube_apiserver;
 mod kube_controller_manager;
 mod kube_scheduler;
 
-pub use etcd::{EtcdSettings, APISERVER_ETCD_CLIENT, ETCD};
+pub use etcd::{EtcdSettings, APISERVER_ETCD_CLIENT, ETCD, ETCD_CA};
 pub use kube_apiserver::{
-    encryption_config_api, ApiServerSettings, EtcdTls, FRONT_PROXY_CLIENT, KUBELET_CLIENT,
-    KUBE_APISERVER,
+    encryption_config_api, ApiServerSettings, EtcdTls, FRONT_PROXY_CA, FRONT_PROXY_CLIENT,
+    KUBELET_CLIENT, KUBE_APISERVER,
 };
 pub use kube_controller_manager::KUBE_CONTROLLER_MANAGER;
 pub use kube_scheduler::KUBE_SCHEDULER;
 
 pub use crate::model::{
-    CertFrom, CertSpec, Checks, Component, ConfigFile, ExtraPort, Flag, Health, IssuedBy,
-    ManifestPart, Names, OwnCa, RawSection, Section, StandardKeys, Start, NODE_NAME,
+    CaSpec, CertFrom, CertSpec, Checks, Component, ConfigFile, ExtraPort, Flag, Health, IssuedBy,
+    ManifestPart, Names, RawSection, Section, StandardKeys, Start, NODE_NAME,
 };
 
 /// Where shared files land on a node.
@@ -255,6 +255,26 @@ pub fn api_server_name() -> &'static str {
         .map_or("the API server", |c| c.name)
 }
 
+/// The CAs besides the root that rows declare, in the order `pki` makes them and `certs`
+/// lists them (the front-proxy CA came first). A CA missing here still works; it comes
+/// after these.
+pub const CAS: [&CaSpec; 2] = [&FRONT_PROXY_CA, &ETCD_CA];
+
+/// The CAs besides the root that issue a certificate a row `inv` builds carries, in
+/// [`CAS`] order.
+pub fn cas(inv: &crate::model::Inventory) -> Vec<&'static CaSpec> {
+    let mut cas: Vec<&'static CaSpec> = Vec::new();
+    for spec in inv.components.iter().flat_map(|s| inv.certs(s.component)) {
+        if let IssuedBy::Ca(ca) = spec.issued_by {
+            if !cas.contains(&ca) {
+                cas.push(ca);
+            }
+        }
+    }
+    cas.sort_by_key(|ca| CAS.iter().position(|c| c == ca).unwrap_or(CAS.len()));
+    cas
+}
+
 /// Every row in start order: [`ALL`], then in the library's unit tests the rows a test
 /// added with `testing::add` (on its own thread).
 pub fn all() -> Vec<&'static Component> {
@@ -378,6 +398,27 @@ mod tests {
         stems.dedup();
         assert_eq!(stems.len(), n, "certificate file names are unique");
         assert_eq!(by_name("kubelet"), None);
+    }
+
+    #[test]
+    fn every_ca_a_row_names_is_listed_once() {
+        let named: Vec<&CaSpec> = ALL
+            .iter()
+            .flat_map(|c| c.certs.iter().chain(c.certs_from.iter().map(|(_, s)| s)))
+            .filter_map(|s| match s.issued_by {
+                IssuedBy::Ca(ca) => Some(ca),
+                IssuedBy::Root => None,
+            })
+            .collect();
+        for ca in &named {
+            assert!(CAS.contains(ca), "{} is not in CAS", ca.stem);
+        }
+        for ca in CAS {
+            assert!(named.contains(&ca), "no row needs {}", ca.stem);
+            assert_eq!(CAS.iter().filter(|c| c.stem == ca.stem).count(), 1);
+            // Beside ca.pem, csr-signer.pem, sa.pub and admin.pem in pki/.
+            assert!(!["ca", "csr-signer", "sa", ADMIN.name].contains(&ca.stem));
+        }
     }
 
     #[test]

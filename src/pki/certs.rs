@@ -10,7 +10,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::component::ADMIN;
+use crate::component::{self, ADMIN};
 use crate::error::{Error, Result};
 use crate::model::Inventory;
 use crate::pki;
@@ -74,21 +74,19 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
             rows.push(row);
         }
     }
+    for ca in component::cas(inv) {
+        if !(ca.root_serves)(&inv.pki) {
+            let path = inv.pki.dir.join(ca.pki_files().0);
+            rows.push(cert_row(ca.stem, None, &path, now, warn)?);
+        }
+    }
     if inv.serves_api() {
-        let path = inv.pki.dir.join("front-proxy-ca.pem");
-        rows.push(cert_row("front-proxy-ca", None, &path, now, warn)?);
         let path = inv.pki.dir.join(ADMIN.pki_files().0);
         rows.push(cert_row(ADMIN.name, None, &path, now, warn)?);
     }
-    if inv.needs_ca(crate::component::IssuedBy::Etcd)
-        && inv.pki.etcd_ca == crate::model::EtcdCa::Dedicated
-    {
-        let path = inv.pki.dir.join("etcd-ca.pem");
-        rows.push(cert_row("etcd-ca", None, &path, now, warn)?);
-    }
     for node in &inv.nodes {
         for settings in &inv.components {
-            // With `[etcd]`, kube-apiserver's client certificate for it as well.
+            // With the certificates a row carries because another row is built.
             for spec in inv.certs(settings.component) {
                 let path = inv.pki.dir.join(&node.name).join(spec.pki_files().0);
                 rows.push(cert_row(spec.name, Some(&node.name), &path, now, warn)?);

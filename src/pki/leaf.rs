@@ -9,7 +9,7 @@ pub fn names(inv: &Inventory, node: Option<&Node>, spec: &CertSpec) -> Vec<San> 
     let mut names = match spec.names {
         Names::None => Vec::new(),
         Names::Node => crate::model::node_names(node),
-        Names::ApiServer => inv.api_names(node),
+        Names::Api => inv.api_names(node),
     };
     let mut seen = std::collections::BTreeSet::new();
     names.retain(|n| seen.insert(n.clone()));

@@ -1,5 +1,6 @@
-//! PKI state in `pki/`: the CA (imported or generated once), the service-account key pair
-//! and one key and certificate per node and component (`pki/<node>/<component>.pem`). State is reused while it still
+//! PKI state in `pki/`: the CA (imported or generated once), the CAs the built rows
+//! declare (`pki/<stem>.pem`), the service-account key pair and one key and certificate
+//! per node and component (`pki/<node>/<component>.pem`). State is reused while it still
 //! fits the inventory and the CA; a leaf that no longer fits is reissued and reported. With
 //! `seal-secrets`, also each node's seal key (`pki/<node>/seal.key`). This module never
 //! regenerates a CA, a service-account key or a seal key that already exists, replaces
@@ -31,13 +32,11 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use self::seal::SealKey;
-use crate::component::{CertSpec, Component, IssuedBy, Names, ADMIN};
+use crate::component::{self, CaSpec, CertSpec, Component, IssuedBy, Names, ADMIN};
 use crate::error::{Error, Result};
 use crate::fsx::{ensure_dir, restrict_dir, write_private, write_public};
 pub use crate::manifest::CertSummary;
-use crate::model::{
-    CsrSigning, EtcdCa, Inventory, KeyAlgorithm, Node, San, ServiceAccountKey, Subject,
-};
+use crate::model::{CsrSigning, Inventory, KeyAlgorithm, Node, San, ServiceAccountKey, Subject};
 use crate::parallel;
 
 /// Certificates start this long before they are made, so nodes with a slow clock accept them.
@@ -57,14 +56,14 @@ pub struct Pki {
     pub csr_signer_previous: Option<String>,
     /// (node, certificate name) → its key and certificate.
     pub leaves: BTreeMap<(String, &'static str), Leaf>,
-    /// The aggregation layer's CA (certificate, key), when kube-apiserver is built.
-    pub front_proxy_ca: Option<Leaf>,
-    /// The secrets encryption key (base64 of 32 bytes), when kube-apiserver is built.
+    /// The secrets encryption key (base64 of 32 bytes), when a row serving the API is
+    /// built.
     pub encryption_key: Option<String>,
-    /// The operator's client certificate, when kube-apiserver is built.
+    /// The operator's client certificate, when a row serving the API is built.
     pub admin: Option<Leaf>,
-    /// etcd's own CA, with `[etcd]` and `etcd-ca = "dedicated"`.
-    pub etcd_ca: Option<Leaf>,
+    /// The CAs of their own (certificate, key) that the built rows need: every one of
+    /// [`component::cas`] but those the root CA serves for.
+    pub cas: BTreeMap<&'static CaSpec, Leaf>,
     /// node → its seal key, with `seal-secrets = true`; empty otherwise.
     pub seal_keys: BTreeMap<String, SealKey>,
 }
@@ -79,10 +78,11 @@ impl Pki {
         &self.leaves[&(node.to_string(), spec.name)]
     }
 
-    /// The CA etcd trusts: its own, or the root CA when shared.
-    pub fn etcd_ca_pem(&self) -> &str {
-        self.etcd_ca
-            .as_ref()
+    /// The certificate of `ca` that nodes trust: its own, or the root CA's where the
+    /// root serves in its place.
+    pub fn ca_pem(&self, ca: &CaSpec) -> &str {
+        self.cas
+            .get(ca)
             .map_or(&self.ca_cert_pem, |ca| &ca.cert_pem)
     }
 
@@ -231,32 +231,23 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     };
     ca_notes.into_iter().chain(sa_notes).for_each(&mut *say);
     let (ca, service_account) = (ca?, service_account?);
-    let with_apiserver = inv.serves_api();
-    let front_proxy = if with_apiserver {
-        let cert_path = dir.join("front-proxy-ca.pem");
-        let key_path = dir.join("front-proxy-ca-key.pem");
-        Some(saved_ca_at(
+    let serves_api = inv.serves_api();
+    let mut cas = BTreeMap::new();
+    for spec in component::cas(inv) {
+        if (spec.root_serves)(&inv.pki) {
+            continue;
+        }
+        let (cert, key) = spec.pki_files();
+        let ca = saved_ca_at(
             inv,
-            &cert_path,
-            &key_path,
-            &format!("{}-front-proxy-ca", inv.cluster.name),
-            "the front-proxy CA",
+            &dir.join(cert),
+            &dir.join(key),
+            &spec.cn(&inv.cluster.name),
+            &format!("the {}", spec.what),
             say,
-        )?)
-    } else {
-        None
-    };
-    let etcd_ca = match (inv.needs_ca(IssuedBy::Etcd), inv.pki.etcd_ca) {
-        (true, EtcdCa::Dedicated) => Some(saved_ca_at(
-            inv,
-            &dir.join("etcd-ca.pem"),
-            &dir.join("etcd-ca-key.pem"),
-            &format!("{}-etcd-ca", inv.cluster.name),
-            "the etcd CA",
-            say,
-        )?),
-        _ => None,
-    };
+        )?;
+        cas.insert(spec, ca);
+    }
     let wanted: Vec<(&Node, &'static Component, &'static CertSpec)> = inv
         .nodes
         .iter()
@@ -270,10 +261,10 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         .collect();
     let issued = parallel::map(&wanted, parallel::threads(), |_, (node, c, spec)| {
         let mut notes = Vec::new();
+        // A CA the rows need that was not made is one the root CA serves for.
         let issuer = match spec.issued_by {
             IssuedBy::Root => &ca,
-            IssuedBy::FrontProxy => front_proxy.as_ref().expect("made with kube-apiserver"),
-            IssuedBy::Etcd => etcd_ca.as_ref().unwrap_or(&ca),
+            IssuedBy::Ca(own) => cas.get(own).unwrap_or(&ca),
         };
         let leaf = leaf(
             inv,
@@ -290,7 +281,7 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         notes.into_iter().for_each(&mut *say);
         leaves.insert((node.name.clone(), spec.name), leaf?);
     }
-    let admin = if with_apiserver {
+    let admin = if serves_api {
         // Renewed with every node's certificates, not with some nodes' or components'.
         let renewing =
             renew.nodes.as_ref().is_some_and(|n| n.is_empty()) && renew.components.is_empty();
@@ -307,7 +298,7 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     };
     let encryption_key = match saved_encryption_key {
         Some(key) => Some(key),
-        None if with_apiserver => Some(new_encryption_key(inv, say)?),
+        None if serves_api => Some(new_encryption_key(inv, say)?),
         None => None,
     };
     let (csr_signer, csr_signer_previous) = match signer_plan {
@@ -332,16 +323,18 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
         csr_signer,
         csr_signer_previous,
         leaves,
-        front_proxy_ca: front_proxy.map(|ca| Leaf {
-            cert_pem: ca.cert_pem,
-            key_pem: ca.key_pem,
-        }),
         encryption_key,
         admin,
-        etcd_ca: etcd_ca.map(|ca| Leaf {
-            cert_pem: ca.cert_pem,
-            key_pem: ca.key_pem,
-        }),
+        cas: cas
+            .into_iter()
+            .map(|(spec, ca)| {
+                let leaf = Leaf {
+                    cert_pem: ca.cert_pem,
+                    key_pem: ca.key_pem,
+                };
+                (spec, leaf)
+            })
+            .collect(),
         seal_keys,
     })
 }

@@ -63,7 +63,7 @@ fn encryption_key_path(inv: &Inventory) -> PathBuf {
 /// bytes is refused, never replaced: Secrets written with it could not be read again.
 /// So is a missing key while pki/ holds the cluster's CA, keys or certificates: the
 /// apiservers of that cluster have stored Secrets with the lost key (or, for a pki/
-/// made before kube-apiserver joined, with a key of their own).
+/// made before a row serving the API joined, with a key of their own).
 pub(super) fn saved_encryption_key(inv: &Inventory) -> Result<Option<String>> {
     use base64::Engine;
     let path = encryption_key_path(inv);

@@ -173,8 +173,7 @@ fn every_leaf_names_its_node_and_has_the_usages_of_its_kind() {
         let cert = parsed(&der);
         let issuer_pem = match spec.issued_by {
             IssuedBy::Root => pki.ca_cert_pem.as_str(),
-            IssuedBy::FrontProxy => &pki.front_proxy_ca.as_ref().unwrap().cert_pem,
-            IssuedBy::Etcd => pki.etcd_ca_pem(),
+            IssuedBy::Ca(ca) => pki.ca_pem(ca),
         };
         let issuer_der = der_of(issuer_pem);
         let issuer = parsed(&issuer_der);
@@ -314,6 +313,69 @@ fn a_saved_ca_and_its_key_are_kept_and_never_regenerated() {
     );
     assert!(!key.exists());
     assert_eq!(fs_err::read_to_string(&cert).unwrap(), first.ca_cert_pem);
+}
+
+#[test]
+fn the_cas_rows_declare_are_made_once_unless_the_root_serves() {
+    use crate::component::{ETCD_CA, FRONT_PROXY_CA};
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory(dir.path(), &whole_plane());
+    let (pki, notes) = prepared(&inv);
+    let pki_dir = dir.path().join("pki");
+    let made: Vec<&String> = notes
+        .iter()
+        .filter(|n| n.starts_with("generated the") && n.contains(" CA in "))
+        .collect();
+    assert_eq!(
+        made,
+        [
+            &format!(
+                "generated the front-proxy CA in `{}`",
+                pki_dir.join("front-proxy-ca.pem").display()
+            ),
+            &format!(
+                "generated the etcd CA in `{}`",
+                pki_dir.join("etcd-ca.pem").display()
+            ),
+        ]
+    );
+    for (spec, cn) in [
+        (&FRONT_PROXY_CA, "kubernetes-front-proxy-ca"),
+        (&ETCD_CA, "kubernetes-etcd-ca"),
+    ] {
+        let pem = fs_err::read_to_string(pki_dir.join(spec.pki_files().0)).unwrap();
+        assert_eq!(pki.ca_pem(spec), pem);
+        let der = der_of(&pem);
+        let cert = parsed(&der);
+        assert_eq!(
+            attr(&cert, &oids::OID_X509_COMMON_NAME).as_deref(),
+            Some(cn)
+        );
+        assert!(self_signed(&cert));
+        assert_eq!(files(&pki_dir)[&PathBuf::from(spec.pki_files().1)].0, 0o600);
+    }
+    let (_, again) = prepared(&inv);
+    assert!(!again.iter().any(|n| n.contains(" CA in ")), "{again:?}");
+
+    // With the root CA serving for etcd's, no etcd CA is made and the root issues etcd's
+    // certificates.
+    let dir = tempfile::tempdir().unwrap();
+    let shared = whole_plane().replace("[pki]\n", "[pki]\netcd-ca = \"shared\"\n");
+    let inv = inventory(dir.path(), &shared);
+    let (pki, notes) = prepared(&inv);
+    assert!(!notes.iter().any(|n| n.contains("etcd CA")), "{notes:?}");
+    assert!(!dir.path().join("pki/etcd-ca.pem").exists());
+    assert_eq!(
+        pki.cas.keys().copied().collect::<Vec<_>>(),
+        [&FRONT_PROXY_CA]
+    );
+    assert_eq!(pki.ca_pem(&ETCD_CA), pki.ca_cert_pem);
+    let root_der = der_of(&pki.ca_cert_pem);
+    let root = parsed(&root_der);
+    let etcd_der = leaf_der(&pki, "m1", "etcd");
+    assert!(parsed(&etcd_der)
+        .verify_signature(Some(root.public_key()))
+        .is_ok());
 }
 
 #[test]

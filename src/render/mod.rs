@@ -313,10 +313,7 @@ impl Templates {
             Source::Cert(spec) => pki.cert(&node.name, spec).cert_pem.clone(),
             Source::Key(spec) => pki.cert(&node.name, spec).key_pem.clone(),
             Source::ClientCa => pki.client_ca_pem(),
-            Source::EtcdCa => pki.etcd_ca_pem().to_string(),
-            Source::FrontProxyCa => planned(pki.front_proxy_ca.as_ref(), "front-proxy CA")?
-                .cert_pem
-                .clone(),
+            Source::Ca(ca) => pki.ca_pem(ca).to_string(),
             Source::EncryptionConfig => self.render(
                 ENCRYPTION_TEMPLATE,
                 &json!({
@@ -433,11 +430,7 @@ impl Templates {
                     None => continue,
                 },
                 Source::Cert(spec) => &pki.cert(&node.name, spec).cert_pem,
-                Source::EtcdCa => pki.etcd_ca_pem(),
-                Source::FrontProxyCa => match &pki.front_proxy_ca {
-                    Some(ca) => &ca.cert_pem,
-                    None => continue,
-                },
+                Source::Ca(ca) => pki.ca_pem(ca),
                 _ => continue,
             };
             if let Some(summary) = pki::describe(pem) {

@@ -57,14 +57,6 @@ pub(super) struct ExpectedNames {
     pub(super) wider: BTreeMap<&'static str, Vec<String>>,
 }
 
-/// The CA of its own a component has that issues `by`'s certificates.
-fn own_ca(by: IssuedBy) -> Option<component::OwnCa> {
-    component::all()
-        .into_iter()
-        .filter_map(|c| c.own_ca)
-        .find(|ca| ca.issued_by == by)
-}
-
 /// The name of the component that serves the Kubernetes API, for messages.
 fn api_name() -> &'static str {
     component::all()
@@ -461,18 +453,11 @@ impl Check<'_> {
                     &cert_file,
                     match spec.issued_by {
                         IssuedBy::Root => "does not chain to the bundled CA".to_string(),
-                        IssuedBy::FrontProxy => {
-                            "does not chain to the bundled front-proxy CA (front-proxy-ca.pem)"
-                                .to_string()
-                        }
-                        other => match own_ca(other) {
-                            Some(ca) => format!(
-                                "does not chain to the bundled {} ({})",
-                                ca.what,
-                                file_name(ca.path)
-                            ),
-                            None => "does not chain to its CA".to_string(),
-                        },
+                        IssuedBy::Ca(ca) => format!(
+                            "does not chain to the bundled {} ({})",
+                            ca.what,
+                            ca.pki_files().0
+                        ),
                     },
                 );
             }
@@ -524,9 +509,7 @@ impl Check<'_> {
         let wanted = match spec.names {
             Names::None => return,
             Names::Node => &names.node,
-            // Names beyond the node's, some from the inventory: its owner's `names` check
-            // gives them.
-            _ => {
+            Names::Api => {
                 for san in sans.iter().filter(|s| s.ends_with('.')) {
                     self.find(
                         &cert_file,
@@ -597,10 +580,10 @@ impl Check<'_> {
                 if components.iter().any(|c| c.name == *server) {
                     continue;
                 }
-                let Some(ca) = component::by_name(server).and_then(|s| s.own_ca) else {
+                let IssuedBy::Ca(ca) = spec.issued_by else {
                     continue;
                 };
-                let ca = in_bundle(ca.path);
+                let ca = in_bundle(ca.node_path);
                 let cert = in_bundle(&spec.cert_path());
                 let key = in_bundle(&spec.key_path());
                 self.outside_pair(server, &ca, &cert, &key, now, warn);

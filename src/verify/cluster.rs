@@ -21,10 +21,10 @@ pub(super) fn shared_keys(bundles: &[Bundle], findings: &mut Vec<Finding>) {
     .map(|(path, what)| (path.to_string(), what))
     .to_vec();
     shared.extend(
-        component::all()
+        component::CAS
             .into_iter()
-            .filter_map(|c| c.own_ca)
-            .map(|ca| (in_bundle(ca.path), ca.what)),
+            .filter(|ca| **ca != component::FRONT_PROXY_CA)
+            .map(|ca| (in_bundle(ca.node_path), ca.what)),
     );
     for (path, what) in &shared {
         let path = path.as_str();

@@ -387,14 +387,19 @@ impl Check<'_> {
                     .filter(|(other, _)| components.iter().any(|o| o.name == *other))
                     .map(move |(_, spec)| (*c, spec))
             }));
-            let own_cas: Vec<(IssuedBy, Option<Vec<u8>>)> = components
-                .iter()
-                .filter_map(|c| c.own_ca)
-                .map(|own| (own.issued_by, self.ca_cert(&in_bundle(own.path), now, warn)))
-                .collect();
+            // The CAs besides the root that the bundle's certificates chain to, in the order
+            // they first appear; the front proxy's has checks of its own.
+            let mut own_cas: Vec<(&component::CaSpec, Option<Vec<u8>>)> = Vec::new();
+            for (_, spec) in &specs {
+                if let IssuedBy::Ca(ca) = spec.issued_by {
+                    if *ca != component::FRONT_PROXY_CA && !own_cas.iter().any(|(c, _)| *c == ca) {
+                        own_cas.push((ca, self.ca_cert(&in_bundle(ca.node_path), now, warn)));
+                    }
+                }
+            }
             let front_proxy = if specs
                 .iter()
-                .any(|(_, s)| s.issued_by == IssuedBy::FrontProxy)
+                .any(|(_, s)| s.issued_by == IssuedBy::Ca(&component::FRONT_PROXY_CA))
                 || self.bundle.files.contains_key(FRONT_PROXY_CA)
             {
                 self.front_proxy_ca(&ca, now, warn)
@@ -404,10 +409,10 @@ impl Check<'_> {
             for (owner, spec) in specs {
                 let issuer = match spec.issued_by {
                     IssuedBy::Root => Some(&ca),
-                    IssuedBy::FrontProxy => front_proxy.as_ref(),
-                    other => own_cas
+                    IssuedBy::Ca(ca) if *ca == component::FRONT_PROXY_CA => front_proxy.as_ref(),
+                    IssuedBy::Ca(ca) => own_cas
                         .iter()
-                        .find(|(by, _)| *by == other)
+                        .find(|(c, _)| *c == ca)
                         .and_then(|(_, der)| der.as_ref()),
                 };
                 self.leaf(owner, spec, issuer, &names, now, warn);

@@ -1,21 +1,35 @@
-//! etcd, as the tutorial's chapter 04: its row, its flag profile and the client
-//! certificate kube-apiserver takes from it; its object in manifest.json (`manifest`)
-//! and its own checks in `verify` (`verify`).
+//! etcd, as the tutorial's chapter 04: its row, its CA, its flag profile and the client
+//! certificate kube-apiserver takes from it; its section's keys (`settings`), its part of
+//! the starting inventory (`starter`), its object in manifest.json (`manifest`) and its
+//! own checks in `verify` (`verify`).
 
 mod manifest;
-mod verify;
-
 mod settings;
 mod starter;
+mod verify;
 pub use settings::{
     EtcdSettings, DEFAULT_CLUSTER_TOKEN, DEFAULT_DATA_DIR, DEFAULT_WAL_DIR, ETCD_MINORS,
 };
 
 use super::paths;
 use crate::model::{
-    CertSpec, Component, ComponentSettings, ExtraPort, Flag, Health, Inventory, IssuedBy, Names,
-    Node, NodeState, OwnCa, Section, Start,
+    CaSpec, CertSpec, Component, ComponentSettings, EtcdCa, ExtraPort, Flag, Health, Inventory,
+    IssuedBy, Names, Node, NodeState, PkiSettings, Section, Start,
 };
+
+/// etcd's CA, which its members and their clients trust: its own, generated once
+/// (kubeadm's way: a certificate of the cluster CA cannot reach etcd), or with
+/// `[pki] etcd-ca = "shared"` the root CA, as the tutorial does.
+pub const ETCD_CA: CaSpec = CaSpec {
+    stem: "etcd-ca",
+    what: "etcd CA",
+    node_path: paths::ETCD_CA,
+    root_serves: shares_the_root_ca,
+};
+
+fn shares_the_root_ca(pki: &PkiSettings) -> bool {
+    pki.etcd_ca == EtcdCa::Shared
+}
 
 /// kube-apiserver's client certificate for etcd from the inventory (`[etcd]`).
 pub const APISERVER_ETCD_CLIENT: CertSpec = CertSpec {
@@ -25,7 +39,7 @@ pub const APISERVER_ETCD_CLIENT: CertSpec = CertSpec {
     server: false,
     client: true,
     names: Names::None,
-    issued_by: IssuedBy::Etcd,
+    issued_by: IssuedBy::Ca(&ETCD_CA),
 };
 
 /// etcd, as the tutorial's chapter 04: one member per master, TLS between members and
@@ -69,7 +83,7 @@ pub const ETCD: Component = Component {
         server: true,
         client: true,
         names: Names::Node,
-        issued_by: IssuedBy::Etcd,
+        issued_by: IssuedBy::Ca(&ETCD_CA),
     }],
     certs_from: &[],
     gates_the_rest: true,
@@ -118,11 +132,6 @@ pub const ETCD: Component = Component {
     install_hooks: Some(include_str!(
         "../../../bundle-templates/install/hooks/etcd.sh.hbs"
     )),
-    own_ca: Some(OwnCa {
-        issued_by: IssuedBy::Etcd,
-        path: paths::ETCD_CA,
-        what: "etcd CA",
-    }),
     manifest: Some(manifest::PART),
     verify: verify::CHECKS,
 };

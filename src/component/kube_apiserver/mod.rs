@@ -1,20 +1,20 @@
 //! kube-apiserver, as the tutorial's chapter 05-2: its row, its flag profile and
-//! guards, the certificates it carries for the kubelets and the front proxy, and its
-//! encryption configuration's apiVersion; its object in manifest.json (`manifest`) and
-//! its own checks in `verify` (`verify`).
+//! guards, the certificates it carries for the kubelets and the front proxy, the
+//! front-proxy CA, and its encryption configuration's apiVersion; its section's keys
+//! (`settings`), its part of the starting inventory (`starter`), its object in
+//! manifest.json (`manifest`) and its own checks in `verify` (`verify`).
 
 mod manifest;
-mod verify;
-
 mod settings;
 mod starter;
+mod verify;
 pub use settings::{ApiServerSettings, EtcdTls, DEFAULT_NODE_PORT_RANGE};
 
 use super::flags::{request_header, service_account_issuer, serving};
 use super::{paths, APISERVER_ETCD_CLIENT, BLOCKING, HEALTHZ};
 use crate::model::{
-    CertSpec, Component, ComponentSettings, Flag, Health, Inventory, IssuedBy, Names, Node,
-    Section, ServiceAccountKey,
+    CaSpec, CertSpec, Component, ComponentSettings, Flag, Health, Inventory, IssuedBy, Names, Node,
+    PkiSettings, Section, ServiceAccountKey,
 };
 use crate::version::KubeVersion;
 
@@ -30,6 +30,19 @@ pub const KUBELET_CLIENT: CertSpec = CertSpec {
     issued_by: IssuedBy::Root,
 };
 
+/// The aggregation layer's CA (`--requestheader-client-ca-file`): never the root CA,
+/// whose every client certificate could then act as the front proxy.
+pub const FRONT_PROXY_CA: CaSpec = CaSpec {
+    stem: "front-proxy-ca",
+    what: "front-proxy CA",
+    node_path: paths::FRONT_PROXY_CA,
+    root_serves: never,
+};
+
+fn never(_: &PkiSettings) -> bool {
+    false
+}
+
 /// The client certificate kube-apiserver presents to aggregated API servers.
 pub const FRONT_PROXY_CLIENT: CertSpec = CertSpec {
     name: "front-proxy-client",
@@ -38,7 +51,7 @@ pub const FRONT_PROXY_CLIENT: CertSpec = CertSpec {
     server: false,
     client: true,
     names: Names::None,
-    issued_by: IssuedBy::FrontProxy,
+    issued_by: IssuedBy::Ca(&FRONT_PROXY_CA),
 };
 
 pub const KUBE_APISERVER: Component = Component {
@@ -71,7 +84,7 @@ pub const KUBE_APISERVER: Component = Component {
             org: None,
             server: true,
             client: false,
-            names: Names::ApiServer,
+            names: Names::Api,
             issued_by: IssuedBy::Root,
         },
         KUBELET_CLIENT,
@@ -117,7 +130,6 @@ pub const KUBE_APISERVER: Component = Component {
     uses_service_account_key: true,
     signs_csrs: false,
     install_hooks: None,
-    own_ca: None,
     manifest: Some(manifest::PART),
     verify: verify::CHECKS,
 };
