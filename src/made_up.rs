@@ -12,7 +12,7 @@ use std::process::Command;
 
 use crate::component::{self, CaSpec, CertSpec, Component, ConfigFile, ExtraPort, IssuedBy, Names};
 use crate::model::Flag;
-use crate::model::{ComponentSettings, Inventory, Node, PkiSettings};
+use crate::model::{ComponentSettings, Inventory, Node};
 use crate::version::KubeVersion;
 
 fn set(name: &str, value: impl Into<String>) -> Flag {
@@ -113,12 +113,8 @@ const MADE_UP_CA: CaSpec = CaSpec {
     stem: "made-up-ca",
     what: "made-up CA",
     node_path: "/etc/kubernetes/cert/made-up-ca.pem",
-    root_serves: own_ca,
+    pki_key: None,
 };
-
-fn own_ca(_: &PkiSettings) -> bool {
-    false
-}
 
 /// The made-up row's flags, and the CA its clients must chain to.
 fn signed_flags(inv: &Inventory, node: &Node, s: &ComponentSettings) -> Vec<Flag> {

@@ -39,11 +39,25 @@ pub struct CaSpec {
     pub what: &'static str,
     /// Where its certificate lands on a node.
     pub node_path: &'static str,
-    /// Whether the root CA serves in its place, so that no CA of its own is made.
-    pub root_serves: fn(&PkiSettings) -> bool,
+    /// The `[pki]` key that lets the root CA serve in its place (`shared`), so that no
+    /// CA of its own is made (`dedicated`, the default); none: always its own.
+    pub pki_key: Option<CaChoice>,
+}
+
+/// A `[pki]` key choosing between a CA of its own and the root CA.
+#[derive(Debug)]
+pub struct CaChoice {
+    pub key: &'static str,
+    /// What `dedicated` and `shared` mean, for an unknown value.
+    pub hint: &'static str,
 }
 
 impl CaSpec {
+    /// Whether the root CA serves in its place (`pki` chose `shared` for it).
+    pub fn root_serves(&self, pki: &PkiSettings) -> bool {
+        pki.shared_cas.contains(&self.stem)
+    }
+
     /// File names of its certificate and key in `pki/`.
     pub fn pki_files(&self) -> (String, String) {
         (
@@ -521,14 +535,6 @@ pub struct Inventory {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EtcdCa {
-    /// `pki/etcd-ca.pem`, generated once: a certificate of the cluster CA cannot reach etcd.
-    Dedicated,
-    /// The root CA, as the tutorial does.
-    Shared,
-}
-
 /// The names every serving certificate of a node carries: loopback, its IP and name.
 pub fn node_names(node: &Node) -> Vec<San> {
     vec![
@@ -718,8 +724,9 @@ pub struct PkiSettings {
     pub subject: Subject,
     pub service_account_key: ServiceAccountKey,
     pub csr_signing: CsrSigning,
-    /// Whether etcd has a CA of its own (kubeadm's way) or uses the root CA (the tutorial's).
-    pub etcd_ca: EtcdCa,
+    /// The stems of the CAs whose `[pki]` key (their [`CaChoice`]) says `shared`: the
+    /// root CA serves in their place.
+    pub shared_cas: Vec<&'static str>,
     /// Whether each bundle's private files are sealed with its node's key (`seal`).
     pub seal_secrets: bool,
 }

@@ -36,11 +36,11 @@ pub enum Source {
     /// The certificate of a CA a row declares: its own, or the root CA where the root
     /// serves in its place.
     Ca(&'static CaSpec),
-    /// kube-apiserver's EncryptionConfiguration, with the key from `pki/`.
+    /// The API server's EncryptionConfiguration, with the key from `pki/`.
     EncryptionConfig,
     AuditPolicy,
-    /// A small file of the build host carried as it is (an external etcd's CA or client
-    /// pair), read when rendering.
+    /// A small file of the build host carried as it is (a row's `copied` files: a CA or
+    /// client pair), read when rendering.
     Copied(PathBuf),
     Kubeconfig(&'static Component),
     Unit(&'static Component),
@@ -284,8 +284,7 @@ pub fn plan_node(inv: &Inventory, node: &Node) -> NodePlan {
 }
 
 /// Node paths one component reads on `node`: every file its flags name, and its own unit,
-/// binary, configuration file and kubeconfig (the scheduler's configuration file names
-/// its kubeconfig).
+/// binary, configuration file and kubeconfig (which a configuration file may name).
 fn reads(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> BTreeSet<String> {
     let c = settings.component;
     let mut read: BTreeSet<String> = flags::flags(inv, node, settings)
@@ -306,7 +305,7 @@ fn reads(inv: &Inventory, node: &Node, settings: &ComponentSettings) -> BTreeSet
 pub struct Origin {
     /// The program's name: the file name it has on the node.
     pub name: String,
-    /// The inventory key that named it (`kube-apiserver.binary`, `etcd.etcdctl`).
+    /// The inventory key that named it (`<section>.binary`, `<section>.<tool>`).
     pub key: String,
     /// The path as the inventory gave it, relative to the inventory's folder when inside.
     pub source: String,

@@ -519,22 +519,47 @@ mod tests {
         all
     }
 
+    /// The stages (load, plan, pki, render, pack, verify, store), the binary's commands
+    /// and the bottom modules besides the rows' own (`component/`, the row type's
+    /// `model.rs` and the test-only `made_up.rs`) name no row: a component's differences
+    /// are data and hooks in its row. Two words are the cluster's, not a row's: `apiserver`
+    /// alone is the API address the inventory's `[cluster] apiserver` and
+    /// `worker-apiserver` set, and `KUBE_APISERVER` is environment.sh's variable for it.
     #[test]
-    fn verify_and_the_manifest_name_no_component() {
+    fn no_stage_names_a_component() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("verify"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-            .collect();
+        let mut files = Vec::new();
+        let mut folders = vec![root.clone()];
+        while let Some(dir) = folders.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let rel = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
+                if rel == "component" || rel == "model.rs" || rel == "made_up.rs" {
+                    continue;
+                }
+                if path.is_dir() {
+                    folders.push(path);
+                } else if rel.ends_with(".rs") && !rel.ends_with("tests.rs") {
+                    files.push(path);
+                }
+            }
+        }
         files.sort();
-        files.extend(["manifest.rs", "check.rs"].map(|f| root.join(f)));
-        assert!(files.len() > 3, "{files:?}");
-        let words: Vec<String> = ALL.iter().flat_map(|c| spellings(c)).collect();
+        assert!(files.len() > 40, "{files:?}");
+        let words: Vec<String> = ALL
+            .iter()
+            .flat_map(|c| spellings(c))
+            .filter(|w| w != "apiserver")
+            .collect();
         assert!(
             words.contains(&"controller_manager".to_string()),
             "{words:?}"
         );
+        assert!(words.contains(&"kube-apiserver".to_string()), "{words:?}");
         let mut found = Vec::new();
         for file in &files {
             let text = std::fs::read_to_string(file).unwrap();
@@ -543,7 +568,7 @@ mod tests {
                 if line.trim() == "#[cfg(test)]" {
                     break;
                 }
-                let lower = line.to_ascii_lowercase();
+                let lower = line.replace("KUBE_APISERVER", "").to_ascii_lowercase();
                 if let Some(word) = words.iter().find(|w| lower.contains(w.as_str())) {
                     found.push(format!(
                         "{}:{}: `{word}`: {}",
@@ -556,7 +581,7 @@ mod tests {
         }
         assert!(
             found.is_empty(),
-            "lines naming a component (move the check into the component's row):\n{}",
+            "lines naming a component (move what differs into the component's row):\n{}",
             found.join("\n")
         );
     }

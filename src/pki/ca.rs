@@ -31,8 +31,9 @@ pub(super) fn foreign_issuer(der: &[u8]) -> Option<String> {
 /// The warning for a signing CA that another CA issued, as earlier releases made it.
 pub(super) fn issued_by_another_ca(path: &Path, issuer: &str) -> String {
     format!(
-        "warning: the CSR signing CA `{}` is issued by `{issuer}` (as earlier kube-bundle releases made it): it is replaced by a self-signed one with a new key. Until `{issuer}` itself is replaced, the old key (on every master that ran the earlier bundles) still signs certificates that everything trusting `{issuer}` accepts; for the root CA that is kubectl with the kubeconfigs, etcd with `etcd-ca = \"shared\"` and kube-apiserver",
-        path.display()
+        "warning: the CSR signing CA `{}` is issued by `{issuer}` (as earlier kube-bundle releases made it): it is replaced by a self-signed one with a new key. Until `{issuer}` itself is replaced, the old key (on every master that ran the earlier bundles) still signs certificates that everything trusting `{issuer}` accepts; for the root CA that is kubectl with the kubeconfigs, {} and the components of every CA set to `shared` in [pki]",
+        path.display(),
+        crate::component::api_server_name()
     )
 }
 

@@ -66,7 +66,7 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
     {
         let files = pki::SignerFiles::of(inv);
         rows.push(cert_row("csr-signer", None, &files.cert, now, warn)?);
-        // Trusted by kube-apiserver until `build --drop-previous-csr-signer`.
+        // Trusted by the API server until `build --drop-previous-csr-signer`.
         if files.previous.exists() {
             let mut row = cert_row("csr-signer-previous", None, &files.previous, now, warn)?;
             // Dropped, not renewed: an expired one needs no attention.
@@ -75,7 +75,7 @@ pub fn list(inv: &Inventory, warn_within: Duration) -> Result<Vec<CertRow>> {
         }
     }
     for ca in component::cas(inv) {
-        if !(ca.root_serves)(&inv.pki) {
+        if !ca.root_serves(&inv.pki) {
             let path = inv.pki.dir.join(ca.pki_files().0);
             rows.push(cert_row(ca.stem, None, &path, now, warn)?);
         }

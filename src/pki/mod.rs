@@ -52,7 +52,7 @@ pub struct Pki {
     /// nothing that trusts only the root CA trusts what its key signs.
     pub csr_signer: Option<Leaf>,
     /// The certificate of the signing CA it replaced (`pki/csr-signer-previous.pem`),
-    /// still trusted by kube-apiserver until it is dropped.
+    /// still trusted by the API server until it is dropped.
     pub csr_signer_previous: Option<String>,
     /// (node, certificate name) → its key and certificate.
     pub leaves: BTreeMap<(String, &'static str), Leaf>,
@@ -86,7 +86,7 @@ impl Pki {
             .map_or(&self.ca_cert_pem, |ca| &ca.cert_pem)
     }
 
-    /// kube-apiserver's `--client-ca-file`: the root CA, then the CSR signing CA whose
+    /// The API server's `--client-ca-file`: the root CA, then the CSR signing CA whose
     /// kubelet and client certificates it must accept, then the signing CA it replaced
     /// while that one is kept. Go treats every certificate in that file as a trust
     /// anchor, and kubelets present their certificate alone. The signing CAs are in no
@@ -234,7 +234,7 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     let serves_api = inv.serves_api();
     let mut cas = BTreeMap::new();
     for spec in component::cas(inv) {
-        if (spec.root_serves)(&inv.pki) {
+        if spec.root_serves(&inv.pki) {
             continue;
         }
         let (cert, key) = spec.pki_files();

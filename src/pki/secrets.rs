@@ -150,7 +150,7 @@ pub(super) fn new_encryption_key(inv: &Inventory, say: &mut dyn FnMut(String)) -
     ensure_dir(&inv.pki.dir)?;
     write_private(&path, format!("{key}\n").as_bytes())?;
     say(format!(
-        "generated the secrets encryption key `{}`; back it up: Secrets in etcd cannot be read without it",
+        "generated the secrets encryption key `{}`; back it up: the Secrets stored with it cannot be read without it",
         path.display()
     ));
     Ok(key)

@@ -12,6 +12,7 @@ use super::x509::{
     generate_key, key_algorithm_of, key_matches, loc, read_key_text, read_pem, rfc3339, subject_dn,
 };
 use super::{Leaf, SignerChange};
+use crate::component;
 use crate::error::{Error, Result};
 use crate::fsx::{ensure_dir, write_private, write_public};
 use crate::model::{CsrSigning, Inventory};
@@ -79,7 +80,13 @@ pub(super) fn refuse_signer_change(inv: &Inventory, change: SignerChange) -> Res
         flag,
         format!("`{}` has no CSR signing CA ({why})", inv.path.display()),
     )
-    .with_hint("a signing CA exists with `[pki] csr-signing = \"signer\"` (the default) and the controller-manager"))
+    .with_hint(format!(
+        "a signing CA exists with `[pki] csr-signing = \"signer\"` (the default) and {}",
+        component::all()
+            .into_iter()
+            .find(|c| c.signs_csrs)
+            .map_or("a component that signs CSRs", |c| c.name)
+    )))
 }
 
 /// Decides what happens to the signing CA in `pki/csr-signer{,-key}.pem`. It is kept
@@ -229,7 +236,7 @@ pub(super) fn plan_signer(
 }
 
 /// Carries out a [`SignerPlan`]: drops the previous signer, makes and puts in place a
-/// new signing CA. Returns the signing CA and the previous one kube-apiserver trusts.
+/// new signing CA. Returns the signing CA and the previous one the API server trusts.
 pub(super) fn apply_signer(
     inv: &Inventory,
     plan: SignerPlan,
@@ -244,12 +251,14 @@ pub(super) fn apply_signer(
             fs_err::remove_file(&files.previous)?;
             say(match issuer {
                 None => format!(
-                    "dropped the previous CSR signing CA `{}`: kube-apiserver refuses what its key signed once it runs with the new client-ca.pem",
-                    files.previous.display()
+                    "dropped the previous CSR signing CA `{}`: {} refuses what its key signed once it runs with the new client-ca.pem",
+                    files.previous.display(),
+                    component::api_server_name()
                 ),
                 Some(issuer) => format!(
-                    "warning: dropped the previous CSR signing CA `{}`, but it was issued by `{issuer}`: what its key signs, presented with that certificate, stays trusted by everything that trusts `{issuer}` (kube-apiserver too, for the root CA) until `{issuer}` itself is replaced",
-                    files.previous.display()
+                    "warning: dropped the previous CSR signing CA `{}`, but it was issued by `{issuer}`: what its key signs, presented with that certificate, stays trusted by everything that trusts `{issuer}` ({} too, for the root CA) until `{issuer}` itself is replaced",
+                    files.previous.display(),
+                    component::api_server_name()
                 ),
             });
         } else {
@@ -281,7 +290,8 @@ pub(super) fn apply_signer(
             files.previous.display()
         ),
         (Some(why), None) => format!(
-            "replaced the CSR signing CA `{path}` with a new key: {why}; kube-apiserver refuses certificates of the old one once the new bundles are installed"
+            "replaced the CSR signing CA `{path}` with a new key: {why}; {} refuses certificates of the old one once the new bundles are installed",
+            component::api_server_name()
         ),
     });
     let previous = retire.or(plan.previous);

@@ -808,7 +808,7 @@ fn signer_changes_without_a_signing_ca_are_refused() {
             .status(2)
             .stderr(&format!(
                 "error: {flag}: `cluster.toml` has no CSR signing CA (`pki.csr-signing = \"ca\"`)\n\
-                 hint: a signing CA exists with `[pki] csr-signing = \"signer\"` (the default) and the controller-manager\n"
+                 hint: a signing CA exists with `[pki] csr-signing = \"signer\"` (the default) and kube-controller-manager\n"
             ))
             .check();
         assert!(!project.path("pki/ca.pem").exists());

@@ -13,8 +13,8 @@ pub use settings::{
 
 use super::paths;
 use crate::model::{
-    CaSpec, CertSpec, Component, ComponentSettings, EtcdCa, ExtraPort, Flag, Health, Inventory,
-    IssuedBy, Names, Node, NodeState, PkiSettings, Section, Start,
+    CaChoice, CaSpec, CertSpec, Component, ComponentSettings, ExtraPort, Flag, Health, Inventory,
+    IssuedBy, Names, Node, NodeState, Section, Start,
 };
 
 /// etcd's CA, which its members and their clients trust: its own, generated once
@@ -24,12 +24,11 @@ pub const ETCD_CA: CaSpec = CaSpec {
     stem: "etcd-ca",
     what: "etcd CA",
     node_path: paths::ETCD_CA,
-    root_serves: shares_the_root_ca,
+    pki_key: Some(CaChoice {
+        key: "etcd-ca",
+        hint: "use `dedicated` (a CA of etcd's own, as kubeadm makes) or `shared` (the cluster CA, as the tutorial does)",
+    }),
 };
-
-fn shares_the_root_ca(pki: &PkiSettings) -> bool {
-    pki.etcd_ca == EtcdCa::Shared
-}
 
 /// kube-apiserver's client certificate for etcd from the inventory (`[etcd]`).
 pub const APISERVER_ETCD_CLIENT: CertSpec = CertSpec {

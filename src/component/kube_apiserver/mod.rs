@@ -14,7 +14,7 @@ use super::flags::{request_header, service_account_issuer, serving};
 use super::{paths, APISERVER_ETCD_CLIENT, BLOCKING, HEALTHZ};
 use crate::model::{
     CaSpec, CertSpec, Component, ComponentSettings, Flag, Health, Inventory, IssuedBy, Names, Node,
-    PkiSettings, Section, ServiceAccountKey,
+    Section, ServiceAccountKey,
 };
 use crate::version::KubeVersion;
 
@@ -36,12 +36,8 @@ pub const FRONT_PROXY_CA: CaSpec = CaSpec {
     stem: "front-proxy-ca",
     what: "front-proxy CA",
     node_path: paths::FRONT_PROXY_CA,
-    root_serves: never,
+    pki_key: None,
 };
-
-fn never(_: &PkiSettings) -> bool {
-    false
-}
 
 /// The client certificate kube-apiserver presents to aggregated API servers.
 pub const FRONT_PROXY_CLIENT: CertSpec = CertSpec {

@@ -136,8 +136,7 @@ struct RawCluster {
     dns_domain: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug, Default)]
 struct RawPki {
     dir: Option<Spanned<String>>,
     ca_cert: Option<Spanned<String>>,
@@ -147,16 +146,121 @@ struct RawPki {
     ca_validity: Option<Spanned<String>>,
     service_account_key: Option<Spanned<String>>,
     csr_signing: Option<Spanned<String>>,
-    etcd_ca: Option<Spanned<String>>,
+    /// The rows' CAs' [`CaChoice`] keys it sets, by the CA's stem.
+    ca_choices: BTreeMap<&'static str, Spanned<String>>,
     seal_secrets: Option<bool>,
-    #[serde(rename = "C")]
     country: Option<Spanned<String>>,
-    #[serde(rename = "ST")]
     state: Option<Spanned<String>>,
-    #[serde(rename = "L")]
     locality: Option<Spanned<String>>,
-    #[serde(rename = "OU")]
     organizational_unit: Option<Spanned<String>>,
+}
+
+/// `[pki]`'s own keys, before and after the CAs' keys (the order of the
+/// unknown-key error's list).
+const PKI_KEYS: [&str; 8] = [
+    "dir",
+    "ca-cert",
+    "ca-key",
+    "key-algorithm",
+    "cert-validity",
+    "ca-validity",
+    "service-account-key",
+    "csr-signing",
+];
+const PKI_KEYS_AFTER: [&str; 5] = ["seal-secrets", "C", "ST", "L", "OU"];
+
+/// A `[pki]` key: one of its own, or a CA's [`CaChoice`] key. Any other is the
+/// deserializer's unknown-field error, which it places at the key.
+enum PkiKey {
+    Own(&'static str),
+    Ca(&'static CaSpec),
+}
+
+impl<'de> Deserialize<'de> for PkiKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl Visitor<'_> for Key {
+            type Value = PkiKey;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("field identifier")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<PkiKey, E> {
+                let ca_keys = || {
+                    component::CAS
+                        .into_iter()
+                        .filter_map(|ca| Some((ca, ca.pki_key.as_ref()?.key)))
+                };
+                if let Some(own) = PKI_KEYS
+                    .into_iter()
+                    .chain(PKI_KEYS_AFTER)
+                    .find(|k| *k == key)
+                {
+                    return Ok(PkiKey::Own(own));
+                }
+                ca_keys()
+                    .find(|(_, k)| *k == key)
+                    .map(|(ca, _)| PkiKey::Ca(ca))
+                    .ok_or_else(|| {
+                        let keys: Vec<&'static str> = PKI_KEYS
+                            .into_iter()
+                            .chain(ca_keys().map(|(_, k)| k))
+                            .chain(PKI_KEYS_AFTER)
+                            .collect();
+                        de::Error::unknown_field(key, keys.leak())
+                    })
+            }
+        }
+        deserializer.deserialize_identifier(Key)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawPki {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Pki;
+        impl<'de> Visitor<'de> for Pki {
+            type Value = RawPki;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("struct RawPki")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPki, A::Error> {
+                let mut raw = RawPki::default();
+                while let Some(key) = map.next_key::<PkiKey>()? {
+                    let text = match key {
+                        PkiKey::Ca(ca) => {
+                            raw.ca_choices.insert(ca.stem, map.next_value()?);
+                            continue;
+                        }
+                        PkiKey::Own("seal-secrets") => {
+                            raw.seal_secrets = Some(map.next_value()?);
+                            continue;
+                        }
+                        PkiKey::Own(key) => key,
+                    };
+                    let slot = match text {
+                        "dir" => &mut raw.dir,
+                        "ca-cert" => &mut raw.ca_cert,
+                        "ca-key" => &mut raw.ca_key,
+                        "key-algorithm" => &mut raw.key_algorithm,
+                        "cert-validity" => &mut raw.cert_validity,
+                        "ca-validity" => &mut raw.ca_validity,
+                        "service-account-key" => &mut raw.service_account_key,
+                        "csr-signing" => &mut raw.csr_signing,
+                        "C" => &mut raw.country,
+                        "ST" => &mut raw.state,
+                        "L" => &mut raw.locality,
+                        _ => &mut raw.organizational_unit,
+                    };
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(raw)
+            }
+        }
+        deserializer.deserialize_map(Pki)
+    }
 }
 
 #[derive(Debug)]
@@ -631,18 +735,26 @@ impl Validator<'_> {
             (CsrSigning::Signer, ServiceAccountKey::Ca) => CsrSigning::Ca,
             (other, _) => other,
         };
-        let etcd_ca = match raw.etcd_ca {
-            None => EtcdCa::Dedicated,
-            Some(v) => match v.get_ref().as_str() {
-                "dedicated" => EtcdCa::Dedicated,
-                "shared" => EtcdCa::Shared,
+        let mut shared_cas = Vec::new();
+        for (stem, v) in &raw.ca_choices {
+            let ca = component::CAS.into_iter().find(|ca| ca.stem == *stem);
+            let Some(choice) = ca.and_then(|ca| ca.pki_key.as_ref()) else {
+                continue;
+            };
+            match v.get_ref().as_str() {
+                "dedicated" => {}
+                "shared" => shared_cas.push(*stem),
                 other => {
                     return Err(self
-                        .err(&v, "pki.etcd-ca", format!("unknown value `{other}`"))
-                        .with_hint("use `dedicated` (a CA of etcd's own, as kubeadm makes) or `shared` (the cluster CA, as the tutorial does)"))
+                        .err(
+                            v,
+                            &format!("pki.{}", choice.key),
+                            format!("unknown value `{other}`"),
+                        )
+                        .with_hint(choice.hint))
                 }
-            },
-        };
+            }
+        }
         let subject_field = |value: Option<Spanned<String>>,
                              field: &str|
          -> Result<Option<String>> {
@@ -673,7 +785,7 @@ impl Validator<'_> {
             subject,
             service_account_key,
             csr_signing,
-            etcd_ca,
+            shared_cas,
             seal_secrets: raw.seal_secrets.unwrap_or(false),
         })
     }
