@@ -213,7 +213,7 @@ pub fn build(opts: &BuildOptions, progress: &(dyn Fn(Progress) + Sync)) -> Resul
                     report.notes.push(format!(
                         "warning: member cache `{}`: {e}; building without it",
                         dir.display()
-                    ))
+                    ));
                 })
                 .ok()
         });
@@ -330,7 +330,7 @@ fn previous_files(out: &Path) -> BTreeMap<String, String> {
         return BTreeMap::new();
     };
     entries
-        .filter_map(|e| e.ok())
+        .filter_map(std::result::Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -494,8 +494,7 @@ fn beside(out: &Path) -> (PathBuf, String) {
     };
     let name = out
         .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "dist".into());
+        .map_or_else(|| "dist".into(), |n| n.to_string_lossy().to_string());
     (parent, name)
 }
 

@@ -323,7 +323,7 @@ fn a_ca_declared_beside_a_row_is_made_planned_and_rendered() {
     let prepare = || {
         let mut notes = Vec::new();
         let pki = crate::pki::prepare(&inv, &crate::pki::Renewal::default(), &mut |n| {
-            notes.push(n)
+            notes.push(n);
         })
         .unwrap();
         (pki, notes)

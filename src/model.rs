@@ -548,7 +548,7 @@ pub fn node_names(node: &Node) -> Vec<San> {
 pub fn url_host(ip: IpAddr) -> String {
     match ip {
         IpAddr::V6(v6) => format!("[{v6}]"),
-        v4 => v4.to_string(),
+        IpAddr::V4(v4) => v4.to_string(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 /// The threads a build uses: one per core.
 pub fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Runs `job(index, item)` for every item on up to `threads` threads (the caller's

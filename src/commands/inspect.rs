@@ -11,11 +11,11 @@ use kube_bundle::{rollout, verify};
 use super::{cli, duration_arg, emit, exit_if};
 
 pub(super) fn verify_cmd(
-    opts: verify::VerifyOptions,
+    opts: &verify::VerifyOptions,
     output: cli::Output,
     out: &mut String,
 ) -> Result<ExitCode, Error> {
-    let report = verify::verify(&opts)?;
+    let report = verify::verify(opts)?;
     emit(out, output, &report, |out| {
         for f in &report.findings {
             line!(out, "{}: {}: {}", f.bundle, f.file, f.message);

@@ -104,7 +104,7 @@ pub fn run(command: cli::Command, out: &mut String) -> Result<ExitCode, Error> {
             seal_key,
             output,
         } => verify_cmd(
-            verify::VerifyOptions {
+            &verify::VerifyOptions {
                 bundles,
                 warn_within: duration_arg("--warn-within", &warn_within)?,
                 trust,

@@ -303,8 +303,8 @@ impl Machine {
             _ => return format!("machine {}", self.code),
         };
         let order = match (self.code, self.big_endian) {
-            (21, false) | (8, false) => " little-endian",
-            (21, true) | (8, true) => " big-endian",
+            (21 | 8, false) => " little-endian",
+            (21 | 8, true) => " big-endian",
             (22, _) if !self.wide => " (31-bit)",
             (62 | 183, _) if !self.wide => " (32-bit)",
             (62 | 183 | 40 | 3 | 243 | 258, true) => " big-endian",

@@ -506,7 +506,10 @@ pub fn pack_node(
     };
     // No fsync: a bundle is rebuilt byte for byte from pki/ (which is synced), and
     // dist/SHA256SUMS shows a tarball a crash cut short.
-    hashing.inner.into_inner().map_err(|e| e.into_error())?;
+    hashing
+        .inner
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
     Ok(packed)
 }
 

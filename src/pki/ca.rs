@@ -108,7 +108,7 @@ pub(super) fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca> {
     }
     let pem_cert = pem::encode(&pem::Pem::new("CERTIFICATE", cert_der.clone()));
     // Keep an imported CA's file as written; a generated one is already plain PEM.
-    let cert_pem = if pem::parse_many(&cert_text).map(|b| b.len()).unwrap_or(0) == 1 {
+    let cert_pem = if pem::parse_many(&cert_text).map_or(0, |b| b.len()) == 1 {
         cert_text
     } else {
         pem_cert

@@ -1,7 +1,13 @@
 //! Leaf certificates: the names and subject each should carry, whether a kept one still
 //! fits, and issuing a new one (keeping its key where it can).
 
-use super::*;
+use super::{
+    attr, cert_sans, ensure_dir, generate_key, key_algorithm_of, key_fits, key_matches,
+    parse_key_text, random_serial, read_key_text, read_pem, rfc3339, subject_dn, validity,
+    write_private, write_public, Ca, CertSpec, CertificateParams, Error, ExtendedKeyUsagePurpose,
+    FromDer, Inventory, IsCa, KeyAlgorithm, KeyPair, KeyUsagePurpose, Leaf, Names, Node,
+    OffsetDateTime, Path, Result, San, SanType, Subject, X509Certificate,
+};
 
 /// The names a certificate of `spec` carries on `node`, in certificate order.
 pub fn names(inv: &Inventory, node: Option<&Node>, spec: &CertSpec) -> Vec<San> {
@@ -240,7 +246,7 @@ pub(super) fn leaf(
     match problem {
         Some(problem) => {
             let key_note = if kept_key { "" } else { " (new key)" };
-            say(format!("{whose}reissued the {what}{key_note}: {problem}"))
+            say(format!("{whose}reissued the {what}{key_note}: {problem}"));
         }
         None if node.is_none() => say(format!("issued the {what}")),
         None => {
@@ -249,7 +255,7 @@ pub(super) fn leaf(
             } else {
                 "a"
             };
-            say(format!("{whose}issued {article} {what}"))
+            say(format!("{whose}issued {article} {what}"));
         }
     }
     Ok(Leaf {

@@ -283,8 +283,11 @@ pub fn prepare(inv: &Inventory, renew: &Renewal, say: &mut dyn FnMut(String)) ->
     }
     let admin = if serves_api {
         // Renewed with every node's certificates, not with some nodes' or components'.
-        let renewing =
-            renew.nodes.as_ref().is_some_and(|n| n.is_empty()) && renew.components.is_empty();
+        let renewing = renew
+            .nodes
+            .as_ref()
+            .is_some_and(std::collections::BTreeSet::is_empty)
+            && renew.components.is_empty();
         Some(leaf(
             inv,
             None,

@@ -1,7 +1,10 @@
 //! Reading a bundle's tarball within fixed limits (entry count, sizes, names), and
 //! opening its sealed private files with the node's seal key.
 
-use super::*;
+use super::{
+    escape, seal, shown, BTreeMap, BufReader, Digest, Error, MultiGzDecoder, Path, Read, Result,
+    SealKey, Sha256,
+};
 
 /// Files up to this size are kept in memory for the checks that read them; larger ones
 /// (the binary) are only hashed, and a check that needs one reports it.

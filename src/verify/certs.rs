@@ -1,7 +1,10 @@
 //! The certificates and keys a bundle carries: each CA, the leaf certificates the
 //! component rows list (names, usages, issuer, expiry), and the keys that must match.
 
-use super::*;
+use super::{
+    component, in_bundle, keys, pki, BTreeMap, CertSpec, Check, Component, FromDer, IssuedBy,
+    KeyPair, Manifest, Names, OffsetDateTime, X509Certificate,
+};
 
 /// Every PEM block in `bytes`, wherever it starts: one that cannot be read does not hide
 /// the ones after it.
@@ -545,7 +548,11 @@ impl Check<'_> {
             .iter_by_oid(&oids::OID_X509_ORGANIZATION_NAME)
             .map(|a| a.as_str().map_or_else(|_| "?".to_string(), str::to_string))
             .collect();
-        let want_orgs: Vec<String> = spec.org.iter().map(|o| o.to_string()).collect();
+        let want_orgs: Vec<String> = spec
+            .org
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         if cn.as_ref() == Some(&want_cn) && orgs == want_orgs {
             return;
         }
@@ -648,7 +655,7 @@ impl Check<'_> {
                 (Some(key), Some(public)) if key.public_key_pem() == public => {}
                 (Some(_), Some(_)) => self.find(SA_PUB, "is not the public half of sa.key"),
                 (None, _) if !self.bundle.files.contains_key(SA_KEY) => {
-                    self.find(SA_KEY, "is missing while sa.pub is present")
+                    self.find(SA_KEY, "is missing while sa.pub is present");
                 }
                 (_, None) => self.find(SA_PUB, "is missing while sa.key is present"),
                 _ => {}

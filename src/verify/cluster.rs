@@ -1,7 +1,10 @@
 //! Checks across the bundles of one build: shared keys and the flags every master
 //! shares. A component's own checks across bundles are its row's (`verify.cluster`).
 
-use super::*;
+use super::{
+    component, escape, in_bundle, shared_flags, Bundle, Finding, Seen, CERT_CA, CLIENT_CA,
+    FRONT_PROXY_CA, SA_KEY, SIGNER_CERT,
+};
 
 const ENCRYPTION_CONFIG: &str = "rootfs/etc/kubernetes/encryption-config.yaml";
 

@@ -2,7 +2,10 @@
 //! and component configs, each read against its component's row; the checks a row has of
 //! its own (`verify` in the row) run from here at their places.
 
-use super::*;
+use super::{
+    component, exec_start_words, flag_value, in_bundle, Check, Component, Deserialize, Engine,
+    KubeVersion, Manifest, CERT_CA,
+};
 
 /// Flags whose value every master must share, as (component, flag), from the rows'
 /// [`Component::shared_flags`]: one service range, one token issuer.

@@ -34,10 +34,10 @@ mod certs;
 mod cluster;
 mod files;
 
-use archive::*;
-use certs::*;
-use cluster::*;
-use files::*;
+use archive::{bytes, load, open_sealed, seal_key_for, Bundle, KEEP_LIMIT};
+use certs::{CERT_CA, CLIENT_CA, FRONT_PROXY_CA, SA_KEY, SIGNER_CERT};
+use cluster::{same_flags, shared_keys};
+use files::shared_flags;
 
 pub struct VerifyOptions {
     pub bundles: Vec<PathBuf>,
@@ -216,7 +216,7 @@ fn folder_for_bundle(path: &Path) -> Error {
     let mut bundles: Vec<String> = fs_err::read_dir(path)
         .map(|entries| {
             entries
-                .filter_map(|e| e.ok())
+                .filter_map(std::result::Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|name| crate::plan::is_bundle_name(name))
                 .collect()
@@ -302,7 +302,7 @@ impl check::Bundle for Check<'_> {
     }
 
     fn find(&mut self, file: &str, message: String) {
-        Check::find(self, file, message)
+        Check::find(self, file, message);
     }
 }
 
@@ -468,7 +468,7 @@ impl Check<'_> {
             match self.bundle.files.get(path) {
                 None => self.find(path, "is listed in SHA256SUMS but missing"),
                 Some(e) if e.sha256 != sha => {
-                    self.find(path, "does not match its checksum in SHA256SUMS")
+                    self.find(path, "does not match its checksum in SHA256SUMS");
                 }
                 Some(_) => {}
             }
@@ -723,6 +723,8 @@ impl Check<'_> {
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
 mod tests {
+    use super::certs::{human, pem_blocks};
+    use super::files::working_directory;
     use super::*;
 
     #[test]

@@ -88,7 +88,7 @@ pub fn read_members(tarball: &Path) -> Vec<Member> {
             data,
             link: entry
                 .link_name_bytes()
-                .map(|l| l.into_owned())
+                .map(std::borrow::Cow::into_owned)
                 .unwrap_or_default(),
         });
     }

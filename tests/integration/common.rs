@@ -256,7 +256,7 @@ impl Project {
     pub fn run(&self, args: &[&str]) -> Run<'_> {
         Run {
             project: self,
-            args: args.iter().map(|a| a.to_string()).collect(),
+            args: args.iter().map(std::string::ToString::to_string).collect(),
             status: 0,
             stdout: Expected::Exactly(String::new()),
             stderr: Expected::Exactly(String::new()),
@@ -510,7 +510,7 @@ impl Expected {
                 let missing: Vec<&String> = parts.iter().filter(|p| !have.contains(*p)).collect();
                 (!missing.is_empty()).then(|| format!("{name} lacks {missing:?}:\n{have}"))
             }
-            _ => None,
+            Expected::Exactly(_) => None,
         }
     }
 }

@@ -831,7 +831,7 @@ fn fetch_sh_is_bounded_in_size_speed_and_time() {
     );
     assert!(took < Duration::from_secs(30), "{took:?}");
     let part = into.join(".fetch-m1/bundle.part");
-    let kept = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    let kept = std::fs::metadata(&part).map_or(0, |m| m.len());
     assert!(kept <= total, "{kept} > {total}");
 
     // An endless manifest: cut at 4 MiB, and nothing of it stays.
@@ -989,10 +989,9 @@ fn files_with(root: &Path, needle: &str) -> Vec<PathBuf> {
         .filter(|e| e.file_type().is_file())
         .filter(|e| {
             std::fs::read(e.path())
-                .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-                .unwrap_or(false)
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
         })
-        .map(|e| e.into_path())
+        .map(walkdir::DirEntry::into_path)
         .collect()
 }
 
@@ -1259,7 +1258,7 @@ fn fetch_sh_unpacks_no_devices_links_or_setuid_bits_and_keeps_no_owners() {
                 &original,
                 |h, path| {
                     if path.ends_with("/install.sh") {
-                        h.set_mode(0o4755)
+                        h.set_mode(0o4755);
                     }
                 },
                 &[],

@@ -44,7 +44,7 @@ fn unpacked(bytes: &[u8]) -> Option<Unpacked> {
             .split('/')
             .filter(|p| !p.is_empty() && *p != ".")
             .collect();
-        let installed = matches!(name.get(1), Some(&"rootfs") | Some(&"install.sh"));
+        let installed = matches!(name.get(1), Some(&"rootfs" | &"install.sh"));
         let name = name.join("/");
         match entry.header().entry_type() {
             tar::EntryType::Directory => {}

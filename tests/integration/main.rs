@@ -1,4 +1,5 @@
 #![allow(clippy::disallowed_methods)] // a test's I/O error panics; nobody reads it
+#![allow(clippy::needless_pass_by_value)] // test helpers take what they are handed
 //! Integration tests through the built `kube-bundle` binary and the real tools an operator
 //! would use: openssl, kubectl, systemd-analyze, shellcheck, GNU tar, sha256sum, cfssl.
 

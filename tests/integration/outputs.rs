@@ -301,8 +301,7 @@ fn archive_layout_modes_and_checksums() {
         files
             .iter()
             .find(|(f, _)| f == p)
-            .map(|(_, m)| m.as_str())
-            .unwrap_or_else(|| panic!("{p} missing:\n{listing}"))
+            .map_or_else(|| panic!("{p} missing:\n{listing}"), |(_, m)| m.as_str())
     };
     assert_eq!(perms(""), "drwxr-xr-x");
     assert_eq!(perms("install.sh"), "-rwxr-xr-x");

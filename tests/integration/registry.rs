@@ -467,11 +467,7 @@ fn push_pull_and_fetch_sh_over_tls_with_htpasswd() {
     let blobs_without_manifests: u64 = stored_bytes
         - stored
             .iter()
-            .filter(|b| {
-                std::fs::read(&b.2)
-                    .map(|d| d.starts_with(b"{\"schemaVersion\""))
-                    .unwrap_or(false)
-            })
+            .filter(|b| std::fs::read(&b.2).is_ok_and(|d| d.starts_with(b"{\"schemaVersion\"")))
             .map(|b| b.1)
             .sum::<u64>();
     // The last member (the tar's end) is the same in every bundle too, so it is stored

@@ -49,7 +49,7 @@ impl Planes {
 
     /// Release folders, oldest first.
     fn releases(&self) -> Vec<PathBuf> {
-        self.backups(|p| p.is_dir())
+        self.backups(std::path::Path::is_dir)
     }
 
     /// etcd snapshots, finished or not.

@@ -421,8 +421,10 @@ fn unit_flag(unit: &str, flag: &str) -> String {
     let start = format!("--{flag}=");
     unit.lines()
         .find_map(|l| l.trim().strip_prefix(&start))
-        .map(|v| v.trim_end_matches(" \\").to_string())
-        .unwrap_or_else(|| panic!("no {start} in {unit}"))
+        .map_or_else(
+            || panic!("no {start} in {unit}"),
+            |v| v.trim_end_matches(" \\").to_string(),
+        )
 }
 
 #[test]

@@ -194,7 +194,7 @@ fn member(b: &mut dyn Bundle, manifest: &Manifest) -> Option<Member> {
     for entry in flag("initial-cluster").unwrap_or_default().split(',') {
         match entry.split_once('=') {
             Some((n, u)) if !n.is_empty() && url_host(u).is_some() => {
-                cluster.push((n.to_string(), u.to_string()))
+                cluster.push((n.to_string(), u.to_string()));
             }
             _ => found.push(format!(
                 "--initial-cluster entry `{entry}` is not `name=https://ip:port`"
@@ -316,8 +316,7 @@ fn cluster(seen: &[Seen], report: &mut dyn Report) {
                         bundle,
                         &unit,
                         format!(
-                            "--initial-cluster lists `{name}`, which joins the formed cluster later (state `existing` in {})",
-                            other
+                            "--initial-cluster lists `{name}`, which joins the formed cluster later (state `existing` in {other})"
                         ),
                     );
                 }
@@ -340,8 +339,7 @@ fn cluster(seen: &[Seen], report: &mut dyn Report) {
                     bundle,
                     &unit,
                     format!(
-                        "--initial-cluster differs from {}'s: the members that bootstrap a cluster must list the same members",
-                        ref_bundle
+                        "--initial-cluster differs from {ref_bundle}'s: the members that bootstrap a cluster must list the same members"
                     ),
                 );
             }
@@ -484,7 +482,7 @@ fn cluster(seen: &[Seen], report: &mut dyn Report) {
                 required.push((
                     name,
                     host_of(peer_url),
-                    format!("{url}, in {}'s --initial-cluster", from),
+                    format!("{url}, in {from}'s --initial-cluster"),
                 ));
             }
         }

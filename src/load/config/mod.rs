@@ -16,11 +16,15 @@ use toml::Spanned;
 use crate::component::catalogue;
 use crate::component::{self, Component};
 use crate::error::{Error, Result};
-use crate::model::*;
+use crate::model::{
+    check_https_url, is_host_name, Arch, CaSpec, Cluster, ComponentSettings, CsrSigning, Inventory,
+    KeyAlgorithm, Node, PkiSettings, RawSection, San, SectionCheck, SectionContext,
+    ServiceAccountKey, StandardKeys, Subject, NODE_IP_PLACEHOLDER,
+};
 
 mod sections;
 use crate::version::KubeVersion;
-use sections::*;
+use sections::check_service_range;
 
 pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
 pub const DEFAULT_APISERVER: &str = "https://{{node.ip}}:6443";
@@ -365,7 +369,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory> {
         // Each component's section, read again with the keys of its row: the document
         // has been read whole, so this parse succeeds, and the values keep their spans.
         let document = toml::de::DeTable::parse(text).map_err(toml_error)?;
-        for (name, section) in raw.sections.iter_mut() {
+        for (name, section) in &mut raw.sections {
             let c = component::by_name(name).expect("a section is a row's");
             if let Some(value) = document.get_ref().get(*name) {
                 let de = toml::de::ValueDeserializer::from(value.clone());

@@ -2,7 +2,10 @@
 //! range the API server takes, the API address in its serving certificate, and the
 //! rows' keys in `[[nodes]]`.
 
-use super::*;
+use super::{
+    component, BTreeMap, Error, Inventory, IpAddr, IpNet, KubeVersion, Range, RawNode, Result, San,
+    SectionCheck, Validator,
+};
 
 /// Whether the API server of `version` takes `net` as `--service-cluster-ip-range`, as
 /// a (message, hint) pair when it does not. Its own rules (v1.20 and on):

@@ -200,7 +200,10 @@ pub fn push(opts: &PushOptions, progress: &dyn Fn(Transfer)) -> Result<PushRepor
         .as_deref()
         .map(cosign::Signer::load)
         .transpose()?;
-    let cosign_public_key = signer.as_ref().map(|s| s.write_public_key()).transpose()?;
+    let cosign_public_key = signer
+        .as_ref()
+        .map(super::super::cosign::Signer::write_public_key)
+        .transpose()?;
     client.check()?;
     let total: u64 = blobs.iter().map(|(_, b)| b.len).sum();
     let mut done = 0u64;
@@ -346,7 +349,7 @@ fn push_signature(
         if client.blob_size(&blob_digest)? != Some(blob.len() as u64) {
             let body = || -> std::io::Result<(Box<dyn Read>, u64)> {
                 Ok((
-                    Box::new(std::io::Cursor::new(blob.to_vec())),
+                    Box::new(std::io::Cursor::new(blob.clone())),
                     blob.len() as u64,
                 ))
             };

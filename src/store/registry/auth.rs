@@ -59,7 +59,7 @@ pub(super) fn read_certificates(path: &Path) -> Result<Vec<ureq::tls::Certificat
     use rustls::pki_types::pem::PemObject;
     let bytes = fs_err::read(path)?;
     let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(&bytes)
-        .filter_map(|c| c.ok())
+        .filter_map(std::result::Result::ok)
         .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
         .collect();
     if certs.is_empty() {

@@ -75,7 +75,7 @@ pub(super) fn loopback_only(host: &str, port: u16) -> std::result::Result<(), St
     let outside: Vec<String> = addrs
         .iter()
         .filter(|ip| !is_loopback(**ip))
-        .map(|ip| ip.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     if addrs.is_empty() {
         Err(format!("`{host}` resolves to no address"))
