@@ -161,7 +161,7 @@ pub mod dist {
     /// of the API server's kubelet client certificate, for logs, exec and port forwarding
     /// through kubelets. `api` is the row serving the API: its client certificate is the
     /// one it presents to kubelets.
-    pub fn kubelet_rbac(api: &super::Component) -> String {
+    pub fn kubelet_rbac(api: &crate::model::Component) -> String {
         let name = api.name;
         format!(
             "# Lets {name} use the kubelet API (logs, exec, port-forward, metrics) with its\n\
