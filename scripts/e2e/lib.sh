@@ -237,8 +237,9 @@ E2E_NET_BRIDGE=kb-br0
 E2E_NET_PREFIX=""        # the /24's first three octets, set by net_up
 E2E_NET_GW=""            # the bridge's address (PREFIX.1): every node's default route
 
-# net_pick_subnet [CIDR...] -> the first three octets of a random 10.x.y.0/24 that
-# overlaps no address or route of the host, nor any CIDR given (the cluster's own)
+# net_pick_subnet [CIDR...] -> the first three octets of a random private /24 (10/8,
+# 172.16/12, 192.168/16) that overlaps no address or route of the host, nor any CIDR
+# given (the cluster's own)
 net_pick_subnet() {
     { ip -o -4 addr show && ip -4 route show table all; } | python3 -c '
 import ipaddress, random, re, sys
@@ -255,8 +256,15 @@ for line in sys.stdin:
     if dest != "default" and re.fullmatch(r"[0-9.]+(/[0-9]+)?", dest):
         taken.append(ipaddress.ip_network(dest, strict=False))
 rng = random.SystemRandom()
-for _ in range(500):
-    net = ipaddress.ip_network("10.%d.%d.0/24" % (rng.randint(16, 250), rng.randint(0, 255)))
+for _ in range(1500):
+    pool = rng.randrange(3)
+    if pool == 0:
+        cidr = "10.%d.%d.0/24" % (rng.randint(16, 250), rng.randint(0, 255))
+    elif pool == 1:
+        cidr = "172.%d.%d.0/24" % (rng.randint(16, 31), rng.randint(0, 255))
+    else:
+        cidr = "192.168.%d.0/24" % rng.randint(0, 255)
+    net = ipaddress.ip_network(cidr)
     if not any(net.overlaps(t) for t in taken):
         print(str(net.network_address).rsplit(".", 1)[0])
         sys.exit(0)
@@ -277,7 +285,7 @@ net_preflight() {
 net_up() {
     local prefix ns=$E2E_NET_NS
     require_cmd ip python3
-    prefix=$(net_pick_subnet "$@") || fail "found no 10.x.y.0/24 that overlaps nothing on this host (ip -4 addr, ip -4 route)"
+    prefix=$(net_pick_subnet "$@") || fail "found no private /24 that overlaps no address or route of this host (ip -4 addr, ip -4 route show table all)"
     ip netns add "$ns" || fail "ip netns add $ns failed"
     E2E_NETNS+=("$ns")
     if ! ip -n "$ns" link set lo up ||

@@ -917,8 +917,17 @@ INSTALL_RC=0
 INSTALL_OUT=$(node_exec "$FOLLOWER" sh -c 'mkdir -p /root/wrong && cd /root/wrong && rm -rf "$1-$2" &&
     tar -xzf "/bundle/$1-$2.tar.gz" && exec "./$1-$2/install.sh" --seal-key seal.key' sh "$STEM" "$OTHER" 2>&1) || INSTALL_RC=$?
 ((INSTALL_RC == 1)) || fail_with_details "$OTHER's bundle on $FOLLOWER exited $INSTALL_RC, expected 1" "$INSTALL_OUT"
+grep -qF "this bundle is for $OTHER (${NODE_IP[$OTHER]}), but ${NODE_IP[$OTHER]} is not an address of this host ($FOLLOWER)" <<<"$INSTALL_OUT" ||
+    fail_with_details "$OTHER's bundle on $FOLLOWER did not name the address mismatch" "$INSTALL_OUT"
+# The same where $OTHER's address is local (install.sh in a network namespace of its own
+# inside $FOLLOWER, with that address on its loopback): the host name is what differs.
+INSTALL_RC=0
+# shellcheck disable=SC2016  # expanded by the node's sh
+INSTALL_OUT=$(node_exec "$FOLLOWER" unshare --net sh -c 'ip link set lo up && ip addr add "$3/32" dev lo &&
+    cd /root/wrong && exec "./$1-$2/install.sh" --seal-key seal.key' sh "$STEM" "$OTHER" "${NODE_IP[$OTHER]}" 2>&1) || INSTALL_RC=$?
+((INSTALL_RC == 1)) || fail_with_details "$OTHER's bundle on $FOLLOWER, with $OTHER's address local, exited $INSTALL_RC, expected 1" "$INSTALL_OUT"
 grep -qF "this bundle is for $OTHER (${NODE_IP[$OTHER]}), but this host is named $FOLLOWER" <<<"$INSTALL_OUT" ||
-    fail_with_details "$OTHER's bundle on $FOLLOWER did not name the host mismatch" "$INSTALL_OUT"
+    fail_with_details "$OTHER's bundle on $FOLLOWER, with $OTHER's address local, did not name the host mismatch" "$INSTALL_OUT"
 [[ $(main_pid_since "$FOLLOWER") == "$before" && $(unit_sum "$FOLLOWER") == "$good_unit" ]] ||
     fail "$OTHER's bundle changed or restarted $FOLLOWER although it was refused"
 # --force-node (image builds) goes past the check and says so; --dry-run keeps the node as it is
@@ -926,11 +935,11 @@ INSTALL_RC=0
 # shellcheck disable=SC2016  # expanded by the node's sh
 INSTALL_OUT=$(node_exec "$FOLLOWER" sh -c 'cd /root/wrong && exec "./$1-$2/install.sh" --seal-key seal.key --force-node --dry-run' sh "$STEM" "$OTHER" 2>&1) || INSTALL_RC=$?
 ((INSTALL_RC == 0)) || fail_with_details "--force-node --dry-run of $OTHER's bundle on $FOLLOWER exited $INSTALL_RC" "$INSTALL_OUT"
-grep -qF "warning: --force-node: installing although this host is named $FOLLOWER; not checking that this is $OTHER" <<<"$INSTALL_OUT" ||
+grep -qF "warning: --force-node: installing although ${NODE_IP[$OTHER]} is not an address of this host ($FOLLOWER); not checking that this is $OTHER" <<<"$INSTALL_OUT" ||
     fail_with_details "--force-node on $FOLLOWER did not say what it skipped" "$INSTALL_OUT"
 [[ $(main_pid_since "$FOLLOWER") == "$before" && $(unit_sum "$FOLLOWER") == "$good_unit" ]] ||
     fail "--force-node --dry-run changed or restarted $FOLLOWER"
-pass "$OTHER's bundle on $FOLLOWER: refused before any change (host name differs), exit 1, no restart; --force-node names what it skips"
+pass "$OTHER's bundle on $FOLLOWER: refused before any change (its address is not one of $FOLLOWER's; with that address local, its host name differs), exit 1, no restart; --force-node names what it skips"
 
 # ----- a flag the binary rejects, and a second install.sh while it runs (review D4, D13)
 # The first run holds the lock through the crash, the rollback and a 15 s stability
