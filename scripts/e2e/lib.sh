@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # globals here are read by the sourcing script
 # Reusable pieces of the kube-bundle end-to-end test: logging and assertions,
-# bounded waits, openssl certificates, etcd with TLS on loopback, and
-# systemd-nspawn "nodes" that boot this machine's /usr on a fresh tmpfs root.
+# bounded waits, openssl certificates, a network of the test's own (a bridge in a
+# network namespace, one namespace per node), and systemd-nspawn "nodes" on it that
+# boot this machine's /usr on a fresh tmpfs root.
 #
 # Source it from a script that runs with `set -euo pipefail`; everything the
 # functions start is recorded and removed again by e2e_cleanup (install it with
@@ -86,6 +87,9 @@ declare -gA E2E_NODE_LOG=()     # machine name -> console log
 declare -gA E2E_NODE_BOOT_S=()  # machine name -> seconds from nspawn start until booted
 declare -gA E2E_NODE_T0=()      # machine name -> when node_boot started it
 declare -gA E2E_PID_NAME=()     # host PID -> what it is
+E2E_NETNS=()     # network namespaces made by net_up and net_attach, deleted in reverse order
+E2E_VETHS=()     # veths made by net_attach, by their name in the bridge's namespace
+declare -gA E2E_NODE_NETNS=()   # machine name -> its network namespace (net_attach)
 
 # track_pid PID NAME
 track_pid() {
@@ -138,6 +142,7 @@ e2e_cleanup() {
     for ((i = ${#E2E_PIDS[@]} - 1; i >= 0; i--)); do
         stop_pid "${E2E_PIDS[$i]}" 15
     done
+    net_down
     # nspawn leaves an empty propagation dir per machine when it can't remove it
     for n in "${E2E_NODES[@]}"; do
         rmdir "/run/systemd/nspawn/propagate/$n" 2>/dev/null
@@ -205,16 +210,138 @@ sign_cert() {
 }
 
 # apiserver_ready URL CA CLIENT_PREFIX: GET URL/readyz answers ok with that client certificate
+# (from the nodes' network)
 apiserver_ready() {
-    [[ $(curl -sS --max-time 5 --cacert "$2" --cert "$3.pem" --key "$3-key.pem" "$1/readyz" 2>/dev/null) == ok ]]
+    [[ $(in_net curl -sS --max-time 5 --cacert "$2" --cert "$3.pem" --key "$3-key.pem" "$1/readyz" 2>/dev/null) == ok ]]
 }
 
 # k ARGS...: kubectl with the admin kubeconfig (E2E_KUBECONFIG), at K_SERVER when set
-# (an apiserver URL), else at the kubeconfig's server
+# (an apiserver URL), else at the kubeconfig's server; from the nodes' network
 k() {
     local -a at=()
     [[ -z ${K_SERVER:-} ]] || at=(--server "$K_SERVER")
-    kubectl --kubeconfig "$E2E_KUBECONFIG" --request-timeout=10s "${at[@]}" "$@"
+    in_net kubectl --kubeconfig "$E2E_KUBECONFIG" --request-timeout=10s "${at[@]}" "$@"
+}
+
+# ------------------------------------------------------ the nodes' network ---
+# The nodes live on a network of the test's own: a bridge in a network namespace
+# (E2E_NET_NS) and one namespace per node, joined to the bridge by a veth pair whose
+# both ends are made inside those namespaces, with addresses from a private /24 that no
+# interface or route of the host overlaps. Nothing is added to the host's own
+# interfaces, routes or firewall, and a node's iptables rules or bridges (a worker's
+# kube-proxy and CNI) stay in its own namespace. The host cannot reach these addresses:
+# whatever talks to a node runs inside the bridge's namespace (in_net).
+
+E2E_NET_NS=kb-e2e-net    # the bridge's network namespace
+E2E_NET_BRIDGE=kb-br0
+E2E_NET_PREFIX=""        # the /24's first three octets, set by net_up
+E2E_NET_GW=""            # the bridge's address (PREFIX.1): every node's default route
+
+# net_pick_subnet [CIDR...] -> the first three octets of a random private /24 (10/8,
+# 172.16/12, 192.168/16) that overlaps no address or route of the host, nor any CIDR
+# given (the cluster's own)
+net_pick_subnet() {
+    { ip -o -4 addr show && ip -4 route show table all; } | python3 -c '
+import ipaddress, random, re, sys
+taken = [ipaddress.ip_network(c, strict=False) for c in sys.argv[1:]]
+kinds = {"unicast", "local", "broadcast", "multicast", "blackhole", "unreachable", "prohibit", "throw", "nat", "anycast"}
+for line in sys.stdin:
+    words = line.split()
+    if "inet" in words:                      # ip -o addr: "2: eth0 inet 192.0.2.2/24 ..."
+        dest = words[words.index("inet") + 1]
+    elif words:                              # ip route: "[TYPE] DEST ..."
+        dest = words[1] if words[0] in kinds and len(words) > 1 else words[0]
+    else:
+        continue
+    if dest != "default" and re.fullmatch(r"[0-9.]+(/[0-9]+)?", dest):
+        taken.append(ipaddress.ip_network(dest, strict=False))
+rng = random.SystemRandom()
+for _ in range(1500):
+    pool = rng.randrange(3)
+    if pool == 0:
+        cidr = "10.%d.%d.0/24" % (rng.randint(16, 250), rng.randint(0, 255))
+    elif pool == 1:
+        cidr = "172.%d.%d.0/24" % (rng.randint(16, 31), rng.randint(0, 255))
+    else:
+        cidr = "192.168.%d.0/24" % rng.randint(0, 255)
+    net = ipaddress.ip_network(cidr)
+    if not any(net.overlaps(t) for t in taken):
+        print(str(net.network_address).rsplit(".", 1)[0])
+        sys.exit(0)
+sys.exit(1)
+' "$@"
+}
+
+# net_preflight: fail when a namespace of an earlier run is still there
+net_preflight() {
+    local left
+    left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -x -e "$E2E_NET_NS" -e 'kb-e2e-.*' || true)
+    [[ -z $left ]] ||
+        fail "network namespaces of an earlier run are still there: $(echo "$left" | paste -sd' ' -) (remove them with: ip netns delete NAME)"
+}
+
+# net_up [CIDR...]: the bridge's namespace, loopback up, the bridge on PREFIX.1/24 of a
+# /24 picked now (avoiding the host's addresses and routes and the CIDRs given)
+net_up() {
+    local prefix ns=$E2E_NET_NS
+    require_cmd ip python3
+    prefix=$(net_pick_subnet "$@") || fail "found no private /24 that overlaps no address or route of this host (ip -4 addr, ip -4 route show table all)"
+    ip netns add "$ns" || fail "ip netns add $ns failed"
+    E2E_NETNS+=("$ns")
+    if ! ip -n "$ns" link set lo up ||
+        ! ip -n "$ns" link add "$E2E_NET_BRIDGE" type bridge ||
+        ! ip -n "$ns" addr add "$prefix.1/24" dev "$E2E_NET_BRIDGE" ||
+        ! ip -n "$ns" link set "$E2E_NET_BRIDGE" up; then
+        fail "could not make the bridge $E2E_NET_BRIDGE on $prefix.1/24 in the network namespace $ns"
+    fi
+    E2E_NET_PREFIX=$prefix
+    E2E_NET_GW=$prefix.1
+    log "network: bridge $E2E_NET_BRIDGE on $E2E_NET_GW/24 in the network namespace $ns"
+}
+
+# net_ip N -> the address of the Nth node (1..200) on the test's /24
+net_ip() { printf '%s.%d' "$E2E_NET_PREFIX" "$((10 + $1))"; }
+
+# net_attach NAME IP: a network namespace for node NAME (kb-e2e-NAME) with loopback up,
+# eth0 on IP/24 (one end of a veth pair whose other end, v-NAME, is a port of the
+# bridge) and a default route to the bridge's address. node_boot boots NAME in it.
+net_attach() {
+    local name=$1 ip=$2 ns=kb-e2e-$1 veth=v-$1
+    [[ -n $E2E_NET_GW ]] || fail "net_attach $name: no network yet (net_up first)"
+    ((${#veth} <= 15)) || fail "net_attach $name: the veth name $veth is longer than 15 characters; use a shorter node name"
+    [[ $ip == "$E2E_NET_PREFIX".* && $ip != "$E2E_NET_GW" ]] || fail "net_attach $name: $ip is not a node address of $E2E_NET_PREFIX.0/24"
+    ip netns add "$ns" || fail "ip netns add $ns failed"
+    E2E_NETNS+=("$ns")
+    E2E_NODE_NETNS[$name]=$ns
+    ip link add "$veth" netns "$E2E_NET_NS" type veth peer name eth0 netns "$ns" ||
+        fail "could not make the veth pair $veth ($E2E_NET_NS) - eth0 ($ns)"
+    E2E_VETHS+=("$veth")
+    if ! ip -n "$E2E_NET_NS" link set "$veth" master "$E2E_NET_BRIDGE" up ||
+        ! ip -n "$ns" link set lo up ||
+        ! ip -n "$ns" addr add "$ip/24" dev eth0 ||
+        ! ip -n "$ns" link set eth0 up ||
+        ! ip -n "$ns" route add default via "$E2E_NET_GW"; then
+        fail "could not put $name on $ip/24 (network namespace $ns, veth $veth on $E2E_NET_BRIDGE)"
+    fi
+    log "network: $name on $ip (network namespace $ns)"
+}
+
+# in_net CMD...: run CMD (a program, not a shell function) inside the bridge's network
+# namespace, where the node addresses are reachable
+in_net() { ip netns exec "$E2E_NET_NS" "$@"; }
+
+# net_down: delete the veths and network namespaces net_up and net_attach made (after
+# the nodes and the processes started in them have stopped)
+net_down() {
+    local i
+    for ((i = ${#E2E_VETHS[@]} - 1; i >= 0; i--)); do
+        ip -n "$E2E_NET_NS" link delete "${E2E_VETHS[$i]}" 2>/dev/null
+    done
+    for ((i = ${#E2E_NETNS[@]} - 1; i >= 0; i--)); do
+        ip netns delete "${E2E_NETNS[$i]}" || warn "could not delete the network namespace ${E2E_NETNS[$i]}"
+    done
+    E2E_VETHS=()
+    E2E_NETNS=()
 }
 
 # --------------------------------------------------------- nspawn nodes ---
@@ -222,22 +349,34 @@ k() {
 # on the terminal reaches only the test script, whose trap then stops them in
 # order, instead of every process at once.
 
-# node_boot NAME BUNDLE_DIR LOG [ETCD_DIR]: boot a container from this machine's /usr
-# with a fresh tmpfs root; it shares the host network. BUNDLE_DIR is its /bundle
-# (read-only), ETCD_DIR, when given, its /data/k8s/etcd.
+# node_boot NAME BUNDLE_DIR LOG [ETCD_DIR] [-- NSPAWN_ARGS...]: boot a container from this
+# machine's /usr with a fresh tmpfs root, in the network namespace net_attach made for
+# it. BUNDLE_DIR is its /bundle (read-only), ETCD_DIR, when given, its
+# /data/k8s/etcd; NSPAWN_ARGS go to systemd-nspawn as they are.
 node_boot() {
-    local name=$1 bundle=$2 logf=$3 etcd_dir=${4:-}
+    local name=$1 bundle=$2 logf=$3 etcd_dir=""
+    shift 3
+    if (($#)) && [[ $1 != -- ]]; then
+        etcd_dir=$1
+        shift
+    fi
+    [[ ${1:-} != -- ]] || shift
     local -a binds=(--bind-ro="$bundle:/bundle")
     [[ -z $etcd_dir ]] || binds+=(--bind="$etcd_dir:/data/k8s/etcd")
     require_cmd systemd-nspawn nsenter
+    [[ -n ${E2E_NODE_NETNS[$name]:-} ]] || fail "node $name has no network namespace (net_attach $name IP first)"
     # With an empty /etc the node enables every unit it finds in /usr, among them those of
     # the worker packages scripts/deps.sh installs (disabled on the host only): a
     # control-plane node runs no containerd or CNI DHCP daemon, so its systemd masks them
-    # (`systemd.mask=` on its command line masks in /run, for this boot).
+    # (`systemd.mask=` on its command line masks in /run, for this boot). Its network is
+    # the one net_attach set up: systemd-networkd-wait-online, which would wait 2 min
+    # for links networkd does not manage, is masked too.
     setsid systemd-nspawn --register=no --keep-unit --directory=/ --volatile=yes --boot \
         --machine="$name" "${binds[@]}" --console=read-only \
+        --network-namespace-path="/run/netns/${E2E_NODE_NETNS[$name]}" "$@" \
         -- systemd.firstboot=off systemd.mask=containerd.service systemd.mask=cni-dhcp.socket \
-        systemd.mask=cni-dhcp.service </dev/null >"$logf" 2>&1 &
+        systemd.mask=cni-dhcp.service systemd.mask=systemd-networkd-wait-online.service \
+        </dev/null >"$logf" 2>&1 &
     E2E_NSPAWN_PID[$name]=$!
     E2E_NODE_LOG[$name]=$logf
     E2E_NODE_T0[$name]=$(now)
@@ -370,16 +509,17 @@ lease_held_by_other() {
     [[ $h != "$old" ]]
 }
 
-# https_code URL CA [CLIENT_PREFIX] -> HTTP status code ("000" on TLS/connect errors)
+# https_code URL CA [CLIENT_PREFIX] -> HTTP status code ("000" on TLS/connect errors),
+# from the nodes' network
 https_code() {
     local url=$1 ca=$2 client=${3:-}
     local args=(-sS -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$ca")
     [[ -z $client ]] || args+=(--cert "$client.pem" --key "$client-key.pem")
-    curl "${args[@]}" "$url" 2>/dev/null || true
+    in_net curl "${args[@]}" "$url" 2>/dev/null || true
 }
 
 # metric_value URL CA CLIENT_PREFIX METRIC_REGEX -> value of the first matching line
 metric_value() {
-    curl -sS --max-time 10 --cacert "$2" --cert "$3.pem" --key "$3-key.pem" "$1" 2>/dev/null |
+    in_net curl -sS --max-time 10 --cacert "$2" --cert "$3.pem" --key "$3-key.pem" "$1" 2>/dev/null |
         awk -v re="$4" '$0 !~ /^#/ && $1 ~ re { print $2; exit }'
 }

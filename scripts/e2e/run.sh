@@ -4,12 +4,17 @@
 # Checks the flag catalogues against the real v1.20.2 binaries and Debian's etcd 3.4,
 # then builds one bundle per node with kube-bundle: the whole control plane, etcd (Debian's
 # etcd and etcdctl), kube-apiserver, kube-controller-manager and kube-scheduler. The
-# harness itself runs only a docker-registry on loopback; it boots three systemd-nspawn
-# nodes (this machine's /usr on a fresh tmpfs root, host network, node i on 127.0.1.i,
-# etcd's data on a folder of the host bound in, so that it outlives the node), each
-# fetches its bundle from the registry with dist/fetch.sh and installs it with its own
-# ./install.sh, one master at a time, each run ending before the next starts: etcd first,
-# then that node's kube-apiserver on 127.0.1.i:6443, then the controller-manager and
+# nodes get a network of the test's own: a bridge in a network namespace, addresses
+# from a private /24 picked at run time that overlaps nothing on the host, one network
+# namespace per node with a veth into the bridge's (lib.sh, "the nodes' network");
+# kubectl, curl and etcdctl reach the nodes from the bridge's namespace, where the
+# harness's only service, a docker-registry, listens on the bridge's address. It boots
+# three systemd-nspawn nodes (this machine's /usr on a fresh tmpfs root, node i on
+# PREFIX.1i in its own network namespace, etcd's data on a folder of the host bound in,
+# so that it outlives the node), each fetches its bundle from the registry with
+# dist/fetch.sh and installs it with its own ./install.sh, one master at a time, each
+# run ending before the next starts: etcd first, then that node's kube-apiserver on its
+# address, port 6443, then the controller-manager and
 # scheduler (talking to their own node's apiserver). The first master's etcd waits for
 # its peers, so install.sh starts the rest there without a gate and exits 0; they come up
 # by themselves once the second master's etcd forms the cluster, and install.sh --check
@@ -39,8 +44,9 @@
 # so a system:masters certificate minted with the old key gets 401 there. Everything it
 # starts is torn down on exit, failure or interrupt.
 #
-# Needs root, systemd-nspawn (systemd-container), etcd and etcdctl (etcd-server and
-# etcd-client: carried into the bundles), kubectl, openssl, curl, python3, docker-registry.
+# Needs root, systemd-nspawn (systemd-container), ip (iproute2), etcd and etcdctl
+# (etcd-server and etcd-client: carried into the bundles), kubectl, openssl, curl,
+# python3, docker-registry.
 # Environment knobs:
 #   KUBE_BUNDLE      kube-bundle binary (default target/release/kube-bundle,
 #                    built with `cargo build --release --locked` when missing)
@@ -61,7 +67,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 KUBE_BUNDLE=${KUBE_BUNDLE:-$ROOT/target/release/kube-bundle}
 K8S_BIN_DIR=${K8S_BIN_DIR:-${KUBE_BUNDLE_CACHE:-/var/cache/kube-bundle}/k8s-v1.20.2}
 NODES=(kb-node1 kb-node2 kb-node3)
-declare -A NODE_IP=([kb-node1]=127.0.1.1 [kb-node2]=127.0.1.2 [kb-node3]=127.0.1.3)
+declare -A NODE_IP=()   # node -> its address on the test's network (set after net_up)
 SECURE_PORT=10257
 SCHED_PORT=10259
 SCHED_UNIT=kube-scheduler.service
@@ -151,20 +157,14 @@ on_exit() {
 # ------------------------------------------------------------ preflight ---
 
 [[ $EUID -eq 0 ]] || fail "run.sh must run as root (systemd-nspawn, nsenter)"
-require_cmd systemd-nspawn nsenter etcd etcdctl kubectl openssl curl tar sha256sum pgrep findmnt python3
+require_cmd systemd-nspawn nsenter ip etcd etcdctl kubectl openssl curl tar sha256sum pgrep findmnt python3
 
 for n in "${NODES[@]}"; do
     if pgrep -f -- "--machine=$n( |$)" >/dev/null; then
         fail "a container named $n is already running (left over from an earlier run?): $(pgrep -af -- "--machine=$n( |$)")"
     fi
 done
-if command -v ss >/dev/null; then
-    for hp in "$REGISTRY_ADDR" 127.0.1.{1,2,3}:2379 127.0.1.{1,2,3}:2380 127.0.1.{1,2,3}:$KAS_PORT 127.0.1.{1,2,3}:$SECURE_PORT 127.0.1.{1,2,3}:$SCHED_PORT; do
-        if ss -Htln "( sport = :${hp##*:} )" | awk '{print $4}' | grep -qxF "$hp"; then
-            fail "$hp is already in use on this host; stop whatever listens there first"
-        fi
-    done
-fi
+net_preflight
 
 # build-k8s.sh reuses an intact cache and rebuilds anything else.
 KUBE_BUNDLE_CACHE=$(dirname "$K8S_BIN_DIR") "$HERE/build-k8s.sh" || fail "scripts/e2e/build-k8s.sh failed"
@@ -190,6 +190,23 @@ trap on_exit EXIT
 make_tempdir WORK
 log "work dir $WORK"
 
+# ------------------------------------------------------------ 0. the network ---
+
+SERVICE_CIDR=10.254.0.0/16
+CLUSTER_CIDR=172.30.0.0/16
+# host_net: the host's own IPv4 addresses and routes, compared again at the end
+host_net() { ip -o -4 addr show | awk '{print $2, $4}'; ip -4 route show table all; }
+HOST_NET_BEFORE=$(host_net)
+net_up "$SERVICE_CIDR" "$CLUSTER_CIDR"
+i=0
+for n in "${NODES[@]}"; do
+    i=$((i + 1))
+    NODE_IP[$n]=$(net_ip "$i")
+    net_attach "$n" "${NODE_IP[$n]}"
+done
+
+node_ips() { local n; for n in "${NODES[@]}"; do printf '%s\n' "${NODE_IP[$n]}"; done | paste -sd' ' -; }
+
 # ------------------------------------------------------- 1. the bundles ---
 
 CLUSTER=$WORK/cluster
@@ -203,8 +220,8 @@ ETCDCTL_BIN=$(command -v etcdctl)
     cat <<TOML
 [cluster]
 kubernetes-version = "1.20.2"
-service-cidr = "10.254.0.0/16"
-cluster-cidr = "172.30.0.0/16"
+service-cidr = "$SERVICE_CIDR"
+cluster-cidr = "$CLUSTER_CIDR"
 k8s-dir = "/data/k8s/k8s"
 
 [pki]
@@ -286,7 +303,8 @@ CAKEY=$CLUSTER/pki/ca-key.pem
 ETCD_CA=$CLUSTER/pki/etcd-ca.pem
 etcd_url() { printf 'https://%s:2379' "${NODE_IP[$1]}"; }
 # etcd_ctl [--endpoints URLS] ARGS...: etcdctl (API v3) with the apiserver's client
-# certificate for etcd from pki/, against every member unless told otherwise
+# certificate for etcd from pki/, against every member unless told otherwise, from the
+# nodes' network
 etcd_ctl() {
     local endpoints
     endpoints=$(for n in "${NODES[@]}"; do etcd_url "$n"; echo; done | paste -sd, -)
@@ -294,7 +312,7 @@ etcd_ctl() {
         endpoints=$2
         shift 2
     fi
-    ETCDCTL_API=3 etcdctl --endpoints "$endpoints" --cacert "$ETCD_CA" \
+    in_net env ETCDCTL_API=3 etcdctl --endpoints "$endpoints" --cacert "$ETCD_CA" \
         --cert "$CLUSTER/pki/${NODES[0]}/apiserver-etcd-client.pem" \
         --key "$CLUSTER/pki/${NODES[0]}/apiserver-etcd-client-key.pem" \
         --dial-timeout 5s --command-timeout 10s "$@"
@@ -313,7 +331,7 @@ server=$(kubectl config view --kubeconfig "$E2E_KUBECONFIG" -o 'jsonpath={.clust
 [[ $server == "$(api_url "${NODES[0]}")" ]] || fail "dist/admin.kubeconfig points at '$server', expected the first master's $(api_url "${NODES[0]}")"
 
 # The artifact store: the nodes fetch their bundles from it instead of a copy.
-start_registry "$WORK/registry" "$WORK/registry.log" "$CA" "$CAKEY"
+start_registry "$WORK/registry" "$WORK/registry.log" "$CA" "$CAKEY" "$E2E_NET_GW"
 push_bundles "$DIST" "$CA"
 cp "$CA" "$DIST/registry-ca.pem"
 # (The binaries hold the words PRIVATE KEY themselves: the keys' own lines are looked for.)
@@ -322,7 +340,7 @@ for n in "${NODES[@]}"; do
         -e "$(sed -n 3p "$CLUSTER/pki/$n/kube-apiserver-key.pem")" -e "$(cat "$CLUSTER/pki/encryption-key")" || true)
     [[ $clear == 0 ]] || fail "$STEM-$n.tar.gz, as pushed, holds $clear line(s) of its keys in clear"
 done
-pass "docker-registry on https://$REGISTRY_ADDR (TLS, htpasswd): kube-bundle push of every bundle (private files sealed) and the dist extras"
+pass "docker-registry on https://$REGISTRY_ADDR (the bridge's address; TLS, htpasswd): kube-bundle push of every bundle (private files sealed) and the dist extras"
 
 # ------------------------------------------- 3. nodes and install.sh ---
 
@@ -334,8 +352,14 @@ done
 for n in "${NODES[@]}"; do
     node_wait_booted "$n" "$BOOT_TIMEOUT"
     [[ $(node_exec "$n" hostname) == "$n" ]] || fail "node $n has hostname '$(node_exec "$n" hostname)', expected $n"
+    # its init runs in the network namespace net_attach made, not in the host's
+    netns_inode=$(stat -L -c %i "/proc/$(node_pid "$n")/ns/net")
+    [[ $netns_inode == "$(stat -L -c %i "/run/netns/${E2E_NODE_NETNS[$n]}")" && $netns_inode != "$(stat -L -c %i /proc/self/ns/net)" ]] ||
+        fail "node $n does not run in its network namespace ${E2E_NODE_NETNS[$n]}"
+    [[ $(node_exec "$n" ip -o -4 addr show dev eth0) == *" ${NODE_IP[$n]}/24 "* ]] ||
+        fail "node $n does not have ${NODE_IP[$n]}/24 on eth0: $(node_exec "$n" ip -o -4 addr 2>&1)"
 done
-pass "3 nspawn nodes booted (hostnames = machine names)"
+pass "3 nspawn nodes booted, each in its own network namespace on the test's bridge ($(node_ips); hostnames = machine names)"
 
 # deliver_seal_key NODE: the node's seal key, out of band (a file copied in, never
 # through the registry or /bundle), where install.sh looks for it.
@@ -436,7 +460,7 @@ for n in "${NODES[@]}"; do
     [[ -d $WORK/etcd-$n/data/member ]] || fail "$n's etcd data is not in the host folder bound in ($WORK/etcd-$n)"
 done
 [[ $(grep -c . <<<"$members") == 3 ]] || fail_with_details "etcd has other members than the three nodes" "$members"
-code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$ETCD_CA" "$(etcd_url "${NODES[0]}")/health" 2>/dev/null) || true
+code=$(in_net curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$ETCD_CA" "$(etcd_url "${NODES[0]}")/health" 2>/dev/null) || true
 [[ $code != 200 ]] || fail "etcd answered /health without a client certificate"
 pass "etcd from the bundles: endpoint health --cluster shows 3 healthy members, member list names ${NODES[*]} with their peer and client URLs, data on the host folders bound in, no answer without a client certificate"
 
@@ -447,7 +471,7 @@ for n in "${NODES[@]}"; do
     [[ $(kas_state "$n") == active/running ]] ||
         fail_with_details "$KAS_UNIT on $n is '$(kas_state "$n")', not active/running" "$(kas_journal "$n" 20)"
     if ! wait_until 30 1 apiserver_ready "$url" "$CA" "$ADMIN"; then
-        fail_with_details "GET $url/readyz (CA dist/ca.pem, the admin certificate) did not answer ok within 30s: $(curl -sS --max-time 5 --cacert "$CA" --cert "$ADMIN.pem" --key "$ADMIN-key.pem" "$url/readyz?verbose" 2>&1 | grep -v '^\[+\]' | head -c 600)" \
+        fail_with_details "GET $url/readyz (CA dist/ca.pem, the admin certificate) did not answer ok within 30s: $(in_net curl -sS --max-time 5 --cacert "$CA" --cert "$ADMIN.pem" --key "$ADMIN-key.pem" "$url/readyz?verbose" 2>&1 | grep -v '^\[+\]' | head -c 600)" \
             "$(kas_journal "$n" 20)"
     fi
     code=$(https_code "$url/readyz" "$CA")
@@ -457,7 +481,7 @@ for n in "${NODES[@]}"; do
     [[ $version == *'"gitVersion": "v1.20.2"'* ]] || fail_with_details "kube-apiserver on $n does not say v1.20.2" "$version"
     node_exec "$n" test -s "$AUDIT_LOG" || fail "$n has no audit log at $AUDIT_LOG"
 done
-pass "kube-apiserver from the bundle on every node: /readyz ok over TLS on 127.0.1.{1,2,3}:$KAS_PORT (dist/ca.pem, admin certificate; 401 without), kubectl with dist/admin.kubeconfig and --server gets /version v1.20.2 from each, audit log at $AUDIT_LOG"
+pass "kube-apiserver from the bundle on every node: /readyz ok over TLS on port $KAS_PORT of $(node_ips) (dist/ca.pem, admin certificate; 401 without), kubectl with dist/admin.kubeconfig and --server gets /version v1.20.2 from each, audit log at $AUDIT_LOG"
 
 # ----- dist/kube-apiserver-rbac.yaml: the apiserver's kubelet client may use the kubelet API
 out=$(k apply -f "$DIST/kube-apiserver-rbac.yaml" 2>&1) ||
@@ -505,7 +529,7 @@ JSON
 ) || fail_with_details "TokenReview through $N3's apiserver failed" "$review"
 [[ $(json_field status authenticated <<<"$review") == True && $(json_field status user username <<<"$review") == system:serviceaccount:default:default ]] ||
     fail_with_details "$N3's apiserver did not authenticate the token $N1 issued as system:serviceaccount:default:default" "$review"
-body=$(curl -sS --max-time 10 --cacert "$CA" -H "Authorization: Bearer $SA_TOKEN" -w '\n%{http_code}' \
+body=$(in_net curl -sS --max-time 10 --cacert "$CA" -H "Authorization: Bearer $SA_TOKEN" -w '\n%{http_code}' \
     "$(api_url "$N3")/api/v1/namespaces/kube-system/secrets" 2>&1) || true
 code=${body##*$'\n'}
 [[ $code == 403 && $body == *system:serviceaccount:default:default* ]] ||
@@ -630,7 +654,8 @@ track_pid "$FORGED_PID" "openssl s_server"
 forged_answers() { curl -sk --max-time 2 -o /dev/null "https://127.0.0.1:$FORGED_PORT/"; }
 wait_until 10 0.2 forged_answers ||
     fail_with_details "openssl s_server did not answer on 127.0.0.1:$FORGED_PORT" "$(cat "$WORK/s_server.log")"
-if out=$(K_SERVER=https://127.0.0.1:$FORGED_PORT k get --raw / 2>&1); then
+# kubectl on the host, where the forged server listens (k runs in the nodes' network)
+if out=$(kubectl --kubeconfig "$E2E_KUBECONFIG" --request-timeout=10s --server "https://127.0.0.1:$FORGED_PORT" get --raw / 2>&1); then
     fail_with_details "kubectl with dist/admin.kubeconfig accepted a kube-apiserver certificate minted with the signing CA's key" "$out"
 fi
 grep -q "x509: certificate signed by unknown authority" <<<"$out" ||
@@ -721,7 +746,7 @@ log "starting $KCM_UNIT again on $LEADER and $SECOND"
 node_exec "$LEADER" systemctl start "$KCM_UNIT" || fail "systemctl start $KCM_UNIT on $LEADER failed"
 node_exec "$SECOND" systemctl start "$KCM_UNIT" || fail "systemctl start $KCM_UNIT on $SECOND failed"
 assert_all_running "after restarting the two stopped nodes"
-healthz_ok() { [[ $(curl -sS --max-time 5 --cacert "$CA" "$(node_url "$1" /healthz)" 2>/dev/null) == ok ]]; }
+healthz_ok() { [[ $(in_net curl -sS --max-time 5 --cacert "$CA" "$(node_url "$1" /healthz)" 2>/dev/null) == ok ]]; }
 for n in "$LEADER" "$SECOND"; do
     wait_until 30 1 healthz_ok "$n" || fail "healthz on restarted $n not ok within 30s"
 done
@@ -773,7 +798,7 @@ wait_until "$LEASE_TIMEOUT" 1 lease_node kube-scheduler "${NODES[@]}" ||
 SCHED_LEADER=$(lease_node kube-scheduler "${NODES[@]}")
 pass "Lease kube-system/kube-scheduler held by $SCHED_LEADER ($(lease_holder kube-scheduler))"
 
-admin_healthz_ok() { [[ $(curl -sS --max-time 5 --cacert "$CA" --cert "$ADMIN.pem" --key "$ADMIN-key.pem" "$1" 2>/dev/null) == ok ]]; }
+admin_healthz_ok() { [[ $(in_net curl -sS --max-time 5 --cacert "$CA" --cert "$ADMIN.pem" --key "$ADMIN-key.pem" "$1" 2>/dev/null) == ok ]]; }
 codes=()
 for n in "${NODES[@]}"; do
     admin_healthz_ok "$(sched_url "$n" /healthz)" || fail "GET $(sched_url "$n" /healthz) with the admin certificate did not answer ok (serving cert must verify against the bundle CA)"
@@ -892,8 +917,17 @@ INSTALL_RC=0
 INSTALL_OUT=$(node_exec "$FOLLOWER" sh -c 'mkdir -p /root/wrong && cd /root/wrong && rm -rf "$1-$2" &&
     tar -xzf "/bundle/$1-$2.tar.gz" && exec "./$1-$2/install.sh" --seal-key seal.key' sh "$STEM" "$OTHER" 2>&1) || INSTALL_RC=$?
 ((INSTALL_RC == 1)) || fail_with_details "$OTHER's bundle on $FOLLOWER exited $INSTALL_RC, expected 1" "$INSTALL_OUT"
+grep -qF "this bundle is for $OTHER (${NODE_IP[$OTHER]}), but ${NODE_IP[$OTHER]} is not an address of this host ($FOLLOWER)" <<<"$INSTALL_OUT" ||
+    fail_with_details "$OTHER's bundle on $FOLLOWER did not name the address mismatch" "$INSTALL_OUT"
+# The same where $OTHER's address is local (install.sh in a network namespace of its own
+# inside $FOLLOWER, with that address on its loopback): the host name is what differs.
+INSTALL_RC=0
+# shellcheck disable=SC2016  # expanded by the node's sh
+INSTALL_OUT=$(node_exec "$FOLLOWER" unshare --net sh -c 'ip link set lo up && ip addr add "$3/32" dev lo &&
+    cd /root/wrong && exec "./$1-$2/install.sh" --seal-key seal.key' sh "$STEM" "$OTHER" "${NODE_IP[$OTHER]}" 2>&1) || INSTALL_RC=$?
+((INSTALL_RC == 1)) || fail_with_details "$OTHER's bundle on $FOLLOWER, with $OTHER's address local, exited $INSTALL_RC, expected 1" "$INSTALL_OUT"
 grep -qF "this bundle is for $OTHER (${NODE_IP[$OTHER]}), but this host is named $FOLLOWER" <<<"$INSTALL_OUT" ||
-    fail_with_details "$OTHER's bundle on $FOLLOWER did not name the host mismatch" "$INSTALL_OUT"
+    fail_with_details "$OTHER's bundle on $FOLLOWER, with $OTHER's address local, did not name the host mismatch" "$INSTALL_OUT"
 [[ $(main_pid_since "$FOLLOWER") == "$before" && $(unit_sum "$FOLLOWER") == "$good_unit" ]] ||
     fail "$OTHER's bundle changed or restarted $FOLLOWER although it was refused"
 # --force-node (image builds) goes past the check and says so; --dry-run keeps the node as it is
@@ -901,11 +935,11 @@ INSTALL_RC=0
 # shellcheck disable=SC2016  # expanded by the node's sh
 INSTALL_OUT=$(node_exec "$FOLLOWER" sh -c 'cd /root/wrong && exec "./$1-$2/install.sh" --seal-key seal.key --force-node --dry-run' sh "$STEM" "$OTHER" 2>&1) || INSTALL_RC=$?
 ((INSTALL_RC == 0)) || fail_with_details "--force-node --dry-run of $OTHER's bundle on $FOLLOWER exited $INSTALL_RC" "$INSTALL_OUT"
-grep -qF "warning: --force-node: installing although this host is named $FOLLOWER; not checking that this is $OTHER" <<<"$INSTALL_OUT" ||
+grep -qF "warning: --force-node: installing although ${NODE_IP[$OTHER]} is not an address of this host ($FOLLOWER); not checking that this is $OTHER" <<<"$INSTALL_OUT" ||
     fail_with_details "--force-node on $FOLLOWER did not say what it skipped" "$INSTALL_OUT"
 [[ $(main_pid_since "$FOLLOWER") == "$before" && $(unit_sum "$FOLLOWER") == "$good_unit" ]] ||
     fail "--force-node --dry-run changed or restarted $FOLLOWER"
-pass "$OTHER's bundle on $FOLLOWER: refused before any change (host name differs), exit 1, no restart; --force-node names what it skips"
+pass "$OTHER's bundle on $FOLLOWER: refused before any change (its address is not one of $FOLLOWER's; with that address local, its host name differs), exit 1, no restart; --force-node names what it skips"
 
 # ----- a flag the binary rejects, and a second install.sh while it runs (review D4, D13)
 # The first run holds the lock through the crash, the rollback and a 15 s stability
@@ -1119,14 +1153,14 @@ expected_last() {
 }
 lease_holder_node "${NODES[@]}" >/dev/null || fail "no kube-controller-manager leader before the rollout"
 leader_now=$(expected_last)
-plan=$("$KUBE_BUNDLE" rollout-plan -c "$CLUSTER/cluster-v2.toml" --kubeconfig "$E2E_KUBECONFIG" 2>&1) ||
+plan=$(in_net "$KUBE_BUNDLE" rollout-plan -c "$CLUSTER/cluster-v2.toml" --kubeconfig "$E2E_KUBECONFIG" 2>&1) ||
     fail_with_details "kube-bundle rollout-plan failed" "$plan"
 grep -q "^3\. $leader_now " <<<"$(tail -n 1 <<<"$plan")" ||
     fail_with_details "rollout-plan does not put $leader_now, which leads the most components, last" "$plan"
 node_pids=""
 for n in "${NODES[@]}"; do node_pids+="${NODE_IP[$n]}=$(node_pid "$n") "; done
 t0=$(now)
-out=$(E2E_NODE_PIDS=$node_pids SSH="$HERE/node-ssh.sh" SCP="$HERE/node-scp.sh" \
+out=$(in_net env E2E_NODE_PIDS="$node_pids" SSH="$HERE/node-ssh.sh" SCP="$HERE/node-scp.sh" \
     "$DIST/v2/rollout.sh" --kubeconfig "$E2E_KUBECONFIG" -- --stable 5 2>&1) || fail_with_details "rollout.sh of v2 failed" "$out"
 printf '%s\n' "$out" >"$WORK/rollout.log"
 last_step=$(grep -o '\[3/3\] [^ ]*' <<<"$out" | sed -n 1p)
@@ -1151,7 +1185,7 @@ pass "rollout-plan and rollout.sh updated all masters to v2 one at a time, $lead
 # the first master fails its gate and rolls back, the others are not touched (review D1)
 t0=$(now)
 rc=0
-out=$(E2E_NODE_PIDS=$node_pids SSH="$HERE/node-ssh.sh" SCP="$HERE/node-scp.sh" \
+out=$(in_net env E2E_NODE_PIDS="$node_pids" SSH="$HERE/node-ssh.sh" SCP="$HERE/node-scp.sh" \
     "$DIST/crash/rollout.sh" --kubeconfig "$E2E_KUBECONFIG" 2>&1) || rc=$?
 printf '%s\n' "$out" >"$WORK/rollout-crash.log"
 ((rc == 1)) || fail_with_details "rollout.sh of a binary that crashes after start exited $rc" "$out"
@@ -1351,5 +1385,10 @@ got=$(K_SERVER=$(api_url "$BAD_NODE") k get secret e2e-secret -o 'jsonpath={.dat
 [[ $got == "$SECRET_VALUE" ]] || fail "after the rollback the Secret reads '$got' through $BAD_NODE's apiserver, expected '$SECRET_VALUE'"
 SUMMARY_NOTES+=("another encryption key on $BAD_NODE: ${readyz_said#"$KAS_UNIT is not healthy: "}")
 pass "another encryption key on $BAD_NODE: its kube-apiserver failed the /readyz gate ($readyz_said), the node went back in $(elapsed_since "$t0")s, and its apiserver serves the Secret written before in clear"
+
+# ----- the host's own network: no address or route was added, changed or removed
+[[ $(host_net) == "$HOST_NET_BEFORE" ]] ||
+    fail_with_details "the host's IPv4 addresses or routes changed during the run" "$(diff <(printf '%s\n' "$HOST_NET_BEFORE") <(host_net))"
+pass "the host's own IPv4 addresses and routes are as before the run: the nodes' network ($E2E_NET_PREFIX.0/24) lives only in the test's namespaces"
 
 log "all checks passed"

@@ -1,21 +1,25 @@
 # shellcheck shell=bash
 # The artifact store and CSR signing in the end-to-end run, sourced by run.sh after
-# lib.sh: a docker-registry on the host's loopback (TLS with a certificate from the test
-# CA, htpasswd auth) that `kube-bundle push` fills and each node's `fetch.sh` reads with
-# curl alone; and a kubelet CSR signed by the controller-manager's signing CA from the
-# bundle, whose certificate kube-apiserver then accepts.
+# lib.sh: a docker-registry on the nodes' network, in the bridge's namespace on the
+# bridge's address (TLS with a certificate from the test CA, htpasswd auth), that
+# `kube-bundle push` fills from there and each node's `fetch.sh` reads with curl alone;
+# and a kubelet CSR signed by the controller-manager's signing CA from the bundle,
+# whose certificate kube-apiserver then accepts.
 
-REGISTRY_ADDR=${REGISTRY_ADDR:-127.0.0.1:35000}
+REGISTRY_PORT=35000
 REGISTRY_USER=e2e
-REGISTRY_REF=$REGISTRY_ADDR/k8s/control-plane:e2e
+REGISTRY_ADDR=""   # IP:PORT, set by start_registry
+REGISTRY_REF=""
 
-# start_registry DIR LOG CA CAKEY: the package's binary with our own config, never its
-# service.
+# start_registry DIR LOG CA CAKEY IP: the package's binary with our own config, never its
+# service, listening on IP:REGISTRY_PORT inside the bridge's namespace (net_up).
 start_registry() {
-    local dir=$1 logf=$2 ca=$3 cakey=$4
+    local dir=$1 logf=$2 ca=$3 cakey=$4 ip=$5
     require_cmd docker-registry
+    REGISTRY_ADDR=$ip:$REGISTRY_PORT
+    REGISTRY_REF=$REGISTRY_ADDR/k8s/control-plane:e2e
     mkdir -p "$dir/storage"
-    sign_cert "$ca" "$cakey" "$dir/tls" "/CN=e2e-registry" server "IP:127.0.0.1,DNS:localhost"
+    sign_cert "$ca" "$cakey" "$dir/tls" "/CN=e2e-registry" server "IP:$ip"
     REGISTRY_PASSWORD=$(openssl rand -hex 16)
     # bcrypt, the only hash docker-registry's htpasswd accepts, at its lowest cost (4): the
     # registry checks it on every request, and at the default cost 12 each check takes
@@ -43,7 +47,8 @@ auth:
     realm: kube-bundle-e2e
     path: $dir/htpasswd
 CONFIG
-    setsid docker-registry serve "$dir/config.yml" </dev/null >"$logf" 2>&1 &
+    # ip netns exec enters the namespace and execs the registry: $! is the registry.
+    setsid ip netns exec "$E2E_NET_NS" docker-registry serve "$dir/config.yml" </dev/null >"$logf" 2>&1 &
     track_pid $! docker-registry
     # 401 without credentials is the registry answering.
     if ! wait_until 30 0.3 registry_answers "$ca"; then
@@ -53,13 +58,14 @@ CONFIG
 }
 
 registry_answers() {
-    [[ $(curl -s -o /dev/null -w '%{http_code}' --cacert "$1" "https://$REGISTRY_ADDR/v2/") == 401 ]]
+    [[ $(in_net curl -s -o /dev/null -w '%{http_code}' --cacert "$1" "https://$REGISTRY_ADDR/v2/") == 401 ]]
 }
 
-# push_bundles DIST CA: `kube-bundle push` of the whole dist/ as the e2e user.
+# push_bundles DIST CA: `kube-bundle push` of the whole dist/ as the e2e user, from the
+# bridge's namespace.
 push_bundles() {
     local dist=$1 ca=$2 out
-    if ! out=$(printf '%s\n' "$REGISTRY_PASSWORD" | "$KUBE_BUNDLE" push --out "$dist" \
+    if ! out=$(printf '%s\n' "$REGISTRY_PASSWORD" | in_net "$KUBE_BUNDLE" push --out "$dist" \
         --ca-file "$ca" --username "$REGISTRY_USER" --password-stdin "$REGISTRY_REF" 2>&1); then
         fail_with_details "kube-bundle push $REGISTRY_REF failed" "$out"
     fi
@@ -112,7 +118,7 @@ CSR
     [[ $(openssl x509 -in "$cert" -noout -issuer) == *csr-signer* ]] ||
         fail "the certificate was not issued by the signing CA: $(openssl x509 -in "$cert" -noout -issuer)"
     # Authenticated as the node: RBAC forbids listing secrets (403) rather than 401.
-    body=$(curl -sS --max-time 10 --cacert "$CA" --cert "$cert" --key "$dir/key.pem" \
+    body=$(in_net curl -sS --max-time 10 --cacert "$CA" --cert "$cert" --key "$dir/key.pem" \
         -w '\n%{http_code}' "$api/api/v1/namespaces/kube-system/secrets" 2>&1) || true
     code=${body##*$'\n'}
     [[ $code == 403 && $body == *"system:node:$name"* ]] ||
