@@ -94,7 +94,7 @@ const MADE_UP_ROW: Component = Component {
     main_packages: &[],
     catalogue: "flag\tfirst\tlast\tsource\nverbosity\t16\t\tmade up\n",
     version_series: "1.",
-    version_stamp: ("", "k8s.io/component-base/version.gitVersion"),
+    version_stamp: component::KUBERNETES_STAMP,
     install_data: None,
     managed_flags: &[("secure-port", "secure-port"), ("bind-address", "")],
     guards: &[],

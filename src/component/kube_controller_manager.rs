@@ -2,7 +2,7 @@
 //! profile.
 
 use super::flags::{delegated_auth, go_duration, serving};
-use super::{paths, BLOCKING, HEALTHZ};
+use super::{paths, BLOCKING, HEALTHZ, KUBERNETES_STAMP};
 use crate::model::{
     CertSpec, Component, ComponentSettings, CsrSigning, Flag, Inventory, IssuedBy, Names, Node,
     ServiceAccountKey, Starter,
@@ -47,7 +47,7 @@ pub const KUBE_CONTROLLER_MANAGER: Component = Component {
     main_packages: &[],
     catalogue: include_str!("kcm-flags.tsv"),
     version_series: "1.",
-    version_stamp: ("", "k8s.io/component-base/version.gitVersion"),
+    version_stamp: KUBERNETES_STAMP,
     install_data: None,
     managed_flags: &[
         ("secure-port", "secure-port"),

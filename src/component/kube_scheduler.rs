@@ -2,7 +2,7 @@
 //! configuration file's apiVersion.
 
 use super::flags::{delegated_auth, serving};
-use super::{BLOCKING, HEALTHZ};
+use super::{BLOCKING, HEALTHZ, KUBERNETES_STAMP};
 use crate::model::{
     CertSpec, Component, ComponentSettings, ConfigFile, Flag, Inventory, IssuedBy, Names, Node,
     Starter,
@@ -53,7 +53,7 @@ pub const KUBE_SCHEDULER: Component = Component {
     main_packages: &[],
     catalogue: include_str!("ks-flags.tsv"),
     version_series: "1.",
-    version_stamp: ("", "k8s.io/component-base/version.gitVersion"),
+    version_stamp: KUBERNETES_STAMP,
     install_data: None,
     managed_flags: &[
         ("secure-port", "secure-port"),

@@ -219,6 +219,10 @@ pub const LEASE_NAMESPACE: &str = "kube-system";
 /// The section of a component with only the standard keys ([`StandardKeys`]).
 pub const STANDARD: Section = Section::of::<StandardKeys>();
 
+/// Where Kubernetes' own binaries carry their release (a row's `version_stamp`): the
+/// `gitVersion` its linker flags set.
+pub const KUBERNETES_STAMP: (&str, &str) = ("", "k8s.io/component-base/version.gitVersion");
+
 /// The health check of a component that answers `ok` over the cluster CA.
 const HEALTHZ: Health = Health {
     scheme: "https",

@@ -11,7 +11,7 @@ mod verify;
 pub use settings::{ApiServerSettings, EtcdTls, DEFAULT_NODE_PORT_RANGE};
 
 use super::flags::{request_header, service_account_issuer, serving};
-use super::{paths, APISERVER_ETCD_CLIENT, BLOCKING, HEALTHZ};
+use super::{paths, APISERVER_ETCD_CLIENT, BLOCKING, HEALTHZ, KUBERNETES_STAMP};
 use crate::model::{
     CaSpec, CertSpec, Component, ComponentSettings, Flag, Health, Inventory, IssuedBy, Names, Node,
     Section, ServiceAccountKey,
@@ -97,7 +97,7 @@ pub const KUBE_APISERVER: Component = Component {
     main_packages: &[],
     catalogue: include_str!("kas-flags.tsv"),
     version_series: "1.",
-    version_stamp: ("", "k8s.io/component-base/version.gitVersion"),
+    version_stamp: KUBERNETES_STAMP,
     install_data: None,
     managed_flags: &[
         ("secure-port", "secure-port"),

@@ -360,25 +360,25 @@ pub fn load(path: &Path) -> Result<Inventory> {
 
 /// Validates inventory text read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Inventory> {
-    let toml_error = |e: toml::de::Error| Error::Toml {
-        path: path.to_path_buf(),
-        source: Box::new(e),
-    };
-    let mut raw: RawInventory = toml::from_str(text).map_err(toml_error)?;
-    if !raw.sections.is_empty() {
-        // Each component's section, read again with the keys of its row: the document
-        // has been read whole, so this parse succeeds, and the values keep their spans.
-        let document = toml::de::DeTable::parse(text).map_err(toml_error)?;
-        for (name, section) in &mut raw.sections {
-            let c = component::by_name(name).expect("a section is a row's");
-            if let Some(value) = document.get_ref().get(*name) {
-                let de = toml::de::ValueDeserializer::from(value.clone());
-                *section = (c.section.read)(de).map_err(|mut e| {
-                    e.set_input(Some(text));
-                    toml_error(e)
-                })?;
-            }
+    let toml_error = |mut e: toml::de::Error| {
+        e.set_input(Some(text));
+        Error::Toml {
+            path: path.to_path_buf(),
+            source: Box::new(e),
         }
+    };
+    // The text is parsed once: the document is read whole, then each component's section
+    // again from the same tree with the keys of its row, its values keeping their spans.
+    let document = toml::de::DeTable::parse(text).map_err(toml_error)?;
+    let mut raw = RawInventory::deserialize(toml::de::Deserializer::from(document.clone()))
+        .map_err(toml_error)?;
+    for (name, section) in &mut raw.sections {
+        let (Some(c), Some(value)) = (component::by_name(name), document.get_ref().get(*name))
+        else {
+            continue;
+        };
+        let de = toml::de::ValueDeserializer::from(value.clone());
+        *section = (c.section.read)(de).map_err(toml_error)?;
     }
     Validator { path, text }.inventory(raw)
 }
@@ -870,10 +870,21 @@ impl Validator<'_> {
         }
         Ok(nodes)
     }
+}
 
-    /// A section's standard keys, with `extra-args` checked against `release` (a minor
-    /// release of the component's own and its spelling) or the Kubernetes version.
-    fn standard_keys(
+impl SectionCheck for Validator<'_> {
+    fn at(&self, span: Range<usize>, field: &str) -> String {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{}:{line}:{column}: `{field}`", self.path.display())
+    }
+
+    fn whole_file(&self, field: &str) -> String {
+        format!("{}: `{field}`", self.path.display())
+    }
+
+    fn standard(
         &self,
         c: &'static Component,
         raw: StandardKeys,
@@ -946,29 +957,6 @@ impl Validator<'_> {
             extra_sans: Vec::new(),
             own: None,
         })
-    }
-}
-
-impl SectionCheck for Validator<'_> {
-    fn at(&self, span: Range<usize>, field: &str) -> String {
-        let before = &self.text[..span.start.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        format!("{}:{line}:{column}: `{field}`", self.path.display())
-    }
-
-    fn whole_file(&self, field: &str) -> String {
-        format!("{}: `{field}`", self.path.display())
-    }
-
-    fn standard(
-        &self,
-        c: &'static Component,
-        keys: StandardKeys,
-        version: &KubeVersion,
-        release: Option<(u32, &str)>,
-    ) -> Result<ComponentSettings> {
-        self.standard_keys(c, keys, version, release)
     }
 
     fn port(&self, value: Option<Spanned<i64>>, field: &str, default: u16) -> Result<u16> {
